@@ -1,0 +1,1 @@
+"""Latency calibration and avatar profiles (installed as livedance.calibration)."""

@@ -1,0 +1,1 @@
+"""Streaming step kernels (installed as livedance.kernels): readable reference ops beside fast paths."""
