@@ -1,13 +1,10 @@
-"""Imports every command module so that its commands register on :data:`livedance.cli.app`.
-
-A command module that is not there yet (work in progress) is skipped.
-"""
+"""Imports every ``livedance/cli/*_cmd.py`` module so that its commands register on
+:data:`livedance.cli.app`. Each subsystem owns one such module."""
 
 import importlib
+import pkgutil
 
-for _name in ("eval_cmd", "data_cmd", "audio_cmd", "beats_cmd", "model_cmd", "perform_cmd", "calibrate_cmd"):
-    try:
-        importlib.import_module(f"livedance.cli.{_name}")
-    except ModuleNotFoundError as _err:  # only a missing command module itself is skipped
-        if _err.name != f"livedance.cli.{_name}":
-            raise
+import livedance.cli as _cli
+
+for _mod in sorted(m.name for m in pkgutil.iter_modules(_cli.__path__) if m.name.endswith("_cmd")):
+    importlib.import_module(f"livedance.cli.{_mod}")

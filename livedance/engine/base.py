@@ -1,0 +1,80 @@
+"""The one step interface between the live loop and any dance generator.
+
+The live loop (:mod:`livedance.live`) owns time; a generator owns motion. Each call to
+:meth:`MotionGenerator.step` hands the generator the music heard since the last call (streaming
+feature frames, on the stream clock) and the beat grid predicted for the frames it is about to
+produce, and gets back the next ``frames_per_step`` motion frames at ``fps``. Generators keep their
+recurrent state inside (explicit, resettable); engines (torch eager, ONNX Runtime, TensorRT) wrap
+the same step graph behind this interface.
+
+Causality (DESIGN.md): ``music.features`` only ever covers audio up to the moment of the call minus
+the pipeline's own lag; what is known about the future comes only through ``bpm``/``beat_phase``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class MusicContext:
+    """What the live loop knows about the music when it asks for the next motion frames.
+
+    Attributes:
+        features: (F, D) float32 streaming feature frames (:mod:`livedance.features`) that became
+            available since the previous step; F may be 0.
+        times_s: (F,) float64 stream-clock time (seconds, sample 0 = 0.0) of each feature frame.
+        bpm: current tempo estimate, beats per minute (0.0 when unknown / silence).
+        beat_phase: predicted beat phase in [0, 1) at the time of the first frame to be produced.
+        confidence: beat tracker confidence in [0, 1]; 0 means no rhythm (silence).
+        t_first_frame_s: stream-clock time (seconds) at which the first produced frame is due.
+        energy: live control in [0, 2], 1.0 = as trained (VJ "energy" fader).
+    """
+
+    features: np.ndarray
+    times_s: np.ndarray
+    bpm: float
+    beat_phase: float
+    confidence: float
+    t_first_frame_s: float
+    energy: float = 1.0
+
+
+@dataclass
+class MotionFrames:
+    """A run of consecutive motion frames on the SMPL-X skeleton.
+
+    Attributes:
+        local_quats: (N, 55, 4) float32 local (parent-relative) joint rotations, quaternions x, y, z, w,
+            relative to the SMPL-X rest pose (DESIGN.md conventions: y up, right-handed, faces +z).
+        root_translation: (N, 3) float32 pelvis position in metres.
+        fps: frame rate of these frames (frames per second).
+        t0_s: stream-clock time (seconds) of frame 0.
+        n_bad: number of frames in which the generator produced NaN/inf and a safe pose was used.
+    """
+
+    local_quats: np.ndarray
+    root_translation: np.ndarray
+    fps: float
+    t0_s: float
+    n_bad: int = 0
+
+    def __len__(self) -> int:
+        return int(self.local_quats.shape[0])
+
+
+@runtime_checkable
+class MotionGenerator(Protocol):
+    """Anything that dances: the learned model's engines and the procedural fallback."""
+
+    fps: float
+    frames_per_step: int
+
+    def reset(self, seed: int = 0) -> None:
+        """Forget all state (new song / new show)."""
+
+    def step(self, music: MusicContext) -> MotionFrames:
+        """Produce the next ``frames_per_step`` frames, starting at ``music.t_first_frame_s``."""
