@@ -1,1 +1,2 @@
-"""Bridges to other programs (installed as livedance.bridges): VMC, raw OSC, BVH, web preview."""
+"""Bridges to other programs (installed as livedance.bridges): VMC and raw OSC senders, BVH and npz
+recorders, avatar retargeting. See bridges/README.md."""

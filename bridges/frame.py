@@ -1,0 +1,139 @@
+"""The motion frame that every sink (VMC, raw OSC, BVH, npz) consumes, and the SMPL-X skeleton it uses.
+
+Skeleton: SMPL-X, 55 joints, in the order and with the names of the ``smplx`` package
+(``smplx.joint_names.JOINT_NAMES[:55]``): 22 body joints (pelvis .. right_wrist), jaw, two eyes, then
+15 left-hand and 15 right-hand joints. The parent table is SMPL-X's ``kintree_table[0]``. When the
+motion package (``livedance.motion.skeleton``) is installed it is the source of both; the local copy
+below is only the fallback, and a test checks the two agree.
+
+Frame conventions (DESIGN.md): positions in metres, y up, right-handed, the character faces +z with
+its left side at +x. Rotations are local (parent-relative) unit quaternions in (x, y, z, w) order,
+relative to the SMPL-X rest pose (all joint frames aligned with the world axes in the rest pose, arms
+along +-x: a T-pose).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from livedance.errors import DataError
+
+_LOCAL_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
+    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "jaw", "left_eye_smplhf", "right_eye_smplhf",
+    "left_index1", "left_index2", "left_index3", "left_middle1", "left_middle2", "left_middle3",
+    "left_pinky1", "left_pinky2", "left_pinky3", "left_ring1", "left_ring2", "left_ring3",
+    "left_thumb1", "left_thumb2", "left_thumb3",
+    "right_index1", "right_index2", "right_index3", "right_middle1", "right_middle2",
+    "right_middle3", "right_pinky1", "right_pinky2", "right_pinky3", "right_ring1", "right_ring2",
+    "right_ring3", "right_thumb1", "right_thumb2", "right_thumb3",
+)
+_LOCAL_PARENTS: tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
+    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
+    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
+)
+
+try:  # the motion package is the owner of the skeleton definition once it exists
+    from livedance.motion.skeleton import SMPLX_JOINT_NAMES as _MOTION_NAMES  # type: ignore
+    from livedance.motion.skeleton import SMPLX_PARENTS as _MOTION_PARENTS  # type: ignore
+
+    SMPLX_JOINT_NAMES: tuple[str, ...] = tuple(str(n) for n in _MOTION_NAMES)
+    SMPLX_PARENTS: tuple[int, ...] = tuple(int(p) for p in _MOTION_PARENTS)
+except ImportError:  # pragma: no cover - depends on the other package being present
+    SMPLX_JOINT_NAMES = _LOCAL_JOINT_NAMES
+    SMPLX_PARENTS = _LOCAL_PARENTS
+
+NUM_JOINTS: int = len(SMPLX_JOINT_NAMES)
+"""55: the SMPL-X joint count."""
+
+
+@dataclass
+class PoseFrame:
+    """One skeleton pose, ready for the sinks.
+
+    Attributes:
+        t_show_s: when the frame will be seen, in seconds on the ``time.perf_counter()`` clock.
+        local_quats: (55, 4) float32, local (parent-relative) rotations as unit quaternions (x, y, z, w),
+            relative to the SMPL-X rest pose; row ``j`` is joint ``SMPLX_JOINT_NAMES[j]``. Row 0 is the
+            global orientation of the pelvis.
+        root_position: (3,) float32, world position of the pelvis joint in metres (y up, right-handed).
+        rest_offsets: (55, 3) float32, rest-pose offset of each joint from its parent in metres, in the
+            parent's rest frame (= world axes, since all SMPL-X rest rotations are identity). Row 0 (the
+            pelvis, no parent) is the pelvis rest position; sinks ignore it (they use ``root_position``).
+        blendshapes: optional facial blend-shape weights in [0, 1], keyed by the receiver's names
+            (VRM: ``A``, ``I``, ``U``, ``E``, ``O``, ``Blink``, ``Joy`` ...).
+
+    Raises:
+        DataError: from :meth:`validate` when a shape is wrong or a value is NaN/inf.
+    """
+
+    t_show_s: float
+    local_quats: np.ndarray
+    root_position: np.ndarray
+    rest_offsets: np.ndarray
+    blendshapes: dict[str, float] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        self.local_quats = np.asarray(self.local_quats, dtype=np.float32)
+        self.root_position = np.asarray(self.root_position, dtype=np.float32)
+        self.rest_offsets = np.asarray(self.rest_offsets, dtype=np.float32)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check shapes and finiteness.
+
+        Raises:
+            DataError: naming the field, its shape and the expected shape, or the non-finite value.
+        """
+        expected = {
+            "local_quats": (NUM_JOINTS, 4),
+            "root_position": (3,),
+            "rest_offsets": (NUM_JOINTS, 3),
+        }
+        for name, shape in expected.items():
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise DataError(f"PoseFrame.{name} has shape {arr.shape}; expected {shape}")
+            if not np.all(np.isfinite(arr)):
+                raise DataError(f"PoseFrame.{name} holds NaN or inf values; expected finite numbers")
+        norms = np.linalg.norm(self.local_quats, axis=1)
+        if np.any(norms < 1e-6):
+            bad = int(np.argmin(norms))
+            raise DataError(
+                f"PoseFrame.local_quats row {bad} ({SMPLX_JOINT_NAMES[bad]}) is a zero quaternion; "
+                "expected a unit quaternion (x, y, z, w)"
+            )
+        if not np.isfinite(self.t_show_s):
+            raise DataError(f"PoseFrame.t_show_s is {self.t_show_s}; expected a finite time in seconds")
+
+    @classmethod
+    def rest(cls, rest_offsets: np.ndarray, t_show_s: float = 0.0, root_position=None) -> "PoseFrame":
+        """The rest pose (all local rotations identity) of a skeleton.
+
+        Args:
+            rest_offsets: (55, 3) metres, as in the attribute.
+            t_show_s: perf_counter seconds.
+            root_position: (3,) metres; defaults to ``rest_offsets[0]`` (the pelvis rest position).
+        """
+        quats = np.zeros((NUM_JOINTS, 4), dtype=np.float32)
+        quats[:, 3] = 1.0
+        offsets = np.asarray(rest_offsets, dtype=np.float32)
+        root = offsets[0] if root_position is None else root_position
+        return cls(t_show_s=t_show_s, local_quats=quats, root_position=root, rest_offsets=offsets)
+
+
+def joint_index(name: str) -> int:
+    """Index of an SMPL-X joint name in :data:`SMPLX_JOINT_NAMES`.
+
+    Raises:
+        KeyError: naming the unknown joint.
+    """
+    try:
+        return SMPLX_JOINT_NAMES.index(name)
+    except ValueError:
+        raise KeyError(f"unknown SMPL-X joint {name!r}") from None

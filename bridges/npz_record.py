@@ -1,0 +1,163 @@
+"""Streaming recorder of pose frames into one ``.npz`` file, that keeps what it wrote if the process dies.
+
+While recording, frames collect in memory and every ``chunk_frames`` frames go to disk as one chunk file
+``<path>.parts/chunk_<k>.npz`` (written to a temporary name, fsynced, then atomically renamed, so a chunk
+on disk is always complete). :meth:`NpzRecorder.close` concatenates the chunks into ``<path>`` (again via
+a temporary file and an atomic rename) and removes the parts folder. After a crash or SIGKILL, at most
+the last unflushed ``chunk_frames`` frames are lost: :func:`recover_npz` merges the chunks that made it.
+
+The final file (``numpy.load``-able) holds:
+
+- ``t_show_s``: (T,) float64, perf_counter seconds when each frame was to be seen
+- ``local_quats``: (T, 55, 4) float32, local rotations (x, y, z, w)
+- ``root_position``: (T, 3) float32, pelvis world position, metres
+- ``rest_offsets``: (55, 3) float32, from the first frame (metres)
+- ``fps``: () float64, the nominal frame rate given to the recorder (0 when not given)
+
+Blend shapes are not recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from livedance.bridges.frame import PoseFrame
+from livedance.errors import ConfigError, DataError
+
+_FIELDS = ("t_show_s", "local_quats", "root_position")
+
+
+def _parts_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".parts")
+
+
+def _atomic_savez(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+class NpzRecorder:
+    """Appends :class:`PoseFrame` s and writes them as one npz on :meth:`close`.
+
+    Args:
+        path: the output ``.npz``; its folder must exist.
+        chunk_frames: frames per on-disk chunk (>= 1); also the most frames a crash can lose.
+        fps: nominal frame rate stored in the file (informational).
+        overwrite: allow replacing an existing output file.
+
+    Raises:
+        ConfigError: missing folder, existing output without ``overwrite``, a parts folder left by a crash
+            (run :func:`recover_npz` first), or a bad ``chunk_frames``.
+    """
+
+    def __init__(self, path: str | Path, *, chunk_frames: int = 60, fps: float = 0.0, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if not isinstance(chunk_frames, int) or chunk_frames < 1:
+            raise ConfigError(f"npz recorder chunk_frames {chunk_frames!r} is invalid; expected an integer >= 1")
+        if not self.path.parent.is_dir():
+            raise ConfigError(f"npz output folder {self.path.parent} does not exist; expected an existing folder")
+        if self.path.exists() and not overwrite:
+            raise ConfigError(f"npz output {self.path} already exists; choose another name or pass overwrite=True")
+        self.parts = _parts_dir(self.path)
+        if self.parts.exists():
+            raise ConfigError(
+                f"{self.parts} is left from an interrupted recording; run "
+                f"livedance.bridges.npz_record.recover_npz({str(self.path)!r}) or delete it first"
+            )
+        self.parts.mkdir()
+        self.chunk_frames = chunk_frames
+        self.fps = float(fps)
+        self.frames_written = 0
+        self._chunks = 0
+        self._buf: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
+        self._rest: np.ndarray | None = None
+        self._closed = False
+
+    def append(self, frame: PoseFrame) -> None:
+        """Add one frame; writes a chunk every ``chunk_frames`` frames.
+
+        Raises:
+            DataError: a frame whose rest offsets differ from the first frame's.
+            ValueError: after :meth:`close`.
+        """
+        if self._closed:
+            raise ValueError(f"npz recorder for {self.path} is closed")
+        if self._rest is None:
+            self._rest = frame.rest_offsets.copy()
+        elif not np.array_equal(self._rest, frame.rest_offsets):
+            raise DataError(f"npz recorder {self.path}: rest_offsets changed mid-recording; expected one skeleton")
+        self._buf["t_show_s"].append(np.float64(frame.t_show_s))
+        self._buf["local_quats"].append(frame.local_quats.astype(np.float32))
+        self._buf["root_position"].append(frame.root_position.astype(np.float32))
+        self.frames_written += 1
+        if len(self._buf["t_show_s"]) >= self.chunk_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered frames as one chunk file now (no-op when the buffer is empty)."""
+        if not self._buf["t_show_s"] or self._closed:
+            return
+        arrays = {k: np.stack(v) for k, v in self._buf.items()}
+        arrays["rest_offsets"] = self._rest
+        arrays["fps"] = np.float64(self.fps)
+        _atomic_savez(self.parts / f"chunk_{self._chunks:08d}.npz", arrays)
+        self._chunks += 1
+        self._buf = {k: [] for k in _FIELDS}
+
+    def close(self) -> Path:
+        """Flush, merge the chunks into :attr:`path`, remove the parts folder (idempotent).
+
+        Returns:
+            the output path (not written when no frame was appended; the parts folder is removed then too).
+        """
+        if not self._closed:
+            self.flush()
+            self._closed = True
+            _merge(self.path, self.parts)
+        return self.path
+
+    def __enter__(self) -> "NpzRecorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def recover_npz(path: str | Path) -> Path:
+    """Merge the chunks an interrupted :class:`NpzRecorder` left in ``<path>.parts`` into ``<path>``.
+
+    Returns:
+        the output path.
+
+    Raises:
+        DataError: no parts folder, or it holds no readable chunk.
+    """
+    p = Path(path)
+    parts = _parts_dir(p)
+    if not parts.is_dir():
+        raise DataError(f"{parts} does not exist; nothing to recover for {p}")
+    if not any(parts.glob("chunk_*.npz")):
+        raise DataError(f"{parts} holds no complete chunk; nothing to recover for {p}")
+    _merge(p, parts)
+    return p
+
+
+def _merge(path: Path, parts: Path) -> None:
+    chunks = sorted(parts.glob("chunk_*.npz"))  # .tmp files (a chunk cut mid-write) are ignored
+    if chunks:
+        loaded = [np.load(c) for c in chunks]
+        arrays = {k: np.concatenate([z[k] for z in loaded]) for k in _FIELDS}
+        arrays["rest_offsets"] = loaded[0]["rest_offsets"]
+        arrays["fps"] = loaded[0]["fps"]
+        for z in loaded:
+            z.close()
+        _atomic_savez(path, arrays)
+    shutil.rmtree(parts)

@@ -1,0 +1,139 @@
+"""VMC protocol sender: poses out to Unity (EVMC4U), VSeeFace, Warudo, Unreal (VMC4UE, VMCLiveLink).
+
+Protocol: the VMC protocol, performer -> marionette direction (sh-akira/VirtualMotionCaptureProtocol;
+OSC 1.0 over UDP, marionette port 39539). Per frame this sends, in order:
+
+- ``/VMC/Ext/OK i``: 1 (model loaded)
+- ``/VMC/Ext/T f``: seconds since the first frame sent (from :attr:`PoseFrame.t_show_s`)
+- ``/VMC/Ext/Root/Pos s fff ffff``: ``"root"``, position (0, 0, 0), rotation = the profile's root yaw
+- ``/VMC/Ext/Bone/Pos s fff ffff`` for each of the 55 bones (body, jaw, eyes, all fingers): Unity
+  HumanBodyBones name, *local* position (metres), *local* rotation (x, y, z, w), Unity left-handed
+- ``/VMC/Ext/Blend/Val s f`` for each blend shape of the frame, then ``/VMC/Ext/Blend/Apply``
+
+packed into as few bundles as fit under ``max_datagram_bytes`` (4 datagrams per frame at the default
+1400 bytes; see :mod:`livedance.bridges.osc_transport` for why), well under the ~30 packets per Unity
+frame that EVMC4U keeps. Rotations are retargeted onto the avatar's rest pose and bone axes with its
+profile (:mod:`livedance.bridges.retarget`) and converted right- to left-handed.
+
+Receivers smooth and some wait for a few frames before they show the model: send continuously at the
+output clock's rate (60 fps default), not just on change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+
+from livedance.bridges.frame import PoseFrame
+from livedance.bridges.humanoid import HUMANOID_BONES
+from livedance.bridges.osc_transport import (
+    OSCUDPTransport,
+    TransportStats,
+    osc_float_messages,
+    osc_message,
+    osc_string,
+)
+from livedance.bridges.retarget import HumanoidRetargeter
+from livedance.calibration.profiles import AvatarProfile, load_profile
+
+VMC_DEFAULT_PORT = 39539
+"""The marionette (receiver) port of the VMC protocol."""
+
+
+class VMCSender:
+    """Streams :class:`PoseFrame` s to one VMC receiver.
+
+    Args:
+        host: receiver IP address or host name (default loopback).
+        port: receiver UDP port (VMC default 39539).
+        profile: the avatar's profile: an :class:`AvatarProfile`, a shipped name (``"vrm0"``, ``"vrm1"``,
+            ``"mixamo"``, ``"ue_mannequin"``) or a path to a profile JSON.
+        max_datagram_bytes: size bound of one UDP datagram (64..65507; default 1400 avoids IP fragmentation).
+        logger: where the single "cannot send" warning goes.
+
+    Raises:
+        ConfigError: invalid host, port, datagram size or profile (at construction, never later).
+
+    Sending never raises for network trouble: with no receiver listening the first failure logs one
+    warning and the rest are counted in :attr:`stats`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = VMC_DEFAULT_PORT,
+        profile: AvatarProfile | str = "vrm0",
+        *,
+        max_datagram_bytes: int = 1400,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.profile = profile if isinstance(profile, AvatarProfile) else load_profile(profile)
+        self._retarget = HumanoidRetargeter(self.profile)
+        self._root_rot = [float(v) for v in self.profile.root_rotation_unity()]
+        self._transport = OSCUDPTransport(
+            host, port, max_datagram_bytes=max_datagram_bytes, name="VMC", logger=logger
+        )
+        self._t0: float | None = None
+        self.frames_sent = 0
+        head = osc_string("/VMC/Ext/Bone/Pos") + osc_string(",sfffffff")
+        self._bone_prefixes = [head + osc_string(b) for b in HUMANOID_BONES]
+        self._ok = osc_message("/VMC/Ext/OK", [1])
+        self._root = osc_message("/VMC/Ext/Root/Pos", ["root", 0.0, 0.0, 0.0, *self._root_rot])
+
+    @property
+    def host(self) -> str:
+        """Receiver host."""
+        return self._transport.host
+
+    @property
+    def port(self) -> int:
+        """Receiver port."""
+        return self._transport.port
+
+    @property
+    def stats(self) -> TransportStats:
+        """Datagrams and bytes sent, send errors (for example ``ECONNREFUSED`` with no receiver)."""
+        return self._transport.stats
+
+    def build_messages(self, frame: PoseFrame) -> list[bytes]:
+        """The encoded VMC messages of one frame, in send order (see the module docstring).
+
+        Args:
+            frame: the pose; ``frame.t_show_s`` (perf_counter seconds) sets ``/VMC/Ext/T``.
+        """
+        if self._t0 is None:
+            self._t0 = frame.t_show_s
+        pos, rot = self._retarget.to_unity(frame)
+        msgs = [self._ok, osc_message("/VMC/Ext/T", [frame.t_show_s - self._t0]), self._root]
+        msgs.extend(osc_float_messages(self._bone_prefixes, np.concatenate([pos, rot], axis=1)))
+        if frame.blendshapes:
+            msgs.extend(_blend_messages(frame.blendshapes.items()))
+        return msgs
+
+    def send(self, frame: PoseFrame) -> int:
+        """Send one frame.
+
+        Returns:
+            the number of datagrams the OS accepted (0 when the receiver is gone or after :meth:`close`).
+        """
+        sent = self._transport.send_messages(self.build_messages(frame))
+        self.frames_sent += 1
+        return sent
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        self._transport.close()
+
+    def __enter__(self) -> "VMCSender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _blend_messages(items: Iterable[tuple[str, float]]) -> list[bytes]:
+    out = [osc_message("/VMC/Ext/Blend/Val", [str(k), min(max(float(v), 0.0), 1.0)]) for k, v in items]
+    out.append(osc_message("/VMC/Ext/Blend/Apply", []))
+    return out

@@ -1,0 +1,140 @@
+"""BVH writer: a third-party reader (PyPI bvhio) reads our files and its forward kinematics matches ours;
+the file stays valid while recording, after SIGTERM, and (after repair_bvh) after SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from livedance.bridges.bvh import BVHWriter, repair_bvh
+from livedance.bridges.fk import forward_kinematics
+from livedance.bridges.frame import SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from livedance.errors import ConfigError, DataError
+
+bvhio = pytest.importorskip("bvhio", reason="bvhio (dev extra) reads BVH files back")
+
+
+def skeleton(seed=0):
+    rng = np.random.default_rng(seed)
+    off = rng.normal(0, 0.08, (55, 3))
+    off[0] = [0, 0.9, 0]
+    return off
+
+
+def poses(n, seed=0):
+    q = Rotation.random(n * 55, random_state=seed).as_quat().reshape(n, 55, 4)
+    root = np.random.default_rng(seed).normal(0, 0.5, (n, 3))
+    return q, root
+
+
+def bvhio_positions(path, frame):
+    root = bvhio.readAsHierarchy(str(path))
+    root.loadPose(frame)
+    return {j.Name: np.array(list(j.PositionWorld)) for j, _, _ in root.layout()}
+
+
+@pytest.mark.parametrize("unit, scale", [("m", 1.0), ("cm", 100.0)])
+def test_round_trip_through_bvhio_forward_kinematics(tmp_path, unit, scale):
+    off = skeleton()
+    q, root = poses(4)
+    path = tmp_path / "take.bvh"
+    with BVHWriter(path, off, fps=30, unit=unit) as w:
+        for i in range(4):
+            w.write_frame(q[i], root[i])
+    bvh = bvhio.readAsBvh(str(path))
+    assert bvh.FrameCount == 4
+    assert bvh.FrameTime == pytest.approx(1 / 30)
+    for i in (0, 3):
+        got = bvhio_positions(path, i)
+        _, expected = forward_kinematics(q[i], off, root[i], SMPLX_PARENTS)
+        for j, name in enumerate(SMPLX_JOINT_NAMES):
+            np.testing.assert_allclose(got[name] / scale, expected[j], atol=2e-5, err_msg=name)
+
+
+def test_header_is_valid_after_each_flush_before_close(tmp_path):
+    off = skeleton(1)
+    q, root = poses(7, seed=1)
+    path = tmp_path / "live.bvh"
+    w = BVHWriter(path, off, fps=60, flush_every=3)
+    for i in range(7):
+        w.write_frame(q[i], root[i])
+    assert bvhio.readAsBvh(str(path)).FrameCount == 6  # two flushes so far
+    w.close()
+    assert bvhio.readAsBvh(str(path)).FrameCount == 7
+    w.close()  # idempotent
+    with pytest.raises(ValueError):
+        w.write_frame(q[0], root[0])
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, numpy as np
+    from scipy.spatial.transform import Rotation
+    from livedance.bridges.bvh import BVHWriter
+    from livedance.bridges.shutdown import exit_on_sigterm
+    path, flush_every, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    off = np.random.default_rng(0).normal(0, 0.08, (55, 3))
+    q = Rotation.random(n * 55, random_state=0).as_quat().reshape(n, 55, 4)
+    with exit_on_sigterm(), BVHWriter(path, off, fps=60, flush_every=flush_every) as w:
+        for i in range(n):
+            w.write_frame(q[i], np.zeros(3))
+        print("ready", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def _start_child(tmp_path, flush_every, n):
+    path = tmp_path / "child.bvh"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(flush_every), str(n)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc, path
+
+
+def test_sigterm_closes_the_file(tmp_path):
+    proc, path = _start_child(tmp_path, flush_every=1000, n=10)  # nothing flushed before the signal
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143
+    assert bvhio.readAsBvh(str(path)).FrameCount == 10
+
+
+def test_sigkill_leaves_a_valid_prefix_and_repair_recovers_it(tmp_path):
+    proc, path = _start_child(tmp_path, flush_every=4, n=10)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert bvhio.readAsBvh(str(path)).FrameCount == 8  # valid up to the last flush (frames 9, 10 were buffered)
+    # simulate frames that reached the disk after the last header update, then a write cut mid-line
+    last = path.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[1]
+    with open(path, "ab") as fh:
+        fh.write(last + b"\n" + b"0.1 0.2 0.3")
+    assert repair_bvh(path) == 9
+    bvh = bvhio.readAsBvh(str(path))
+    assert bvh.FrameCount == 9
+    assert path.read_bytes().endswith(last + b"\n")
+
+
+def test_errors(tmp_path):
+    off = skeleton()
+    existing = tmp_path / "x.bvh"
+    existing.write_text("old")
+    with pytest.raises(ConfigError, match="exists"):
+        BVHWriter(existing, off)
+    with pytest.raises(ConfigError, match="does not exist"):
+        BVHWriter(tmp_path / "nope" / "x.bvh", off)
+    with pytest.raises(ConfigError, match="unit"):
+        BVHWriter(tmp_path / "y.bvh", off, unit="inch")
+    with pytest.raises(DataError, match="rest_offsets"):
+        BVHWriter(tmp_path / "z.bvh", off[:22])
+    with BVHWriter(tmp_path / "w.bvh", off) as w:
+        with pytest.raises(DataError):
+            w.write_frame(np.zeros((22, 4)), np.zeros(3))
+    (tmp_path / "plain.txt").write_text("hello")
+    with pytest.raises(DataError, match="MOTION"):
+        repair_bvh(tmp_path / "plain.txt")
+    assert os.path.exists(existing)

@@ -1,0 +1,90 @@
+"""npz recorder: data round-trips; what was flushed before a SIGKILL is recovered."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from livedance.bridges.frame import PoseFrame
+from livedance.bridges.npz_record import NpzRecorder, recover_npz
+from livedance.errors import ConfigError, DataError
+
+
+def frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    off = rng.normal(0, 0.1, (55, 3))
+    q = Rotation.random(n * 55, random_state=seed).as_quat().reshape(n, 55, 4)
+    root = rng.normal(0, 1, (n, 3))
+    return [PoseFrame(100.0 + i / 60, q[i], root[i], off) for i in range(n)]
+
+
+def test_round_trip(tmp_path):
+    fs = frames(25)
+    path = tmp_path / "take.npz"
+    with NpzRecorder(path, chunk_frames=10, fps=60) as rec:
+        for f in fs:
+            rec.append(f)
+    assert not (tmp_path / "take.npz.parts").exists()
+    z = np.load(path)
+    assert z["local_quats"].shape == (25, 55, 4)
+    np.testing.assert_array_equal(z["local_quats"], np.stack([f.local_quats for f in fs]))
+    np.testing.assert_array_equal(z["root_position"], np.stack([f.root_position for f in fs]))
+    np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in fs])
+    np.testing.assert_array_equal(z["rest_offsets"], fs[0].rest_offsets)
+    assert float(z["fps"]) == 60.0
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, sys.argv[2])
+    from test_bridges_npz import frames
+    from livedance.bridges.npz_record import NpzRecorder
+    rec = NpzRecorder(sys.argv[1], chunk_frames=10)
+    for f in frames(25):
+        rec.append(f)
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_data_flushed_before_sigkill_is_recovered(tmp_path):
+    path = tmp_path / "crash.npz"
+    tests_dir = str(__import__("pathlib").Path(__file__).parent)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path), tests_dir], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.kill()
+    proc.wait(timeout=10)
+    assert not path.exists()
+    with pytest.raises(ConfigError, match="recover_npz"):
+        NpzRecorder(path)  # refuses to clobber the leftovers
+    recover_npz(path)
+    z = np.load(path)
+    expected = frames(25)[:20]  # two full chunks of 10 were on disk; the last 5 frames were in memory
+    np.testing.assert_array_equal(z["local_quats"], np.stack([f.local_quats for f in expected]))
+    np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in expected])
+    assert not (tmp_path / "crash.npz.parts").exists()
+
+
+def test_errors(tmp_path):
+    with pytest.raises(DataError, match="nothing to recover"):
+        recover_npz(tmp_path / "none.npz")
+    with pytest.raises(ConfigError, match="does not exist"):
+        NpzRecorder(tmp_path / "no" / "x.npz")
+    with pytest.raises(ConfigError, match="chunk_frames"):
+        NpzRecorder(tmp_path / "x.npz", chunk_frames=0)
+    (tmp_path / "old.npz").write_bytes(b"")
+    with pytest.raises(ConfigError, match="exists"):
+        NpzRecorder(tmp_path / "old.npz")
+    a, b = frames(1, seed=1)[0], frames(1, seed=2)[0]
+    rec = NpzRecorder(tmp_path / "mixed.npz")
+    rec.append(a)
+    with pytest.raises(DataError, match="rest_offsets"):
+        rec.append(b)
+    rec.close()
+    with pytest.raises(ValueError):
+        rec.append(a)

@@ -1,0 +1,217 @@
+"""VMC sender: a third-party VMC peer (PyPI vmcp) decodes our stream; retargeting is checked by driving
+a simulated avatar rig; bad endpoints raise ConfigError; no receiver gives one warning."""
+
+import logging
+import socket
+import time
+
+import numpy as np
+import pytest
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from scipy.spatial.transform import Rotation
+
+from livedance.bridges.fk import forward_kinematics
+from livedance.bridges.frame import SMPLX_PARENTS, PoseFrame, joint_index
+from livedance.bridges.humanoid import HUMANOID_BONES, arm_subtree
+from livedance.bridges.osc_transport import pack_bundles
+from livedance.bridges.retarget import HumanoidRetargeter
+from livedance.bridges.vmc import VMCSender
+from livedance.calibration.profiles import parse_profile, unity_to_rh_quat
+from livedance.errors import ConfigError
+
+
+def free_udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def smplx_like_rest() -> np.ndarray:
+    """A plausible SMPL-X rest skeleton (metres): arms along +-x, legs down, fingers along the arm."""
+    rng = np.random.default_rng(7)
+    off = np.zeros((55, 3))
+    for j, p in enumerate(SMPLX_PARENTS):
+        off[j] = rng.normal(0, 0.03, 3)
+    off[0] = [0.0, 0.95, 0.0]
+    return off
+
+
+def random_frame(seed: int, t: float = 0.0, blend=None) -> PoseFrame:
+    q = Rotation.random(55, random_state=seed).as_quat()
+    return PoseFrame(t_show_s=t, local_quats=q, root_position=[0.1, 0.9, -0.2], rest_offsets=smplx_like_rest(),
+                     blendshapes=blend)
+
+
+def same_rotation(a, b, atol=2e-6):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.allclose(a, b, atol=atol) or np.allclose(a, -b, atol=atol)
+
+
+# --- third-party peer ------------------------------------------------------------------------------
+
+def test_vmcp_receiver_decodes_our_stream():
+    pytest.importorskip("osc4py3", reason="vmcp needs its osc4py3 backend: pip install 'vmcp[osc4py3]'")
+    from vmcp.events import (BlendShapeApplyEvent, BlendShapeEvent, BoneTransformEvent, RelativeTimeEvent,
+                             RootTransformEvent, StateEvent)
+    from vmcp.facades import on_receive
+    from vmcp.osc import OSC
+    from vmcp.osc.backend.osc4py3 import as_comthreads as backend
+
+    port = free_udp_port()
+    events: list = []
+    frames = [random_frame(s, t=10.0 + s / 60, blend={"A": 0.25, "Blink": 1.0}) for s in range(3)]
+    osc = OSC(backend)
+    with osc.open():
+        rx = osc.create_receiver("127.0.0.1", port, "livedance_test").open()
+        for ev in (BoneTransformEvent, RootTransformEvent, StateEvent, RelativeTimeEvent, BlendShapeEvent,
+                   BlendShapeApplyEvent):
+            on_receive(rx, ev, events.append)
+        time.sleep(0.05)
+        with VMCSender("127.0.0.1", port, profile="vrm0", max_datagram_bytes=600) as tx:
+            for f in frames:
+                assert tx.send(f) >= 1
+        deadline = time.monotonic() + 3.0
+        need = 3 * (55 + 1 + 1 + 1 + 2 + 1)
+        while len(events) < need and time.monotonic() < deadline:
+            osc.run()
+            time.sleep(0.005)
+    bones = [e for e in events if isinstance(e, BoneTransformEvent)]
+    assert len(bones) == 3 * 55, f"received {len(bones)} bone events of {3 * 55}"
+    last = {e.joint.value: e for e in bones[-55:]}
+    assert set(last) == set(HUMANOID_BONES)
+    f = frames[-1]
+    for j, bone in enumerate(HUMANOID_BONES):
+        e = last[bone]
+        got_p = [e.position.x, e.position.y, e.position.z]
+        got_q = [e.rotation.x, e.rotation.y, e.rotation.z, e.rotation.w]
+        src_p = f.root_position if j == 0 else f.rest_offsets[j]
+        x, y, z = (float(v) for v in src_p)
+        np.testing.assert_allclose(got_p, [-x, y, z], atol=1e-6)  # right- to left-handed
+        qx, qy, qz, qw = (float(v) for v in f.local_quats[j])
+        assert same_rotation(got_q, [qx, -qy, -qz, qw]), bone
+    roots = [e for e in events if isinstance(e, RootTransformEvent)]
+    assert len(roots) == 3 and roots[0].joint == "root"
+    states = [e for e in events if isinstance(e, StateEvent)]
+    assert len(states) == 3 and states[0].model_state.value == 1
+    times = [e.delta for e in events if isinstance(e, RelativeTimeEvent)]
+    np.testing.assert_allclose(times, [0.0, 1 / 60, 2 / 60], atol=1e-6)
+    blends = [(e.key, e.value) for e in events if isinstance(e, BlendShapeEvent)]
+    assert blends[:2] == [("A", 0.25), ("Blink", 1.0)]
+    assert sum(isinstance(e, BlendShapeApplyEvent) for e in events) == 3
+
+
+# --- datagram packing ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [200, 1400, 8000])
+def test_frame_fits_in_few_bounded_bundles_in_order(limit):
+    tx = VMCSender("127.0.0.1", free_udp_port(), max_datagram_bytes=limit)
+    msgs = tx.build_messages(random_frame(1, blend={"Joy": 0.5}))
+    tx.close()
+    dgrams = pack_bundles(msgs, limit)
+    assert all(len(d) <= limit for d in dgrams)
+    assert len(dgrams) < 30  # EVMC4U keeps about 30 packets per Unity frame
+    decoded = [m.address for d in dgrams for m in OscBundle(d)]
+    assert decoded == [OscMessage(m).address for m in msgs]
+    assert decoded[-1] == "/VMC/Ext/Blend/Apply" and decoded[0] == "/VMC/Ext/OK"
+
+
+# --- retargeting ------------------------------------------------------------------------------------
+
+def _avatar_joint_positions(profile, frame):
+    """Simulate a Unity rig that sets Transform.localRotation = received value (EVMC4U), in the
+    right-handed frame: the avatar stands in its own rest pose (A-pose arms, arbitrary bone axes)."""
+    rest = frame.rest_offsets
+    _, p_t = forward_kinematics(np.tile([0, 0, 0, 1.0], (55, 1)), rest, rest[0], SMPLX_PARENTS)
+    p_rest = p_t.copy()  # avatar rest joint positions: arms lowered by arm_down_deg about the shoulders
+    th = np.radians(profile.arm_down_deg)
+    for side, sign in (("Left", -1.0), ("Right", 1.0)):
+        sub = [HUMANOID_BONES.index(b) for b in arm_subtree(side)]
+        pivot = p_t[sub[0]]
+        rot = Rotation.from_rotvec([0, 0, sign * th])
+        p_rest[sub] = pivot + rot.apply(p_t[sub] - pivot)
+    w_rest = [Rotation.identity()] * 55
+    for bone, q in profile.bone_axis_offsets.items():
+        w_rest[HUMANOID_BONES.index(bone)] = Rotation.from_quat(unity_to_rh_quat(q))
+    # the rig's local bone translations, in its parent's rest frame
+    t_local = np.zeros((55, 3))
+    for j, p in enumerate(SMPLX_PARENTS):
+        if p >= 0:
+            t_local[j] = w_rest[p].inv().apply(p_rest[j] - p_rest[p])
+    local = HumanoidRetargeter(profile).local_rotations(frame.local_quats)
+    w = [None] * 55
+    pos = np.zeros((55, 3))
+    for j, p in enumerate(SMPLX_PARENTS):
+        if p < 0:
+            w[j], pos[j] = Rotation.from_quat(local[j]), frame.root_position
+        else:
+            w[j] = w[p] * Rotation.from_quat(local[j])
+            pos[j] = pos[p] + w[p].apply(t_local[j])
+    return pos
+
+
+@pytest.mark.parametrize("arm_down", [0.0, 40.0])
+def test_retargeted_rig_reproduces_smplx_joint_positions(arm_down):
+    offsets = {b: list(Rotation.random(random_state=i).as_quat()) for i, b in enumerate(HUMANOID_BONES)}
+    profile = parse_profile({
+        "name": "odd_rig", "rest_pose": "A" if arm_down else "T", "arm_down_deg": arm_down,
+        "native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": 1.0},
+        "bone_axis_offsets": offsets,
+    })
+    frame = random_frame(3)
+    _, expected = forward_kinematics(frame.local_quats, frame.rest_offsets, frame.root_position, SMPLX_PARENTS)
+    np.testing.assert_allclose(_avatar_joint_positions(profile, frame), expected, atol=1e-5)
+
+
+def test_left_arm_raised_points_up_in_unity():
+    rest = smplx_like_rest()
+    rest[joint_index("left_elbow")] = [0.25, 0.0, 0.0]  # upper arm along +x = the character's left
+    q = np.tile([0, 0, 0, 1.0], (55, 1))
+    q[joint_index("left_shoulder")] = Rotation.from_euler("z", 90, degrees=True).as_quat()  # +x -> +y
+    frame = PoseFrame(0.0, q, rest[0], rest)
+    pos, rot = HumanoidRetargeter(parse_profile({**_T, "name": "vrm"})).to_unity(frame)
+    upper, lower = HUMANOID_BONES.index("LeftUpperArm"), HUMANOID_BONES.index("LeftLowerArm")
+    np.testing.assert_allclose(pos[lower], [-0.25, 0, 0], atol=1e-7)  # left is -x in Unity
+    # Unity applies rotations with the same numeric matrices: the forearm now sits straight above
+    np.testing.assert_allclose(Rotation.from_quat(rot[upper]).apply(pos[lower]), [0, 0.25, 0], atol=1e-7)
+
+
+_T = {"rest_pose": "T", "native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": 1.0}}
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("port", [0, 70000, -1, "abc", True, None, 1.5])
+def test_invalid_port_raises_config_error(port):
+    with pytest.raises(ConfigError, match="port"):
+        VMCSender("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("host", ["", "999.1.1.1", "bad host", "no-such-host.invalid", None])
+def test_invalid_host_raises_config_error(host):
+    with pytest.raises(ConfigError, match="host"):
+        VMCSender(host, 39539)
+
+
+def test_invalid_profile_and_datagram_size():
+    with pytest.raises(ConfigError, match="profile"):
+        VMCSender(profile="no_such_rig")
+    with pytest.raises(ConfigError, match="max_datagram_bytes"):
+        VMCSender(max_datagram_bytes=10)
+
+
+def test_no_receiver_warns_once_and_keeps_going(caplog):
+    frame = random_frame(5)
+    with caplog.at_level(logging.WARNING, logger="livedance.bridges"):
+        with VMCSender("127.0.0.1", free_udp_port()) as tx:
+            for _ in range(40):
+                tx.send(frame)
+                time.sleep(0.001)
+            assert tx.frames_sent == 40
+            assert tx.stats.send_errors > 0
+            assert "Connection refused" in (tx.stats.last_error or "")
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "VMC" in warnings[0].getMessage()
+    assert tx.send(frame) == 0  # closed: silently nothing
