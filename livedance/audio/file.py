@@ -1,0 +1,300 @@
+"""An audio file as a source: paced like a live input, as fast as asked, or played aloud.
+
+Three modes:
+
+* ``realtime=True`` (default): blocks become readable at real-time pace, one ``block_size`` at a
+  time, on the ``perf_counter`` clock started by :meth:`FileSource.start`. No thread.
+* ``realtime=False``: every read returns the next ``max_frames`` samples at once (tests, offline
+  runs). ``t_capture`` is still the nominal start() + index / rate.
+* ``play=True``: a sounddevice OutputStream plays the file so the room hears it; its callback
+  copies what it plays into the ring, so the consumer gets exactly the audio that is heard, with
+  ``t_capture`` the time it reaches the loudspeaker (PortAudio's DAC time where the host reports it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livedance.audio import portaudio
+from livedance.audio.base import AudioBlock, AudioSource, CaptureClock, SourceStatus, validate_sample_rate
+from livedance.audio.devices import DeviceInfo, DeviceLister, resolve_device
+from livedance.audio.live import StreamFactory
+from livedance.audio.ring import RingBuffer
+from livedance.data.audio_io import load_audio, resample, to_mono
+from livedance.errors import AudioError, ConfigError
+
+
+class _CallbackStop(Exception):
+    """Stands in for sounddevice.CallbackStop when PortAudio is absent (fake streams)."""
+
+
+class FileSource(AudioSource):
+    """Audio from a file (wav, flac, ogg, opus, mp3), delivered as mono float32 blocks.
+
+    Args:
+        path: the audio file (read whole with :func:`livedance.data.audio_io.load_audio`).
+        realtime: pace the blocks in real time (True) or deliver as fast as read (False).
+        play: also play the file on ``output_device`` (needs realtime=True).
+        output_device: None (default output), index, name or "<hostapi>:<name>".
+        loop: start again at the end (sample indices keep counting up); else the source
+            becomes FINISHED after the last sample.
+        block_size: samples per block in realtime mode and per output callback when playing.
+        offset_s, duration_s: the excerpt of the file to use (seconds).
+        ring_seconds: play mode: seconds buffered for the reader before samples are dropped.
+        latency: play mode: PortAudio's suggested output latency.
+        device_lister, stream_factory: play mode: replace PortAudio (tests).
+        time_fn: the clock that paces realtime mode, in seconds (default time.perf_counter;
+            tests pass a fake clock).
+
+    Raises:
+        AudioError: unreadable, empty or too short file; a rate outside 8..96 kHz.
+        DeviceNotFoundError: play=True and no output device matches ``output_device``.
+        ConfigError: play without realtime, or a bad block size.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        realtime: bool = True,
+        play: bool = False,
+        output_device: int | str | None = None,
+        loop: bool = False,
+        block_size: int = 512,
+        *,
+        offset_s: float = 0.0,
+        duration_s: float | None = None,
+        ring_seconds: float = 4.0,
+        latency: str | float = "high",
+        device_lister: DeviceLister | None = None,
+        stream_factory: StreamFactory | None = None,
+        time_fn: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        super().__init__()
+        if play and not realtime:
+            raise ConfigError("FileSource: play=True needs realtime=True (the output device sets the pace)")
+        if not 16 <= int(block_size) <= 16384:
+            raise ConfigError(f"block_size must be 16..16384 frames, got {block_size}")
+        self.path = Path(path)
+        audio, sr = load_audio(self.path, mono=False, offset_s=offset_s, duration_s=duration_s)
+        self._sr = validate_sample_rate(sr, f"audio file {self.path}")
+        self._out_device: DeviceInfo | None = None
+        if play:
+            devs = device_lister() if device_lister is not None else None
+            self._out_device = resolve_device(output_device, "output", devs)
+            dev_sr = int(round(self._out_device.default_samplerate))
+            if self._out_device.is_jack and dev_sr != self._sr:
+                # JACK runs at one rate only: convert the file to it.
+                audio = resample(audio, self._sr, validate_sample_rate(dev_sr, self._out_device.label()))
+                self._sr = dev_sr
+        self._audio = np.ascontiguousarray(audio, dtype=np.float32)  # (N, C)
+        self._mono = np.ascontiguousarray(to_mono(self._audio), dtype=np.float32)  # (N,)
+        self._n = int(self._mono.shape[0])
+        self._realtime = bool(realtime)
+        self._play = bool(play)
+        self._loop = bool(loop)
+        self._block = int(block_size)
+        self._latency = latency
+        self._stream_factory = stream_factory
+        self._time = time_fn
+        self._status = SourceStatus.STOPPED
+        self._clock = CaptureClock(self._sr)
+        self._pos = 0  # next sample index to deliver (paced / offline modes)
+        self._play_pos = 0  # next sample index to play (play mode; audio thread)
+        self._play_done = False
+        self._ring = RingBuffer(max(int(ring_seconds * self._sr), 4 * self._block), 1) if play else None
+        self._stream: Any = None
+        self._ctl = threading.Lock()
+        self._last_cb = 0.0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sample_rate(self) -> int:
+        """Hz (the file's, or the JACK server's when playing to JACK)."""
+        return self._sr
+
+    @property
+    def status(self) -> SourceStatus:
+        """STOPPED, RUNNING or FINISHED."""
+        return self._status
+
+    @property
+    def overflows(self) -> int:
+        """Play mode: samples dropped because the reader fell behind; otherwise 0."""
+        return self._ring.overflows if self._ring is not None else 0
+
+    @property
+    def n_samples(self) -> int:
+        """Length of the file (excerpt) in samples."""
+        return self._n
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the file (excerpt) in seconds."""
+        return self._n / self._sr
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The whole file as (N,) float32 mono (what the blocks deliver, in order)."""
+        return self._mono
+
+    @property
+    def output_device(self) -> DeviceInfo | None:
+        """The playback device (play mode), else None."""
+        return self._out_device
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        """Start delivering from the beginning of the file (and start playback if play=True).
+
+        Raises:
+            AudioError: the output stream cannot open (play mode).
+        """
+        with self._ctl:
+            if self._status is SourceStatus.RUNNING:
+                return
+            self._pos = 0
+            self._play_pos = 0
+            self._play_done = False
+            self._clock = CaptureClock(self._sr)
+            if self._play:
+                self._open_output()
+            else:
+                self._clock.set_origin(self._time())
+            self._status = SourceStatus.RUNNING
+
+    def stop(self) -> None:
+        """Stop delivering and playing. Idempotent; never raises."""
+        with self._ctl:
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                dead = (
+                    self._out_device is not None
+                    and self._out_device.is_jack
+                    and not self._play_done
+                    and time.perf_counter() - self._last_cb > max(4 * self._block / self._sr, 0.25)
+                )
+                if dead:
+                    portaudio.abandon_stream(stream)
+                else:
+                    for op in ("abort", "close"):
+                        try:
+                            getattr(stream, op)()
+                        except Exception:
+                            pass
+            if self._status is not SourceStatus.FINISHED:
+                self._status = SourceStatus.STOPPED
+
+    # ------------------------------------------------------------------ play mode
+    def _open_output(self) -> None:
+        assert self._out_device is not None and self._ring is not None
+        self._ring.reset()
+        dev = self._out_device
+        n_ch = self._audio.shape[1]
+        self._out_src = self._audio if n_ch <= dev.max_output_channels else self._mono[:, None]
+        out_ch = self._out_src.shape[1]
+        factory = self._stream_factory
+        if factory is None:
+            factory = portaudio.import_sounddevice().OutputStream
+        try:
+            self._callback_stop: type[BaseException] = portaudio.import_sounddevice().CallbackStop
+        except AudioError:  # no PortAudio: only a fake stream factory can be in use
+            self._callback_stop = _CallbackStop
+        self._last_cb = time.perf_counter()
+        stream = None
+        try:
+            stream = factory(
+                device=dev.index,
+                samplerate=self._sr,
+                blocksize=self._block,
+                channels=out_ch,
+                dtype="float32",
+                latency=self._latency,
+                callback=self._out_callback,
+                finished_callback=self._on_finished,
+            )
+            stream.start()
+        except Exception as err:
+            if stream is not None:
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+            raise AudioError(
+                f"cannot play {self.path} on output device {dev.label()} at {self._sr} Hz, {out_ch} ch: {err}"
+            ) from None
+        self._stream = stream
+
+    def _out_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """PortAudio output callback: play the next samples and copy their mono mix to the ring."""
+        now = time.perf_counter()
+        ring = self._ring
+        src = self._out_src
+        pos = self._play_pos
+        first = pos
+        filled = 0
+        while filled < frames:
+            if not self._loop and pos >= self._n:
+                outdata[filled:] = 0.0
+                break
+            off = pos % self._n
+            k = min(frames - filled, self._n - off)
+            outdata[filled : filled + k] = src[off : off + k]
+            ring.write(self._mono[off : off + k])
+            filled += k
+            pos += k
+        self._play_pos = pos
+        lead = 0.0
+        try:
+            dac = time_info.outputBufferDacTime
+            cur = time_info.currentTime
+            if dac > 0.0 and cur > 0.0 and 0.0 <= dac - cur < 1.0:
+                lead = dac - cur
+        except AttributeError:
+            pass
+        self._clock.observe(first, now + lead)
+        self._last_cb = now
+        if not self._loop and pos >= self._n:
+            self._play_done = True
+            raise self._callback_stop
+
+    def _on_finished(self) -> None:
+        self._play_done = True
+
+    # ------------------------------------------------------------------ reading
+    def _read_now(self, max_frames: int) -> AudioBlock | None:
+        if self._status is not SourceStatus.RUNNING or max_frames < 1:
+            return None
+        if self._play:
+            got = self._ring.read(max_frames)
+            if got is None:
+                if self._play_done and self._ring.available == 0:
+                    self._status = SourceStatus.FINISHED
+                return None
+            frames, index = got
+            return AudioBlock(frames[:, 0].copy(), int(index), self._clock.time_of(index), self._sr)
+        pos = self._pos
+        end = np.inf if self._loop else self._n
+        if pos >= end:
+            self._status = SourceStatus.FINISHED
+            return None
+        if self._realtime:
+            t0 = self._clock.t0
+            due = int((self._time() - t0) * self._sr) // self._block * self._block
+            ready = int(min(due, end)) - pos
+            if ready <= 0:
+                return None
+        else:
+            ready = max_frames
+        off = pos % self._n
+        k = min(int(max_frames), ready, self._n - off)
+        samples = self._mono[off : off + k].copy()
+        self._pos = pos + k
+        if not self._loop and self._pos >= self._n:
+            self._status = SourceStatus.FINISHED
+        return AudioBlock(samples, pos, self._clock.time_of(pos), self._sr)

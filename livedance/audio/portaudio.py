@@ -1,0 +1,105 @@
+"""Process-wide PortAudio housekeeping: importing sounddevice, rescanning devices, JACK quirks.
+
+PortAudio keeps one device list per process, built when it is initialised (at ``import
+sounddevice``). A device plugged in later, or a JACK server started later, is seen only after a
+rescan (``Pa_Terminate`` + ``Pa_Initialize``), which also closes every open stream of the process.
+
+PortAudio's JACK host API (v19.6/v19.7, pa_jack.c) has two traps once the JACK server has gone
+away while the process was attached to it:
+
+* stopping, aborting or closing a stream that was running waits on a condition variable that no
+  thread will signal again, for 10 minutes (``RealStop`` -> ``WaitCondition``);
+* ``Pa_Terminate`` (called at interpreter exit by sounddevice) then hangs on that stream, or,
+  with no stream open, aborts the process on an assertion in the JACK host API's ``Terminate``.
+
+So a stream lost with its JACK server is *abandoned* (:func:`abandon_stream`): kept referenced,
+never stopped or closed, and sounddevice's exit-time ``Pa_Terminate`` is skipped so that the
+process can exit. PortAudio cannot re-attach to a restarted JACK server inside the same process
+after that; the program has to be restarted. These module-level records mirror PortAudio's own
+process-wide state; they are the only globals in livedance.audio.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from types import ModuleType
+from typing import Any
+
+from livedance.errors import AudioError
+
+#: Streams abandoned after their JACK server went away (never closed; see module docstring).
+_ABANDONED: list[Any] = []
+
+
+def import_sounddevice() -> ModuleType:
+    """Import and return :mod:`sounddevice`.
+
+    Raises:
+        AudioError: the PortAudio library is missing (Debian: ``apt-get install libportaudio2``).
+    """
+    try:
+        import sounddevice
+    except OSError as err:  # sounddevice raises OSError when libportaudio cannot be loaded
+        raise AudioError(
+            f"cannot load PortAudio ({err}); install it (Debian/Ubuntu: apt-get install libportaudio2)"
+        ) from None
+    return sounddevice
+
+
+def jack_is_dead() -> bool:
+    """True once a stream was abandoned because its JACK server went away (restart needed)."""
+    return bool(_ABANDONED)
+
+
+def rescan() -> None:
+    """Rebuild PortAudio's device list (finds devices plugged in and JACK servers started since).
+
+    Closes every PortAudio stream of this process: call it only while none is open.
+
+    Raises:
+        AudioError: PortAudio is attached to a JACK server that went away (see the module
+            docstring): a rescan would hang, so the process must be restarted.
+    """
+    sd = import_sounddevice()
+    if jack_is_dead():
+        raise AudioError(
+            "cannot rescan audio devices: the JACK server this process was attached to went away, "
+            "and PortAudio cannot detach from it cleanly; restart livedance"
+        )
+    sd._terminate()
+    sd._initialize()
+
+
+def abandon_stream(stream: Any) -> None:
+    """Keep ``stream`` alive forever without stopping or closing it (its JACK server is gone).
+
+    Also stops sounddevice from calling ``Pa_Terminate`` at interpreter exit, which would hang or
+    abort on the dead JACK client. Never raises.
+    """
+    _ABANDONED.append(stream)
+    try:
+        import sounddevice
+
+        sounddevice._initialized = 0  # skip Pa_Terminate in sounddevice's atexit handler
+    except Exception:  # pragma: no cover - sounddevice missing means there is no stream either
+        pass
+
+
+def jack_client_name() -> str | None:
+    """Name of this process's JACK client as PortAudio opened it (for example "PortAudio").
+
+    JACK renames a client whose name is taken ("PortAudio-01"), so ask instead of assuming.
+    Returns None when PortAudio has no JACK host API (no server was running at init).
+    """
+    sd = import_sounddevice()
+    try:
+        lib = ctypes.CDLL(sd._libname)
+        fn = lib.PaJack_GetClientName
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    fn.restype = ctypes.c_int
+    name = ctypes.c_char_p()
+    if fn(ctypes.byref(name)) != 0 or not name.value:
+        return None
+    return name.value.decode("utf-8", "replace")

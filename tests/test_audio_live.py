@@ -1,0 +1,230 @@
+"""LiveSource with a fake PortAudio stream: mixdown, device lookup errors, device lost / back.
+
+The fake stream's callback is driven by the test (pump), as PortAudio's audio thread would;
+the LiveSource's own monitor thread is real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from livedance.audio import DeviceInfo, LiveSource, SourceStatus, resolve_device
+from livedance.errors import AudioError, ConfigError, DeviceNotFoundError
+
+MIC = DeviceInfo(0, "USB Mic", "ALSA", 1, 0, 48000.0, default_input=True)
+INTERFACE = DeviceInfo(1, "Scarlett 4i4 USB", "ALSA", 4, 4, 44100.0)
+SPEAKERS = DeviceInfo(2, "HDMI out", "ALSA", 0, 8, 48000.0, default_output=True)
+JACK_SYSTEM = DeviceInfo(3, "system", "JACK Audio Connection Kit", 2, 2, 44100.0, True, True)
+DEVICES = [MIC, INTERFACE, SPEAKERS, JACK_SYSTEM]
+
+
+class FakeStream:
+    """Mimics sounddevice.InputStream: keyword constructor, start/abort/close, active flag."""
+
+    def __init__(self, **kw):
+        self.kw = kw
+        self.active = False
+        self.closed = False
+
+    def start(self):
+        self.active = True
+
+    def stop(self):
+        self.active = False
+
+    def abort(self):
+        self.active = False
+
+    def close(self):
+        self.closed = True
+
+    def pump(self, block: np.ndarray) -> None:
+        t = SimpleNamespace(inputBufferAdcTime=0.0, currentTime=0.0)
+        self.kw["callback"](block.astype(np.float32), len(block), t, None)
+
+
+class FakeBackend:
+    """A device list and a stream factory whose device can vanish and come back."""
+
+    def __init__(self, devices=DEVICES):
+        self.devices = list(devices)
+        self.present = True
+        self.open_errors = 0  # the next N opens raise, like a PortAudio error
+        self.streams: list[FakeStream] = []
+
+    def lister(self):
+        return self.devices if self.present else [d for d in self.devices if d.index != 1]
+
+    def factory(self, **kw):
+        if self.open_errors > 0:
+            self.open_errors -= 1
+            raise RuntimeError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+        self.streams.append(FakeStream(**kw))
+        return self.streams[-1]
+
+
+def _source(backend, **kw):
+    kw.setdefault("watchdog_s", 30.0)
+    return LiveSource(
+        kw.pop("device", "scarlett"), device_lister=backend.lister, stream_factory=backend.factory, **kw
+    )
+
+
+def _wait(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_opens_the_named_device_and_mixes_channels_down():
+    be = FakeBackend()
+    src = _source(be, channels=4, block_size=256)
+    assert src.device is INTERFACE and src.sample_rate == 44100 and src.channels == 4
+    with src:
+        s = be.streams[0]
+        assert (s.kw["device"], s.kw["channels"], s.kw["blocksize"], s.kw["samplerate"]) == (1, 4, 256, 44100)
+        block = np.tile(np.array([1.0, 0.0, 0.5, -0.5], np.float32), (256, 1))
+        block[:, 0] = np.linspace(0, 1, 256)
+        s.pump(block)
+        b = src.read(1000)
+    np.testing.assert_allclose(b.samples, block.mean(axis=1), atol=1e-7)
+    assert b.samples.shape == (256,) and b.samples.dtype == np.float32 and b.sample_index == 0
+    assert src.status is SourceStatus.STOPPED and be.streams[0].closed
+
+
+def test_default_channels_is_stereo_at_most_and_mono_passes_through():
+    be = FakeBackend()
+    assert _source(be).channels == 2
+    mono = _source(be, device="usb mic")
+    assert mono.device is MIC and mono.channels == 1 and mono.sample_rate == 48000
+    with mono:
+        x = np.sin(np.arange(480, dtype=np.float32))
+        be.streams[-1].pump(x[:, None])
+        np.testing.assert_array_equal(mono.read(1000).samples, x)
+
+
+def test_rate_and_channel_validation():
+    be = FakeBackend()
+    with pytest.raises(AudioError, match=r"Scarlett.*192000 Hz.*8000\.\.96000"):
+        _source(be, sample_rate=192000)
+    with pytest.raises(AudioError, match="channels must be 1..4"):
+        _source(be, channels=6)
+    with pytest.raises(ConfigError, match="block_size"):
+        _source(be, block_size=4)
+
+
+def test_device_not_found_lists_the_input_devices():
+    with pytest.raises(DeviceNotFoundError) as err:
+        _source(FakeBackend(), device="focusrite")
+    msg = str(err.value)
+    assert "'focusrite'" in msg
+    for d in (MIC, INTERFACE, JACK_SYSTEM):
+        assert d.name in msg
+    assert "HDMI" not in msg  # output-only devices are not offered as inputs
+
+
+def test_resolve_device_by_index_prefix_and_default():
+    assert resolve_device(None, "input", DEVICES) is MIC
+    assert resolve_device(None, "output", DEVICES) is SPEAKERS
+    assert resolve_device("1", "input", DEVICES) is INTERFACE
+    assert resolve_device("jack:", "input", DEVICES) is JACK_SYSTEM
+    assert resolve_device("JACK:System", "input", DEVICES) is JACK_SYSTEM
+    with pytest.raises(DeviceNotFoundError, match="no input channels"):
+        resolve_device(2, "input", DEVICES)
+    with pytest.raises(DeviceNotFoundError, match="alsa"):
+        resolve_device("alsa:system", "input", DEVICES)
+
+
+def test_device_lost_then_back_reconnects_with_a_gap_in_sample_indices():
+    be = FakeBackend()
+    src = _source(be, watchdog_s=0.15, backoff_s=(0.05, 0.1), block_size=256)
+    src.start()
+    first = be.streams[0]
+    for _ in range(4):
+        first.pump(np.full((256, 2), 0.25, np.float32))
+    before = src.read(10_000)
+    assert before.end_index == 1024 and not src.lost.is_set()
+
+    be.present = False  # unplugged: callbacks stop, the device leaves the list
+    assert _wait(src.lost.is_set), "the watchdog never declared the device lost"
+    assert src.status is SourceStatus.LOST and src.lost_count == 1
+    assert "no audio callback" in src.last_error and "Scarlett" in src.last_error
+    assert first.closed  # the dead stream was released
+    assert src.read(100) is None and src.read(100, timeout=0.05) is None  # never raises
+    assert _wait(lambda: src.reconnect_attempts >= 2), "no retries while lost"
+    assert src.status is SourceStatus.LOST and "not back" in src.last_error
+
+    be.open_errors = 1  # it is back, but the first open fails once more
+    be.present = True
+    assert _wait(lambda: src.status is SourceStatus.RUNNING), src.last_error
+    assert not src.lost.is_set() and src.reconnects == 1 and len(be.streams) == 2
+    be.streams[1].pump(np.full((256, 2), 0.5, np.float32))
+    after = src.read(10_000)
+    # the stream clock kept running while the device was away: a gap, not a splice
+    assert after.sample_index > before.end_index
+    np.testing.assert_allclose(after.samples, 0.5)
+    src.stop()
+    assert src.status is SourceStatus.STOPPED and be.streams[1].closed
+
+
+def test_unexpected_end_of_stream_and_inactive_stream_count_as_lost():
+    be = FakeBackend()
+    src = _source(be, auto_reconnect=False)
+    src.start()
+    be.streams[0].kw["finished_callback"]()  # PortAudio ended the stream on its own
+    assert _wait(src.lost.is_set)
+    assert "finished unexpectedly" in src.last_error
+    assert src.reconnect()  # manual reconnect
+    assert src.status is SourceStatus.RUNNING
+    be.streams[1].active = False  # PortAudio marks the stream inactive (host API down)
+    assert _wait(src.lost.is_set)
+    assert "inactive" in src.last_error
+    time.sleep(0.2)
+    assert src.reconnect_attempts == 1  # auto_reconnect=False: no retries on its own
+    src.stop()
+    src.stop()
+    assert src.status is SourceStatus.STOPPED and not src.lost.is_set()
+
+
+def test_stop_joins_the_monitor_thread():
+    import threading
+
+    be = FakeBackend()
+    src = _source(be)
+    src.start()
+    assert any(t.name.startswith("livedance-audio-monitor") for t in threading.enumerate())
+    src.stop()
+    assert not any(t.name.startswith("livedance-audio-monitor") for t in threading.enumerate())
+
+
+def test_overflow_counted_when_the_reader_falls_behind():
+    be = FakeBackend()
+    src = _source(be, device="usb mic", ring_seconds=0.01)  # 480 samples -> ring of 4 blocks (2048)
+    with src:
+        for _ in range(10):
+            be.streams[0].pump(np.zeros((512, 1), np.float32))
+        assert src.overflows == 10 * 512 - 2048
+
+
+def test_devices_command_json_and_table(capsys):
+    from livedance.cli import main
+
+    assert main(["devices", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert isinstance(listed, list)
+    for d in listed:
+        assert {"index", "name", "hostapi", "max_input_channels", "default_samplerate"} <= set(d)
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    if listed:
+        assert "Audio devices" in out and listed[0]["name"] in out
+    else:
+        assert "no input devices" in out and "jackd" in out  # the hint to start a JACK server

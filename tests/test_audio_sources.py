@@ -1,0 +1,198 @@
+"""FileSource (offline, paced on a fake clock, played to a fake output), AudioBlock, rate checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livedance.audio import AudioBlock, CaptureClock, DeviceInfo, FileSource, SourceStatus, validate_sample_rate
+from livedance.errors import AudioError, ConfigError, DeviceNotFoundError
+
+
+def _write(path: Path, audio: np.ndarray, sr: int) -> Path:
+    sf.write(str(path), audio, sr, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture
+def stereo_file(tmp_path):
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-0.5, 0.5, size=(11025, 2)).astype(np.float32)  # 0.25 s at 44.1 kHz
+    return _write(tmp_path / "stereo.wav", audio, 44100), audio
+
+
+def _collect(src, max_frames):
+    blocks = []
+    while (b := src.read(max_frames)) is not None:
+        blocks.append(b)
+    return blocks
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100.0, 48000, 96000])
+def test_validate_sample_rate_accepts_8k_to_96k(rate):
+    assert validate_sample_rate(rate, "x") == int(rate)
+
+
+@pytest.mark.parametrize("rate", [7999, 96001, 192000, 0, -44100, 44100.5, float("nan"), "fast"])
+def test_validate_sample_rate_rejects_with_the_input_named(rate):
+    with pytest.raises(AudioError, match="my-mic"):
+        validate_sample_rate(rate, "my-mic")
+
+
+def test_file_source_rejects_rates_outside_range(tmp_path):
+    path = _write(tmp_path / "low.wav", np.zeros(4000, np.float32), 4000)
+    with pytest.raises(AudioError, match=r"low\.wav.*4000 Hz"):
+        FileSource(path, realtime=False)
+
+
+def test_file_source_offline_content_equals_file_mixed_to_mono(stereo_file):
+    path, audio = stereo_file
+    src = FileSource(path, realtime=False)
+    assert src.sample_rate == 44100 and src.status is SourceStatus.STOPPED
+    assert src.read(100) is None  # not started
+    src.start()
+    blocks = _collect(src, 1000)
+    assert src.status is SourceStatus.FINISHED
+    data = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_allclose(data, audio.mean(axis=1), atol=1e-7)
+    assert all(b.samples.dtype == np.float32 and b.samples.ndim == 1 for b in blocks)
+    assert [b.sample_index for b in blocks] == list(range(0, len(audio), 1000))
+    # t_capture is the nominal clock: start + index / rate
+    t0 = blocks[0].t_capture
+    for b in blocks:
+        assert b.t_capture == pytest.approx(t0 + b.sample_index / 44100, abs=1e-9)
+    src.stop()
+    src.stop()  # idempotent
+    assert src.status is SourceStatus.FINISHED
+
+
+def test_file_source_loop_keeps_counting(stereo_file):
+    path, audio = stereo_file
+    mono = audio.mean(axis=1)
+    src = FileSource(path, realtime=False, loop=True)
+    with src:
+        blocks = [src.read(4000) for _ in range(8)]  # 32000 samples > 2 x the file
+    assert src.status is SourceStatus.STOPPED
+    idx = np.concatenate([np.arange(b.sample_index, b.end_index) for b in blocks])
+    data = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_array_equal(idx, np.arange(len(idx)))
+    np.testing.assert_allclose(data, mono[idx % len(mono)], atol=1e-7)
+    assert max(b.n_frames for b in blocks) <= 4000
+
+
+def test_file_source_realtime_paces_whole_blocks_on_its_clock(stereo_file):
+    path, audio = stereo_file
+    now = [100.0]
+    src = FileSource(path, realtime=True, block_size=512, time_fn=lambda: now[0])
+    src.start()
+    assert src.read(10_000) is None  # nothing is due at t = 0
+    now[0] += 500 / 44100  # less than one block
+    assert src.read(10_000) is None
+    now[0] += 600 / 44100  # 1100 samples due -> two whole blocks
+    b = src.read(10_000)
+    assert (b.sample_index, b.n_frames) == (0, 1024)
+    assert b.t_capture == pytest.approx(100.0)
+    assert src.read(10_000) is None
+    now[0] += 10.0  # long after the end: the rest, in reads capped by max_frames
+    rest = _collect(src, 4096)
+    assert sum(r.n_frames for r in rest) == len(audio) - 1024
+    assert rest[0].t_capture == pytest.approx(100.0 + 1024 / 44100)
+    assert src.status is SourceStatus.FINISHED
+
+
+def test_blocking_read_returns_none_when_finished(stereo_file):
+    path, _ = stereo_file
+    src = FileSource(path, realtime=False)
+    src.start()
+    _collect(src, 100_000)
+    assert src.read(10, timeout=None) is None  # finished: does not wait forever
+
+
+def test_play_without_realtime_is_a_config_error(stereo_file):
+    with pytest.raises(ConfigError, match="realtime"):
+        FileSource(stereo_file[0], realtime=False, play=True)
+
+
+class _FakeOut:
+    """Stands in for sounddevice.OutputStream; the test calls pump() as the audio thread would."""
+
+    def __init__(self, **kw):
+        self.kw = kw
+        self.active = False
+        self.closed = False
+
+    def start(self):
+        self.active = True
+
+    def abort(self):
+        self.active = False
+
+    def close(self):
+        self.closed = True
+
+    def pump(self, frames):
+        out = np.full((frames, self.kw["channels"]), np.nan, np.float32)
+        t = SimpleNamespace(outputBufferDacTime=0.0, currentTime=0.0)
+        try:
+            self.kw["callback"](out, frames, t, None)
+            return out, False
+        except Exception as stop:  # CallbackStop at the end of the file
+            assert "Stop" in type(stop).__name__
+            return out, True
+
+
+def test_play_mode_delivers_exactly_what_is_played(stereo_file):
+    path, audio = stereo_file
+    speakers = [DeviceInfo(3, "Speakers", "ALSA", 0, 2, 44100.0, default_output=True)]
+    made = []
+
+    def factory(**kw):
+        made.append(_FakeOut(**kw))
+        return made[-1]
+
+    src = FileSource(path, play=True, block_size=512, device_lister=lambda: speakers, stream_factory=factory)
+    assert src.output_device.name == "Speakers"
+    src.start()
+    assert made[0].kw["device"] == 3 and made[0].kw["channels"] == 2
+    played, stopped = [], False
+    while not stopped:
+        out, stopped = made[0].pump(512)
+        played.append(out)
+    played = np.concatenate(played)
+    np.testing.assert_array_equal(played[: len(audio)], audio)  # the room hears the stereo file
+    assert np.all(played[len(audio) :] == 0)  # then silence
+    blocks = _collect(src, 100_000)
+    data = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_allclose(data, audio.mean(axis=1), atol=1e-7)
+    assert src.read(10) is None and src.status is SourceStatus.FINISHED
+    src.stop()
+    assert made[0].closed
+
+
+def test_play_mode_unknown_output_device_lists_outputs(stereo_file):
+    devs = [
+        DeviceInfo(0, "Mic", "ALSA", 1, 0, 48000.0),
+        DeviceInfo(1, "Speakers", "ALSA", 0, 2, 48000.0),
+    ]
+    with pytest.raises(DeviceNotFoundError) as err:
+        FileSource(stereo_file[0], play=True, output_device="hdmi", device_lister=lambda: devs)
+    assert "Speakers" in str(err.value) and "Mic" not in str(err.value)
+
+
+def test_audio_block_properties():
+    b = AudioBlock(np.zeros(480, np.float32), 48000, 12.5, 48000)
+    assert (b.n_frames, b.end_index, b.time_s, b.duration_s) == (480, 48480, 1.0, 0.01)
+
+
+def test_capture_clock_follows_lower_envelope_of_late_callbacks():
+    clock = CaptureClock(1000, max_drift=1e-4)
+    rng = np.random.default_rng(1)
+    true_t0 = 50.0
+    for i in range(0, 20_000, 100):  # callbacks arrive 0..5 ms late
+        clock.observe(i, true_t0 + i / 1000 + rng.uniform(0, 0.005))
+    assert clock.t0 == pytest.approx(true_t0, abs=5e-4)
+    assert clock.index_at(true_t0 + 2.0) == pytest.approx(2000, abs=1)
