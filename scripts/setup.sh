@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # System packages: PortAudio for sounddevice, JACK (jackd, jack_metro, jack_connect) for the
 # dummy-backend audio tests, liblo-tools (oscdump) as a third-party OSC peer, chromium for the
 # headless web-preview test.
-APT_PACKAGES=(libportaudio2 jackd2 liblo-tools)
+APT_PACKAGES=(libportaudio2 jackd2 liblo-tools chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,212 @@
+"""``livedance calibrate ...``: measure latencies and keep them in the user config.
+
+* ``livedance calibrate latency --tap``: tap along to a click track (rhythm-game offset wizard).
+* ``livedance calibrate latency --loopback``: play clicks into a cable (or a JACK loop) and time them.
+* ``livedance calibrate show``: print the user config and where it lives.
+* ``livedance calibrate set --output-ms X --input-ms Y``: enter latencies by hand.
+
+See docs/calibration.md. The results go to ``$LIVEDANCE_CONFIG`` or ``$XDG_CONFIG_HOME/livedance/config.json``;
+``livedance perform`` reads them from there.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli import app
+
+calibrate_app = typer.Typer(
+    help="Measure audio latency (tap-along or loopback) and store it for `livedance perform`.",
+    no_args_is_help=True,
+)
+app.add_typer(calibrate_app, name="calibrate")
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@calibrate_app.command("latency")
+def latency_command(
+    tap: bool = typer.Option(False, "--tap", help="Tap along to a click track (default when no mode is given)."),
+    loopback: bool = typer.Option(False, "--loopback", help="Time clicks sent from an output back into an input."),
+    output: Optional[str] = typer.Option(None, "--output", help="Output device (index, name or jack:<client>); default output if omitted."),
+    input_dev: Optional[str] = typer.Option(None, "--input", help="Loopback: input device; default input if omitted."),
+    visual: bool = typer.Option(False, "--visual", "--no-play", help="Tap: print the beats instead of playing clicks."),
+    bpm: float = typer.Option(100.0, help="Tap: click tempo in BPM (offsets up to half a beat are measurable)."),
+    beats: int = typer.Option(32, help="Tap: number of clicks."),
+    lead_in: float = typer.Option(2.0, "--lead-in", help="Tap: seconds of silence before the first click."),
+    discard: int = typer.Option(4, help="Tap: first taps ignored (warm-up)."),
+    clicks: int = typer.Option(8, help="Loopback: clicks played."),
+    jack_loop: bool = typer.Option(
+        False, "--jack-loop", help="Loopback on JACK: connect livedance's own JACK outputs to its inputs (no cable)."
+    ),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Hz; default: the device's."),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="Config file to update (default $LIVEDANCE_CONFIG or $XDG_CONFIG_HOME/livedance/config.json)."
+    ),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store the result in the config file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure the latency the sound card does not report and store it for `livedance perform`.
+
+    --tap plays a click track (or, with --visual or without an output device, prints the beats); tap Enter or space on each beat; q quits. The offset is the median of (tap - nearest beat) after the warm-up taps and outliers (MAD rule) are dropped.
+
+    --loopback plays short chirps on --output and records --input; connect the two with a cable, or use --jack-loop on a JACK device. The round trip minus what PortAudio reports is split evenly between output and input latency.
+    """
+    from livedance.calibration.user_config import LoopbackRecord, TapRecord, load_user_config, save_user_config
+    from livedance.errors import ConfigError
+
+    if tap and loopback:
+        raise ConfigError("choose one of --tap and --loopback, not both")
+    cfg_user = load_user_config(config_file)  # fail early on a malformed file
+    result: dict
+    if loopback:
+        from livedance.calibration.latency import LoopbackConfig, measure_loopback
+
+        lcfg = LoopbackConfig(clicks=clicks, sample_rate=sample_rate)
+        typer.echo(f"Loopback: playing {clicks} clicks and listening for them ...", err=True)
+        est = measure_loopback(output, input_dev, lcfg, jack_loop=jack_loop)
+        extra_ms = est.extra_s * 1000.0
+        rec = LoopbackRecord(
+            round_trip_ms=est.round_trip_s * 1000.0,
+            reported_ms=est.reported_s * 1000.0 if math.isfinite(est.reported_s) else 0.0,
+            extra_ms=extra_ms if math.isfinite(extra_ms) else 0.0,
+            spread_ms=est.spread_s * 1000.0,
+            clicks=int(est.lags_samples.size),
+            sample_rate=est.sample_rate,
+            output_device=est.output_device,
+            input_device=est.input_device,
+            when=_now(),
+        )
+        cfg_user.loopback = rec
+        cfg_user.output_latency_ms = rec.extra_ms / 2.0
+        cfg_user.input_latency_ms = rec.extra_ms / 2.0
+        result = {
+            "mode": "loopback",
+            "round_trip_ms": rec.round_trip_ms,
+            "round_trip_samples": est.round_trip_samples,
+            "reported_ms": rec.reported_ms,
+            "extra_ms": rec.extra_ms,
+            "spread_ms": rec.spread_ms,
+            "clicks_found": rec.clicks,
+            "clicks_played": est.clicks_played,
+            "sample_rate": est.sample_rate,
+        }
+    else:
+        import sys
+
+        from livedance.calibration.latency import SoundDevicePlayer, StreamTaps, TapConfig, TapSession
+        from livedance.errors import AudioError, DeviceNotFoundError
+
+        tcfg = TapConfig(bpm=bpm, beats=beats, lead_in_s=lead_in, discard_first=discard)
+        tcfg.validate()
+        player = None
+        if not visual:
+            try:
+                player = SoundDevicePlayer(output, sample_rate=sample_rate)
+            except (DeviceNotFoundError, AudioError) as err:
+                if output is not None:
+                    raise
+                typer.echo(f"No output device ({err}); printing the beats instead (--visual).", err=True)
+        with StreamTaps(sys.stdin) as taps:
+            run = TapSession(tcfg, taps, player=player, echo=lambda s: typer.echo(s, err=True)).run()
+        est = run.estimate
+        rec = TapRecord(
+            offset_ms=est.offset_ms,
+            spread_ms=est.spread_ms,
+            taps=est.n_taps,
+            kept=est.n_kept,
+            bpm=float(bpm),
+            mode=run.mode,
+            device=run.device,
+            when=_now(),
+        )
+        if run.mode == "audio":
+            cfg_user.tap = rec
+            cfg_user.output_latency_ms = rec.offset_ms
+        else:
+            cfg_user.visual_tap = rec
+        result = {
+            "mode": f"tap-{run.mode}",
+            "offset_ms": rec.offset_ms,
+            "spread_ms": rec.spread_ms,
+            "taps": rec.taps,
+            "kept": rec.kept,
+            "outliers": est.n_outliers,
+            "warmup_dropped": est.n_discarded,
+            "bpm": rec.bpm,
+        }
+    path = save_user_config(cfg_user, config_file) if save else None
+    result["saved_to"] = str(path) if path else None
+    result["output_latency_ms"] = cfg_user.output_latency_ms
+    result["input_latency_ms"] = cfg_user.input_latency_ms
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    _print_result(result)
+
+
+def _print_result(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Latency calibration ({result['mode']})", title_justify="left")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key in ("mode", "saved_to"):
+            continue
+        if isinstance(value, float):
+            text = f"{value:.1f}" if math.isfinite(value) else "n/a"
+        else:
+            text = str(value)
+        table.add_row(key, text)
+    console = Console()
+    console.print(table)
+    if result["mode"] == "tap-visual":
+        console.print(
+            "Visual mode measures keyboard + display + reaction, not audio latency; output_latency_ms is unchanged."
+        )
+    if result.get("saved_to"):
+        console.print(f"Saved to {result['saved_to']} (livedance perform reads it).", highlight=False)
+
+
+@calibrate_app.command("show")
+def show_command(
+    config_file: Optional[Path] = typer.Option(None, "--config", help="Config file (default: the user config)."),
+) -> None:
+    """Print the user config (JSON) and the file it comes from."""
+    from livedance.calibration.user_config import config_path, load_user_config
+
+    path = config_file or config_path()
+    cfg = load_user_config(path)
+    typer.echo(f"# {path}{'' if path.exists() else ' (not written yet: defaults)'}")
+    typer.echo(json.dumps(cfg.to_dict(), indent=2))
+
+
+@calibrate_app.command("set")
+def set_command(
+    output_ms: Optional[float] = typer.Option(None, "--output-ms", help="Output latency to store, milliseconds."),
+    input_ms: Optional[float] = typer.Option(None, "--input-ms", help="Input latency to store, milliseconds."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="Config file (default: the user config)."),
+) -> None:
+    """Store latencies measured some other way (e.g. with jack_iodelay or a camera)."""
+    from livedance.calibration.user_config import load_user_config, save_user_config
+    from livedance.errors import ConfigError
+
+    if output_ms is None and input_ms is None:
+        raise ConfigError("give --output-ms and/or --input-ms")
+    cfg = load_user_config(config_file)
+    if output_ms is not None:
+        cfg.output_latency_ms = float(output_ms)
+    if input_ms is not None:
+        cfg.input_latency_ms = float(input_ms)
+    path = save_user_config(cfg, config_file)
+    typer.echo(f"Saved to {path}: output {cfg.output_latency_ms:g} ms, input {cfg.input_latency_ms:g} ms")
