@@ -1,0 +1,179 @@
+"""Beat tracking figures, side by side: our causal tracker, plain aubio, librosa offline.
+
+    .venv/bin/python benchmarks/beats.py [--data ../shared/data] [--json out.json]
+
+For each clip in ``<data>/beats`` (annotations ``time<TAB>position``), the CC song
+``<data>/music/muldjord-armygeddon/song.ogg`` (beat grid from its MIDI tempo map, checked against
+the audio: median offset of the onset peaks from the grid is printed) and synthetic jack_metro-style
+click tracks, it prints mir_eval F-measure (70 ms) of
+
+* ours: :class:`livedance.beats.BeatTracker` (causal; a beat counts at max(predicted time,
+  announcement time)),
+* aubio: ``aubio.tempo("default", 1024, 512, sr)`` as is (causal; a beat counts at the end of the
+  hop that reported it, since that is when a live consumer hears of it; "aubio@label" scores the
+  time aubio writes on the beat, get_last_s(), which is up to 4 hops in the past),
+* librosa: ``librosa.beat.beat_track`` on the whole file (offline, non-causal reference),
+
+untrimmed (every beat, the headline) and trimmed (mir_eval.beat.trim_beats: beats before 5 s
+dropped), plus for ours the time from the music start to the first correct beat, the tempo settling
+time (from the music start until the announced tempo stays within 4 % of the reference) and the
+downbeat F-measure where annotations have bar positions. A second table gives ablations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from livedance.beats import TrackerConfig, track
+from livedance.beats import scoring as S
+from livedance.beats.clicks import click_track
+from livedance.data.audio_io import load_audio
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def aubio_plain(audio: np.ndarray, sr: int, hop: int = 512, win: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """aubio's default tempo tracker, causal. Returns (labelled beat times, report times), seconds."""
+    import aubio
+
+    t = aubio.tempo("default", win, hop, sr)
+    n = len(audio) // hop
+    x = np.ascontiguousarray(audio[: n * hop], dtype=np.float32)
+    labels, reports = [], []
+    for i in range(n):
+        if t(x[i * hop : (i + 1) * hop])[0]:
+            labels.append(float(t.get_last_s()))
+            reports.append((i + 1) * hop / sr)
+    return np.asarray(labels), np.asarray(reports)
+
+
+def librosa_offline(audio: np.ndarray, sr: int) -> np.ndarray:
+    """librosa.beat.beat_track beat times (seconds) on the whole signal."""
+    import librosa
+
+    _, times = librosa.beat.beat_track(y=audio, sr=sr, units="time")
+    return np.asarray(times, dtype=np.float64)
+
+
+def grid_offset_s(audio: np.ndarray, sr: int, grid: np.ndarray) -> float:
+    """Median offset (s) of the onset-envelope peak within +-1/2 beat of each grid beat (positive: audio late)."""
+    from livedance.beats.onset import onset_envelope
+    from livedance.data.audio_io import resample
+
+    y = resample(audio, sr, 44100)
+    env = onset_envelope(y, 44100)[:, 0]
+    fps = 44100 / 512
+    period = float(np.median(np.diff(grid)))
+    offs = []
+    for g in grid[4:-4]:
+        lo, hi = int((g - period / 2) * fps), int((g + period / 2) * fps)
+        if hi >= len(env) or lo < 0:
+            continue
+        k = lo + int(np.argmax(env[lo:hi]))
+        offs.append((k + 1) * 512 / 44100 - g)  # frame k ends at sample (k+1)*hop
+    return float(np.median(offs)) if offs else float("nan")
+
+
+def clips(data: Path) -> list[dict]:
+    """Load every clip: name, audio, sr, reference beats, reference downbeats (or None), ref bpm."""
+    out = []
+    beats_dir = data / "beats"
+    for wav in sorted(beats_dir.glob("*.wav")) if beats_dir.is_dir() else []:
+        audio, sr = load_audio(wav)
+        ref, pos = S.load_beat_annotations(wav.with_suffix(".beats"))
+        downs = ref[pos == 1] if (pos > 0).any() else None
+        out.append(dict(name=wav.stem, audio=audio, sr=sr, ref=ref, downs=downs, note="human annotations"))
+    song = data / "music" / "muldjord-armygeddon" / "song.ogg"
+    if song.is_file():
+        audio, sr = load_audio(song)
+        grid = S.midi_beat_grid(song.with_name("notes.mid"), len(audio) / sr)
+        off = grid_offset_s(audio, sr, grid)
+        out.append(dict(name="armygeddon (full song)", audio=audio, sr=sr, ref=grid, downs=None,
+                        note=f"MIDI tempo map; onsets {1000 * off:+.0f} ms from grid"))
+    for bpm in (60.0, 120.0, 174.0):
+        audio, ref = click_track(bpm, 30.0, 44100, start_s=0.5)
+        out.append(dict(name=f"jack_metro-style {bpm:.0f} BPM", audio=audio, sr=44100, ref=ref, downs=None,
+                        note="synthetic 880 Hz clicks"))
+    return out
+
+
+def score_ours(c: dict, cfg: TrackerConfig) -> dict:
+    t0 = time.perf_counter()
+    events = track(c["audio"], cfg)
+    elapsed = time.perf_counter() - t0
+    at = S.announced_times(events)
+    start = S.music_start_s(c["audio"], c["sr"])
+    ref_bpm = 60.0 / float(np.median(np.diff(c["ref"])))
+    first = S.first_correct_beat_s(c["ref"], at) - start
+    settle = S.tempo_settling_s(events, ref_bpm) - start
+    down_f = float("nan")
+    if c["downs"] is not None:
+        down_f = S.f_measure(c["downs"], np.asarray([max(e.time_s, e.reported_at_s) for e in events if e.is_downbeat]))
+    return dict(F=S.f_measure(c["ref"], at), Ft=S.f_measure(c["ref"], at, trim=True), first=first, settle=settle,
+                bpm=float(np.median([e.bpm for e in events])) if events else 0.0, ref_bpm=ref_bpm, down_F=down_f,
+                rtf=elapsed / (len(c["audio"]) / c["sr"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = ap.parse_args()
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=200)
+    items = clips(args.data)
+    if not any(c["note"] != "synthetic 880 Hz clicks" for c in items):
+        console.print(f"[yellow]no real clips under {args.data}: only synthetic click tracks[/]")
+    table = Table(title="Beat tracking, mir_eval F-measure (70 ms); untrimmed | trimmed (beats < 5 s dropped)")
+    for col in ("clip", "ours F", "ours F trim", "aubio F", "aubio F trim", "aubio@label F", "librosa F (offline)",
+                "librosa F trim", "1st correct beat s", "tempo settled s", "bpm ours/ref", "downbeat F", "RTF", "reference"):
+        table.add_column(col, justify="left" if col in ("clip", "reference") else "right")
+    abl = Table(title="Ablations of ours (F untrimmed)")
+    variants = {
+        "default": TrackerConfig(),
+        "no aubio hint": TrackerConfig(use_aubio=False),
+        "no low-band tempo weight": TrackerConfig(low_weight=0.0),
+        "min_confidence 0.2": TrackerConfig(min_confidence=0.2),
+    }
+    for col in ("clip", *variants):
+        abl.add_column(col, justify="left" if col == "clip" else "right")
+    results = []
+    f = lambda v: "-" if v != v else f"{v:.2f}"  # noqa: E731 (nan -> "-")
+    for c in items:
+        sr = c["sr"]
+        ours = score_ours(c, TrackerConfig(sample_rate=sr))
+        lab, rep = aubio_plain(c["audio"], sr)
+        aub_at = np.maximum(lab, rep)
+        lib = librosa_offline(c["audio"], sr)
+        row = dict(clip=c["name"], ours=ours,
+                   aubio=dict(F=S.f_measure(c["ref"], aub_at), Ft=S.f_measure(c["ref"], aub_at, True),
+                              F_label=S.f_measure(c["ref"], lab)),
+                   librosa=dict(F=S.f_measure(c["ref"], lib), Ft=S.f_measure(c["ref"], lib, True)))
+        table.add_row(c["name"], f(ours["F"]), f(ours["Ft"]), f(row["aubio"]["F"]), f(row["aubio"]["Ft"]),
+                      f(row["aubio"]["F_label"]), f(row["librosa"]["F"]), f(row["librosa"]["Ft"]),
+                      f(ours["first"]), f(ours["settle"]), f"{ours['bpm']:.1f}/{ours['ref_bpm']:.1f}",
+                      f(ours["down_F"]), f"{ours['rtf']:.3f}", c["note"])
+        abl_row = {}
+        for name, cfg in variants.items():
+            cfg.sample_rate = sr
+            abl_row[name] = ours["F"] if name == "default" else S.f_measure(c["ref"], S.announced_times(track(c["audio"], cfg)))
+        abl.add_row(c["name"], *(f(v) for v in abl_row.values()))
+        row["ablations"] = abl_row
+        results.append(row)
+    console.print(table)
+    console.print(abl)
+    console.print("1st correct beat / tempo settled: seconds after the music start (first 10 ms RMS above -50 dBFS); "
+                  "'-' = never. RTF: tracker wall time / audio duration (single thread).")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

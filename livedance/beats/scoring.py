@@ -1,0 +1,145 @@
+"""Scoring causal beat trackers: reference grids, announced times, F-measure, start-up figures.
+
+Causal scoring rule used across livedance: a beat counts at the time a live consumer could have
+acted on it, ``max(time_s, reported_at_s)`` (:func:`announced_times`). A beat announced ahead of time
+counts at its predicted time; a beat reported after it happened counts at the report time. Scores
+are mir_eval's F-measure with a +-70 ms window (Dixon 2001; mir_eval.beat.f_measure). "Untrimmed"
+scores every beat; "trimmed" first applies mir_eval.beat.trim_beats (drops beats before 5 s) to
+reference and estimate, as mir_eval's own evaluate() does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from livedance.beats.grid import BeatEvent
+from livedance.errors import DataError
+
+#: mir_eval's standard beat F-measure window, seconds.
+F_WINDOW_S = 0.07
+
+
+def load_beat_annotations(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a ``.beats`` file: one beat a line, ``time_in_seconds<TAB>position_in_bar``.
+
+    Returns:
+        (times, positions): (B,) float64 seconds and (B,) int64 bar positions (1 = downbeat;
+        0 where the file has no position column).
+
+    Raises:
+        DataError: if the file is missing or a line does not parse.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"beat annotation file not found: {path}")
+    times, pos = [], []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            times.append(float(parts[0]))
+            pos.append(int(float(parts[1])) if len(parts) > 1 else 0)
+        except ValueError as err:
+            raise DataError(f"{path}:{i}: expected 'time<TAB>position', got {line!r}") from err
+    if not times:
+        raise DataError(f"{path}: no beats in the file")
+    return np.asarray(times), np.asarray(pos, dtype=np.int64)
+
+
+def midi_beat_grid(path: str | Path, duration_s: float) -> np.ndarray:
+    """Beat times of a MIDI file's tempo map (one beat per quarter note) from tick 0 to ``duration_s``.
+
+    Follows every ``set_tempo`` event (microseconds per quarter note) of all tracks, with the file's
+    ticks_per_beat; parsed with ``mido``.
+
+    Returns:
+        (B,) float64 beat times in seconds, starting at 0.0.
+
+    Raises:
+        DataError: if the file cannot be read as MIDI.
+    """
+    import mido
+
+    try:
+        mid = mido.MidiFile(str(path))
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"cannot read MIDI file {path}: {err}") from err
+    tpb = mid.ticks_per_beat
+    changes: list[tuple[int, int]] = []  # (tick, microseconds per beat)
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                changes.append((tick, msg.tempo))
+    changes.sort()
+    if not changes or changes[0][0] > 0:
+        changes.insert(0, (0, 500000))  # MIDI default: 120 BPM
+    beats, t, tick_prev, tempo = [], 0.0, 0, changes[0][1]
+    ci, beat_tick = 1, 0
+    while t <= duration_s:
+        # advance to the next beat tick, crossing tempo changes
+        target = beat_tick
+        while ci < len(changes) and changes[ci][0] <= target:
+            t += (changes[ci][0] - tick_prev) / tpb * tempo / 1e6
+            tick_prev, tempo = changes[ci][0], changes[ci][1]
+            ci += 1
+        t_beat = t + (target - tick_prev) / tpb * tempo / 1e6
+        if t_beat > duration_s:
+            break
+        beats.append(t_beat)
+        beat_tick += tpb
+    return np.asarray(beats)
+
+
+def announced_times(events: Iterable[BeatEvent]) -> np.ndarray:
+    """Times at which a live consumer could act on each beat: max(time_s, reported_at_s), (B,) seconds."""
+    return np.asarray([max(e.time_s, e.reported_at_s) for e in events], dtype=np.float64)
+
+
+def f_measure(reference: np.ndarray, estimate: np.ndarray, trim: bool = False) -> float:
+    """mir_eval beat F-measure (70 ms window); with ``trim`` both lists lose beats before 5 s first."""
+    import mir_eval
+
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    est = np.sort(np.asarray(estimate, dtype=np.float64))
+    if trim:
+        ref, est = mir_eval.beat.trim_beats(ref), mir_eval.beat.trim_beats(est)
+    if ref.size == 0 or est.size == 0:
+        return 0.0
+    return float(mir_eval.beat.f_measure(ref, est, f_measure_threshold=F_WINDOW_S))
+
+
+def music_start_s(audio: np.ndarray, sample_rate: int, threshold_db: float = -50.0) -> float:
+    """First time (seconds) at which the 10 ms RMS of ``audio`` ((N,) float) exceeds ``threshold_db`` dBFS."""
+    n = max(1, int(sample_rate * 0.01))
+    m = len(audio) // n
+    if m == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(np.asarray(audio[: m * n], np.float64).reshape(m, n) ** 2, axis=1))
+    loud = np.flatnonzero(rms > 10 ** (threshold_db / 20))
+    return float(loud[0] * n / sample_rate) if loud.size else float("nan")
+
+
+def first_correct_beat_s(reference: np.ndarray, estimate: np.ndarray, window_s: float = F_WINDOW_S) -> float:
+    """Time (seconds, same clock) of the first estimated beat within ``window_s`` of a reference beat; nan if none."""
+    ref = np.asarray(reference, dtype=np.float64)
+    for t in np.sort(np.asarray(estimate, dtype=np.float64)):
+        if ref.size and np.min(np.abs(ref - t)) <= window_s:
+            return float(t)
+    return float("nan")
+
+
+def tempo_settling_s(events: list[BeatEvent], reference_bpm: float, tolerance: float = 0.04) -> float:
+    """Report time (stream seconds) from which every announced beat's bpm stays within ``tolerance``
+    (relative, 4 % as in the MIREX tempo task) of ``reference_bpm``; nan if it never settles."""
+    ok = np.asarray([abs(e.bpm / reference_bpm - 1.0) <= tolerance for e in events], dtype=bool)
+    if ok.size == 0 or not ok[-1]:
+        return float("nan")
+    bad = np.flatnonzero(~ok)
+    first = 0 if bad.size == 0 else int(bad[-1]) + 1
+    return float(events[first].reported_at_s)

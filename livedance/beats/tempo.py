@@ -1,0 +1,177 @@
+"""Causal tempo estimation from an onset envelope: a running autocorrelation, a harmonic comb over
+it, a log-normal tempo prior, and hysteresis against octave (2:1) and 3:2 jumps.
+
+Method (after Ellis, "Beat tracking by dynamic programming", JNMR 2007, sect. 3.1, tempo from the
+prior-weighted autocorrelation of the onset envelope; and Klapuri et al., "Analysis of the meter of
+acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical levels):
+
+* the onset envelope d[n], with its running mean removed, feeds an exponentially forgetting
+  autocorrelation  A[l] <- beta * A[l] + d[n] * d[n - l]  (time constant ``acf_time_s``);
+* the salience of a beat period P (frames) sums the autocorrelation at its first ``n_harmonics``
+  multiples:  S(P) = sum_k A(k P) / k^2, linearly interpolated at fractional lags, times a
+  log-normal prior over tempo  w(bpm) = exp(-0.5 (log2(bpm / prior_bpm) / prior_octaves)^2);
+* the tracked period follows the best peak inside +-4 % (tempo smoothing), and moves to a peak at
+  another metrical level (ratio 2, 1/2, 3/2, 2/3 or anywhere else) only after that peak has beaten the
+  current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TempoConfig:
+    """Settings of :class:`TempoEstimator`.
+
+    Attributes:
+        min_bpm, max_bpm: tempo search range, beats per minute.
+        prior_bpm, prior_octaves: centre and width (in octaves) of the log-normal tempo prior.
+        acf_time_s: time constant of the autocorrelation's exponential forgetting, seconds.
+        mean_time_s: time constant of the running mean removed from the envelope, seconds.
+        n_harmonics: multiples of the period summed in the salience.
+        harmonic_exponent: the k-th multiple is weighted k ** -harmonic_exponent.
+        switch_margin: factor by which another peak must beat the tracked one to take over.
+        switch_time_s: for how long it must do so, seconds.
+        track_tolerance: relative distance within which the tracked period follows the best peak.
+        smooth_time_s: time constant of the tempo smoothing inside the tolerance, seconds.
+    """
+
+    min_bpm: float = 55.0
+    max_bpm: float = 215.0
+    prior_bpm: float = 120.0
+    prior_octaves: float = 1.0
+    acf_time_s: float = 10.0
+    mean_time_s: float = 1.0
+    n_harmonics: int = 4
+    harmonic_exponent: float = 2.0
+    switch_margin: float = 1.15
+    switch_time_s: float = 1.5
+    track_tolerance: float = 0.04
+    smooth_time_s: float = 3.0
+
+
+class TempoEstimator:
+    """Causal tempo tracker over an onset envelope at ``fps`` frames per second.
+
+    Call :meth:`update` once per frame with the envelope value; read :attr:`period` (frames, or None
+    before a tempo is found), :attr:`bpm` and :attr:`strength` (normalised autocorrelation at the
+    tracked period, about 0 for noise and near 1 for a click track).
+    """
+
+    def __init__(self, fps: float, cfg: TempoConfig | None = None) -> None:
+        self.fps = float(fps)
+        self.cfg = cfg or TempoConfig()
+        c = self.cfg
+        self._bpms = np.exp(np.arange(np.log(c.min_bpm), np.log(c.max_bpm), 0.004))
+        self._periods = 60.0 * self.fps / self._bpms
+        self._prior = np.exp(-0.5 * (np.log2(self._bpms / c.prior_bpm) / c.prior_octaves) ** 2)
+        self._max_lag = int(np.ceil(self._periods.max() * c.n_harmonics)) + 2
+        self._beta = float(np.exp(-1.0 / (c.acf_time_s * self.fps)))
+        self._mean_a = float(np.exp(-1.0 / (c.mean_time_s * self.fps)))
+        self._switch_frames = int(round(c.switch_time_s * self.fps))
+        self._hw = np.arange(1, c.n_harmonics + 1, dtype=float) ** -c.harmonic_exponent
+        self._smooth_a = float(np.exp(-1.0 / (c.smooth_time_s * self.fps)))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the autocorrelation, the history and the tracked period."""
+        self._hist = np.zeros(self._max_lag + 1)  # hist[0] newest
+        self._acf = np.zeros(self._max_lag + 1)
+        self._mean = 0.0
+        self._n = 0
+        self.period: float | None = None
+        self.strength = 0.0
+        self.salience = np.zeros_like(self._periods)
+        self._challenger: float | None = None
+        self._challenger_frames = 0
+
+    @property
+    def bpm(self) -> float:
+        """Tracked tempo in beats per minute; 0.0 before one is found."""
+        return 0.0 if self.period is None else 60.0 * self.fps / self.period
+
+    def _acf_at(self, lags: np.ndarray) -> np.ndarray:
+        """Autocorrelation at fractional lags, 3-point (quadratic) Lagrange interpolation.
+
+        Linear interpolation would put every peak on an integer lag and bias the tempo by up to
+        half a frame (1.6 % at 170 BPM and 86 frames/s); the quadratic keeps peaks off the grid.
+        """
+        i = np.clip(np.rint(lags).astype(int), 1, len(self._acf) - 2)
+        f = lags - i
+        a, b, c = self._acf[i - 1], self._acf[i], self._acf[i + 1]
+        return b + 0.5 * f * (c - a) + 0.5 * f * f * (c - 2 * b + a)
+
+    def _score(self, period: float) -> float:
+        k = np.arange(1, self.cfg.n_harmonics + 1)
+        s = float((self._acf_at(period * k) * self._hw).sum())
+        return s * float(np.exp(-0.5 * (np.log2(60 * self.fps / period / self.cfg.prior_bpm) / self.cfg.prior_octaves) ** 2))
+
+    def update(self, value: float, bias: np.ndarray | None = None) -> None:
+        """Take the next envelope value (one frame) and update the tracked period.
+
+        Args:
+            value: onset envelope at this frame (any non-negative scale).
+            bias: optional (n_candidates,) multiplicative weights over :attr:`candidate_bpms`
+                (used to favour an external tempo hint such as aubio's).
+        """
+        c = self.cfg
+        self._mean = self._mean_a * self._mean + (1 - self._mean_a) * value
+        d = value - self._mean
+        self._hist[1:] = self._hist[:-1]
+        self._hist[0] = d
+        self._acf *= self._beta
+        self._acf += d * self._hist
+        self._n += 1
+        if self._n < self.fps * 1.0 or self._acf[0] <= 1e-12:
+            return
+        k = np.arange(1, c.n_harmonics + 1)
+        lags = self._periods[:, None] * k[None, :]
+        sal = (self._acf_at(lags) * self._hw).sum(1) * self._prior
+        if bias is not None:
+            sal = sal * bias
+        self.salience = sal
+        j = int(np.argmax(sal))
+        best = float(self._periods[j])
+        if 0 < j < len(sal) - 1:  # parabolic refinement in log-period
+            a, b, cc = sal[j - 1], sal[j], sal[j + 1]
+            den = a - 2 * b + cc
+            if den < 0:
+                off = 0.5 * (a - cc) / den
+                best = float(np.exp(np.log(best) - 0.004 * off))
+        if sal[j] <= 0:
+            return
+        if self.period is None:
+            self.period = best
+        elif abs(best / self.period - 1) <= c.track_tolerance:
+            self.period = self._smooth_a * self.period + (1 - self._smooth_a) * best
+            self._challenger, self._challenger_frames = None, 0
+        else:
+            cur = self._local_best(self.period)
+            if self._score(best) > c.switch_margin * self._score(cur):
+                if self._challenger is not None and abs(best / self._challenger - 1) <= c.track_tolerance:
+                    self._challenger_frames += 1
+                else:
+                    self._challenger, self._challenger_frames = best, 1
+                if self._challenger_frames >= self._switch_frames:
+                    self.period = best
+                    self._challenger, self._challenger_frames = None, 0
+            else:
+                self._challenger, self._challenger_frames = None, 0
+                self.period = self._smooth_a * self.period + (1 - self._smooth_a) * cur
+        self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
+
+    def _local_best(self, period: float) -> float:
+        """Best salience peak within the tracking tolerance of ``period`` (frames)."""
+        m = np.abs(self._periods / period - 1) <= self.cfg.track_tolerance
+        if not m.any():
+            return period
+        idx = np.flatnonzero(m)
+        return float(self._periods[idx[int(np.argmax(self.salience[idx]))]])
+
+    @property
+    def candidate_bpms(self) -> np.ndarray:
+        """(n_candidates,) float64 tempo grid searched, beats per minute (log-spaced, 0.4 % steps)."""
+        return self._bpms

@@ -1,0 +1,468 @@
+"""Causal beat and tempo tracker for live audio (the streaming stage "beat phase and tempo").
+
+Signal path, one analysis hop at a time (``hop`` samples at :data:`ANALYSIS_RATE`):
+
+1. Input at any rate in 8-96 kHz is resampled to 44.1 kHz with ``soxr.ResampleStream`` (no-op at
+   44.1 kHz). The resampler is delay-compensated: analysis sample k is stream time k / 44100 s.
+2. Triangular dither at about -100 dBFS is added, so aubio's silence gate never swallows beats in
+   digitally silent passages (aubio 0.4.9 drops beats when a block is below -90 dBFS).
+3. aubio's tempo tracker (``aubio.tempo("default", ...)``, Davies & Plumbley's comb-filter tracker)
+   runs on every hop; its tempo, when confident, biases the tempo salience (a hint, not the answer).
+4. The onset envelope is our own log-mel spectral flux (:mod:`livedance.beats.onset`).
+5. :class:`~livedance.beats.tempo.TempoEstimator` gives the beat period with smoothing and
+   hysteresis against octave and 3:2 errors.
+6. Phase locking: a causal comb filter over the envelope history scores every phase phi of the
+   current period P,  C(phi) = sum_{k=0}^{K-1} g^k e(n - phi - k P)  (Scheirer, "Tempo and beat
+   analysis of acoustic musical signals", JASA 1998, eq. 5, in its feed-forward form, so it stays
+   valid when P changes); the best phase gives the last beat, and last beat + P the next one.
+7. A beat is announced (a :class:`BeatEvent`) when the next predicted beat falls before the end of
+   the next hop: it is announced ahead of time, ``reported_at_s <= time_s``.
+8. Downbeats: the low-band onset accent of each announced beat is accumulated per bar position for
+   3/4 and 4/4; the meter and position with the clearest accent mark the downbeats.
+
+Confidence in [0, 1] combines the autocorrelation strength at the period and the peak contrast of
+the phase comb; it is 0 while the input is silent (RMS below ``silence_db`` over the last
+``silence_time_s``), and no beats are announced below ``min_confidence``.
+
+Clock: all times are stream seconds, sample 0 of the pushed audio = 0.0 s.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from livedance.beats.grid import BeatEvent, grid_beats, grid_phase
+from livedance.beats.onset import OnsetEnvelope
+from livedance.beats.tempo import TempoConfig, TempoEstimator
+from livedance.errors import AudioError, ConfigError
+
+#: Internal analysis sample rate, Hz. Input at other rates is resampled to it.
+ANALYSIS_RATE = 44100
+
+
+@dataclass
+class TrackerConfig:
+    """Settings of :class:`BeatTracker`.
+
+    Attributes:
+        sample_rate: rate of the pushed audio, Hz (8000 to 96000).
+        hop: analysis hop in samples at the 44.1 kHz analysis rate (512 = 11.6 ms, 86.13 frames/s).
+        win: analysis window in samples at 44.1 kHz (2048 = 46 ms).
+        tempo: tempo search and smoothing settings.
+        phase_beats: K, the number of past beats the phase comb looks at.
+        phase_decay: g, the weight ratio between successive past beats in the phase comb.
+        low_weight: weight of the low-band (< 200 Hz, kick and bass) flux added to the full-band
+            flux for tempo estimation; it pulls the metrical level toward the kick pattern rather
+            than eighth-note hi-hats.
+        odf_power: the onset envelope is raised to this power for the phase comb (> 1 favours
+            strong accents over dense weak onsets).
+        phase_inertia: weight in [0, 1] of a phase prior centred on the current prediction
+            (a Gaussian of ``phase_inertia_width`` beats); 0 measures the phase afresh every hop.
+        period_search: the phase comb refines the beat period within +- this fraction of the
+            tempo estimator's period (0.5 % steps).
+        period_smooth_s: time constant of the smoothing of the refined period, seconds.
+        odf_latency_s: how far the onset envelope lags the onset that caused it, seconds
+            (measured on click tracks).
+        announce_ahead_s: a beat is announced when it is at most this far in the future, seconds
+            (at least one hop, so that no beat falls between two hops).
+        max_late_s: a beat whose onset is heard before it was announced is still announced
+            (late) if at most this much time has passed since it, seconds; else it is skipped.
+        min_confidence: beats are announced only at or above this confidence.
+        silence_db: RMS level in dBFS below which the input counts as silent.
+        silence_time_s: length of the RMS window for the silence gate, seconds.
+        dither_db: level of the triangular dither added before analysis, dBFS.
+        use_aubio: feed aubio's tempo to the tempo salience as a hint.
+        aubio_weight: strength of that hint (0 = off).
+        downbeats: estimate downbeats (3/4 or 4/4).
+        seed: seed of the dither generator (the output is deterministic for a given seed).
+    """
+
+    sample_rate: int = 44100
+    hop: int = 512
+    win: int = 2048
+    tempo: TempoConfig = field(default_factory=TempoConfig)
+    phase_beats: int = 12
+    phase_decay: float = 0.9
+    period_search: float = 0.0
+    odf_power: float = 1.0
+    low_weight: float = 0.35
+    phase_inertia: float = 0.0
+    phase_inertia_width: float = 0.1
+    period_smooth_s: float = 1.0
+    odf_latency_s: float = 0.0
+    announce_ahead_s: float = 0.0
+    max_late_s: float = 0.03
+    min_confidence: float = 0.3
+    silence_db: float = -60.0
+    silence_time_s: float = 1.0
+    dither_db: float = -100.0
+    use_aubio: bool = True
+    aubio_weight: float = 0.3
+    downbeats: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field out of range."""
+        if not 8000 <= int(self.sample_rate) <= 96000:
+            raise ConfigError(f"TrackerConfig.sample_rate must be 8000..96000 Hz, got {self.sample_rate}")
+        if not 64 <= int(self.hop) <= 4096:
+            raise ConfigError(f"TrackerConfig.hop must be 64..4096 samples, got {self.hop}")
+        if int(self.win) < int(self.hop) or int(self.win) & (int(self.win) - 1):
+            raise ConfigError(f"TrackerConfig.win must be a power of two >= hop, got {self.win}")
+        if not 0 < self.tempo.min_bpm < self.tempo.max_bpm:
+            raise ConfigError(
+                f"TrackerConfig.tempo needs 0 < min_bpm < max_bpm, got {self.tempo.min_bpm}..{self.tempo.max_bpm}"
+            )
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"TrackerConfig.min_confidence must be in [0, 1], got {self.min_confidence}")
+
+
+class _DownbeatEstimator:
+    """Bar position from the low-band accent of each beat, for 3/4 and 4/4 (running averages)."""
+
+    METERS = (3, 4)
+
+    def __init__(self, decay: float = 0.9, min_beats: int = 8, min_contrast: float = 0.15) -> None:
+        self.decay, self.min_beats, self.min_contrast = decay, min_beats, min_contrast
+        self.reset()
+
+    def reset(self) -> None:
+        self.acc = {m: np.zeros(m) for m in self.METERS}
+        self.count = 0
+
+    def add(self, index: int, accent: float) -> None:
+        """Add the accent of beat number ``index``."""
+        for m, a in self.acc.items():
+            a[index % m] = self.decay * a[index % m] + accent
+        self.count += 1
+
+    def estimate(self) -> tuple[int, int] | None:
+        """(meter, downbeat position mod meter), or None while unsure."""
+        if self.count < self.min_beats:
+            return None
+        best, best_c = None, self.min_contrast
+        for m, a in self.acc.items():
+            mean = a.mean()
+            if mean <= 0:
+                continue
+            srt = np.sort(a)
+            contrast = (srt[-1] - srt[-2]) / mean
+            if contrast > best_c:
+                best, best_c = (m, int(np.argmax(a))), contrast
+        return best
+
+
+class BeatTracker:
+    """Causal beat and tempo tracker; see the module docstring for the method.
+
+    Usage::
+
+        tr = BeatTracker(TrackerConfig(sample_rate=48000))
+        for block in blocks:              # (N,) float32 mono, any N
+            for ev in tr.push(block):     # BeatEvent, announced ahead of time
+                ...
+        tr.bpm, tr.confidence, tr.beat_phase(t), tr.predict_beats(4, t)
+
+    The output depends only on the samples, not on how they are split into blocks.
+    Implements :class:`~livedance.beats.grid.BeatGrid` on the stream clock.
+
+    Raises:
+        ConfigError: on an invalid :class:`TrackerConfig`.
+    """
+
+    def __init__(self, cfg: TrackerConfig | None = None) -> None:
+        self.cfg = cfg or TrackerConfig()
+        self.cfg.validate()
+        self.fps = ANALYSIS_RATE / self.cfg.hop
+        self.hop_s = self.cfg.hop / ANALYSIS_RATE
+        self._late_s = max(self.cfg.max_late_s, 0.0)
+        c = self.cfg
+        self._dp = np.linspace(-c.period_search, c.period_search, 2 * int(round(c.period_search / 0.005)) + 1)
+        self._k = np.arange(c.phase_beats, dtype=float)
+        self._kw = c.phase_decay ** self._k
+        self._fine_a = 1.0 - float(np.exp(-1.0 / (c.period_smooth_s * self.fps)))
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self) -> None:
+        """Forget all state: the stream clock restarts at 0.0 s."""
+        c = self.cfg
+        self._resampler = None
+        if int(c.sample_rate) != ANALYSIS_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(
+                float(c.sample_rate), float(ANALYSIS_RATE), 1, dtype="float32", quality="HQ"
+            )
+        self._rng = np.random.default_rng(c.seed)
+        self._dither_amp = float(10 ** (c.dither_db / 20))
+        self._buf = np.zeros(c.win, np.float32)  # the newest `win` analysis samples
+        self._pending = np.zeros(0, np.float32)  # analysis samples not yet in a full hop
+        self._n_frames = 0
+        self._onset = OnsetEnvelope(sample_rate=ANALYSIS_RATE, win=c.win)
+        self._tempo = TempoEstimator(self.fps, c.tempo)
+        self._aubio = None
+        if c.use_aubio:
+            import aubio
+
+            self._aubio = aubio.tempo("default", c.win // 2, c.hop, ANALYSIS_RATE)
+        self._hist_len = int(np.ceil((60.0 / c.tempo.min_bpm) * self.fps * (c.phase_beats + 1))) + 4
+        self._env = np.zeros(self._hist_len)  # smoothed envelope, _env[0] newest
+        self._low = np.zeros(self._hist_len)
+        n_rms = max(1, int(round(c.silence_time_s * self.fps)))
+        self._rms = deque(maxlen=n_rms)
+        self._silent = True
+        self._sound_frames = 0
+        self._bpm_hint = 0.0
+        self._confidence = 0.0
+        self._phase_contrast = 0.0
+        self._next_beat: float | None = None
+        self._last_emitted: float | None = None
+        self._period_s: float | None = None
+        self._fine_period: float | None = None
+        self._beat_index = 0
+        self._downbeat = _DownbeatEstimator()
+        self._bar: tuple[int, int] | None = None
+        self._last_downbeat: float | None = None
+
+    # ------------------------------------------------------------- BeatGrid
+    @property
+    def bpm(self) -> float:
+        """Current tempo estimate, beats per minute; 0.0 before one is found."""
+        return 0.0 if self._period_s is None else 60.0 / self._period_s
+
+    @property
+    def confidence(self) -> float:
+        """Confidence in [0, 1] of the current beat grid; 0.0 in silence."""
+        return self._confidence
+
+    @property
+    def time_s(self) -> float:
+        """Stream time analysed so far, seconds (end of the last complete hop)."""
+        return self._n_frames * self.hop_s
+
+    def beat_phase(self, t_s: float) -> float:
+        """Beat phase at stream time ``t_s`` in [0, 1): 0 on a predicted beat. 0.0 before a tempo is known."""
+        if self._next_beat is None or self._period_s is None:
+            return 0.0
+        return grid_phase(t_s, self._next_beat, self._period_s)
+
+    def predict_beats(self, n: int, after_s: float) -> np.ndarray:
+        """The next ``n`` predicted beat times after ``after_s`` (stream seconds), (n,) float64.
+
+        Extrapolates the current grid (next beat + k * period); (0,) before a tempo is known.
+        """
+        if self._next_beat is None or self._period_s is None:
+            return np.zeros(0)
+        return grid_beats(n, after_s, self._next_beat, self._period_s)
+
+    def downbeat_phase(self, t_s: float) -> float:
+        """Bar phase at ``t_s`` in [0, 1): 0 on a predicted downbeat. 0.0 while the meter is unknown."""
+        if self._bar is None or self._last_downbeat is None or self._period_s is None:
+            return 0.0
+        return grid_phase(t_s, self._last_downbeat, self._period_s * self._bar[0])
+
+    @property
+    def meter(self) -> int | None:
+        """Estimated beats per bar (3 or 4), or None while unsure."""
+        return None if self._bar is None else self._bar[0]
+
+    # --------------------------------------------------------------- input
+    def push(self, samples: np.ndarray) -> list[BeatEvent]:
+        """Analyse the next block of audio and return the beats announced meanwhile.
+
+        Args:
+            samples: (N,) float32 mono at ``cfg.sample_rate``, any N >= 0 (values outside [-1, 1]
+                are allowed; NaN/inf are not).
+
+        Returns:
+            The beats announced during this block, in time order (possibly empty).
+
+        Raises:
+            AudioError: if ``samples`` is not 1-D or holds NaN/inf.
+        """
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise AudioError(f"BeatTracker.push expects mono samples of shape (N,), got shape {x.shape}")
+        if x.size and not np.isfinite(x).all():
+            raise AudioError("BeatTracker.push got NaN or inf samples; expected finite float audio")
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x, last=False)
+        if x.size == 0:
+            return []
+        data = np.concatenate([self._pending, x]) if self._pending.size else x
+        hop = self.cfg.hop
+        n = data.size // hop
+        events: list[BeatEvent] = []
+        for i in range(n):
+            ev = self._step(data[i * hop : (i + 1) * hop])
+            if ev is not None:
+                events.append(ev)
+        self._pending = data[n * hop :].copy()
+        return events
+
+    # ------------------------------------------------------------- one hop
+    def _step(self, block: np.ndarray) -> BeatEvent | None:
+        c = self.cfg
+        # Triangular dither (sum of two uniforms) keeps aubio's silence gate open.
+        dither = (self._rng.random(block.size) - self._rng.random(block.size)).astype(np.float32)
+        block = block + self._dither_amp * dither
+        self._buf = np.concatenate([self._buf[block.size :], block])
+        self._n_frames += 1
+        now = self._n_frames * self.hop_s
+
+        self._rms.append(float(np.mean(block.astype(np.float64) ** 2)))
+        level_db = 10 * np.log10(max(float(np.mean(self._rms)), 1e-20))
+        self._silent = level_db < c.silence_db
+        self._sound_frames = 0 if self._silent else self._sound_frames + 1
+
+        flux, low = self._onset.step(self._buf)
+        bias = None
+        if self._aubio is not None:
+            self._aubio(block)
+            a_bpm, a_conf = float(self._aubio.get_bpm()), float(self._aubio.get_confidence())
+            if a_bpm > 0 and a_conf > 0.1 and c.aubio_weight > 0:
+                bpms = self._tempo.candidate_bpms
+                bias = 1.0 + c.aubio_weight * np.exp(-0.5 * (np.log2(bpms / a_bpm) / 0.02) ** 2)
+            self._bpm_hint = a_bpm
+        self._tempo.update(flux + c.low_weight * low, bias)
+
+        self._env[1:] = self._env[:-1]
+        self._env[0] = flux ** c.odf_power
+        self._low[1:] = self._low[:-1]
+        self._low[0] = low
+
+        if self._silent or self._tempo.period is None:
+            self._confidence = 0.0
+            return None
+        phi, fine = self._phase(self._tempo.period, now)  # frames
+        if self._fine_period is None or abs(fine / self._fine_period - 1) > c.period_search:
+            self._fine_period = fine
+        else:
+            self._fine_period += self._fine_a * (fine - self._fine_period)
+        self._period_s = self._fine_period / self.fps
+        last_beat = now - c.odf_latency_s - phi / self.fps
+        self._update_confidence(self._tempo.period)
+
+        P = self._period_s
+        prev = self._next_beat
+        if prev is not None and prev > now - self._late_s - P:
+            # Continuity: follow the pending prediction to the nearest beat of the new grid, even
+            # if that beat is now due (its onset has just been heard before it was announced).
+            nxt = last_beat + P * np.round((prev - last_beat) / P)
+            if abs(nxt - prev) > 0.3 * P:
+                nxt = last_beat + P * max(1.0, np.ceil((now - last_beat) / P + 1e-9))
+        else:  # first beat after `now` on the measured grid
+            nxt = last_beat + P * max(1.0, np.ceil((now - last_beat) / P + 1e-9))
+        if self._last_emitted is not None and nxt - self._last_emitted < 0.6 * P:
+            nxt += P * max(1.0, np.ceil((self._last_emitted + 0.6 * P - nxt) / P))
+        while nxt < now - self._late_s:  # too late to be of use: skip it
+            nxt += P
+        self._next_beat = nxt
+        if self._confidence < c.min_confidence:
+            return None
+        if nxt <= now + max(self.hop_s, c.announce_ahead_s):
+            return self._announce(nxt, now)
+        return None
+
+    def _phase(self, period: float, now: float) -> tuple[float, float]:
+        """Comb-filter phase and period refinement.
+
+        Scores every phase phi (frames back from now, 0 <= phi < P') of every period P' within
+        +-``period_search`` of ``period`` (frames), C(phi, P') = sum_k g^k e(n - phi - k P');
+        returns (phi*, P*) of the best cell, both refined by parabolic interpolation. Also sets the
+        phase contrast (peak minus mean over phi, over peak) used by the confidence.
+        """
+        c = self.cfg
+        periods = period * (1.0 + self._dp)
+        phis = np.arange(0.0, np.ceil(periods.max()))
+        idx = phis[None, :, None] + periods[:, None, None] * self._k[None, None, :]
+        idx = np.minimum(idx, self._hist_len - 2)
+        i0 = idx.astype(int)
+        f = idx - i0
+        vals = (1 - f) * self._env[i0] + f * self._env[i0 + 1]
+        score = vals @ self._kw  # (n_periods, n_phis)
+        if c.phase_inertia > 0 and self._next_beat is not None:
+            # Phase prior (PLL-like inertia): favour beat positions near the current prediction.
+            pred = (self._next_beat - (now - c.odf_latency_s)) * self.fps  # frames ahead of now
+            d = (phis[None, :] + pred) / periods[:, None]
+            d = d - np.round(d)  # circular distance in beats
+            w = np.exp(-0.5 * (d / c.phase_inertia_width) ** 2)
+            score = score * (1.0 - c.phase_inertia + c.phase_inertia * w)
+        # Phases beyond a candidate's own period repeat an earlier phase: mask them out.
+        score = np.where(phis[None, :] < periods[:, None], score, -np.inf)
+        pi, j = np.unravel_index(int(np.argmax(score)), score.shape)
+        best_phi = float(phis[j])
+        row = score[pi]
+        if 0 < j < len(row) - 1 and np.isfinite(row[j - 1]) and np.isfinite(row[j + 1]):
+            a, b, cc = row[j - 1], row[j], row[j + 1]
+            den = a - 2 * b + cc
+            if den < 0:
+                best_phi += 0.5 * (a - cc) / den
+        best_p = float(periods[pi])
+        col = score[:, j]
+        if 0 < pi < len(col) - 1 and np.isfinite(col[pi - 1]) and np.isfinite(col[pi + 1]):
+            a, b, cc = col[pi - 1], col[pi], col[pi + 1]
+            den = a - 2 * b + cc
+            if den < 0:
+                best_p = float(period * (1.0 + self._dp[pi] + 0.5 * (a - cc) / den * (self._dp[1] - self._dp[0])))
+        valid = row[np.isfinite(row)]
+        peak = float(row[j])
+        self._phase_contrast = 0.0 if peak <= 0 else float((peak - valid.mean()) / peak)
+        return best_phi, best_p
+
+    def _update_confidence(self, period: float) -> None:
+        """confidence = clip(1.5 * sqrt(strength * contrast * warm), 0, 1): ``strength`` the normalised
+        autocorrelation at the period, ``contrast`` the phase comb's peak contrast, ``warm`` the
+        fraction of the comb's K periods heard since the input stopped being silent (a comb over a
+        half-empty history is peaky even on noise)."""
+        strength = self._tempo.strength
+        warm = min(1.0, self._sound_frames / (self.cfg.phase_beats * period))
+        value = max(strength, 0.0) * self._phase_contrast * warm
+        self._confidence = float(np.clip(1.5 * np.sqrt(value), 0.0, 1.0))
+
+    def _announce(self, t_beat: float, now: float) -> BeatEvent:
+        is_down = False
+        if self.cfg.downbeats:
+            # Accent of the previous announced beat (its audio has been heard by now).
+            if self._last_emitted is not None:
+                back = int(round((now - self._last_emitted) * self.fps))
+                if 0 <= back < self._hist_len - 3:
+                    lo = max(back - 2, 0)
+                    self._downbeat.add(self._beat_index - 1, float(self._low[lo : back + 3].max()))
+            self._bar = self._downbeat.estimate()
+            if self._bar is not None:
+                meter, pos = self._bar
+                is_down = self._beat_index % meter == pos
+                if is_down:
+                    self._last_downbeat = t_beat
+        self._last_emitted = t_beat
+        self._beat_index += 1
+        return BeatEvent(
+            time_s=float(t_beat),
+            bpm=self.bpm,
+            confidence=self._confidence,
+            reported_at_s=float(now),
+            is_downbeat=bool(is_down),
+        )
+
+
+def track(audio: np.ndarray, cfg: TrackerConfig | None = None, block: int = 4096) -> list[BeatEvent]:
+    """Offline twin of :class:`BeatTracker`: push a whole signal and collect the announced beats.
+
+    Args:
+        audio: (N,) float32 mono at ``cfg.sample_rate``.
+        cfg: tracker settings (default :class:`TrackerConfig`).
+        block: push size in samples (the result does not depend on it).
+
+    Returns:
+        The announced beats, as a live consumer would have received them.
+    """
+    tr = BeatTracker(cfg)
+    out: list[BeatEvent] = []
+    for i in range(0, len(audio), block):
+        out.extend(tr.push(audio[i : i + block]))
+    return out
