@@ -1,0 +1,86 @@
+"""``livedance data ...`` commands for motion data (the ``data`` sub-app lives here).
+
+:data:`data_app` is the typer group ``livedance data``. Other subsystems (``data_cmd``) add their
+own commands to it with ``from livedance.cli.motion_cmd import data_app``.
+
+``livedance data ik-report`` runs the Tang 2018 DANCE marker IK (:mod:`livedance.data.tang_ik`) over
+every sequence, prints per-joint errors and writes ``docs/ik.md`` and ``docs/ik.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli import app
+
+data_app = typer.Typer(
+    help="Datasets: inspect, convert and check motion/audio data (Tang 2018 DANCE IK, caches, splits).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+_DEFAULT_TANG = Path("../shared/data/dance-tang2018")
+_DEFAULT_MD = Path("docs/ik.md")
+_DEFAULT_PNG = Path("docs/ik.png")
+_DEFAULT_ITERS = 5
+
+
+@data_app.command("ik-report")
+def ik_report(
+    data_dir: Path = typer.Option(
+        _DEFAULT_TANG, "--data-dir",
+        help="Folder holding the DANCE_<style>_<n>/ sequences (relative to the current folder).",
+    ),
+    out_md: Path = typer.Option(_DEFAULT_MD, "--out-md", help="Markdown report to write."),
+    out_png: Path = typer.Option(
+        _DEFAULT_PNG, "--out-png", help="Figure to write (markers beside the fitted skeleton)."
+    ),
+    refine_iters: int = typer.Option(
+        _DEFAULT_ITERS, "--refine-iters", min=0, help="Levenberg-Marquardt iterations after the analytic IK."
+    ),
+    max_frames: Optional[int] = typer.Option(
+        None, "--max-frames", min=1, help="Use only the first N frames of each sequence (quick runs)."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N sequences (quick runs)."),
+) -> None:
+    """Fit SMPL-X body rotations to every Tang 2018 DANCE sequence and report the IK error (mm)."""
+    import shlex
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from livedance.data.tang_ik import TangIKConfig
+    from livedance.motion import ik_report as rep
+
+    seqs = rep.find_sequences(data_dir)
+    if limit:
+        seqs = seqs[:limit]
+    cfg = TangIKConfig(refine_iters=refine_iters)
+    console = Console()
+    runs = []
+    with Progress(
+        TextColumn("[bold]IK[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("", total=len(seqs))
+        for seq in seqs:
+            progress.update(task, description=seq.name)
+            runs.append(rep.run_sequence(seq, cfg, max_frames))
+            progress.advance(task)
+    console.print(rep.joint_table(runs))
+    console.print(rep.sequence_table(runs))
+    # the exact command that reproduces this report (options that differ from the defaults)
+    argv = ["livedance", "data", "ik-report"]
+    for flag, value, default in (
+        ("--data-dir", data_dir, _DEFAULT_TANG), ("--out-md", out_md, _DEFAULT_MD),
+        ("--out-png", out_png, _DEFAULT_PNG), ("--refine-iters", refine_iters, _DEFAULT_ITERS),
+        ("--max-frames", max_frames, None), ("--limit", limit, None),
+    ):
+        if value != default:
+            argv += [flag, str(value)]
+    rep.write_figure(runs, out_png)
+    rep.write_markdown(runs, cfg, out_md, out_png, " ".join(shlex.quote(a) for a in argv))
+    console.print(f"wrote {out_md} and {out_png}")

@@ -1,0 +1,77 @@
+"""Rotation conversions and slerp (livedance.motion.rotations)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import roma
+import torch
+
+from livedance.motion import rotations as rot
+
+
+def _random_rotvecs(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    axis = torch.nn.functional.normalize(torch.randn(n, 3, generator=g, dtype=torch.float64), dim=-1)
+    angle = torch.rand(n, 1, generator=g, dtype=torch.float64) * (math.pi - 1e-3)
+    return axis * angle
+
+
+def test_round_trips():
+    rv = _random_rotvecs(64).reshape(4, 16, 3)
+    R = rot.axis_angle_to_rotmat(rv)
+    torch.testing.assert_close(rot.rotmat_to_axis_angle(R), rv)
+    torch.testing.assert_close(rot.quat_to_rotmat(rot.rotmat_to_quat(R)), R)
+    torch.testing.assert_close(rot.quat_to_axis_angle(rot.axis_angle_to_quat(rv)), rv)
+    torch.testing.assert_close(rot.sixd_to_rotmat(rot.rotmat_to_6d(R)), R)
+    torch.testing.assert_close(rot.sixd_to_axis_angle(rot.axis_angle_to_6d(rv)), rv)
+
+
+def test_conventions_quat_xyzw_and_6d_columns():
+    # 90 degrees about z: x -> y
+    R = rot.axis_angle_to_rotmat(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
+    x, y = torch.eye(3, dtype=torch.float64)[:2]
+    torch.testing.assert_close(R @ x, y)
+    s = math.sqrt(0.5)
+    torch.testing.assert_close(rot.rotmat_to_quat(R), torch.tensor([0, 0, s, s], dtype=torch.float64))
+    six = rot.rotmat_to_6d(R)
+    torch.testing.assert_close(six[:3], R[:, 0])
+    torch.testing.assert_close(six[3:], R[:, 1])
+
+
+def test_sixd_of_arbitrary_vectors_is_a_rotation():
+    g = torch.Generator().manual_seed(1)
+    R = rot.sixd_to_rotmat(torch.randn(100, 6, generator=g, dtype=torch.float64) * 3)
+    torch.testing.assert_close(R.transpose(-1, -2) @ R, torch.eye(3, dtype=torch.float64).expand(100, 3, 3))
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(100, dtype=torch.float64))
+
+
+def test_slerp_endpoints_midpoint_and_shortest_arc():
+    q0 = rot.axis_angle_to_quat(_random_rotvecs(32, 2))
+    q1 = rot.axis_angle_to_quat(_random_rotvecs(32, 3))
+    R0, R1 = rot.quat_to_rotmat(q0), rot.quat_to_rotmat(q1)
+    torch.testing.assert_close(rot.quat_to_rotmat(rot.quat_slerp(q0, q1, 0.0)), R0)
+    torch.testing.assert_close(rot.quat_to_rotmat(rot.quat_slerp(q0, -q1, 1.0)), R1)
+    mid = rot.quat_to_rotmat(rot.quat_slerp(q0, q1, 0.5))
+    d0, d1, d = rot.geodesic_angle(R0, mid), rot.geodesic_angle(mid, R1), rot.geodesic_angle(R0, R1)
+    torch.testing.assert_close(d0, d1)
+    torch.testing.assert_close(d0 + d1, d)  # on the geodesic, the short way round (d <= pi)
+    # per-element weights agree with roma's slerp at that weight
+    t = torch.linspace(0, 1, 32, dtype=torch.float64)
+    ours = rot.quat_to_rotmat(rot.quat_slerp(q0, q1, t))
+    for i in (0, 7, 31):
+        ref = roma.unitquat_slerp(q0[i], q1[i], t[i : i + 1])[0]
+        torch.testing.assert_close(ours[i], rot.quat_to_rotmat(ref))
+    torch.testing.assert_close(rot.rotmat_slerp(R0, R1, t), ours)
+
+
+def test_numpy_wrappers_match_torch():
+    rv = _random_rotvecs(10)
+    R = rot.axis_angle_to_rotmat(rv)
+    np.testing.assert_allclose(rot.axis_angle_to_rotmat_np(rv.numpy()), R.numpy(), atol=1e-12)
+    r32 = rot.rotmat_to_6d_np(R.numpy().astype(np.float32))
+    assert r32.dtype == np.float32 and r32.shape == (10, 6)
+    np.testing.assert_allclose(rot.sixd_to_rotmat_np(r32), R.numpy(), atol=1e-6)
+    q = rot.rotmat_to_quat_np(R.numpy())
+    np.testing.assert_allclose(rot.quat_slerp_np(q, q, 0.3), q, atol=1e-12)
