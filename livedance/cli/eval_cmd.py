@@ -1,0 +1,106 @@
+"""``livedance eval``: the dance metrics table (FIDk, FIDg, Divk, Divg, BAS, PFC).
+
+Every run prints two reference rows measured in the same run: "ground truth" (the split's real
+dances) and "real dance, wrong song" (the same dances with a seeded derangement of the music), and
+one row per ``--motions`` folder of motion npz files (docs/formats.md). See docs/eval.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli import app
+
+
+def _fmt(value: float, digits: int) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{round(value, digits) + 0.0:.{digits}f}"  # + 0.0 turns -0.00 into 0.00
+
+
+def render_table(report, title: str):
+    """A ``rich.table.Table`` of an :class:`~livedance.eval.suite.EvalReport`."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("row")
+    table.add_column("clips", justify="right")
+    for name in ("FIDk", "FIDg", "Divk", "Divg", "BAS", "PFC"):
+        table.add_column(name, justify="right")
+    table.add_column("BAS over", justify="right")
+    digits = {"FIDk": 2, "FIDg": 2, "Divk": 2, "Divg": 2, "BAS": 4, "PFC": 3}
+    for row in report.rows:
+        over = f"{row.bas_clips} clips"
+        if row.beat_aligned is not None:
+            over += f" ({row.beat_aligned}/{row.n_clips} beat-aligned)"
+        table.add_row(
+            row.label, str(row.n_clips), *(_fmt(row.metrics[k], d) for k, d in digits.items()), over
+        )
+    return table
+
+
+@app.command("eval")
+def eval_command(
+    split: str = typer.Option("test", "--split", help="Dataset split whose real dances give the reference rows."),
+    motions: Optional[Path] = typer.Option(
+        None, "--motions", help="Folder of motion .npz files (docs/formats.md) to score as an extra row."
+    ),
+    fps: float = typer.Option(25.0, "--fps", help="Evaluation frame rate; every clip is resampled to it."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results (with per-clip values) here."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the 'real dance, wrong song' music derangement."),
+    reference_split: str = typer.Option(
+        "train", "--reference-split", help="Split whose real dances are the FID reference statistics."
+    ),
+) -> None:
+    """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
+
+    Always shows two reference rows for the split, measured in the same run: 'ground truth' and 'real dance, wrong song' (music shuffled, only BAS changes).
+
+    --motions adds a row for generated dances (motion npz files, see docs/formats.md).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from livedance.data.dataset import load_split
+    from livedance.errors import ConfigError
+    from livedance.eval.motion_io import find_motions
+    from livedance.eval.music_beats import MusicBeatCache
+    from livedance.eval.suite import EvalConfig, evaluate
+
+    if not math.isfinite(fps) or fps <= 0:
+        raise ConfigError(f"--fps must be a positive frame rate, got {fps}")
+    config = EvalConfig(fps=fps, seed=seed)
+    split_clips = load_split(split)
+    reference_clips = load_split(reference_split)
+    extra = {}
+    if motions is not None:
+        extra[f"motions ({motions.name or motions})"] = find_motions(motions)
+    cache = MusicBeatCache()
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as progress:
+        report = evaluate(
+            split_clips, reference_clips, extra, config, cache, progress, split=split, reference_split=reference_split
+        )
+    out = Console()
+    out.print(render_table(report, f"livedance eval: split '{split}' at {fps:g} fps (seed {seed})"))
+    for note in dict.fromkeys(n for row in report.rows for n in row.notes):
+        out.print(f"  - {note}", highlight=False)
+    out.print(f"  - music beat cache: {cache.folder} ({cache.hits} hits, {cache.misses} computed)", highlight=False)
+    if json_out is not None:
+        data = report.to_dict()
+        data["command"] = (
+            f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
+            + (f" --motions {motions}" if motions is not None else "")
+            + f" --json {json_out}"
+        )
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(data, indent=2))
+        out.print(f"  - wrote {json_out}", highlight=False)

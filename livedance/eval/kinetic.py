@@ -1,0 +1,99 @@
+"""Kinetic features (72-d) of a dance: the "k" of FIDk and Divk.
+
+Implements ``extract_kinetic_features`` of the AIST++ / Bailando evaluation code
+(``utils/features/kinetic.py`` and ``utils/features/utils.py``, from fairmotion, modified by
+Ruilong Li), vectorised, with the frame time as a parameter instead of the fixed 1/60 s.
+
+For every joint j and every frame i = 1 .. T-1, a sliding window of half-width w = 2 averages the
+per-frame displacements D[m] = p[m+1] - p[m] for m in [i-1-w, i-1+w] (clipped to the sequence):
+
+    v_i = sum_m D[m] / (count * dt)                            (average velocity, m/s)
+    a_i = sum_n (p[n+1] - 2 p[n] + p[n-1]) / (count' * dt^2)   n in [i-w, i+w] ∩ [1, T-2]  (m/s^2)
+
+and the three features of the joint are
+
+    KE_h = sum_i |v_i restricted to the horizontal plane (x, z)|^2 / (T - 1)
+    KE_v = sum_i (v_i . y)^2 / (T - 1)
+    EE   = sum_i |a_i| / (T - 1)
+
+("kinetic energy" per unit mass, without the factor 1/2, exactly as the reference). The output
+lays them out joint by joint: [KE_h(0), KE_v(0), EE(0), KE_h(1), ...].
+
+Because velocities are divided by the true frame time 1/fps, the features are in physical units
+(m^2/s^2 and m/s^2) and the same motion sampled at 25 or 60 fps gives nearly the same vector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livedance.errors import DataError
+from livedance.eval.joints import UP_AXIS
+
+#: Half-width (frames) of the reference's sliding window.
+SLIDING_WINDOW = 2
+
+
+def _window_mean(x: np.ndarray, half_width: int) -> np.ndarray:
+    """Mean of x[c-w .. c+w] (clipped to 0 .. len-1) along axis 0, for every c; same shape as x."""
+    n = x.shape[0]
+    csum = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)], axis=0)
+    c = np.arange(n)
+    lo = np.maximum(c - half_width, 0)
+    hi = np.minimum(c + half_width, n - 1)
+    count = (hi - lo + 1).reshape((-1,) + (1,) * (x.ndim - 1))
+    return (csum[hi + 1] - csum[lo]) / count
+
+
+def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SLIDING_WINDOW) -> np.ndarray:
+    """72-d kinetic feature vector of one dance (AIST++ / Bailando ``extract_kinetic_features``).
+
+    Args:
+        positions: (T, J, 3) joint positions in metres, y up (J = 24 for the protocol; any J
+            works), already cut and root-anchored as the protocol wants
+            (:func:`livedance.eval.window.protocol_window`). T >= 3.
+        fps: frame rate in frames per second (the reference fixes 60).
+        sliding_window: half-width of the averaging window in frames (2 in the reference).
+
+    Returns:
+        (3 * J,) float32: per joint, horizontal kinetic energy (m^2/s^2), vertical kinetic energy
+        (m^2/s^2) and energy expenditure (mean acceleration magnitude, m/s^2).
+
+    Raises:
+        DataError: fewer than 3 frames, a wrong shape, NaN/inf, a non-positive ``fps`` or a
+            ``sliding_window`` below 1.
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 3:
+        raise DataError(f"kinetic features: expected positions of shape (T, J, 3), got {p.shape}")
+    if p.shape[0] < 3:
+        raise DataError(f"kinetic features: need at least 3 frames, got {p.shape[0]}")
+    if not np.isfinite(p).all():
+        raise DataError("kinetic features: positions hold NaN or inf")
+    if not np.isfinite(fps) or fps <= 0:
+        raise DataError(f"kinetic features: fps must be positive, got {fps}")
+    if sliding_window < 1:
+        raise DataError(f"kinetic features: sliding_window must be >= 1 frame, got {sliding_window}")
+    dt = 1.0 / fps
+    n_steps = p.shape[0] - 1  # frames i = 1 .. T-1
+
+    # Average velocity at frame i uses displacements D[m], m in [i-1-w, i-1+w]: window over c = i-1.
+    disp = p[1:] - p[:-1]  # (T-1, J, 3)
+    vel = _window_mean(disp, sliding_window) / dt  # (T-1, J, 3), row c <-> frame i = c + 1
+    horizontal = [a for a in range(3) if a != UP_AXIS]
+    ke_h = np.sum(np.sum(vel[..., horizontal] ** 2, axis=-1), axis=0) / n_steps
+    ke_v = np.sum(vel[..., UP_AXIS] ** 2, axis=0) / n_steps
+
+    # Average acceleration at frame i uses second differences at n in [i-w, i+w] ∩ [1, T-2];
+    # with a = n - 1 (row of `acc`) that is the window [i-1-w, i-1+w] ∩ [0, T-3] around c = i-1.
+    acc = (p[2:] - 2.0 * p[1:-1] + p[:-2]) / dt**2  # (T-2, J, 3)
+    n_acc = acc.shape[0]
+    csum = np.concatenate([np.zeros((1,) + acc.shape[1:]), np.cumsum(acc, axis=0)], axis=0)
+    c = np.arange(n_steps)
+    lo = np.maximum(c - sliding_window, 0)
+    hi = np.minimum(c + sliding_window, n_acc - 1)
+    count = (hi - lo + 1)[:, None, None]
+    mean_acc = (csum[hi + 1] - csum[lo]) / count  # (T-1, J, 3)
+    ee = np.sum(np.linalg.norm(mean_acc, axis=-1), axis=0) / n_steps
+
+    return np.stack([ke_h, ke_v, ee], axis=1).reshape(-1).astype(np.float32)

@@ -1,0 +1,152 @@
+"""Music beats for BAS: librosa's offline beat tracker on the excerpt that a dance covers, cached.
+
+The reference (Bailando) reads beats that its preprocessing took from librosa. Here
+``librosa.beat.beat_track`` (Ellis 2007, dynamic programming over the onset-strength envelope) runs
+on the mono excerpt [offset_s, offset_s + duration_s) of the song, resampled to 22050 Hz, hop 512
+samples. Beat times are returned in seconds from the excerpt start (= motion frame 0).
+
+Results are cached as small ``.npy`` files under ``<cache>/music_beats/``, where ``<cache>`` is
+``$LIVEDANCE_CACHE`` or ``~/.cache/livedance`` (the dataset's cache folder). The key hashes the
+audio file's resolved path, size and modification time, the excerpt (to the microsecond), the
+analysis settings and the librosa version, so an edited file or another librosa is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livedance.errors import AudioError, ConfigError
+
+
+def default_cache_dir() -> Path:
+    """The dataset's cache folder: ``$LIVEDANCE_CACHE`` if set, else ``~/.cache/livedance``
+    (:func:`livedance.data.dataset.default_cache_dir` when that module is importable)."""
+    try:
+        from livedance.data.dataset import default_cache_dir as dataset_cache_dir
+    except ImportError:
+        env = os.environ.get("LIVEDANCE_CACHE")
+        return Path(env).expanduser() if env else Path.home() / ".cache" / "livedance"
+    return Path(dataset_cache_dir())
+
+
+@dataclass(frozen=True)
+class BeatTrackConfig:
+    """Settings of the offline music beat tracker.
+
+    Attributes:
+        sample_rate: analysis rate in Hz (audio is resampled with soxr).
+        hop_length: onset-envelope hop in samples (512 at 22050 Hz = 23.2 ms).
+    """
+
+    sample_rate: int = 22050
+    hop_length: int = 512
+
+
+def _librosa():
+    try:
+        import librosa
+    except ImportError:  # pragma: no cover - librosa is in the dev extra
+        raise ConfigError(
+            "music beats for BAS need librosa: pip install 'livedance[dev]' (or pip install librosa)"
+        ) from None
+    return librosa
+
+
+def track_beats(audio: np.ndarray, sr: int, config: BeatTrackConfig = BeatTrackConfig()) -> np.ndarray:
+    """Beat times (s) of a mono signal with ``librosa.beat.beat_track``.
+
+    Args:
+        audio: (N,) float32 mono audio at ``sr`` Hz (should equal ``config.sample_rate``).
+        sr: sample rate in Hz.
+        config: tracker settings.
+
+    Returns:
+        (M,) float64 beat times in seconds from the first sample, ascending (may be empty).
+    """
+    librosa = _librosa()
+    _, beats = librosa.beat.beat_track(
+        y=np.asarray(audio, dtype=np.float32), sr=sr, hop_length=config.hop_length, units="time"
+    )
+    return np.asarray(beats, dtype=np.float64).reshape(-1)
+
+
+class MusicBeatCache:
+    """Music beat times of song excerpts, computed once and kept on disk.
+
+    Args:
+        cache_dir: root cache folder (beats go to ``cache_dir / "music_beats"``); default
+            :func:`default_cache_dir`.
+        config: beat tracker settings (part of the cache key).
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, config: BeatTrackConfig = BeatTrackConfig()) -> None:
+        self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.folder = self.root / "music_beats"
+        self.config = config
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, audio_path: str | Path, offset_s: float, duration_s: float) -> str:
+        """Cache key (hex sha1) of one excerpt; see the module docstring for what it covers.
+
+        Raises:
+            AudioError: the audio file does not exist.
+        """
+        path = Path(audio_path).expanduser().resolve()
+        try:
+            st = path.stat()
+        except OSError:
+            raise AudioError(f"audio file not found: {audio_path}") from None
+        payload = {
+            "path": str(path),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "offset_us": int(round(offset_s * 1e6)),
+            "duration_us": int(round(duration_s * 1e6)),
+            "config": asdict(self.config),
+            "librosa": getattr(_librosa(), "__version__", "?"),
+            "method": "librosa.beat.beat_track/v1",
+        }
+        return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def beats(self, audio_path: str | Path, offset_s: float, duration_s: float) -> np.ndarray:
+        """Beat times (s, from the excerpt start) of song ``audio_path`` in [offset_s, offset_s + duration_s).
+
+        A negative ``offset_s`` (a dance that starts before the song) reads from the song start
+        and shifts the beats so that 0 stays the dance's frame 0.
+
+        Returns:
+            (M,) float64 beat times in seconds, 0 = ``offset_s`` in song time.
+
+        Raises:
+            AudioError: the audio file is missing, unreadable or holds no samples in the excerpt.
+        """
+        from livedance.data.audio_io import load_audio
+
+        key = self.key(audio_path, offset_s, duration_s)
+        file = self.folder / f"{key}.npy"
+        if file.is_file():
+            try:
+                out = np.load(file, allow_pickle=False)
+                self.hits += 1
+                return out
+            except (OSError, ValueError):
+                pass  # a damaged cache entry is recomputed
+        start = max(offset_s, 0.0)
+        length = duration_s - (start - offset_s)
+        if length <= 0:
+            raise AudioError(f"{audio_path}: the excerpt [{offset_s:.3f} s, +{duration_s:.3f} s) lies before the song")
+        audio, sr = load_audio(audio_path, sr=self.config.sample_rate, offset_s=start, duration_s=length)
+        beats = track_beats(audio, sr, self.config) + (start - offset_s)
+        self.misses += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, beats)
+        os.replace(tmp, file)
+        return beats

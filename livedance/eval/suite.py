@@ -1,0 +1,446 @@
+"""The evaluation table: FIDk, FIDg, Divk, Divg, BAS and PFC for sets of dances.
+
+One row scores one set of dances (:class:`EvalClip`) against a reference set of real dances:
+
+- FIDk / FIDg: kinetic / geometric features of the first 20 s of each dance (root-anchored, see
+  :mod:`livedance.eval.window`), z-normalised with the reference set's mean and std, then the
+  Fréchet distance between the row's set and the reference set (Bailando's protocol);
+- Divk / Divg: mean pairwise distance of the row's normalised features;
+- BAS: mean over clips of the Beat Align Score of the whole clip against librosa beats of the music
+  excerpt it was paired with; clips without music beats are left out;
+- PFC: mean over clips of EDGE's physical foot contact score of the whole clip.
+
+Every clip is first resampled (linear interpolation) to the evaluation frame rate, so all rows see
+the same rate.
+
+:func:`evaluate` builds the reference rows that every run shows: "ground truth" (the split's real
+dances) and "real dance, wrong song" (the same dances, each paired with another clip's music by a
+seeded derangement: only BAS can change), plus optional rows for generated motions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from livedance.errors import DataError
+from livedance.eval.beat_align import clip_beat_align_score
+from livedance.eval.diversity import average_pairwise_distance
+from livedance.eval.fid import fid, normalize_with_reference
+from livedance.eval.geometric import geometric_features
+from livedance.eval.kinetic import kinetic_features
+from livedance.eval.music_beats import MusicBeatCache
+from livedance.eval.pfc import physical_foot_contact
+from livedance.eval.window import PROTOCOL_SECONDS, check_positions, protocol_window, resample_positions
+
+#: Metric columns of the table, in order.
+METRIC_NAMES = ("FIDk", "FIDg", "Divk", "Divg", "BAS", "PFC")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of one evaluation run.
+
+    Attributes:
+        fps: evaluation frame rate (frames per second); every clip is resampled to it.
+        seconds: length of the excerpt that FID/Div features read (20 s = 1200 frames at 60 fps).
+        seed: seed of the "wrong song" derangement.
+    """
+
+    fps: float = 25.0
+    seconds: float = PROTOCOL_SECONDS
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalClip:
+    """One dance with the music it is scored against.
+
+    Attributes:
+        name: identifier shown in per-clip output.
+        positions: (T, 24, 3) SMPL-24 joint positions, metres, y up.
+        fps: frame rate of ``positions``.
+        audio_path: the song.
+        audio_offset_s: song time (s) of frame 0.
+        beat_aligned: whether the clip's timing against its music is trusted (BAS uses the
+            beat-aligned clips of a set whenever it has any).
+    """
+
+    name: str
+    positions: np.ndarray
+    fps: float
+    audio_path: Path
+    audio_offset_s: float
+    beat_aligned: bool = True
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds, T / fps."""
+        return self.positions.shape[0] / self.fps
+
+    @classmethod
+    def from_clip(cls, clip: Any) -> "EvalClip":
+        """From any object with ``name, positions, fps, audio_path, audio_offset_s`` (and optionally
+        ``beat_aligned``), e.g. a dataset ``MotionClip`` or a :class:`~livedance.eval.motion_io.MotionFile`."""
+        return cls(
+            name=str(clip.name),
+            positions=np.asarray(clip.positions),
+            fps=float(clip.fps),
+            audio_path=Path(clip.audio_path),
+            audio_offset_s=float(clip.audio_offset_s),
+            beat_aligned=bool(getattr(clip, "beat_aligned", True)),
+        )
+
+    def at_fps(self, fps: float) -> "EvalClip":
+        """This clip resampled to ``fps`` (linear interpolation; frame 0 keeps its song time).
+
+        Raises:
+            DataError: bad positions (shape, NaN/inf, naming the clip and frame) or frame rate.
+        """
+        pos = check_positions(self.positions, f"clip {self.name}")
+        if self.fps != fps:
+            pos = resample_positions(pos, self.fps, fps)
+        return EvalClip(self.name, pos, float(fps), self.audio_path, self.audio_offset_s, self.beat_aligned)
+
+
+@dataclass
+class FeatureSet:
+    """Per-clip features of a set of N clips (all at the evaluation rate).
+
+    Attributes:
+        names: N clip names.
+        kinetic: (N, 72) float64 kinetic features.
+        geometric: (N, 32) float64 geometric features.
+        pfc: (N,) PFC per clip (EDGE units, x 10^4).
+    """
+
+    names: list[str]
+    kinetic: np.ndarray
+    geometric: np.ndarray
+    pfc: np.ndarray
+
+
+@dataclass
+class MetricRow:
+    """One row of the evaluation table.
+
+    Attributes:
+        label: row name ("ground truth", ...).
+        n_clips: number of dances in the set.
+        metrics: ``METRIC_NAMES`` -> value (NaN where undefined).
+        bas_clips: number of clips that BAS averaged over.
+        beat_aligned: number of clips flagged beat-aligned (None when the set has no such flag).
+        notes: free-text remarks (which clips BAS used, the reference set).
+        per_clip: per clip: name, BAS, PFC, and the music it was scored against.
+    """
+
+    label: str
+    n_clips: int
+    metrics: dict[str, float]
+    bas_clips: int
+    beat_aligned: int | None = None
+    notes: list[str] = field(default_factory=list)
+    per_clip: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN becomes None)."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not np.isfinite(v):
+                return None
+            return v
+
+        return {
+            "label": self.label,
+            "n_clips": self.n_clips,
+            **{k: clean(float(v)) for k, v in self.metrics.items()},
+            "bas_clips": self.bas_clips,
+            "beat_aligned": self.beat_aligned,
+            "notes": list(self.notes),
+            "per_clip": [{k: clean(v) for k, v in c.items()} for c in self.per_clip],
+        }
+
+
+def derangement(n: int, seed: int, keys: Sequence[Any] | None = None, max_tries: int = 10_000) -> np.ndarray:
+    """A seeded random permutation without fixed points (deterministic for a given ``seed``).
+
+    Args:
+        n: number of items, >= 2.
+        seed: seed of ``numpy.random.default_rng``.
+        keys: optional (n,) labels (e.g. the songs); a permutation is then also required to map no
+            item to another with the same key, when such a permutation is found within
+            ``max_tries`` draws (else only fixed points are excluded).
+        max_tries: rejection-sampling budget.
+
+    Returns:
+        (n,) int64 permutation ``perm`` with ``perm[i] != i`` for all i.
+
+    Raises:
+        DataError: n < 2 (no derangement exists).
+    """
+    if n < 2:
+        raise DataError(f"a wrong-song pairing needs at least 2 clips, got {n}")
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n)
+    first_plain: np.ndarray | None = None
+    for _ in range(max_tries):
+        perm = rng.permutation(n)
+        if np.any(perm == idx):
+            continue
+        if keys is None or all(keys[i] != keys[perm[i]] for i in range(n)):
+            return perm.astype(np.int64)
+        if first_plain is None:
+            first_plain = perm.astype(np.int64)
+    if first_plain is not None:
+        return first_plain
+    # Unreachable in practice (the chance of a derangement is about 1/e per draw); a cyclic shift.
+    return np.roll(idx, 1).astype(np.int64)
+
+
+def _song_key(path: Path) -> str:
+    """Identity of a song for the wrong-song pairing: the sha1 of the file's bytes (so two copies of
+    one recording in different folders count as the same song), or its path if unreadable."""
+    import hashlib
+
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return str(Path(path).resolve())
+
+
+def _track(progress: Any, items: Sequence[Any], description: str) -> Iterable[Any]:
+    if progress is None:
+        yield from items
+        return
+    task = progress.add_task(description, total=len(items))
+    for item in items:
+        yield item
+        progress.advance(task)
+
+
+def compute_features(clips: Sequence[EvalClip], config: EvalConfig, progress: Any = None, what: str = "") -> FeatureSet:
+    """Kinetic and geometric features (first ``config.seconds``, root-anchored) and PFC (whole
+    clip) of clips already at ``config.fps`` (see :meth:`EvalClip.at_fps`).
+
+    Args:
+        clips: N clips at the evaluation rate.
+        config: the run's settings.
+        progress: optional ``rich.progress.Progress`` to show a bar on.
+        what: label of the bar.
+
+    Raises:
+        DataError: a clip is shorter than 3 frames or holds NaN/inf.
+    """
+    kin, geo, pfc = [], [], []
+    for clip in _track(progress, clips, f"features {what}".strip()):
+        if clip.positions.shape[0] < 3:
+            raise DataError(f"clip {clip.name}: needs at least 3 frames at {config.fps} fps, has {clip.positions.shape[0]}")
+        window = protocol_window(clip.positions, config.fps, config.seconds)
+        kin.append(kinetic_features(window, config.fps))
+        geo.append(geometric_features(window, config.fps))
+        pfc.append(physical_foot_contact(clip.positions, config.fps))
+    return FeatureSet(
+        [c.name for c in clips],
+        np.asarray(kin, dtype=np.float64).reshape(len(clips), -1),
+        np.asarray(geo, dtype=np.float64).reshape(len(clips), -1),
+        np.asarray(pfc, dtype=np.float64),
+    )
+
+
+def compute_bas(
+    clips: Sequence[EvalClip],
+    music: Sequence[tuple[Path, float]],
+    config: EvalConfig,
+    cache: MusicBeatCache,
+    progress: Any = None,
+    what: str = "",
+) -> np.ndarray:
+    """BAS of each clip against the music excerpt ``music[i] = (audio_path, song time of frame 0)``.
+
+    The excerpt runs for the clip's duration. Music beats come from ``cache``
+    (:class:`~livedance.eval.music_beats.MusicBeatCache`).
+
+    Returns:
+        (N,) float64 scores (NaN for a clip whose excerpt has no beats).
+
+    Raises:
+        AudioError: a song is missing or unreadable.
+    """
+    if len(music) != len(clips):
+        raise DataError(f"BAS: {len(clips)} clips but {len(music)} music excerpts")
+    scores = []
+    for clip, (audio, offset) in _track(progress, list(zip(clips, music)), f"music beats {what}".strip()):
+        beats = cache.beats(audio, offset, clip.duration_s)
+        scores.append(clip_beat_align_score(clip.positions, config.fps, beats))
+    return np.asarray(scores, dtype=np.float64)
+
+
+def distribution_metrics(features: FeatureSet, reference: FeatureSet) -> dict[str, float]:
+    """FIDk, FIDg, Divk, Divg of ``features`` against ``reference`` (Bailando's ``quantized_metrics``).
+
+    Both sets are z-normalised with the reference statistics; FID compares the two sets; Div is the
+    mean pairwise distance within ``features``. Values are NaN when a set has fewer than 2 clips.
+    """
+    out: dict[str, float] = {}
+    for short, attr in (("k", "kinetic"), ("g", "geometric")):
+        ref, feat = normalize_with_reference(getattr(reference, attr), getattr(features, attr))
+        enough = feat.shape[0] >= 2 and ref.shape[0] >= 2
+        out[f"FID{short}"] = fid(feat, ref) if enough else float("nan")
+        out[f"Div{short}"] = average_pairwise_distance(feat) if feat.shape[0] >= 2 else float("nan")
+    return out
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
+
+
+def _row(
+    label: str,
+    clips: Sequence[EvalClip],
+    feats: FeatureSet,
+    ref: FeatureSet,
+    bas_idx: np.ndarray,
+    bas: np.ndarray,
+    music: Sequence[tuple[Path, float]],
+    beat_aligned: int | None,
+    notes: list[str],
+) -> MetricRow:
+    metrics = distribution_metrics(feats, ref)
+    metrics["BAS"] = _nanmean(bas)
+    metrics["PFC"] = float(np.mean(feats.pfc))
+    bas_of = {int(i): float(b) for i, b in zip(bas_idx, bas)}
+    per_clip = []
+    for i, clip in enumerate(clips):
+        entry: dict[str, Any] = {"name": clip.name, "PFC": float(feats.pfc[i]), "BAS": bas_of.get(i, float("nan"))}
+        entry["music"] = str(music[i][0])
+        entry["music_offset_s"] = float(music[i][1])
+        per_clip.append(entry)
+    return MetricRow(
+        label,
+        len(clips),
+        {k: metrics[k] for k in METRIC_NAMES},
+        int(np.isfinite(bas).sum()),
+        beat_aligned,
+        notes,
+        per_clip,
+    )
+
+
+@dataclass
+class EvalReport:
+    """Result of :func:`evaluate`.
+
+    Attributes:
+        rows: the table rows, reference rows first.
+        config: the run's settings.
+        split: name of the evaluated split; reference_split: the FID reference set's split.
+        derangement: the "wrong song" pairing: clip i danced to the music of clip derangement[i].
+    """
+
+    rows: list[MetricRow]
+    config: EvalConfig
+    split: str
+    reference_split: str
+    derangement: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "split": self.split,
+            "reference_split": self.reference_split,
+            "fps": self.config.fps,
+            "seconds": self.config.seconds,
+            "seed": self.config.seed,
+            "derangement": list(self.derangement),
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def evaluate(
+    split_clips: Sequence[Any],
+    reference_clips: Sequence[Any],
+    motions: dict[str, Sequence[Any]] | None = None,
+    config: EvalConfig = EvalConfig(),
+    cache: MusicBeatCache | None = None,
+    progress: Any = None,
+    split: str = "test",
+    reference_split: str = "train",
+) -> EvalReport:
+    """Score the reference rows for a split, and optional rows of generated motions.
+
+    Args:
+        split_clips: the split's real dances (dataset ``MotionClip``-like objects, see
+            :meth:`EvalClip.from_clip`), >= 2.
+        reference_clips: real dances whose feature statistics are the FID reference (and whose
+            mean/std z-normalise every row), >= 2.
+        motions: optional label -> motions (e.g. :class:`~livedance.eval.motion_io.MotionFile`),
+            each scored against the music it names.
+        config: frame rate, excerpt length, derangement seed.
+        cache: music beat cache (default: :class:`MusicBeatCache` in the default cache folder).
+        progress: optional ``rich.progress.Progress``.
+        split, reference_split: names shown in the report.
+
+    Returns:
+        :class:`EvalReport` with rows "ground truth", "real dance, wrong song", then one per
+        ``motions`` entry.
+
+    BAS of the split rows averages over the split's beat-aligned clips when it has any (else over
+    all); the wrong-song row scores the same clips, each against the music excerpt of the clip the
+    derangement assigns it (drawn over the whole split, avoiding the same song when possible).
+
+    Raises:
+        DataError: fewer than 2 clips in the split or the reference, or a bad clip.
+        AudioError: a song is missing or unreadable.
+    """
+    if len(split_clips) < 2:
+        raise DataError(f"split '{split}' has {len(split_clips)} clips; evaluation needs at least 2")
+    if len(reference_clips) < 2:
+        raise DataError(f"reference split '{reference_split}' has {len(reference_clips)} clips; need at least 2")
+    cache = cache if cache is not None else MusicBeatCache()
+    gt = [EvalClip.from_clip(c).at_fps(config.fps) for c in split_clips]
+    ref = [EvalClip.from_clip(c).at_fps(config.fps) for c in reference_clips]
+    ref_feats = compute_features(ref, config, progress, f"({reference_split}, reference)")
+    gt_feats = compute_features(gt, config, progress, f"({split})")
+
+    aligned = np.array([c.beat_aligned for c in gt], dtype=bool)
+    bas_idx = np.flatnonzero(aligned) if aligned.any() else np.arange(len(gt))
+    which = (
+        f"BAS over the {len(bas_idx)} beat-aligned clips of {len(gt)}"
+        if aligned.any()
+        else f"no clip is beat-aligned: BAS over all {len(gt)} clips"
+    )
+    own_music = [(c.audio_path, c.audio_offset_s) for c in gt]
+    perm = derangement(len(gt), config.seed, keys=[_song_key(c.audio_path) for c in gt])
+    wrong_music = [own_music[int(perm[i])] for i in range(len(gt))]
+    bas_clips = [gt[i] for i in bas_idx]
+    bas_own = compute_bas(bas_clips, [own_music[i] for i in bas_idx], config, cache, progress, "(own song)")
+    bas_wrong = compute_bas(bas_clips, [wrong_music[i] for i in bas_idx], config, cache, progress, "(wrong song)")
+    ref_note = f"FID reference: real dances of split '{reference_split}' ({len(ref)} clips)"
+    n_aligned = int(aligned.sum())
+    rows = [
+        _row("ground truth", gt, gt_feats, ref_feats, bas_idx, bas_own, own_music, n_aligned, [ref_note, which]),
+        _row(
+            "real dance, wrong song",
+            gt,
+            gt_feats,
+            ref_feats,
+            bas_idx,
+            bas_wrong,
+            wrong_music,
+            n_aligned,
+            [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"],
+        ),
+    ]
+    for label, items in (motions or {}).items():
+        clips = [EvalClip.from_clip(m).at_fps(config.fps) for m in items]
+        feats = compute_features(clips, config, progress, f"({label})")
+        music = [(c.audio_path, c.audio_offset_s) for c in clips]
+        bas = compute_bas(clips, music, config, cache, progress, f"({label})")
+        rows.append(
+            _row(label, clips, feats, ref_feats, np.arange(len(clips)), bas, music, None, [ref_note, f"BAS over all {len(clips)} clips"])
+        )
+    return EvalReport(rows, config, split, reference_split, [int(i) for i in perm])

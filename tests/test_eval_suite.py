@@ -1,0 +1,186 @@
+"""The evaluation table (livedance.eval.suite) and the ``livedance eval`` command, on synthetic
+dances whose speed minima fall on the clicks of their own synthetic songs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livedance.errors import DataError
+from livedance.eval import EvalConfig, MusicBeatCache, derangement, evaluate, find_motions, save_motion
+
+SR = 22050
+SECONDS = 8.0
+FPS = 25.0
+TEMPI = (96.0, 120.0, 150.0, 108.0)
+
+
+@dataclass
+class StubClip:
+    """Stands in for livedance.data.dataset.MotionClip in these tests only."""
+
+    name: str
+    style: str
+    fps: float
+    positions: np.ndarray
+    audio_path: Path
+    audio_offset_s: float
+    beat_aligned: bool
+
+
+def click_song(path: Path, bpm: float, first_beat_s: float, seconds: float) -> np.ndarray:
+    import soundfile as sf
+
+    rng = np.random.default_rng(int(bpm))
+    audio = 0.001 * rng.normal(size=int(seconds * SR))
+    beats = np.arange(first_beat_s, seconds - 0.05, 60.0 / bpm)
+    burst = rng.normal(size=int(0.015 * SR)) * np.hanning(int(0.015 * SR))
+    for b in beats:
+        i = int(b * SR)
+        audio[i : i + burst.size] += 0.8 * burst
+    sf.write(path, audio.astype(np.float32), SR)
+    return beats
+
+
+def dance_on(beats_s: np.ndarray, n_frames: int, seed: int) -> np.ndarray:
+    """A swaying dancer whose mean joint speed dips on every beat (speed minima = motion beats)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames - 1) / FPS
+    period = float(np.median(np.diff(beats_s)))
+    phase = 2 * np.pi * (t - beats_s[0]) / period
+    speed = 0.01 * (1.05 - np.cos(phase))  # metres per frame, minima on the beats
+    base = rng.normal(scale=0.3, size=(24, 3)) + [0.0, 1.0, 0.0]
+    direction = rng.normal(size=(24, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    x = np.concatenate([[0.0], np.cumsum(speed)])
+    wobble = 0.02 * np.sin(2 * np.pi * np.arange(n_frames)[:, None, None] / (3 + seed) + direction)
+    return (base[None] + x[:, None, None] * direction[None] + wobble).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_songs")
+    clips = []
+    for i, bpm in enumerate(TEMPI):
+        path = root / f"song{i}.wav"
+        offset = 1.0  # the dance starts 1 s into the song
+        beats = click_song(path, bpm, 0.3, SECONDS + offset)
+        own = beats[beats >= offset] - offset
+        pos = dance_on(own, int(SECONDS * FPS), seed=i)
+        clips.append(StubClip(f"clip{i}", "synthetic", FPS, pos, path, offset, beat_aligned=(i != 3)))
+    return root, clips
+
+
+def test_derangement_is_deterministic_and_has_no_fixed_points():
+    for n in (2, 3, 10, 38):
+        perm = derangement(n, seed=0)
+        assert sorted(perm.tolist()) == list(range(n))
+        assert np.all(perm != np.arange(n))
+        np.testing.assert_array_equal(perm, derangement(n, seed=0))
+    assert not np.array_equal(derangement(38, 0), derangement(38, 1))
+    keys = ["a", "a", "b", "b"]
+    perm = derangement(4, seed=3, keys=keys)
+    assert all(keys[i] != keys[perm[i]] for i in range(4))
+    with pytest.raises(DataError, match="at least 2"):
+        derangement(1, 0)
+
+
+def test_reference_rows_own_song_beats_wrong_song(songs, tmp_path):
+    _, clips = songs
+    cache = MusicBeatCache(tmp_path / "cache")
+    report = evaluate(clips, clips[:3], config=EvalConfig(fps=FPS, seed=0), cache=cache)
+    gt, wrong = report.rows
+    assert gt.label == "ground truth" and wrong.label == "real dance, wrong song"
+    # only the music changes: FID, Div and PFC are those of the same dances
+    for k in ("FIDk", "FIDg", "Divk", "Divg", "PFC"):
+        assert gt.metrics[k] == wrong.metrics[k]
+        assert np.isfinite(gt.metrics[k])
+    # BAS reads the 3 beat-aligned clips of 4
+    assert gt.beat_aligned == 3 and gt.bas_clips == 3
+    assert gt.metrics["BAS"] > 0.7
+    assert gt.metrics["BAS"] > wrong.metrics["BAS"] + 0.15
+    assert all(p != i for i, p in enumerate(report.derangement))
+    own = [c["music"] for c in gt.per_clip]
+    assert all(a != b for a, b in zip(own, (c["music"] for c in wrong.per_clip)))
+    # the second run reads every music beat track from the cache
+    computed = cache.misses
+    assert computed == 4  # one per song (the wrong-song excerpts reuse the own-song ones where they coincide)
+    again = evaluate(clips, clips[:3], config=EvalConfig(fps=FPS, seed=0), cache=cache)
+    assert cache.misses == computed and cache.hits > 0
+    assert again.rows[0].metrics == gt.metrics
+
+
+def test_resampled_motions_row_matches_ground_truth(songs, tmp_path):
+    """Saving the real dances as 50 fps motion files must give (almost) the ground-truth row."""
+    from livedance.eval import resample_positions
+
+    root, clips = songs
+    out = tmp_path / "motions"
+    for c in clips:
+        save_motion(out / f"{c.name}.npz", resample_positions(c.positions, FPS, 50.0), 50.0,
+                    c.audio_path, c.audio_offset_s)  # fmt: skip
+    report = evaluate(clips, clips, {"motions": find_motions(out)}, EvalConfig(fps=FPS), MusicBeatCache(tmp_path / "c"))
+    gt, _, mot = report.rows
+    assert mot.label == "motions" and mot.n_clips == 4 and mot.bas_clips == 4
+    assert mot.metrics["FIDk"] == pytest.approx(gt.metrics["FIDk"], abs=1e-6)
+    assert mot.metrics["Divg"] == pytest.approx(gt.metrics["Divg"], abs=1e-6)
+
+
+def test_evaluate_needs_two_clips(songs, tmp_path):
+    _, clips = songs
+    with pytest.raises(DataError, match="at least 2"):
+        evaluate(clips[:1], clips, cache=MusicBeatCache(tmp_path))
+
+
+def _stub_dataset(monkeypatch, clips):
+    """Make ``livedance.data.dataset.load_split`` return the synthetic clips."""
+
+    def load_split(name, *args, **kwargs):
+        return clips if name == "test" else clips[:3]
+
+    try:
+        import livedance.data.dataset as real
+
+        monkeypatch.setattr(real, "load_split", load_split)
+    except ImportError:  # the dataset module is not there yet: a throwaway module for this test
+        stub = types.ModuleType("livedance.data.dataset")
+        stub.load_split = load_split
+        monkeypatch.setitem(sys.modules, "livedance.data.dataset", stub)
+
+
+def test_cli_prints_table_and_writes_json(songs, tmp_path, monkeypatch, capsys):
+    from livedance.cli import main
+
+    _, clips = songs
+    monkeypatch.setenv("LIVEDANCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    _stub_dataset(monkeypatch, clips)
+    mdir = tmp_path / "gen"
+    for c in clips[:2]:
+        save_motion(mdir / f"{c.name}.npz", c.positions[::-1].copy(), FPS, c.audio_path, c.audio_offset_s)
+    out_json = tmp_path / "res.json"
+    code = main(["eval", "--split", "test", "--motions", str(mdir), "--json", str(out_json), "--seed", "2"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "ground truth" in text and "real dance, wrong song" in text and "motions (gen)" in text
+    data = json.loads(out_json.read_text())
+    assert [r["label"] for r in data["rows"]] == ["ground truth", "real dance, wrong song", "motions (gen)"]
+    assert data["seed"] == 2 and data["fps"] == FPS
+    assert (tmp_path / "cache" / "music_beats").is_dir()
+
+
+def test_cli_reports_bad_input_without_traceback(songs, tmp_path, monkeypatch, capsys):
+    from livedance.cli import main
+
+    _, clips = songs
+    monkeypatch.setenv("LIVEDANCE_CACHE", str(tmp_path / "cache"))
+    _stub_dataset(monkeypatch, clips)
+    assert main(["eval", "--motions", str(tmp_path / "missing")]) == 2
+    assert "motion folder not found" in capsys.readouterr().err
+    assert main(["eval", "--fps", "0"]) == 2
