@@ -97,6 +97,15 @@ class BVHWriter:
         self.flush_every = flush_every
         self.frames_written = 0
         self._offsets = offsets * self.scale
+        self._children: dict[int, list[int]] = {j: [] for j in range(n)}
+        for j, p in enumerate(self.parents):
+            if p >= 0:
+                self._children[p].append(j)
+        roots = [j for j, p in enumerate(self.parents) if p < 0]
+        if len(roots) != 1:
+            raise ConfigError(f"BVH needs exactly one root joint (parent -1); got {len(roots)}")
+        self._root = roots[0]
+        self._order = self._depth_first(self._root)  # the order channels appear in the header and frames
         self._fh = open(self.path, "wb")
         header = self._header()
         self._fh.write(header)
@@ -104,11 +113,15 @@ class BVHWriter:
         self._fh.flush()
 
     # -- header -------------------------------------------------------------------------------
+    def _depth_first(self, j: int) -> list[int]:
+        """Joint ``j`` and its descendants in BVH (depth-first, children in index order) order."""
+        order = [j]
+        for c in self._children[j]:
+            order.extend(self._depth_first(c))
+        return order
+
     def _header(self) -> bytes:
-        children: dict[int, list[int]] = {j: [] for j in range(len(self.parents))}
-        for j, p in enumerate(self.parents):
-            if p >= 0:
-                children[p].append(j)
+        children = self._children
         lines = ["HIERARCHY"]
 
         def emit(j: int, depth: int) -> None:
@@ -135,10 +148,7 @@ class BVHWriter:
                 lines.append(f"{pad}  }}")
             lines.append(f"{pad}}}")
 
-        roots = [j for j, p in enumerate(self.parents) if p < 0]
-        if len(roots) != 1:
-            raise ConfigError(f"BVH needs exactly one root joint (parent -1); got {len(roots)}")
-        emit(roots[0], 0)
+        emit(self._root, 0)
         lines.append("MOTION")
         lines.append(f"Frames: {0:<{_COUNT_WIDTH}d}")
         lines.append(f"Frame Time: {1.0 / self.fps:.8f}")
@@ -165,11 +175,8 @@ class BVHWriter:
             raise DataError(
                 f"BVH frame has local_quats {q.shape} and root_position {r.shape}; expected finite ({n}, 4) and (3,)"
             )
-        # topological order of the hierarchy = the order channels appear in the header
-        zyx = Rotation.from_quat(q).as_euler("ZYX", degrees=True)
-        values = [*(r * self.scale)]
-        for j in self._order():
-            values.extend(zyx[j])
+        zyx = Rotation.from_quat(q).as_euler("ZYX", degrees=True)[self._order]  # header (depth-first) order
+        values = np.concatenate([r * self.scale, zyx.reshape(-1)])
         self._fh.write((" ".join(f"{v:.6f}" for v in values) + "\n").encode("ascii"))
         self.frames_written += 1
         if self.frames_written % self.flush_every == 0:
@@ -178,23 +185,6 @@ class BVHWriter:
     def write(self, frame: PoseFrame) -> None:
         """Append a :class:`PoseFrame` (its ``local_quats`` and ``root_position``)."""
         self.write_frame(frame.local_quats, frame.root_position)
-
-    def _order(self) -> list[int]:
-        if not hasattr(self, "_order_cache"):
-            children: dict[int, list[int]] = {j: [] for j in range(len(self.parents))}
-            for j, p in enumerate(self.parents):
-                if p >= 0:
-                    children[p].append(j)
-            order: list[int] = []
-
-            def walk(j: int) -> None:
-                order.append(j)
-                for c in children[j]:
-                    walk(c)
-
-            walk(next(j for j, p in enumerate(self.parents) if p < 0))
-            self._order_cache = order
-        return self._order_cache
 
     def flush(self) -> None:
         """Flush the frames so far to disk and update the header's frame count in place."""

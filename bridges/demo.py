@@ -17,7 +17,7 @@ import time
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from livedance.bridges.frame import SMPLX_JOINT_NAMES, PoseFrame, joint_index
+from livedance.bridges.frame import NUM_JOINTS, SMPLX_JOINT_NAMES, PoseFrame, joint_index
 
 
 def demo_rest_offsets() -> np.ndarray:
@@ -45,8 +45,18 @@ def demo_rest_offsets() -> np.ndarray:
 
 
 def demo_frame(t: float, rest: np.ndarray, bpm: float = 120.0) -> PoseFrame:
-    """The test pattern at time ``t`` (perf_counter seconds)."""
-    q = np.tile(np.array([0, 0, 0, 1.0]), (55, 1))
+    """The test pattern at time ``t``.
+
+    Args:
+        t: seconds (perf_counter clock); also the frame's ``t_show_s``.
+        rest: (55, 3) rest offsets in metres (:func:`demo_rest_offsets`).
+        bpm: tempo of the sway, wave and nod, beats per minute.
+
+    Returns:
+        the :class:`PoseFrame` (hips sway +-8 degrees and +-5 cm, left arm waves above the head, right
+        arm down, head nods on each beat).
+    """
+    q = np.tile(np.array([0, 0, 0, 1.0]), (NUM_JOINTS, 1))
     beat = t * bpm / 60.0
     q[0] = Rotation.from_euler("z", 8 * math.sin(math.pi * beat / 2), degrees=True).as_quat()
     # character's left upper arm: raise above the head (about +z, +x -> +y) and wave

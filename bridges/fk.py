@@ -1,8 +1,11 @@
-"""Forward kinematics for the sinks that need world positions (raw OSC ``/pos``, tests, previews).
+"""Forward kinematics of one quaternion pose, for the sinks that need world positions (raw OSC ``/pos``,
+the web preview, tests): a thin adapter over :func:`livedance.motion.fk.fk_np`.
 
-Standard rigid-body FK over a parent table (for SMPL-X: Loper et al. 2015, SMPL, Eq. 4, without the
-skinning): ``G_j = G_parent(j) * q_j`` and ``p_j = p_parent(j) + G_parent(j) * offset_j``, with the root
-placed at ``root_position`` and rotated by ``q_0``.
+The sinks hold a pose as a :class:`~livedance.bridges.frame.PoseFrame`: (J, 4) local quaternions and the
+root's *absolute* world position. :func:`livedance.motion.fk.fk_np` takes rotation matrices and the root's
+displacement from its rest position; this converts between the two and calls it (the skinning-free FK of
+SMPL, Loper et al. 2015, Eq. 3-4): ``G_j = G_parent(j) q_j``, ``p_j = p_parent(j) + G_parent(j) offset_j``,
+with the root placed at ``root_position`` and rotated by ``q_root``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from livedance.motion.fk import fk_np
 
 
 def forward_kinematics(
@@ -22,31 +27,20 @@ def forward_kinematics(
     """World rotations and joint positions of one pose.
 
     Args:
-        local_quats: (J, 4) local rotations, unit quaternions (x, y, z, w).
+        local_quats: (J, 4) local rotations, quaternions (x, y, z, w) (normalised here).
         rest_offsets: (J, 3) offset of each joint from its parent in the parent's rest frame (any unit;
-            the output positions have the same unit). Row of the root is ignored.
-        root_position: (3,) world position of the root joint.
+            the output positions have the same unit). The root's row is ignored.
+        root_position: (3,) world position of the root joint (same unit).
         parents: length-J parent indices, ``-1`` for the root; parents must precede their children.
 
     Returns:
-        (global_quats (J, 4) float64 xyzw, positions (J, 3) float64).
+        (global_quats (J, 4) float64 x, y, z, w; positions (J, 3) float64).
 
     Raises:
-        ValueError: when a parent index does not precede its child.
+        DataError: mismatched shapes, or a parent index that does not precede its child.
     """
-    quats = np.asarray(local_quats, dtype=np.float64)
-    offsets = np.asarray(rest_offsets, dtype=np.float64)
-    n = len(parents)
-    local = Rotation.from_quat(quats).as_matrix()  # (J, 3, 3), one vectorized call
-    glob = np.empty_like(local)
-    positions = np.zeros((n, 3))
-    for j, p in enumerate(parents):
-        if p < 0:
-            glob[j] = local[j]
-            positions[j] = np.asarray(root_position, dtype=np.float64)
-        else:
-            if p >= j:
-                raise ValueError(f"parent {p} of joint {j} does not precede it")
-            glob[j] = glob[p] @ local[j]
-            positions[j] = positions[p] + glob[p] @ offsets[j]
+    local = Rotation.from_quat(np.asarray(local_quats, dtype=np.float64)).as_matrix()  # (J, 3, 3)
+    offsets = np.array(rest_offsets, dtype=np.float64)  # a copy: the root rows are zeroed below
+    offsets[[j for j, p in enumerate(parents) if p < 0]] = 0.0  # fk_np adds the root's rest offset
+    positions, glob = fk_np(local, np.asarray(root_position, dtype=np.float64), offsets, parents, True)
     return Rotation.from_matrix(glob).as_quat(), positions

@@ -2,9 +2,8 @@
 
 Skeleton: SMPL-X, 55 joints, in the order and with the names of the ``smplx`` package
 (``smplx.joint_names.JOINT_NAMES[:55]``): 22 body joints (pelvis .. right_wrist), jaw, two eyes, then
-15 left-hand and 15 right-hand joints. The parent table is SMPL-X's ``kintree_table[0]``. When the
-motion package (``livedance.motion.skeleton``) is installed it is the source of both; the local copy
-below is only the fallback, and a test checks the two agree.
+15 left-hand and 15 right-hand joints; parents from SMPL-X's ``kintree_table[0]``. Both tables are
+owned by :mod:`livedance.motion.skeleton` and re-exported here for the sinks.
 
 Frame conventions (DESIGN.md): positions in metres, y up, right-handed, the character faces +z with
 its left side at +x. Rotations are local (parent-relative) unit quaternions in (x, y, z, w) order,
@@ -19,34 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from livedance.errors import DataError
+from livedance.motion.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
-_LOCAL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "jaw", "left_eye_smplhf", "right_eye_smplhf",
-    "left_index1", "left_index2", "left_index3", "left_middle1", "left_middle2", "left_middle3",
-    "left_pinky1", "left_pinky2", "left_pinky3", "left_ring1", "left_ring2", "left_ring3",
-    "left_thumb1", "left_thumb2", "left_thumb3",
-    "right_index1", "right_index2", "right_index3", "right_middle1", "right_middle2",
-    "right_middle3", "right_pinky1", "right_pinky2", "right_pinky3", "right_ring1", "right_ring2",
-    "right_ring3", "right_thumb1", "right_thumb2", "right_thumb3",
-)
-_LOCAL_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
-)
-
-try:  # the motion package is the owner of the skeleton definition once it exists
-    from livedance.motion.skeleton import SMPLX_JOINT_NAMES as _MOTION_NAMES  # type: ignore
-    from livedance.motion.skeleton import SMPLX_PARENTS as _MOTION_PARENTS  # type: ignore
-
-    SMPLX_JOINT_NAMES: tuple[str, ...] = tuple(str(n) for n in _MOTION_NAMES)
-    SMPLX_PARENTS: tuple[int, ...] = tuple(int(p) for p in _MOTION_PARENTS)
-except ImportError:  # pragma: no cover - depends on the other package being present
-    SMPLX_JOINT_NAMES = _LOCAL_JOINT_NAMES
-    SMPLX_PARENTS = _LOCAL_PARENTS
+__all__ = ["NUM_JOINTS", "SMPLX_JOINT_NAMES", "SMPLX_PARENTS", "PoseFrame", "joint_index"]
 
 NUM_JOINTS: int = len(SMPLX_JOINT_NAMES)
 """55: the SMPL-X joint count."""
@@ -119,6 +93,12 @@ class PoseFrame:
             rest_offsets: (55, 3) metres, as in the attribute.
             t_show_s: perf_counter seconds.
             root_position: (3,) metres; defaults to ``rest_offsets[0]`` (the pelvis rest position).
+
+        Returns:
+            a :class:`PoseFrame` with identity (0, 0, 0, 1) local rotations.
+
+        Raises:
+            DataError: offsets or root position of the wrong shape, or non-finite.
         """
         quats = np.zeros((NUM_JOINTS, 4), dtype=np.float32)
         quats[:, 3] = 1.0

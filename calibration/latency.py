@@ -40,6 +40,9 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from livedance.audio import jack, portaudio
+from livedance.audio.base import CaptureClock, validate_sample_rate
+from livedance.audio.devices import resolve_device
 from livedance.errors import AudioError, ConfigError, DataError
 
 #: Scale from MAD to a standard deviation for Gaussian data (1 / Phi^-1(3/4)).
@@ -329,9 +332,6 @@ class SoundDevicePlayer:
         stream_factory: Callable[..., Any] | None = None,
         devices: Sequence[Any] | None = None,
     ) -> None:
-        from livedance.audio.base import validate_sample_rate
-        from livedance.audio.devices import resolve_device
-
         self.device = resolve_device(device, "output", devices)
         self.label = self.device.label()
         sr = self.device.default_samplerate if sample_rate is None else sample_rate
@@ -342,7 +342,7 @@ class SoundDevicePlayer:
         self._stream: Any = None
         self._audio = np.zeros(0, np.float32)
         self._pos = 0
-        self._clock: Any = None
+        self._clock: CaptureClock | None = None
         self._channels = max(1, min(2, int(self.device.max_output_channels)))
 
     def start(self, audio: np.ndarray) -> None:
@@ -351,49 +351,32 @@ class SoundDevicePlayer:
         Raises:
             AudioError: the stream cannot open.
         """
-        from livedance.audio import portaudio
-        from livedance.audio.base import CaptureClock
-
         self._audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         self._pos = 0
         self._clock = CaptureClock(self.sample_rate)
         factory = self._factory or portaudio.import_sounddevice().OutputStream
-        stream = None
-        try:
-            stream = factory(
-                device=self.device.index,
-                samplerate=self.sample_rate,
-                blocksize=self.block_size,
-                channels=self._channels,
-                dtype="float32",
-                latency=self.latency,
-                callback=self._callback,
-            )
-            stream.start()
-        except Exception as err:
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-            raise AudioError(f"cannot play clicks on output device {self.label} at {self.sample_rate} Hz: {err}") from None
-        self._stream = stream
+        self._stream = portaudio.open_stream(
+            factory,
+            f"output device {self.label} to play clicks at {self.sample_rate} Hz",
+            device=self.device.index,
+            samplerate=self.sample_rate,
+            blocksize=self.block_size,
+            channels=self._channels,
+            dtype="float32",
+            latency=self.latency,
+            callback=self._callback,
+        )
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """PortAudio output callback: copy the next ``frames`` samples to every channel (silence after the
+        end) and note when the first of them reaches the DAC. No allocation, no locks."""
         now = time.perf_counter()
         first = self._pos
         chunk = self._audio[first : first + frames]
         outdata[: chunk.shape[0]] = chunk[:, None]
         outdata[chunk.shape[0] :] = 0.0
         self._pos = first + frames
-        lead = 0.0
-        try:
-            dac, cur = time_info.outputBufferDacTime, time_info.currentTime
-            if dac > 0.0 and cur > 0.0 and 0.0 <= dac - cur < 1.0:
-                lead = dac - cur
-        except AttributeError:
-            pass
-        self._clock.observe(first, now + lead)
+        self._clock.observe(first, now + portaudio.output_lead_s(time_info))
 
     def first_sample_time(self) -> float | None:
         """perf_counter seconds of sample 0 at the DAC, or None before the first callback."""
@@ -403,11 +386,7 @@ class SoundDevicePlayer:
         """Stop and close the stream (idempotent, never raises)."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            for op in ("stop", "close"):
-                try:
-                    getattr(stream, op)()
-                except Exception:
-                    pass
+            portaudio.close_stream(stream, ("stop", "close"))
 
 
 # ====================================================================================== tap session
@@ -752,10 +731,8 @@ def estimate_round_trip(
 
 def _jack_self_connect(client: str) -> list[tuple[str, str]]:
     """Connect ``client``'s JACK output ports to its input ports, pairwise; unhook other inputs."""
-    from livedance.audio import jack
-
-    outs = sorted((p for p in jack.list_ports("output") if p.startswith(client + ":")), key=jack._port_number)
-    ins = sorted((p for p in jack.list_ports("input") if p.startswith(client + ":")), key=jack._port_number)
+    outs = sorted((p for p in jack.list_ports("output") if p.startswith(client + ":")), key=jack.port_number)
+    ins = sorted((p for p in jack.list_ports("input") if p.startswith(client + ":")), key=jack.port_number)
     if not outs or not ins:
         raise AudioError(f"JACK client {client!r} has no output or no input ports to connect in a loop")
     made = []
@@ -800,10 +777,6 @@ def measure_loopback(
             back (nothing connects the output to the input, or the input level is too low).
         ConfigError: a bad config.
     """
-    from livedance.audio import portaudio
-    from livedance.audio.base import validate_sample_rate
-    from livedance.audio.devices import resolve_device
-
     cfg = config or LoopbackConfig()
     cfg.validate()
     dev_out = resolve_device(output, "output", devices)
@@ -814,7 +787,6 @@ def measure_loopback(
     rec = np.zeros(n, np.float32)
     pos = [0]
     done = threading.Event()
-    errors: list[str] = []
     in_ch = max(1, min(2, int(dev_in.max_input_channels)))
     out_ch = max(1, min(2, int(dev_out.max_output_channels)))
 
@@ -828,36 +800,24 @@ def measure_loopback(
         k = max(0, min(frames, n - p))
         if k:
             outdata[:k] = sig[p : p + k, None]
-            rec[p : p + k] = indata[:k].mean(axis=1)
+            np.mean(indata[:k], axis=1, out=rec[p : p + k])  # into the preallocated recording
         outdata[k:] = 0.0
-        if status:
-            errors.append(str(status))
         pos[0] = p + frames
         if pos[0] >= n:
             done.set()
 
     factory = stream_factory or portaudio.import_sounddevice().Stream
-    stream = None
-    try:
-        stream = factory(
-            device=(dev_in.index, dev_out.index),
-            samplerate=sr,
-            blocksize=cfg.block_size,
-            channels=(in_ch, out_ch),
-            dtype="float32",
-            latency=cfg.latency,
-            callback=callback,
-        )
-        stream.start()
-    except Exception as err:
-        if stream is not None:
-            try:
-                stream.close()
-            except Exception:
-                pass
-        raise AudioError(
-            f"cannot open a duplex stream (in: {dev_in.label()}, out: {dev_out.label()}) at {sr} Hz: {err}"
-        ) from None
+    stream = portaudio.open_stream(
+        factory,
+        f"a duplex stream (in: {dev_in.label()}, out: {dev_out.label()}) at {sr} Hz",
+        device=(dev_in.index, dev_out.index),
+        samplerate=sr,
+        blocksize=cfg.block_size,
+        channels=(in_ch, out_ch),
+        dtype="float32",
+        latency=cfg.latency,
+        callback=callback,
+    )
     try:
         if jack_loop:
             client = portaudio.jack_client_name() if stream_factory is None else "fake"
@@ -878,11 +838,7 @@ def measure_loopback(
         except Exception:
             reported = float("nan")
     finally:
-        for op in ("stop", "close"):
-            try:
-                getattr(stream, op)()
-            except Exception:
-                pass
+        portaudio.close_stream(stream, ("stop", "close"))
     lags, snr = estimate_round_trip(rec, starts, tpl, int(round(cfg.max_latency_s * sr)), cfg.min_snr)
     if lags.size < max(3, (cfg.clicks + 1) // 2):
         peak = float(np.max(np.abs(rec))) if rec.size else 0.0

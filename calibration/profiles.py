@@ -150,14 +150,15 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
 
-def load_profile(name_or_path: str | Path) -> AvatarProfile:
-    """Load and validate a profile by shipped name (``"vrm0"``) or by path to a JSON file.
+def load_profile(name_or_path: str | Path | AvatarProfile) -> AvatarProfile:
+    """Load and validate a profile by shipped name (``"vrm0"``) or by path to a JSON file (an
+    :class:`AvatarProfile` is returned as it is).
 
     Raises:
         ConfigError: unknown name, unreadable file, invalid JSON, or an invalid value; the message names
             the file and the key.
     """
-    if isinstance(name_or_path, AvatarProfile):  # convenience for callers that accept either
+    if isinstance(name_or_path, AvatarProfile):
         return name_or_path
     candidate = Path(name_or_path)
     if candidate.suffix.lower() != ".json" and not candidate.exists():

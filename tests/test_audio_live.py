@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,36 +15,13 @@ import pytest
 from livedance.audio import DeviceInfo, LiveSource, SourceStatus, resolve_device
 from livedance.errors import AudioError, ConfigError, DeviceNotFoundError
 
+from fakes_io import FakeInputStream as FakeStream
+
 MIC = DeviceInfo(0, "USB Mic", "ALSA", 1, 0, 48000.0, default_input=True)
 INTERFACE = DeviceInfo(1, "Scarlett 4i4 USB", "ALSA", 4, 4, 44100.0)
 SPEAKERS = DeviceInfo(2, "HDMI out", "ALSA", 0, 8, 48000.0, default_output=True)
 JACK_SYSTEM = DeviceInfo(3, "system", "JACK Audio Connection Kit", 2, 2, 44100.0, True, True)
 DEVICES = [MIC, INTERFACE, SPEAKERS, JACK_SYSTEM]
-
-
-class FakeStream:
-    """Mimics sounddevice.InputStream: keyword constructor, start/abort/close, active flag."""
-
-    def __init__(self, **kw):
-        self.kw = kw
-        self.active = False
-        self.closed = False
-
-    def start(self):
-        self.active = True
-
-    def stop(self):
-        self.active = False
-
-    def abort(self):
-        self.active = False
-
-    def close(self):
-        self.closed = True
-
-    def pump(self, block: np.ndarray) -> None:
-        t = SimpleNamespace(inputBufferAdcTime=0.0, currentTime=0.0)
-        self.kw["callback"](block.astype(np.float32), len(block), t, None)
 
 
 class FakeBackend:

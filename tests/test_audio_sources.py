@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +10,8 @@ import soundfile as sf
 
 from livedance.audio import AudioBlock, CaptureClock, DeviceInfo, FileSource, SourceStatus, validate_sample_rate
 from livedance.errors import AudioError, ConfigError, DeviceNotFoundError
+
+from fakes_io import FakeOutputStream
 
 
 def _write(path: Path, audio: np.ndarray, sr: int) -> Path:
@@ -117,41 +118,13 @@ def test_play_without_realtime_is_a_config_error(stereo_file):
         FileSource(stereo_file[0], realtime=False, play=True)
 
 
-class _FakeOut:
-    """Stands in for sounddevice.OutputStream; the test calls pump() as the audio thread would."""
-
-    def __init__(self, **kw):
-        self.kw = kw
-        self.active = False
-        self.closed = False
-
-    def start(self):
-        self.active = True
-
-    def abort(self):
-        self.active = False
-
-    def close(self):
-        self.closed = True
-
-    def pump(self, frames):
-        out = np.full((frames, self.kw["channels"]), np.nan, np.float32)
-        t = SimpleNamespace(outputBufferDacTime=0.0, currentTime=0.0)
-        try:
-            self.kw["callback"](out, frames, t, None)
-            return out, False
-        except Exception as stop:  # CallbackStop at the end of the file
-            assert "Stop" in type(stop).__name__
-            return out, True
-
-
 def test_play_mode_delivers_exactly_what_is_played(stereo_file):
     path, audio = stereo_file
     speakers = [DeviceInfo(3, "Speakers", "ALSA", 0, 2, 44100.0, default_output=True)]
     made = []
 
     def factory(**kw):
-        made.append(_FakeOut(**kw))
+        made.append(FakeOutputStream(**kw))
         return made[-1]
 
     src = FileSource(path, play=True, block_size=512, device_lister=lambda: speakers, stream_factory=factory)

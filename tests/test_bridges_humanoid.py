@@ -31,13 +31,11 @@ def test_joint_names_match_the_smplx_package():
     assert list(SMPLX_JOINT_NAMES) == list(joint_names.JOINT_NAMES[:55])
 
 
-def test_local_fallback_agrees_with_motion_package_when_present():
-    try:
-        from livedance.motion.skeleton import SMPLX_JOINT_NAMES as names, SMPLX_PARENTS as parents
-    except ImportError:
-        pytest.skip("livedance.motion.skeleton not written yet; the local fallback is in use")
-    assert tuple(names) == frame_mod._LOCAL_JOINT_NAMES
-    assert tuple(int(p) for p in parents) == frame_mod._LOCAL_PARENTS
+def test_bridges_use_the_motion_packages_skeleton_tables():
+    from livedance.motion import skeleton
+
+    assert frame_mod.SMPLX_JOINT_NAMES is skeleton.SMPLX_JOINT_NAMES
+    assert frame_mod.SMPLX_PARENTS is skeleton.SMPLX_PARENTS
 
 
 def test_parents_form_one_tree_in_topological_order():

@@ -3,7 +3,6 @@ bad settings raise ConfigError; no receiver gives one warning."""
 
 import logging
 import shutil
-import socket
 import subprocess
 import time
 
@@ -17,13 +16,7 @@ from livedance.bridges.frame import SMPLX_JOINT_NAMES, SMPLX_PARENTS, PoseFrame,
 from livedance.bridges.osc_raw import MusicState, RawOSCSender
 from livedance.errors import ConfigError
 
-
-def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from fakes_io import free_udp_port
 
 
 def make_frame(seed: int = 0, t: float = 5.0) -> PoseFrame:

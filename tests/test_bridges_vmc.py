@@ -2,7 +2,6 @@
 a simulated avatar rig; bad endpoints raise ConfigError; no receiver gives one warning."""
 
 import logging
-import socket
 import time
 
 import numpy as np
@@ -20,13 +19,7 @@ from livedance.bridges.vmc import VMCSender
 from livedance.calibration.profiles import parse_profile, unity_to_rh_quat
 from livedance.errors import ConfigError
 
-
-def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from fakes_io import free_udp_port
 
 
 def smplx_like_rest() -> np.ndarray:

@@ -85,12 +85,7 @@ def metronome(jack_server):
             time.sleep(0.05)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        jack_tools.stop_process(proc)
 
 
 def click_onsets(x: np.ndarray, sr: int) -> np.ndarray:

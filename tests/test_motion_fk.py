@@ -81,3 +81,27 @@ def test_shape_errors():
         fk_np(R, t[:2], off, SMPLX_PARENTS[:22])
     with pytest.raises(DataError, match="rest offsets"):
         fk_torch(torch.from_numpy(R), torch.from_numpy(t), off[:5], SMPLX_PARENTS[:22])
+
+
+def test_a_parent_after_its_child_is_a_data_error():
+    R, t, off = _random_pose((2,), 3)
+    with pytest.raises(DataError, match="parent 2 of joint 1"):
+        fk_np(R, t, off, (-1, 2, 0))
+    with pytest.raises(DataError, match="parent 1 of joint 1"):
+        fk_torch(torch.from_numpy(R), torch.from_numpy(t), off, (-1, 1, 0))
+
+
+def test_bridges_quaternion_adapter_places_the_root_at_its_absolute_position():
+    """livedance.bridges.fk takes the root's world position (the sinks' convention); motion.fk takes its
+    displacement from rest. Same pose both ways -> same positions."""
+    from scipy.spatial.transform import Rotation
+
+    from livedance.bridges.fk import forward_kinematics as fk_quats
+
+    R, t, off = _random_pose((), 22)
+    quats = Rotation.from_matrix(R).as_quat()
+    root = off[0] + t
+    glob_q, pos = fk_quats(quats, off, root, SMPLX_PARENTS[:22])
+    expected_pos, expected_rot = fk_np(R, t, off, SMPLX_PARENTS[:22], return_global_rotmats=True)
+    np.testing.assert_allclose(pos, expected_pos, atol=1e-9)
+    np.testing.assert_allclose(Rotation.from_quat(glob_q).as_matrix(), expected_rot, atol=1e-9)

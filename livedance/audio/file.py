@@ -108,6 +108,8 @@ class FileSource(AudioSource):
         self._play_pos = 0  # next sample index to play (play mode; audio thread)
         self._play_done = False
         self._ring = RingBuffer(max(int(ring_seconds * self._sr), 4 * self._block), 1) if play else None
+        self._out_src = self._audio  # play mode: (N, C) what the output stream plays (set per start)
+        self._callback_stop: type[BaseException] = _CallbackStop  # sounddevice.CallbackStop once known
         self._stream: Any = None
         self._ctl = threading.Lock()
         self._last_cb = 0.0
@@ -182,11 +184,7 @@ class FileSource(AudioSource):
                 if dead:
                     portaudio.abandon_stream(stream)
                 else:
-                    for op in ("abort", "close"):
-                        try:
-                            getattr(stream, op)()
-                        except Exception:
-                            pass
+                    portaudio.close_stream(stream)
             if self._status is not SourceStatus.FINISHED:
                 self._status = SourceStatus.STOPPED
 
@@ -202,33 +200,22 @@ class FileSource(AudioSource):
         if factory is None:
             factory = portaudio.import_sounddevice().OutputStream
         try:
-            self._callback_stop: type[BaseException] = portaudio.import_sounddevice().CallbackStop
+            self._callback_stop = portaudio.import_sounddevice().CallbackStop
         except AudioError:  # no PortAudio: only a fake stream factory can be in use
             self._callback_stop = _CallbackStop
         self._last_cb = time.perf_counter()
-        stream = None
-        try:
-            stream = factory(
-                device=dev.index,
-                samplerate=self._sr,
-                blocksize=self._block,
-                channels=out_ch,
-                dtype="float32",
-                latency=self._latency,
-                callback=self._out_callback,
-                finished_callback=self._on_finished,
-            )
-            stream.start()
-        except Exception as err:
-            if stream is not None:
-                try:
-                    stream.close()
-                except Exception:
-                    pass
-            raise AudioError(
-                f"cannot play {self.path} on output device {dev.label()} at {self._sr} Hz, {out_ch} ch: {err}"
-            ) from None
-        self._stream = stream
+        self._stream = portaudio.open_stream(
+            factory,
+            f"output device {dev.label()} to play {self.path} at {self._sr} Hz, {out_ch} ch",
+            device=dev.index,
+            samplerate=self._sr,
+            blocksize=self._block,
+            channels=out_ch,
+            dtype="float32",
+            latency=self._latency,
+            callback=self._out_callback,
+            finished_callback=self._on_finished,
+        )
 
     def _out_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio output callback: play the next samples and copy their mono mix to the ring."""
@@ -249,15 +236,7 @@ class FileSource(AudioSource):
             filled += k
             pos += k
         self._play_pos = pos
-        lead = 0.0
-        try:
-            dac = time_info.outputBufferDacTime
-            cur = time_info.currentTime
-            if dac > 0.0 and cur > 0.0 and 0.0 <= dac - cur < 1.0:
-                lead = dac - cur
-        except AttributeError:
-            pass
-        self._clock.observe(first, now + lead)
+        self._clock.observe(first, now + portaudio.output_lead_s(time_info))
         self._last_cb = now
         if not self._loop and pos >= self._n:
             self._play_done = True
@@ -277,7 +256,7 @@ class FileSource(AudioSource):
                     self._status = SourceStatus.FINISHED
                 return None
             frames, index = got
-            return AudioBlock(frames[:, 0].copy(), int(index), self._clock.time_of(index), self._sr)
+            return AudioBlock(frames.reshape(-1), int(index), self._clock.time_of(index), self._sr)  # (k, 1) -> (k,) view
         pos = self._pos
         end = np.inf if self._loop else self._n
         if pos >= end:

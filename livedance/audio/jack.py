@@ -68,29 +68,45 @@ def server_running(timeout: float = 3.0) -> bool:
         return False
 
 
+def _jack_lsp(flag: str) -> dict[str, list[str]]:
+    """``jack_lsp <flag>`` parsed: each port (an unindented line) mapped to the indented lines under it
+    (its connections for ``-c``, its ``properties: ...`` line for ``-p``), stripped, in jack_lsp's order.
+
+    Raises:
+        AudioError: the tool is missing or no JACK server answers.
+    """
+    res = _run(["jack_lsp", flag])
+    if res.returncode != 0:
+        raise AudioError(f"no JACK server is running ({(res.stderr or res.stdout).strip()})")
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in res.stdout.splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            current = out.setdefault(line.strip(), [])
+        elif current is not None:
+            current.append(line.strip())
+    return out
+
+
 def list_ports(direction: str | None = None) -> list[str]:
     """JACK audio/MIDI port names, optionally only "output" (sources) or "input" (sinks) ports.
 
     Raises:
         AudioError: the tools are missing or no JACK server is running.
     """
-    res = _run(["jack_lsp", "-p"])
-    if res.returncode != 0:
-        raise AudioError(f"no JACK server is running ({(res.stderr or res.stdout).strip()})")
-    ports: list[str] = []
-    current = None
-    for line in res.stdout.splitlines():
-        if not line.strip():
-            continue
-        if not line[0].isspace():
-            current = line.strip()
-            if direction is None:
-                ports.append(current)
-        elif direction is not None and current is not None and "properties:" in line:
-            props = line.split("properties:", 1)[1]
-            if direction in [p.strip() for p in props.split(",")]:
-                ports.append(current)
-    return ports
+    ports = _jack_lsp("-p")
+    if direction is None:
+        return list(ports)
+
+    def has_direction(lines: list[str]) -> bool:
+        for line in lines:
+            if line.startswith("properties:"):
+                return direction in [p.strip() for p in line.split(":", 1)[1].split(",")]
+        return False
+
+    return [port for port, lines in ports.items() if has_direction(lines)]
 
 
 def connections() -> dict[str, list[str]]:
@@ -99,20 +115,7 @@ def connections() -> dict[str, list[str]]:
     Raises:
         AudioError: the tools are missing or no JACK server is running.
     """
-    res = _run(["jack_lsp", "-c"])
-    if res.returncode != 0:
-        raise AudioError(f"no JACK server is running ({(res.stderr or res.stdout).strip()})")
-    out: dict[str, list[str]] = {}
-    current = None
-    for line in res.stdout.splitlines():
-        if not line.strip():
-            continue
-        if not line[0].isspace():
-            current = line.strip()
-            out[current] = []
-        elif current is not None:
-            out[current].append(line.strip())
-    return out
+    return _jack_lsp("-c")
 
 
 def connect(source: str, destination: str) -> None:
@@ -133,9 +136,25 @@ def disconnect(source: str, destination: str) -> None:
     _run(["jack_disconnect", source, destination])
 
 
-def _port_number(port: str) -> int:
+def port_number(port: str) -> int:
+    """The number a JACK port name ends with (``"PortAudio:in_10"`` -> 10), -1 if none: a sort key that
+    orders ``in_2`` before ``in_10``."""
     m = re.search(r"(\d+)$", port)
     return int(m.group(1)) if m else -1
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Terminate a child process and wait for it; kill it if it is still there after ``timeout_s`` seconds.
+
+    Idempotent (a process that already exited is only reaped). Never raises for a process that is gone.
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class JackSource(LiveSource):
@@ -211,7 +230,7 @@ class JackSource(LiveSource):
         before = self._client_inputs(client)
         super()._open_and_start()
         try:
-            ours = sorted(self._client_inputs(client) - before, key=_port_number)
+            ours = sorted(self._client_inputs(client) - before, key=port_number)
             if len(ours) != self._channels:
                 raise AudioError(
                     f"expected {self._channels} new JACK input ports of client {client!r}, found {ours}"
@@ -295,13 +314,7 @@ class JackServer:
         """Terminate jackd and wait for it (kill after 5 s). Idempotent."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
         if not self._log.closed:
             self._log.close()
 

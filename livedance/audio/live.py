@@ -252,35 +252,27 @@ class LiveSource(AudioSource):
             factory = portaudio.import_sounddevice().InputStream
         self._finished_unexpectedly = False
         self._last_cb = time.perf_counter()
-        stream = None
-        try:
-            stream = factory(
-                device=self._device.index,
-                samplerate=self._sr,
-                blocksize=self._block,
-                channels=self._channels,
-                dtype="float32",
-                latency=self._latency,
-                callback=functools.partial(self._callback, gen),
-                finished_callback=functools.partial(self._on_finished, gen),
-            )
-            stream.start()
-        except Exception as err:
-            if stream is not None:
-                self._dispose(stream, dead=False)
-            hint = ""
-            if self._device.is_jack:
-                hint = f" (a JACK device runs only at the server's rate, {self._device.default_samplerate:g} Hz)"
-                if portaudio.jack_is_dead():
-                    hint = (
-                        " (the JACK server this process was attached to went away; PortAudio cannot "
-                        "re-attach to a restarted server: restart livedance)"
-                    )
-            raise AudioError(
-                f"cannot open input device {self._device.label()} at {self._sr} Hz, "
-                f"{self._channels} ch, block {self._block}: {err}{hint}"
-            ) from None
-        self._stream = stream
+        hint = ""
+        if self._device.is_jack:
+            hint = f" (a JACK device runs only at the server's rate, {self._device.default_samplerate:g} Hz)"
+            if portaudio.jack_is_dead():
+                hint = (
+                    " (the JACK server this process was attached to went away; PortAudio cannot "
+                    "re-attach to a restarted server: restart livedance)"
+                )
+        self._stream = portaudio.open_stream(
+            factory,
+            f"input device {self._device.label()} at {self._sr} Hz, {self._channels} ch, block {self._block}",
+            hint,
+            device=self._device.index,
+            samplerate=self._sr,
+            blocksize=self._block,
+            channels=self._channels,
+            dtype="float32",
+            latency=self._latency,
+            callback=functools.partial(self._callback, gen),
+            finished_callback=functools.partial(self._on_finished, gen),
+        )
 
     def _dispose(self, stream: Any, dead: bool) -> None:
         """Stop and close ``stream``; a dead JACK stream is abandoned instead (it would hang)."""
@@ -289,11 +281,7 @@ class LiveSource(AudioSource):
         if dead and self._device.is_jack:
             portaudio.abandon_stream(stream)
             return
-        for op in ("abort", "close"):
-            try:
-                getattr(stream, op)()
-            except Exception:
-                pass
+        portaudio.close_stream(stream)
 
     def start(self) -> None:
         """Open the device and start capturing; also starts the monitor thread.

@@ -1,4 +1,6 @@
-"""Process-wide PortAudio housekeeping: importing sounddevice, rescanning devices, JACK quirks.
+"""Process-wide PortAudio housekeeping: importing sounddevice, rescanning devices, JACK quirks, and
+the stream plumbing every PortAudio user in livedance shares (:func:`open_stream`, :func:`close_stream`,
+:func:`output_lead_s`: the live input, the played file, the calibration click player and loopback).
 
 PortAudio keeps one device list per process, built when it is initialised (at ``import
 sounddevice``). A device plugged in later, or a JACK server started later, is seen only after a
@@ -22,6 +24,7 @@ process-wide state; they are the only globals in livedance.audio.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -44,6 +47,67 @@ def import_sounddevice() -> ModuleType:
             f"cannot load PortAudio ({err}); install it (Debian/Ubuntu: apt-get install libportaudio2)"
         ) from None
     return sounddevice
+
+
+def open_stream(factory: Callable[..., Any], what: str, hint: str = "", **kwargs: Any) -> Any:
+    """Build a stream with ``factory(**kwargs)`` (sounddevice's ``InputStream``, ``OutputStream`` or
+    ``Stream``, or a test's fake) and start it.
+
+    Args:
+        factory: the stream class or a callable with its keyword signature.
+        what: the stream, for the error message (for example ``"input device [3] system (...) at 44100 Hz"``).
+        hint: appended to the error message (a likely cause).
+        **kwargs: passed to ``factory`` (device, samplerate, blocksize, channels, dtype, latency, callback ...).
+
+    Returns:
+        the started stream.
+
+    Raises:
+        AudioError: ``cannot open <what>: <PortAudio's words><hint>``; a stream that was built but would not
+            start is closed first.
+    """
+    stream = None
+    try:
+        stream = factory(**kwargs)
+        stream.start()
+    except Exception as err:
+        if stream is not None:
+            close_stream(stream)
+        raise AudioError(f"cannot open {what}: {err}{hint}") from None
+    return stream
+
+
+def close_stream(stream: Any, ops: Sequence[str] = ("abort", "close")) -> None:
+    """Call ``ops`` on ``stream`` in order (``"abort"``/``"stop"``, then ``"close"``), ignoring errors.
+
+    Never raises. Not for a stream whose JACK server went away: see :func:`abandon_stream`.
+    """
+    for op in ops:
+        try:
+            getattr(stream, op)()
+        except Exception:
+            pass
+
+
+def output_lead_s(time_info: Any) -> float:
+    """Seconds from an output callback's start until its first sample reaches the DAC.
+
+    Args:
+        time_info: the callback's ``time`` argument (PortAudio's ``PaStreamCallbackTimeInfo``).
+
+    Returns:
+        ``outputBufferDacTime - currentTime`` (both on PortAudio's stream clock), or 0.0 when the host API
+        does not report them (zeros) or reports a value outside [0, 1) s. Reads two attributes, allocates
+        nothing: safe in the audio callback.
+    """
+    try:
+        dac = time_info.outputBufferDacTime
+        cur = time_info.currentTime
+    except AttributeError:
+        return 0.0
+    if dac > 0.0 and cur > 0.0 and 0.0 <= dac - cur < 1.0:
+        return dac - cur
+    return 0.0
 
 
 def jack_is_dead() -> bool:

@@ -33,6 +33,24 @@ def _check_shapes(rot_shape, trans_shape, off_shape, parents: Sequence[int]) -> 
         )
     if tuple(off_shape) != (J, 3):
         raise DataError(f"forward kinematics: rest offsets have shape {tuple(off_shape)}, expected ({J}, 3)")
+    for j, p in enumerate(parents):
+        if p >= j:
+            raise DataError(f"forward kinematics: parent {p} of joint {j} does not precede it; expected parents[j] < j")
+
+
+def _fk_chain(local_rotmats, root_translation, rest_offsets, parents: Sequence[int]) -> tuple[list, list]:
+    """The recurrence of the module docstring, on numpy arrays or torch tensors alike (both broadcast
+    ``(..., 3, 3) @ (3,)``). Returns per-joint lists of global rotations (..., 3, 3) and positions (..., 3)."""
+    g_rot: list = [None] * len(parents)
+    g_pos: list = [None] * len(parents)
+    for j, p in enumerate(parents):
+        if p < 0:
+            g_rot[j] = local_rotmats[..., j, :, :]
+            g_pos[j] = root_translation + rest_offsets[j]
+        else:
+            g_rot[j] = g_rot[p] @ local_rotmats[..., j, :, :]
+            g_pos[j] = g_pos[p] + g_rot[p] @ rest_offsets[j]
+    return g_rot, g_pos
 
 
 def fk_np(
@@ -53,22 +71,13 @@ def fk_np(
     Returns:
         positions (..., J, 3) in the dtype of ``local_rotmats`` (and global rotations if asked).
     Raises:
-        DataError: on mismatched shapes.
+        DataError: on mismatched shapes, or a parent that does not precede its child.
     """
     local_rotmats = np.asarray(local_rotmats)
     root_translation = np.asarray(root_translation)
     rest_offsets = np.asarray(rest_offsets, dtype=local_rotmats.dtype)
     _check_shapes(local_rotmats.shape, root_translation.shape, rest_offsets.shape, parents)
-    J = len(parents)
-    g_rot = [None] * J
-    g_pos = [None] * J
-    for j, p in enumerate(parents):
-        if p < 0:
-            g_rot[j] = local_rotmats[..., j, :, :]
-            g_pos[j] = root_translation + rest_offsets[j]
-        else:
-            g_rot[j] = g_rot[p] @ local_rotmats[..., j, :, :]
-            g_pos[j] = g_pos[p] + np.einsum("...ab,b->...a", g_rot[p], rest_offsets[j])
+    g_rot, g_pos = _fk_chain(local_rotmats, root_translation, rest_offsets, parents)
     pos = np.stack(g_pos, axis=-2).astype(local_rotmats.dtype, copy=False)
     if return_global_rotmats:
         return pos, np.stack(g_rot, axis=-3)
@@ -88,16 +97,7 @@ def fk_torch(
     """
     rest_offsets = torch.as_tensor(rest_offsets, dtype=local_rotmats.dtype, device=local_rotmats.device)
     _check_shapes(local_rotmats.shape, root_translation.shape, rest_offsets.shape, parents)
-    J = len(parents)
-    g_rot: list[torch.Tensor] = [None] * J  # type: ignore[list-item]
-    g_pos: list[torch.Tensor] = [None] * J  # type: ignore[list-item]
-    for j, p in enumerate(parents):
-        if p < 0:
-            g_rot[j] = local_rotmats[..., j, :, :]
-            g_pos[j] = root_translation + rest_offsets[j]
-        else:
-            g_rot[j] = g_rot[p] @ local_rotmats[..., j, :, :]
-            g_pos[j] = g_pos[p] + (g_rot[p] @ rest_offsets[j].unsqueeze(-1)).squeeze(-1)
+    g_rot, g_pos = _fk_chain(local_rotmats, root_translation, rest_offsets, parents)
     pos = torch.stack(g_pos, dim=-2)
     if return_global_rotmats:
         return pos, torch.stack(g_rot, dim=-3)
@@ -105,7 +105,8 @@ def fk_torch(
 
 
 def forward_kinematics(local_rotmats, root_translation, rest_offsets, parents, return_global_rotmats=False):
-    """Dispatch to :func:`fk_torch` for torch tensors and to :func:`fk_np` otherwise."""
+    """Dispatch to :func:`fk_torch` for torch tensors and to :func:`fk_np` otherwise (same arguments,
+    shapes and errors)."""
     if isinstance(local_rotmats, torch.Tensor):
         return fk_torch(local_rotmats, root_translation, rest_offsets, parents, return_global_rotmats)
     return fk_np(local_rotmats, root_translation, rest_offsets, parents, return_global_rotmats)
