@@ -141,6 +141,7 @@ def main() -> None:
         "no aubio hint": TrackerConfig(use_aubio=False),
         "no low-band tempo weight": TrackerConfig(low_weight=0.0),
         "min_confidence 0.2": TrackerConfig(min_confidence=0.2),
+        "clip 10 dB + z 2 + warm 4": TrackerConfig(max_rise_db=10.0, strength_z=2.0, warm_beats=4.0),
     }
     for col in ("clip", *variants):
         abl.add_column(col, justify="left" if col == "clip" else "right")

@@ -204,3 +204,34 @@ def test_real_clip_ballroom_f_measure() -> None:
     ref, _ = load_beat_annotations(wav.with_suffix(".beats"))
     events = track(audio, TrackerConfig(sample_rate=sr))
     assert f_measure(ref, announced_times(events)) >= 0.85
+
+
+def test_rise_clip_bounds_the_flux_but_not_the_downbeat_accent() -> None:
+    """max_rise_db caps the onset flux (silence -> music spike); the low-band accent stays raw."""
+    from livedance.beats.onset import OnsetEnvelope
+
+    t = np.arange(2048) / SR
+    loud = (0.9 * np.sin(2 * np.pi * 60 * t) + 0.5 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)
+    quiet = np.zeros(2048, np.float32)
+    raw, clipped = OnsetEnvelope(), OnsetEnvelope(max_rise_db=10.0)
+    for env in (raw, clipped):
+        env.step(quiet)
+    f_raw, l_raw = raw.step(loud)
+    f_clip, l_clip = clipped.step(loud)
+    assert f_raw > 10.0 and f_clip == 10.0 and l_clip == 10.0
+    assert clipped.low_accent == pytest.approx(raw.low_accent) and raw.low_accent > 10.0
+
+
+def test_warm_window_survives_a_short_gap() -> None:
+    """With warm_beats, a 1.5 s drop-out does not restart the 12-beat warm-up of the confidence."""
+    clicks, _ = click_track(120.0, 10.0, SR, start_s=0.2)
+    gap = np.zeros(int(1.5 * SR), np.float32)
+    audio = np.concatenate([clicks, gap, clicks[: 6 * SR]])
+    resume = (clicks.size + gap.size) / SR
+
+    def first_after(cfg: TrackerConfig) -> float:
+        times = [e.time_s for e in track(audio, cfg) if e.time_s > resume]
+        return times[0] - resume if times else np.inf
+
+    assert first_after(TrackerConfig(warm_beats=4.0)) < 0.5  # the original rule waits 0.7 s here
+    assert first_after(TrackerConfig(warm_beats=4.0)) <= first_after(TrackerConfig())

@@ -64,6 +64,9 @@ class OnsetEnvelope:
         floor_db: decibel floor relative to full scale (a full-scale sine); quieter content,
             dither included, gives zero flux.
         max_filter: width of the maximum filter across bands applied to the previous frame (odd).
+        max_rise_db: clip of each band's rise, dB (0 = none). A rise from the floor after silence
+            (60 dB in every band) would otherwise dominate the autocorrelation for its whole
+            memory; any rise above about 10 dB within one hop is an onset anyway.
 
     State: the previous frame's band levels. :meth:`reset` clears it.
     """
@@ -78,6 +81,7 @@ class OnsetEnvelope:
         low_hz: float = 200.0,
         floor_db: float = -75.0,
         max_filter: int = 3,
+        max_rise_db: float = 0.0,
     ) -> None:
         self.sample_rate = int(sample_rate)
         self.win = int(win)
@@ -92,7 +96,9 @@ class OnsetEnvelope:
             self._low[0] = True
         self.floor_db = float(floor_db)
         self.max_filter = int(max_filter) | 1
+        self.max_rise_db = float(max_rise_db)
         self._prev: np.ndarray | None = None
+        self.low_accent = 0.0  # unclipped low-band flux of the last frame (downbeat accent)
 
     def reset(self) -> None:
         """Forget the previous frame (the next frame then gives zero flux)."""
@@ -106,7 +112,9 @@ class OnsetEnvelope:
 
         Returns:
             (flux, low_flux): mean rectified rise in dB per band over all bands and over the low
-            bands; both >= 0. The first frame after :meth:`reset` returns (0, 0).
+            bands; both >= 0, each band's rise clipped at ``max_rise_db`` (0 = no clip). The first
+            frame after :meth:`reset` returns (0, 0). :attr:`low_accent` keeps the unclipped
+            low-band flux (the downbeat accent, where the size of the rise matters).
         """
         spec = np.abs(np.fft.rfft(frame * self._window)) / self._ref
         level = 20.0 * np.log10(np.maximum(self._fb @ spec, 1e-12))
@@ -114,13 +122,18 @@ class OnsetEnvelope:
         prev = self._prev
         self._prev = level
         if prev is None:
+            self.low_accent = 0.0
             return 0.0, 0.0
         if self.max_filter > 1:
             r = self.max_filter // 2
             padded = np.pad(prev, r, mode="edge")
             prev = np.max(np.lib.stride_tricks.sliding_window_view(padded, self.max_filter), axis=1)
         rise = np.maximum(level - prev, 0.0)
-        return float(rise.mean()), float(rise[self._low].mean())
+        self.low_accent = float(rise[self._low].mean())
+        flux, low = float(rise.mean()), self.low_accent
+        if self.max_rise_db > 0:
+            flux, low = min(flux, self.max_rise_db), min(low, self.max_rise_db)
+        return flux, low
 
 
 def onset_envelope(audio: np.ndarray, sample_rate: int = 44100, hop: int = 512, win: int = 2048) -> np.ndarray:

@@ -37,6 +37,9 @@ class TempoConfig:
         switch_time_s: for how long it must do so, seconds.
         track_tolerance: relative distance within which the tracked period follows the best peak.
         smooth_time_s: time constant of the tempo smoothing inside the tolerance, seconds.
+        unbiased: normalise each autocorrelation lag by its own (forgetting-weighted) number of
+            products, so that early on slow tempi are not penalised (see ``_normalise``).
+        min_overlap_s: lags with less than this much overlap (seconds) are left out of the comb.
     """
 
     min_bpm: float = 55.0
@@ -51,6 +54,8 @@ class TempoConfig:
     switch_time_s: float = 1.5
     track_tolerance: float = 0.04
     smooth_time_s: float = 3.0
+    unbiased: bool = False
+    min_overlap_s: float = 0.5
 
 
 class TempoEstimator:
@@ -80,6 +85,8 @@ class TempoEstimator:
         """Forget everything: the autocorrelation, the history and the tracked period."""
         self._hist = np.zeros(self._max_lag + 1)  # hist[0] newest
         self._acf = np.zeros(self._max_lag + 1)
+        self._acf_u = np.zeros(self._max_lag + 1)
+        self._valid = np.zeros(self._max_lag + 1, dtype=bool)
         self._mean = 0.0
         self._n = 0
         self.period: float | None = None
@@ -94,19 +101,43 @@ class TempoEstimator:
         return 0.0 if self.period is None else 60.0 * self.fps / self.period
 
     def _acf_at(self, lags: np.ndarray) -> np.ndarray:
-        """Autocorrelation at fractional lags, 3-point (quadratic) Lagrange interpolation.
+        """Overlap-normalised autocorrelation at fractional lags, 3-point (quadratic) Lagrange interpolation.
 
         Linear interpolation would put every peak on an integer lag and bias the tempo by up to
         half a frame (1.6 % at 170 BPM and 86 frames/s); the quadratic keeps peaks off the grid.
         """
         i = np.clip(np.rint(lags).astype(int), 1, len(self._acf) - 2)
         f = lags - i
-        a, b, c = self._acf[i - 1], self._acf[i], self._acf[i + 1]
+        acf = self._acf_u
+        a, b, c = acf[i - 1], acf[i], acf[i + 1]
         return b + 0.5 * f * (c - a) + 0.5 * f * f * (c - 2 * b + a)
+
+    def _normalise(self) -> None:
+        """Overlap-normalised ("unbiased") autocorrelation and the mask of lags with enough data.
+
+        After n frames the forgetting sum at lag l holds sum_{m=l}^{n-1} beta^(n-1-m) products, a
+        weight of (1 - beta^(n-l)) / (1 - beta); lag 0 holds (1 - beta^n) / (1 - beta). Dividing by the
+        ratio puts all lags on the scale of lag 0, so that early on, when long lags have seen few
+        products, slow tempi (whose harmonics lie at long lags) are not penalised for the missing
+        data. Lags with less than ``min_overlap_s`` of products are marked invalid.
+        """
+        n = self._n
+        lags = np.arange(self._acf.size)
+        avail = np.maximum(n - lags, 0)
+        w = 1.0 - self._beta ** avail
+        w0 = 1.0 - self._beta ** n
+        self._valid = avail >= self.cfg.min_overlap_s * self.fps
+        self._acf_u = np.where(self._valid, self._acf * w0 / np.maximum(w, 1e-12), 0.0)
+
+    def _comb(self, lags: np.ndarray) -> np.ndarray:
+        """Harmonic comb over (..., n_harmonics) lags: sum_k w_k A(k P) / sum_k w_k over the valid k."""
+        ok = self._valid[np.clip(np.ceil(lags).astype(int) + 1, 0, self._valid.size - 1)]
+        w = self._hw * ok
+        return (self._acf_at(lags) * w).sum(-1) / np.maximum(w.sum(-1), 1e-12) * self._hw.sum()
 
     def _score(self, period: float) -> float:
         k = np.arange(1, self.cfg.n_harmonics + 1)
-        s = float((self._acf_at(period * k) * self._hw).sum())
+        s = float(self._comb(period * k))
         return s * float(np.exp(-0.5 * (np.log2(60 * self.fps / period / self.cfg.prior_bpm) / self.cfg.prior_octaves) ** 2))
 
     def update(self, value: float, bias: np.ndarray | None = None) -> None:
@@ -127,9 +158,13 @@ class TempoEstimator:
         self._n += 1
         if self._n < self.fps * 1.0 or self._acf[0] <= 1e-12:
             return
+        if c.unbiased:
+            self._normalise()
+        else:
+            self._acf_u, self._valid = self._acf, np.ones(self._acf.size, dtype=bool)
         k = np.arange(1, c.n_harmonics + 1)
         lags = self._periods[:, None] * k[None, :]
-        sal = (self._acf_at(lags) * self._hw).sum(1) * self._prior
+        sal = self._comb(lags) * self._prior
         if bias is not None:
             sal = sal * bias
         self.salience = sal
@@ -170,6 +205,11 @@ class TempoEstimator:
             return period
         idx = np.flatnonzero(m)
         return float(self._periods[idx[int(np.argmax(self.salience[idx]))]])
+
+    @property
+    def n_effective(self) -> float:
+        """Effective number of frames in the forgetting autocorrelation, (1 - beta^n) / (1 - beta)."""
+        return (1.0 - self._beta ** self._n) / (1.0 - self._beta)
 
     @property
     def candidate_bpms(self) -> np.ndarray:

@@ -78,6 +78,16 @@ class TrackerConfig:
         aubio_weight: strength of that hint (0 = off).
         downbeats: estimate downbeats (3/4 or 4/4).
         seed: seed of the dither generator (the output is deterministic for a given seed).
+        max_rise_db: clip of the frame's onset flux (and low-band flux), dB per band (0 = off). Stops
+            the 60 dB rise out of a silence from dominating the autocorrelation (and so the
+            confidence) for its 10 s memory; off by default because it also equalises kicks and
+            hi-hats and lets eighth-note hats win the octave (docs/beats.md, "Follow-up").
+        warm_beats: if > 0, the confidence's warm-up factor is the fraction of non-silent frames in
+            the last ``warm_beats`` periods (a short gap no longer restarts the warm-up); 0 keeps the
+            original rule (frames since the last silence over ``phase_beats`` periods).
+        strength_z: if > 0, the autocorrelation strength loses ``strength_z / sqrt(N_eff)`` (its
+            standard deviation for a random envelope of N_eff effective frames, Bartlett) before it
+            enters the confidence; this keeps short-history noise below the threshold.
     """
 
     sample_rate: int = 44100
@@ -103,6 +113,9 @@ class TrackerConfig:
     aubio_weight: float = 0.3
     downbeats: bool = True
     seed: int = 0
+    max_rise_db: float = 0.0
+    warm_beats: float = 0.0
+    strength_z: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first field out of range."""
@@ -202,7 +215,7 @@ class BeatTracker:
         self._buf = np.zeros(c.win, np.float32)  # the newest `win` analysis samples
         self._pending = np.zeros(0, np.float32)  # analysis samples not yet in a full hop
         self._n_frames = 0
-        self._onset = OnsetEnvelope(sample_rate=ANALYSIS_RATE, win=c.win)
+        self._onset = OnsetEnvelope(sample_rate=ANALYSIS_RATE, win=c.win, max_rise_db=c.max_rise_db)
         self._tempo = TempoEstimator(self.fps, c.tempo)
         self._aubio = None
         if c.use_aubio:
@@ -212,6 +225,7 @@ class BeatTracker:
         self._hist_len = int(np.ceil((60.0 / c.tempo.min_bpm) * self.fps * (c.phase_beats + 1))) + 4
         self._env = np.zeros(self._hist_len)  # smoothed envelope, _env[0] newest
         self._low = np.zeros(self._hist_len)
+        self._sound = np.zeros(self._hist_len, dtype=bool)  # non-silent frames, _sound[0] newest
         n_rms = max(1, int(round(c.silence_time_s * self.fps)))
         self._rms = deque(maxlen=n_rms)
         self._silent = True
@@ -333,7 +347,9 @@ class BeatTracker:
         self._env[1:] = self._env[:-1]
         self._env[0] = flux ** c.odf_power
         self._low[1:] = self._low[:-1]
-        self._low[0] = low
+        self._low[0] = self._onset.low_accent
+        self._sound[1:] = self._sound[:-1]
+        self._sound[0] = not self._silent
 
         if self._silent or self._tempo.period is None:
             self._confidence = 0.0
@@ -420,7 +436,15 @@ class BeatTracker:
         fraction of the comb's K periods heard since the input stopped being silent (a comb over a
         half-empty history is peaky even on noise)."""
         strength = self._tempo.strength
-        warm = min(1.0, self._sound_frames / (self.cfg.phase_beats * period))
+        if self.cfg.warm_beats > 0:
+            span = min(int(np.ceil(self.cfg.warm_beats * period)), self._hist_len)
+            warm = float(self._sound[:span].mean())
+        else:
+            warm = min(1.0, self._sound_frames / (self.cfg.phase_beats * period))
+        if self.cfg.strength_z > 0:
+            # Significance: the normalised autocorrelation of a random envelope over N frames has a
+            # standard deviation of about 1 / sqrt(N); subtract z of them (Bartlett's formula).
+            strength -= self.cfg.strength_z / np.sqrt(max(self._tempo.n_effective, 1.0))
         value = max(strength, 0.0) * self._phase_contrast * warm
         self._confidence = float(np.clip(1.5 * np.sqrt(value), 0.0, 1.0))
 
