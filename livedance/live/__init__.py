@@ -1,1 +1,26 @@
-"""livedance.live"""
+"""livedance.live: the real-time loop behind ``livedance perform`` (see docs/perform.md).
+
+* :class:`Performer` / :class:`PerformConfig`: the loop (feature thread, scheduler, output clock).
+* :class:`Listener` / :class:`BeatSnapshot`: source -> streaming features + beat tracker.
+* :class:`MotionTimeline`, :func:`slerp`: model frames on the stream clock, sampled by the clock.
+* :class:`DeadlineClock`: drift-free fixed-rate ticks.
+* :class:`ProceduralGenerator`: the beat-synced procedural dancer (fallback and safe pose).
+* :class:`ControlState`, :class:`ControlServer`: live OSC controls.
+* sinks: :class:`VMCSink`, :class:`RawOSCSink`, :class:`PreviewSink`, :class:`RecorderThread`,
+  :func:`make_recorder`, :class:`SinkSet`.
+"""
+
+from livedance.live.clock import DeadlineClock
+from livedance.live.controls import ControlServer, ControlState
+from livedance.live.listener import BeatSnapshot, Listener
+from livedance.live.performer import PerformConfig, Performer, PerformStats
+from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
+from livedance.live.rest import default_rest_offsets
+from livedance.live.sinks import PreviewSink, RawOSCSink, RecorderThread, SinkSet, VMCSink, make_recorder
+from livedance.live.timeline import MotionTimeline, slerp
+
+__all__ = [
+    "BeatSnapshot", "ControlServer", "ControlState", "DeadlineClock", "Listener", "MotionTimeline",
+    "PerformConfig", "PerformStats", "Performer", "PreviewSink", "ProceduralConfig", "ProceduralGenerator",
+    "RawOSCSink", "RecorderThread", "SinkSet", "VMCSink", "default_rest_offsets", "make_recorder", "slerp",
+]

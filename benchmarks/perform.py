@@ -1,0 +1,311 @@
+"""Figures of the live loop (``livedance perform``) on a real song, measured, not asserted.
+
+Runs the whole loop (FileSource paced in real time -> features + beat tracker -> procedural dancer ->
+60 fps output clock -> a VMC sender into a UDP socket that nobody reads + an in-memory recorder) and
+prints:
+
+* pipeline latency: an audio block's last sample captured -> its feature frames available to the
+  generator, p50 / p99 (goal p99 <= 5 ms);
+* output frame interval jitter: std and max |deviation| of the wake-up intervals from 1/60 s
+  (goal std <= 1 ms), and the wake-up lateness after each deadline;
+* deadline misses (no model frame ready; goal 0) and skipped ticks;
+* CPU use: process CPU time / wall time over the run (2-core machine: 1.0 = one core busy);
+* perceived beat offset: the motion beats of the output (local minima of the mean joint speed of the
+  frames, Gaussian-smoothed as in the AIST++ BAS, at the time each frame is SEEN = tick + output
+  latency) against the music's beats at the moment they are HEARD (the song's MIDI tempo map, a
+  ``.beats`` annotation file beside the audio, or librosa's offline beat tracker); per motion beat,
+  the offset to the nearest music beat; median |offset| (goal <= 30 ms);
+* reaction on a silence-music-silence file made by concatenation: time from the music stopping until
+  the avatar has settled to idle (goal <= 2 s), and from the music starting until it dances on the
+  beat (goal <= 3 s).
+
+Usage::
+
+    .venv/bin/python benchmarks/perform.py                 # 5 minutes + the reaction run
+    .venv/bin/python benchmarks/perform.py --seconds 60    # shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+SONG = DATA / "music" / "muldjord-armygeddon" / "song.ogg"
+MIDI = DATA / "music" / "muldjord-armygeddon" / "notes.mid"
+
+
+class MemoryRecorder:
+    """A sink keeping t_show (s), local quats and root of every frame in preallocated arrays."""
+
+    name = "memory"
+
+    def __init__(self, max_frames: int):
+        self.t = np.zeros(max_frames)
+        self.q = np.zeros((max_frames, 55, 4), np.float32)
+        self.r = np.zeros((max_frames, 3), np.float32)
+        self.n = 0
+
+    def send(self, frame, music):
+        if self.n < len(self.t):
+            self.t[self.n] = frame.t_show_s
+            self.q[self.n] = frame.local_quats
+            self.r[self.n] = frame.root_position
+            self.n += 1
+
+    def close(self):
+        pass
+
+
+def joint_positions(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """(T, 55, 3) metres by forward kinematics on the default skeleton."""
+    from scipy.spatial.transform import Rotation
+
+    from livedance.live.rest import default_rest_offsets
+    from livedance.motion.fk import fk_np
+    from livedance.motion.skeleton import SMPLX_PARENTS
+
+    rest = default_rest_offsets().astype(np.float64)
+    rot = Rotation.from_quat(q.reshape(-1, 4).astype(np.float64)).as_matrix().reshape(len(q), 55, 3, 3)
+    return fk_np(rot, r.astype(np.float64) - rest[0], rest, SMPLX_PARENTS)
+
+
+def motion_beat_times(t_show: np.ndarray, q: np.ndarray, r: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(motion beat times on the perf_counter clock, smoothed mean joint speed (T-1,) m/frame)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from livedance.eval.beat_align import mean_joint_speed, motion_beats
+
+    pos = joint_positions(q, r)
+    mb = motion_beats(pos, fps)
+    speed = gaussian_filter1d(mean_joint_speed(pos), 5.0 * fps / 60.0)
+    return t_show[mb] + 0.5 / fps, speed
+
+
+def music_beats(path: Path, duration_s: float, loops: int = 1) -> np.ndarray:
+    """Beat times (s, file clock) over ``loops`` repetitions of the file."""
+    import soundfile as sf
+
+    file_dur = sf.info(str(path)).duration
+    if path.resolve() == SONG.resolve() and MIDI.exists():
+        from livedance.beats.scoring import midi_beat_grid
+
+        one = midi_beat_grid(MIDI, file_dur)
+    elif path.with_suffix(".beats").exists():  # human annotations beside the file (../shared/data/beats)
+        from livedance.beats.scoring import load_beat_annotations
+
+        one = np.asarray(load_beat_annotations(path.with_suffix(".beats"))[0], np.float64)
+    else:
+        from livedance.data.audio_io import load_audio
+        from livedance.eval.music_beats import track_beats
+
+        x, sr = load_audio(path, sr=22050)
+        one = track_beats(x, sr)
+    beats = np.concatenate([k * file_dur + one for k in range(loops)])
+    return beats[beats < duration_s]
+
+
+def offsets(motion_t: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Signed offset (s) of each motion beat from the nearest music beat (motion - music).
+
+    Taken per motion beat (when the avatar hits, how far is the heard beat?), so a dancer on another
+    metrical level (half or double tempo) is judged by whether its hits land on beats.
+    """
+    idx = np.clip(np.searchsorted(beats, motion_t), 1, len(beats) - 1)
+    left, right = beats[idx - 1], beats[idx]
+    return np.where(np.abs(motion_t - left) < np.abs(motion_t - right), motion_t - left, motion_t - right)
+
+
+def run_loop(path: Path, seconds: float, latency_s: float, loop: bool):
+    """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu)."""
+    from livedance.audio.file import FileSource
+    from livedance.live.performer import PerformConfig, Performer
+    from livedance.live.sinks import VMCSink
+
+    sink_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a receiver that never reads
+    sink_sock.bind(("127.0.0.1", 0))
+    vmc = VMCSink("127.0.0.1", sink_sock.getsockname()[1], "vrm0")
+    rec = MemoryRecorder(int((seconds + 5) * 60))
+    src = FileSource(path, realtime=True, loop=loop, duration_s=None)
+    p = Performer(src, [vmc, rec], config=PerformConfig(fps=60.0, latency_s=latency_s))
+    c0, w0 = time.process_time(), time.perf_counter()
+    p.run(duration_s=seconds)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    p.stop()
+    sink_sock.close()
+    return p, rec, wall, cpu
+
+
+def main_run(args) -> dict:
+    path = Path(args.audio)
+    import soundfile as sf
+
+    file_dur = sf.info(str(path)).duration
+    loops = int(np.ceil(args.seconds / file_dur))
+    print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
+          f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
+    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1)
+    st = p.stats()
+    lat = np.array(p.listener.stats.latency_s) * 1e3
+    wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
+    iv = np.diff(wakes)
+    dev = (iv - 1 / 60) * 1e3
+    late = (wakes - dls) * 1e3
+    n = rec.n
+    mt, _ = motion_beat_times(rec.t[:n], rec.q[:n], rec.r[:n], 60.0)
+    mt_stream = mt - p.stream_origin
+    beats = music_beats(path, mt_stream[-1] + 2.0, loops)
+    sel = mt_stream[(mt_stream > args.warmup) & (mt_stream < mt_stream[-1] - 1.0)]
+    off = offsets(sel, beats) * 1e3
+    beats = beats[(beats > args.warmup) & (beats < mt_stream[-1] - 1.0)]
+    dancer_bpm = 60.0 / np.median(np.diff(mt_stream[mt_stream > args.warmup]))
+    music_bpm = 60.0 / np.median(np.diff(beats))
+    return {
+        "seconds": wall,
+        "pipeline_latency_ms_p50": float(np.percentile(lat, 50)),
+        "pipeline_latency_ms_p99": float(np.percentile(lat, 99)),
+        "pipeline_latency_ms_max": float(lat.max()),
+        "frame_interval_std_ms": float(dev.std()),
+        "frame_interval_max_dev_ms": float(np.abs(dev).max()),
+        "wake_late_ms_p50": float(np.percentile(late, 50)),
+        "wake_late_ms_p99": float(np.percentile(late, 99)),
+        "frames_sent": st.frames_sent,
+        "deadline_misses": st.misses,
+        "skipped_ticks": st.skipped_ticks,
+        "clock_errors": st.clock_errors,
+        "cpu_per_wall": cpu / wall,
+        "beats_scored": int(len(sel)),
+        "beat_offset_ms_median_abs": float(np.median(np.abs(off))),
+        "beat_offset_ms_median_signed": float(np.median(off)),
+        "beats_within_70ms": float(np.mean(np.abs(off) <= 70.0)),
+        "dancer_bpm": float(dancer_bpm),
+        "music_bpm": float(music_bpm),
+        "final_tracker_bpm": float(p.listener.beat.bpm),
+    }
+
+
+def reaction_run(args) -> dict:
+    """Silence (lead) + music (body) + silence (tail), made by concatenation; settle and start times."""
+    import soundfile as sf
+
+    from livedance.data.audio_io import load_audio
+
+    path = Path(args.audio)
+    lead, body, tail = 6.0, min(30.0, sf.info(str(path)).duration - args.reaction_offset), 8.0
+    x, sr = load_audio(path, offset_s=args.reaction_offset, duration_s=body)
+    sil = np.zeros(int(lead * sr), np.float32), np.zeros(int(tail * sr), np.float32)
+    y = np.concatenate([sil[0], x, sil[1]])
+    with tempfile.TemporaryDirectory() as td:
+        f = Path(td) / "silence_music_silence.wav"
+        sf.write(f, y, sr)
+        print(f"reaction run: {lead:g} s silence + {body:g} s of {path.name} from {args.reaction_offset:g} s + "
+              f"{tail:g} s silence ...", file=sys.stderr, flush=True)
+        p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False)
+    n = rec.n
+    t_stream = rec.t[:n] - p.stream_origin  # when each frame is seen, on the stream clock
+    mt, speed = motion_beat_times(rec.t[:n], rec.q[:n], rec.r[:n], 60.0)
+    mt = mt - p.stream_origin
+    ts = 0.5 * (t_stream[1:] + t_stream[:-1])
+    idle = np.median(speed[(ts > 1.0) & (ts < lead - 0.5)])
+    dance = np.median(speed[(ts > lead + 8) & (ts < lead + body - 1)])
+    thr = idle + 0.1 * (dance - idle)
+    t_stop = lead + body
+    after = ts > t_stop
+    above = np.where(after & (speed > thr))[0]
+    settle = float(ts[above[-1]] - t_stop) if len(above) else 0.0
+    # beats of the body on the stream clock
+    song_beats = music_beats(path, args.reaction_offset + body + 1)
+    bb = song_beats[(song_beats >= args.reaction_offset) & (song_beats < args.reaction_offset + body)]
+    bb = bb - args.reaction_offset + lead
+    mts = mt[(mt > lead) & (mt < lead + body)]
+    off = np.abs(offsets(mts, bb))
+    start = float("nan")
+    for i in range(len(mts) - 4):  # first of 4 motion beats in a row on music beats, while dancing
+        k = np.searchsorted(ts, mts[i : i + 4])
+        if np.all(off[i : i + 4] <= 0.07) and np.all(speed[np.minimum(k, len(speed) - 1)] > thr):
+            start = float(mts[i] - lead)
+            break
+    return {
+        "idle_speed_mm_per_frame": float(idle * 1e3),
+        "dance_speed_mm_per_frame": float(dance * 1e3),
+        "settle_to_idle_s": settle,
+        "start_dancing_on_beat_s": start,
+        "misses": p.stats().misses,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=300.0, help="length of the main run (default 300 s)")
+    ap.add_argument("--audio", default=None, help="audio file (default: the Armygeddon song, else the bundled excerpt)")
+    ap.add_argument("--latency-ms", type=float, default=100.0, help="output latency given to the loop (ms)")
+    ap.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at the start for the beat offset")
+    ap.add_argument("--reaction-offset", type=float, default=60.0, help="song time (s) of the reaction run's music")
+    ap.add_argument("--no-reaction", action="store_true", help="skip the silence-music-silence run")
+    ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+    if args.audio is None:
+        if SONG.exists():
+            args.audio = str(SONG)
+        else:
+            try:
+                from livedance.assets import demo_song
+
+                args.audio = str(demo_song())
+            except ImportError:
+                print("no audio: pass --audio FILE (../shared/data is absent and there is no bundled excerpt)")
+                return 2
+    import torch
+
+    torch.set_num_threads(1)
+    out = {"audio": args.audio, "latency_ms": args.latency_ms}
+    if not args.no_main:
+        out["main"] = main_run(args)
+    if not args.no_reaction:
+        out["reaction"] = reaction_run(args)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    m = out.get("main")
+    secs = f"{m['seconds']:.0f} s, " if m else ""
+    tab = Table(title=f"livedance perform loop: {Path(args.audio).name}, {secs}60 fps, "
+                f"output latency {args.latency_ms:g} ms", title_justify="left")
+    tab.add_column("figure")
+    tab.add_column("value", justify="right")
+    tab.add_column("goal", justify="right")
+    rows = [] if m is None else [
+        ("pipeline latency p50 / p99 (block -> features)", f"{m['pipeline_latency_ms_p50']:.2f} / {m['pipeline_latency_ms_p99']:.2f} ms", "p99 <= 5 ms"),
+        ("frame interval jitter: std / max |dev|", f"{m['frame_interval_std_ms']:.3f} / {m['frame_interval_max_dev_ms']:.2f} ms", "std <= 1 ms"),
+        ("wake-up lateness p50 / p99", f"{m['wake_late_ms_p50']:.3f} / {m['wake_late_ms_p99']:.2f} ms", ""),
+        ("deadline misses / skipped ticks / frames", f"{m['deadline_misses']} / {m['skipped_ticks']} / {m['frames_sent']}", "0 misses"),
+        ("CPU (process CPU time / wall)", f"{100 * m['cpu_per_wall']:.1f} %", ""),
+        ("perceived beat offset: median |offset|", f"{m['beat_offset_ms_median_abs']:.1f} ms", "<= 30 ms"),
+        ("  median signed (motion - music) / hits within 70 ms", f"{m['beat_offset_ms_median_signed']:+.1f} ms / {100 * m['beats_within_70ms']:.0f} %", ""),
+        ("  dancer / music tempo", f"{m['dancer_bpm']:.1f} / {m['music_bpm']:.1f} BPM ({m['beats_scored']} motion beats)", ""),
+    ]
+    if "reaction" in out:
+        r = out["reaction"]
+        rows += [
+            ("music stops -> settled to idle", f"{r['settle_to_idle_s']:.2f} s", "<= 2 s"),
+            ("music starts -> dancing on the beat", f"{r['start_dancing_on_beat_s']:.2f} s", "<= 3 s"),
+        ]
+    for row in rows:
+        tab.add_row(*row)
+    Console().print(tab)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

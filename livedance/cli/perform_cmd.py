@@ -1,0 +1,176 @@
+"""``livedance perform``: listen to music and dance an avatar to it, live (see docs/perform.md)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from livedance.cli import app
+
+#: Default UDP port of the OSC controls.
+DEFAULT_CONTROL_PORT = 39570
+
+
+def _udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _status_text(stats, beat, t_run: float, link: bool = False) -> str:
+    bpm = f"{beat.bpm:5.1f}" if beat.bpm > 0 else "  -  "
+    state = "LOST" if beat.lost else ("silence" if beat.silent else "music")
+    errs = stats.send_errors + sum(stats.sink_errors.values())
+    line = (
+        f"[bold]{t_run:6.1f} s[/]  bpm {bpm}  conf {beat.confidence:4.2f}  {state:<7}  "
+        f"frames {stats.frames_sent}  misses {stats.misses}"
+    )
+    if errs:
+        line += f"  send errors {errs}"
+    if stats.fallback:
+        line += "  [yellow]fallback[/]"
+    if link:
+        line += "  link"
+    return line
+
+
+@app.command("perform")
+def perform_command(
+    source: Optional[str] = typer.Argument(
+        None,
+        help="Audio file (played at real-time pace), 'demo' (the bundled song excerpt), input device (index or name; default: the default "
+        "input), jack:<client> or jack:<client>:<port>.",
+    ),
+    play: bool = typer.Option(False, "--play", help="Play the audio file aloud (default output device)."),
+    vmc: str = typer.Option("127.0.0.1:39539", "--vmc", help="VMC receiver HOST:PORT (Unity, VSeeFace, Warudo, Unreal)."),
+    no_vmc: bool = typer.Option(False, "--no-vmc", help="Do not send VMC."),
+    osc: Optional[str] = typer.Option(None, "--osc", help="Raw OSC receiver HOST:PORT for VJ tools (TouchDesigner, Resolume)."),
+    record: List[str] = typer.Option([], "--record", help="Record the output to OUT.bvh or OUT.npz (repeatable)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing recordings."),
+    preview: bool = typer.Option(False, "--preview", help="Serve the web preview (http://127.0.0.1:8765/)."),
+    preview_port: int = typer.Option(8765, "--preview-port", help="Port of the web preview."),
+    fps: float = typer.Option(60.0, "--fps", help="Output frame rate."),
+    latency_ms: Optional[float] = typer.Option(
+        None, "--latency-ms",
+        help="Output latency in ms (audio out + network + render). Default: the calibration user config, else 0.",
+    ),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model weights to dance with (default: the shipped model)."),
+    procedural: bool = typer.Option(False, "--procedural", help="Use the procedural dancer, not the learned model."),
+    profile: str = typer.Option("vrm0", "--profile", help="Avatar profile for VMC: vrm0, vrm1, mixamo, ue_mannequin or a JSON path."),
+    control_port: Optional[int] = typer.Option(
+        None, "--control-port",
+        help=f"UDP port of the OSC controls, 127.0.0.1 only (default {DEFAULT_CONTROL_PORT}, skipped with a warning if busy).",
+    ),
+    no_controls: bool = typer.Option(False, "--no-controls", help="Do not listen for OSC controls."),
+    link: bool = typer.Option(False, "--link", help="Join the Ableton Link session: while it has peers, its tempo and phase win."),
+    quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
+) -> None:
+    """Listen to music and dance an avatar to it, live: VMC/OSC out, optional recordings.
+
+    Ctrl-C or SIGTERM stops cleanly (recordings are flushed); a file source ends at its end.
+    """
+    import logging
+    import time
+
+    import numpy as np
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from livedance.bridges.shutdown import exit_on_sigterm
+    from livedance.errors import ConfigError
+    from livedance.live.performer import PerformConfig, Performer
+    from livedance.live.rest import default_rest_offsets
+    from livedance.live.setup import build_sinks, default_latency_ms, load_generator, open_source, parse_endpoint
+
+    console = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if duration is not None and not duration > 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
+    if latency_ms is None:
+        latency_ms, lat_from = default_latency_ms()
+    else:
+        lat_from = "--latency-ms"
+    port = None
+    if not no_controls:
+        port = control_port if control_port is not None else DEFAULT_CONTROL_PORT
+        if control_port is None and not _udp_port_free(port):
+            console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
+            port = None
+    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port)
+    cfg.validate()
+    # cheap checks first: a bad endpoint fails before the model loads or anything opens
+    if not no_vmc:
+        parse_endpoint(vmc, "--vmc")
+    if osc is not None:
+        parse_endpoint(osc, "--osc")
+    gen, gen_desc = load_generator(model, procedural)
+    rest = default_rest_offsets()
+    gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
+    if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):
+        rest = np.asarray(gen_rest, np.float32)
+    sinks = build_sinks(
+        None if no_vmc else vmc, osc, list(record), preview, profile, fps, rest,
+        overwrite=overwrite, preview_port=preview_port,
+    )
+    performer = None
+    try:
+        src = open_source(source, play=play)
+        link_grid = None
+        if link:
+            from livedance.beats.link import LinkBeatGrid
+
+            link_grid = LinkBeatGrid()
+        performer = Performer(src, sinks, gen, cfg, rest_offsets=rest, link=link_grid)
+        names = ", ".join(s.name for s in sinks) or "no sinks"
+        console.print(
+            f"livedance perform: {getattr(src, 'path', None) or source or 'default input'} -> {names}; "
+            f"{gen_desc}; {fps:g} fps; output latency {latency_ms:g} ms ({lat_from})", highlight=False,
+        )
+        with exit_on_sigterm():
+            performer.start()
+            if performer.control_port is not None:
+                console.print(f"OSC controls on 127.0.0.1:{performer.control_port} (/livedance/energy, style, freeze, resume, nudge)", highlight=False)
+            t0 = time.perf_counter()
+            if quiet:
+                performer.run(duration)
+            else:
+                with Live(console=console, refresh_per_second=4, transient=False) as live:
+                    performer.run(
+                        duration,
+                        on_status=lambda st: live.update(
+                            _status_text(st, performer.beat(), time.perf_counter() - t0, performer.link_active)
+                        ),
+                    )
+                if not console.is_terminal:
+                    console.print()
+    except KeyboardInterrupt:
+        console.print("stopping (Ctrl-C)")
+    finally:
+        if performer is not None:
+            performer.stop()
+            st = performer.stats()
+            errs = st.send_errors
+            console.print(
+                f"sent {st.frames_sent} frames, {st.misses} misses, {st.skipped_ticks} skipped ticks, "
+                f"{errs} send errors, {sum(st.sink_errors.values())} sink errors"
+                + (" (fell back to the procedural dancer)" if st.fallback else ""),
+                highlight=False,
+            )
+            for p in record:
+                console.print(f"recorded {p}", highlight=False)
+        else:
+            for s in sinks:
+                try:
+                    s.close()
+                except Exception:  # noqa: BLE001
+                    pass

@@ -1,0 +1,486 @@
+"""The real-time loop: listener -> scheduler -> motion timeline -> output clock -> sinks.
+
+Threads (each has a stop; :meth:`Performer.stop` joins them all within about a second):
+
+* **feature thread** (:class:`~livedance.live.listener.Listener`): source blocks -> features and
+  beat tracker. Never touches the output clock.
+* **scheduler** (``livedance-scheduler``): keeps the :class:`~livedance.live.timeline.MotionTimeline`
+  filled ``latency_s + ahead_s`` seconds ahead of *now* on the stream clock, calling
+  ``generator.step`` with the features heard since the last step and the beat grid predicted for the
+  first new frame. So the output clock never waits for the model. If the generator raises or returns
+  a malformed result, the loop logs one warning and switches to the procedural fallback.
+* **output clock** (``livedance-output``): ticks at ``fps`` on absolute deadlines
+  (:class:`~livedance.live.clock.DeadlineClock`). Tick k, due at perf_counter time T_k, builds the
+  frame that will be *seen* at ``t_show = T_k + latency_s`` (audio out + network + render): it
+  samples the timeline at the stream time of ``t_show`` (slerp/lerp between model frames), so that
+  motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
+  the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
+  :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too.
+* **controls** (optional, :class:`~livedance.live.controls.ControlServer`): OSC on 127.0.0.1.
+* **recorder** (in the sink set, when recording): writes BVH/npz off the clock thread.
+
+Clocks: the stream clock (seconds, sample 0 of the source = 0) maps to perf_counter through the
+listener's :attr:`~livedance.live.listener.Listener.stream_origin`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from livedance.audio.base import AudioSource
+from livedance.beats.tracker import TrackerConfig
+from livedance.bridges.frame import PoseFrame
+from livedance.bridges.osc_raw import MusicState
+from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext
+from livedance.errors import ConfigError
+from livedance.features import FeatureConfig
+from livedance.live.clock import DeadlineClock
+from livedance.live.controls import ControlServer, ControlState
+from livedance.live.listener import BeatSnapshot, Listener
+from livedance.live.procedural import ProceduralGenerator
+from livedance.live.rest import default_rest_offsets
+from livedance.live.sinks import SinkSet
+from livedance.live.timeline import MotionTimeline
+
+_log = logging.getLogger("livedance.live")
+
+
+def set_realtime_priority(priority: int | None) -> bool:
+    """Give the calling thread SCHED_FIFO real-time priority ``priority`` (Linux). Returns True on success.
+
+    Never raises: without permission (EPERM) or on other systems it returns False and the thread keeps
+    its normal priority.
+    """
+    if priority is None or not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(int(priority)))
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@dataclass
+class PerformConfig:
+    """Settings of the live loop.
+
+    Attributes:
+        fps: output clock rate, frames per second.
+        latency_s: output latency in seconds (audio out + network + render): each frame is stamped
+            and chosen for ``tick time + latency_s``.
+        ahead_s: how far beyond the show time the scheduler keeps model frames ready, seconds.
+        spin_s: the output clock spins (instead of sleeping) this long before each deadline, seconds.
+        control_port: UDP port of the OSC controls (None: no control server; 0: any free port).
+        control_host: interface of the control server (127.0.0.1: this machine only).
+        record_ticks: keep every tick's deadline and wake-up time (for the jitter figures).
+        rt_priority: SCHED_FIFO priority (1..99) for the output clock thread, one less for the
+            feature thread and two less for the scheduler, as audio software does (all three, since a
+            thread that holds the GIL and is preempted stalls the others) (Linux; needs root or CAP_SYS_NICE / an rtprio
+            limit, otherwise the threads silently keep normal priority). None: normal priority.
+        gil_switch_s: while running, the interpreter's GIL switch interval (``sys.setswitchinterval``)
+            in seconds, restored by stop(); CPython's 5 ms default lets the feature thread hold the
+            output clock up to 5 ms past its deadline. None leaves it alone.
+    """
+
+    fps: float = 60.0
+    latency_s: float = 0.0
+    ahead_s: float = 0.15
+    spin_s: float = 0.001
+    control_port: int | None = None
+    control_host: str = "127.0.0.1"
+    record_ticks: bool = True
+    gil_switch_s: float | None = 0.0005
+    rt_priority: int | None = 20
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        if not (math.isfinite(self.fps) and 1.0 <= self.fps <= 1000.0):
+            raise ConfigError(f"--fps must be 1..1000 frames per second, got {self.fps}")
+        if not (math.isfinite(self.latency_s) and 0.0 <= self.latency_s <= 2.0):
+            raise ConfigError(f"--latency-ms must be 0..2000 ms, got {self.latency_s * 1000:g}")
+        if not (math.isfinite(self.ahead_s) and 0.0 < self.ahead_s <= 2.0):
+            raise ConfigError(f"PerformConfig.ahead_s must be in (0, 2] seconds, got {self.ahead_s}")
+        if not self.spin_s >= 0:
+            raise ConfigError(f"PerformConfig.spin_s must be >= 0 seconds, got {self.spin_s}")
+
+
+@dataclass
+class PerformStats:
+    """Counters of a performance (read them any time; :meth:`Performer.stats` returns a copy).
+
+    Attributes:
+        frames_sent: output ticks whose frame went to the sinks.
+        misses: ticks for which no model frame was ready (the newest one was held).
+        startup_frames: ticks before the first model frame (the safe pose was sent).
+        skipped_ticks: ticks skipped because the clock thread woke more than a period late.
+        clock_errors: exceptions caught in a tick outside the sinks.
+        gen_steps: generator steps run.
+        gen_errors: generator exceptions / malformed results (each switches to the fallback).
+        bad_frames: model frames replaced by the safe pose (NaN/inf or counted by the generator).
+        resyncs: times the scheduler found itself behind the show time and restarted there.
+        fallback: True once the procedural fallback replaced the generator.
+        sink_errors: exceptions caught per sink.
+        send_errors: UDP send failures counted inside the senders (no receiver, ...).
+        tick_deadlines, tick_wakes: perf_counter seconds of each tick's deadline and wake-up.
+    """
+
+    frames_sent: int = 0
+    misses: int = 0
+    startup_frames: int = 0
+    skipped_ticks: int = 0
+    clock_errors: int = 0
+    gen_steps: int = 0
+    gen_errors: int = 0
+    bad_frames: int = 0
+    resyncs: int = 0
+    fallback: bool = False
+    sink_errors: dict = field(default_factory=dict)
+    send_errors: int = 0
+    tick_deadlines: list = field(default_factory=list)
+    tick_wakes: list = field(default_factory=list)
+
+
+class Performer:
+    """The live loop (see the module docstring).
+
+    Args:
+        source: an audio source, not started (the performer starts and stops it).
+        sinks: sink objects (see :mod:`livedance.live.sinks`); closed by :meth:`stop`.
+        generator: any :class:`~livedance.engine.base.MotionGenerator`; None = the procedural dancer.
+        config: :class:`PerformConfig`.
+        feature_config, tracker_config: listener settings.
+        rest_offsets: (55, 3) metres, the skeleton of the output frames (default
+            :func:`~livedance.live.rest.default_rest_offsets`).
+        fallback: the procedural generator used as safe pose and fallback (default: a new one).
+        link: an Ableton Link grid (:class:`livedance.beats.link.LinkBeatGrid`); while its session has
+            peers its tempo and phase replace the tracker's (the DJ's tempo wins, as in
+            :class:`livedance.beats.grid.PreferLink`). Only the scheduler thread queries it; closed by stop().
+
+    Raises:
+        ConfigError: invalid config.
+    """
+
+    def __init__(
+        self,
+        source: AudioSource,
+        sinks: list | None = None,
+        generator: MotionGenerator | None = None,
+        config: PerformConfig | None = None,
+        *,
+        feature_config: FeatureConfig | None = None,
+        tracker_config: TrackerConfig | None = None,
+        rest_offsets: np.ndarray | None = None,
+        fallback: ProceduralGenerator | None = None,
+        link=None,
+    ) -> None:
+        self.link = link
+        self._link_snap = None
+        self.config = config or PerformConfig()
+        self.config.validate()
+        self.rest_offsets = (default_rest_offsets() if rest_offsets is None else np.asarray(rest_offsets, np.float32))
+        self.fallback = fallback or ProceduralGenerator(rest_offsets=self.rest_offsets)
+        self.generator: MotionGenerator = generator if generator is not None else self.fallback
+        rtp = self.config.rt_priority
+        self.listener = Listener(source, feature_config, tracker_config, rt_priority=None if rtp is None else max(rtp - 1, 1))
+        self.rt_output = False
+        self.sinks = SinkSet(list(sinks or []))
+        self.controls = ControlState()
+        self._control_server: ControlServer | None = None
+        if self.config.control_port is not None:
+            self._control_server = ControlServer(self.controls, self.config.control_port, self.config.control_host)
+        self.timeline = MotionTimeline(capacity=max(256, int(4 * max(self.generator.fps, 60.0) * 4)))
+        self._stats = PerformStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._stopped = False
+        self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
+        self._warned_clock = False
+        self._warned_gen = False
+        self._t_start = 0.0
+        self._old_switch: float | None = None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Start the source, the threads and the control server.
+
+        Raises:
+            AudioError: the source cannot start.
+            ConfigError: the control port cannot be bound.
+        """
+        if self._started:
+            return
+        self._started = True
+        if self._control_server is not None:
+            self._control_server.start()
+        try:
+            self.listener.start()
+        except BaseException:
+            if self._control_server is not None:
+                self._control_server.stop()
+            raise
+        self._t_start = time.perf_counter()
+        if self.config.gil_switch_s is not None:
+            self._old_switch = sys.getswitchinterval()
+            sys.setswitchinterval(self.config.gil_switch_s)
+        self._threads = [
+            threading.Thread(target=self._schedule_loop, name="livedance-scheduler", daemon=True),
+            threading.Thread(target=self._output_loop, name="livedance-output", daemon=True),
+        ]
+        for th in self._threads:
+            th.start()
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop every thread (joined within ``timeout`` seconds in total), then close the sinks
+        (recordings are flushed and complete). Idempotent; never raises."""
+        if self._stopped:
+            return
+        self._stopped = True
+        deadline = time.perf_counter() + timeout
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=max(deadline - time.perf_counter(), 0.01))
+        self.listener.stop(timeout=max(deadline - time.perf_counter(), 0.01))
+        if self._control_server is not None:
+            self._control_server.stop()
+        if self.link is not None:
+            try:
+                self.link.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
+        self.sinks.close()
+
+    @property
+    def control_port(self) -> int | None:
+        """The bound OSC control port (None without a control server)."""
+        return None if self._control_server is None else self._control_server.port
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._started and not self._stopped
+
+    @property
+    def finished(self) -> bool:
+        """True when a file source has delivered its last sample."""
+        return self.listener.finished.is_set()
+
+    @property
+    def stream_origin(self) -> float:
+        """perf_counter seconds of the source's sample 0."""
+        return self.listener.stream_origin
+
+    def run(self, duration_s: float | None = None, on_status=None, status_every_s: float = 0.25) -> None:
+        """Block until the source finishes, ``duration_s`` passes or :meth:`stop` is called.
+
+        Args:
+            duration_s: stop after this many seconds (None: until the source ends or forever).
+            on_status: called with :meth:`stats` every ``status_every_s`` seconds (e.g. a status line).
+        """
+        self.start()
+        t_end = None if duration_s is None else time.perf_counter() + float(duration_s)
+        while not self._stop.is_set():
+            if self.finished:
+                break
+            if t_end is not None and time.perf_counter() >= t_end:
+                break
+            wait = status_every_s if t_end is None else min(status_every_s, max(t_end - time.perf_counter(), 0.0))
+            self.listener.finished.wait(wait)
+            if on_status is not None:
+                on_status(self.stats())
+
+    def stats(self) -> PerformStats:
+        """A copy of the counters (tick lists are shared, not copied)."""
+        s = self._stats
+        out = PerformStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
+        out.sink_errors = dict(self.sinks.errors)
+        out.send_errors = self.sinks.send_errors
+        return out
+
+    # ------------------------------------------------------------------ scheduler
+    def _schedule_loop(self) -> None:
+        cfg = self.config
+        if cfg.rt_priority is not None:
+            set_realtime_priority(max(cfg.rt_priority - 2, 1))
+        next_t: float | None = None
+        while not self._stop.is_set():
+            try:
+                gen = self.generator
+                s_now = self.listener.stream_time()
+                s_show = s_now + cfg.latency_s
+                if next_t is None or next_t < s_show - 1.0 / max(gen.fps, 1.0):
+                    if next_t is not None:
+                        self._stats.resyncs += 1
+                    next_t = s_show
+                if next_t > s_show + cfg.ahead_s:
+                    self._stop.wait(min(next_t - (s_show + cfg.ahead_s), 0.005) + 1e-4)
+                    continue
+                frames = self._step(gen, next_t)
+                self.timeline.append(frames)
+                next_t = frames.t0_s + len(frames) / frames.fps
+            except Exception as err:  # noqa: BLE001 - never let the scheduler die
+                self._stats.clock_errors += 1
+                if not self._warned_clock:
+                    self._warned_clock = True
+                    _log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
+                self._stop.wait(0.01)
+
+    @property
+    def link_active(self) -> bool:
+        """True while the beat grid comes from the Ableton Link session (it has peers)."""
+        return self._link_snap is not None
+
+    def beat(self) -> BeatSnapshot:
+        """The beat grid in use: the Link session's while it has peers (refreshed by the scheduler), else the tracker's."""
+        snap = self._link_snap
+        return snap if snap is not None else self.listener.beat
+
+    def _refresh_link(self) -> None:
+        """Scheduler thread: take the Link session's grid while it has peers."""
+        link = self.link
+        if link is None:
+            return
+        try:
+            if link.num_peers <= 0:
+                self._link_snap = None
+                return
+            link.stream_start = self.listener.stream_origin
+            s_now = self.listener.stream_time()
+            tr = self.listener.beat
+            beat = link.predict_beats(1, s_now)
+            self._link_snap = BeatSnapshot(
+                bpm=float(link.bpm), beat_s=float(beat[0]) if beat.size else None,
+                confidence=0.0 if tr.silent else 1.0, silent=tr.silent, lost=tr.lost,
+                analysed_s=tr.analysed_s, loudness=tr.loudness,
+            )
+        except Exception:  # noqa: BLE001 - Link trouble never stops the show: use the tracker
+            self._link_snap = None
+
+    def _music(self, t_first: float) -> MusicContext:
+        feats, times = self.listener.drain_features()
+        self._refresh_link()
+        snap = self.beat()
+        ctl = self.controls
+        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
+        phase = 0.0
+        if bpm > 0:
+            phase = (snap.phase(t_first, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0
+        return MusicContext(
+            features=feats,
+            times_s=times,
+            bpm=max(bpm, 0.0),
+            beat_phase=phase,
+            confidence=snap.confidence,
+            t_first_frame_s=float(t_first),
+            energy=float(ctl.energy),
+        )
+
+    def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
+        req = self.controls.take_style_request()
+        if req is not None:
+            setter = getattr(gen, "set_style", None)
+            try:
+                if setter is None:
+                    raise ConfigError("the generator has no styles")
+                setter(req)
+            except Exception as err:  # noqa: BLE001
+                self.controls.unsupported += 1
+                _log.info("style %r not applied: %s", req, err)
+        music = self._music(t_first)
+        try:
+            frames = gen.step(music)
+            self._check(frames, gen)
+        except Exception as err:  # noqa: BLE001 - the show goes on with the procedural dancer
+            self._stats.gen_errors += 1
+            if gen is self.fallback:
+                raise
+            if not self._warned_gen:
+                self._warned_gen = True
+                _log.warning(
+                    "generator failed (%s: %s); switching to the procedural dancer", type(err).__name__, err
+                )
+            self.generator = self.fallback
+            self._stats.fallback = True
+            frames = self.fallback.step(music)
+        self._stats.gen_steps += 1
+        self._stats.bad_frames += int(getattr(frames, "n_bad", 0))
+        return self._sanitise(frames, t_first)
+
+    @staticmethod
+    def _check(frames: MotionFrames, gen: MotionGenerator) -> None:
+        q, r = np.asarray(frames.local_quats), np.asarray(frames.root_translation)
+        n = q.shape[0] if q.ndim else 0
+        if q.ndim != 3 or q.shape[1:] != (55, 4) or r.shape != (n, 3) or n < 1:
+            raise ValueError(f"generator returned local_quats {q.shape}, root {r.shape}; expected (N, 55, 4), (N, 3)")
+        if not (math.isfinite(frames.fps) and frames.fps > 0):
+            raise ValueError(f"generator returned fps {frames.fps}")
+
+    def _sanitise(self, frames: MotionFrames, t_first: float) -> MotionFrames:
+        q = np.asarray(frames.local_quats, np.float32)
+        r = np.asarray(frames.root_translation, np.float32)
+        bad = ~(np.isfinite(q).all(axis=(1, 2)) & np.isfinite(r).all(axis=1) & (np.linalg.norm(q, axis=2) > 1e-6).all(axis=1))
+        if bad.any():
+            q, r = q.copy(), r.copy()
+            sq, sr = self.fallback.safe_pose(t_first)
+            q[bad], r[bad] = sq, sr
+            self._stats.bad_frames += int(bad.sum())
+        return MotionFrames(q, r, float(frames.fps), float(frames.t0_s))
+
+    # ------------------------------------------------------------------ output clock
+    def _output_loop(self) -> None:
+        cfg = self.config
+        self.rt_output = set_realtime_priority(cfg.rt_priority)
+        clock = DeadlineClock(cfg.fps, cfg.spin_s)
+        st = self._stats
+        while True:
+            got = clock.wait(self._stop)
+            if got is None:
+                break
+            k, due, woke = got
+            st.skipped_ticks = clock.skipped
+            if cfg.record_ticks:
+                st.tick_deadlines.append(due)
+                st.tick_wakes.append(woke)
+            try:
+                self._tick(due)
+            except Exception as err:  # noqa: BLE001 - the output clock never dies
+                st.clock_errors += 1
+                if not self._warned_clock:
+                    self._warned_clock = True
+                    _log.warning("output clock error: %s: %s (counted)", type(err).__name__, err)
+
+    def _tick(self, due: float) -> None:
+        cfg, st = self.config, self._stats
+        t_show = due + cfg.latency_s
+        origin = self.listener.stream_origin
+        s = t_show - origin
+        if self.controls.frozen and self._last_pose is not None:
+            q, r = self._last_pose
+        else:
+            smp = self.timeline.sample(s)
+            if smp is None:
+                st.startup_frames += 1
+                q, r = self.fallback.safe_pose(s)
+            else:
+                if smp.missed:
+                    st.misses += 1
+                q, r = smp.local_quats, smp.root
+            self._last_pose = (q, r)
+        frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
+        snap = self.beat()
+        bpm = snap.bpm + self.controls.bpm_offset if snap.bpm > 0 else 0.0
+        phase = (snap.phase(s, self.controls.bpm_offset) + self.controls.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
+        music = MusicState(beat_phase=float(phase), bpm=float(bpm), energy=float(snap.loudness))
+        self.sinks.send(frame, music)
+        st.frames_sent += 1

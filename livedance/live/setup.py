@@ -1,0 +1,200 @@
+"""Building a performance from command-line values: endpoints, sources, sinks, generator, latency.
+
+Kept apart from the typer command (:mod:`livedance.cli.perform_cmd`) so that tests and scripts can
+build the same loop without the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from livedance.errors import ConfigError, LivedanceError
+
+_log = logging.getLogger("livedance.live")
+
+
+def parse_endpoint(text: str, option: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (or ``[IPv6]:PORT``, or ``:PORT`` / ``PORT`` for 127.0.0.1) and validate it.
+
+    Args:
+        text: the option value.
+        option: the option name for messages (``"--vmc"``).
+
+    Returns:
+        (host, port).
+
+    Raises:
+        ConfigError: one line naming the option and the value: not HOST:PORT, port not 1..65535, or a
+            host that is not an address and does not resolve.
+    """
+    from livedance.bridges.osc_transport import validate_endpoint
+
+    raw = str(text).strip()
+    m = re.fullmatch(r"\[([^\]]+)\]:(\w+)", raw) or re.fullmatch(r"([^:]*):(\w+)", raw)
+    if m:
+        host, port = m.group(1) or "127.0.0.1", m.group(2)
+    elif raw.isdigit():
+        host, port = "127.0.0.1", raw
+    else:
+        raise ConfigError(f"{option} {text!r} is invalid; expected HOST:PORT, e.g. 127.0.0.1:39539")
+    try:
+        return validate_endpoint(host, port, option)
+    except ConfigError as err:
+        raise ConfigError(f"{option} {text!r}: {err}") from None
+
+
+def default_latency_ms() -> tuple[float, str]:
+    """Output latency from the calibration user config, if there is one.
+
+    Returns:
+        (milliseconds, where it came from): the user config's ``output_latency_ms`` (see
+        ``livedance calibrate``), or (0.0, "default") when there is no config or calibration module.
+
+    Raises:
+        ConfigError: the user config file exists but is malformed (from the calibration module).
+    """
+    try:
+        from livedance.calibration.user_config import config_path, load_user_config
+    except ImportError:
+        return 0.0, "default (no calibration module)"
+    path = config_path()
+    if not path.exists():
+        return 0.0, "default: not calibrated, see `livedance calibrate latency`"
+    cfg = load_user_config(path)
+    return float(cfg.output_latency_ms), f"calibrated, {path}"
+
+
+def open_source(spec: str | None, play: bool = False, block_size: int = 512):
+    """The audio source that ``livedance perform [SOURCE]`` names.
+
+    Args:
+        spec: an audio file path; ``demo`` (the bundled song excerpt); ``jack:<client>:<port>`` (one JACK port, connected by
+            :class:`~livedance.audio.jack.JackSource`); ``jack:<client>`` (a JACK client as a device);
+            a device index or name; or None (the default input device).
+        play: play a file aloud (its blocks are then timed by the output device).
+        block_size: samples per block.
+
+    Raises:
+        AudioError / DeviceNotFoundError: unreadable file or no such device.
+        ConfigError: ``--play`` without a file.
+    """
+    if spec is not None and spec.strip().lower() == "demo" and not Path(spec).exists():
+        from livedance.assets import demo_song
+
+        spec = str(demo_song())
+    if spec is not None and Path(spec).expanduser().is_file():
+        from livedance.audio.file import FileSource
+
+        return FileSource(Path(spec).expanduser(), realtime=True, play=play, block_size=block_size)
+    if play:
+        raise ConfigError(f"--play needs an audio file as SOURCE; {spec!r} is not a file")
+    if spec is not None and spec.lower().startswith("jack:"):
+        rest = spec[5:]
+        if ":" in rest:
+            from livedance.audio.jack import JackSource
+
+            return JackSource(port=rest, block_size=block_size)
+        from livedance.audio.live import LiveSource
+
+        return LiveSource(device=spec, block_size=block_size)
+    from livedance.audio.live import LiveSource
+
+    if spec is not None and re.fullmatch(r"[\w./\\-]+\.(wav|flac|ogg|opus|mp3|aiff?)", spec, re.IGNORECASE):
+        from livedance.errors import AudioError
+
+        raise AudioError(f"audio file {spec} does not exist; expected a readable file, a device or jack:<port>")
+    return LiveSource(device=spec, block_size=block_size)
+
+
+def load_generator(model: str | None, procedural: bool, fps: float = 60.0):
+    """The dance generator: the learned model's engine, or the procedural dancer.
+
+    Args:
+        model: path to model weights (None: the shipped default, if any).
+        procedural: use the procedural dancer and do not look for a model.
+        fps: frame rate of the procedural dancer.
+
+    Returns:
+        (generator, description). When the model cannot be loaded the procedural dancer is returned and
+        the description says why (the show goes on; a warning is logged).
+    """
+    from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
+
+    proc = ProceduralGenerator(ProceduralConfig(fps=fps))
+    if procedural:
+        return proc, "procedural dancer"
+    loader = None
+    try:  # the learned engine's loader (docs/model.md)
+        from livedance.engine import load_generator as loader  # type: ignore[attr-defined]
+    except ImportError:
+        loader = None
+    if loader is None:
+        why = "no learned engine is installed"
+        if model is not None:
+            _log.warning("--model %s: %s; dancing with the procedural dancer", model, why)
+        return proc, f"procedural dancer ({why})"
+    try:
+        gen = loader(model) if model is not None else loader()
+    except (LivedanceError, OSError, ValueError, RuntimeError, ImportError) as err:
+        _log.warning("model weights did not load (%s); dancing with the procedural dancer", err)
+        return proc, f"procedural dancer (model did not load: {err})"
+    return gen, f"model {model or '(default)'}"
+
+
+def build_sinks(
+    vmc: str | None,
+    osc: str | None,
+    record: list[str],
+    preview: bool,
+    profile: str,
+    fps: float,
+    rest_offsets: np.ndarray,
+    overwrite: bool = False,
+    preview_port: int = 8765,
+) -> list:
+    """The sinks for the given options; validates every endpoint and file before anything opens.
+
+    Raises:
+        ConfigError: a bad endpoint, profile, recording path, or an unavailable preview.
+    """
+    from livedance.live.sinks import RawOSCSink, RecorderThread, VMCSink, make_recorder
+
+    endpoints = []
+    if vmc is not None:
+        endpoints.append(("vmc", parse_endpoint(vmc, "--vmc")))
+    if osc is not None:
+        endpoints.append(("osc", parse_endpoint(osc, "--osc")))
+    seen = set()
+    for path in record:
+        p = Path(path).expanduser().resolve()
+        if p in seen:
+            raise ConfigError(f"--record {path} is given twice")
+        seen.add(p)
+        if p.suffix.lower() not in (".bvh", ".npz"):
+            raise ConfigError(f"--record {path}: unknown recording format {p.suffix or '(none)'!r}; expected .bvh or .npz")
+    sinks: list = []
+    recs: list = []
+    try:
+        for kind, (host, port) in endpoints:
+            sinks.append(VMCSink(host, port, profile) if kind == "vmc" else RawOSCSink(host, port))
+        for p in record:
+            recs.append(make_recorder(p, rest_offsets, fps, overwrite=overwrite))
+        if recs:
+            sinks.append(RecorderThread(recs))
+            recs = []
+        if preview:
+            from livedance.live.sinks import PreviewSink
+
+            sinks.append(PreviewSink(port=preview_port))
+    except BaseException:
+        for s in sinks + recs:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001
+                pass
+        raise
+    return sinks

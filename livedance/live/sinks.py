@@ -1,0 +1,272 @@
+"""Sinks: where the output clock's frames go (VMC, raw OSC, BVH/npz recordings, web preview).
+
+Every sink has ``send(frame, music)`` and ``close()``. The output clock calls :meth:`SinkSet.send`
+once per tick; :class:`SinkSet` catches and counts every exception a sink raises (a warning is
+logged once per sink, never a traceback into the clock), so no sink can take the output clock down.
+
+Network sinks (UDP, non-blocking sockets) send inline in the clock thread. Recorders write files and
+fsync now and then, which can take milliseconds, so they run behind a :class:`RecorderThread`: the
+clock only puts the frame on a queue; :meth:`RecorderThread.close` drains the queue and closes the
+files (BVH frame count and npz merge are then complete).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from livedance.bridges.frame import PoseFrame
+from livedance.bridges.osc_raw import MusicState
+from livedance.errors import ConfigError
+
+_log = logging.getLogger("livedance.live")
+
+
+class Sink(Protocol):
+    """A destination for output frames."""
+
+    name: str
+
+    def send(self, frame: PoseFrame, music: MusicState) -> None:
+        """Deliver one frame (may raise; :class:`SinkSet` catches it)."""
+
+    def close(self) -> None:
+        """Flush and release (idempotent)."""
+
+
+class VMCSink:
+    """VMC protocol out (Unity EVMC4U, VSeeFace, Warudo, VMC4UE) via :class:`livedance.bridges.vmc.VMCSender`.
+
+    Raises:
+        ConfigError: bad host, port or profile (at construction).
+    """
+
+    def __init__(self, host: str, port: int, profile: str = "vrm0") -> None:
+        from livedance.bridges.vmc import VMCSender
+
+        self.sender = VMCSender(host, port, profile=profile)
+        self.name = f"VMC {self.sender.host}:{self.sender.port}"
+
+    def send(self, frame: PoseFrame, music: MusicState) -> None:
+        """Send the frame's bones (send errors are counted by the sender, not raised)."""
+        self.sender.send(frame)
+
+    @property
+    def send_errors(self) -> int:
+        """UDP send failures (e.g. nothing listening)."""
+        return self.sender.stats.send_errors
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sender.close()
+
+
+class RawOSCSink:
+    """Raw OSC for VJ tools via :class:`livedance.bridges.osc_raw.RawOSCSender` (joints + beat, bpm, energy).
+
+    Raises:
+        ConfigError: bad host or port (at construction).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        from livedance.bridges.osc_raw import RawOSCSender
+
+        self.sender = RawOSCSender(host, port)
+        self.name = f"OSC {host}:{port}"
+
+    def send(self, frame: PoseFrame, music: MusicState) -> None:
+        """Send the frame and the music state."""
+        self.sender.send(frame, music)
+
+    @property
+    def send_errors(self) -> int:
+        """UDP send failures."""
+        return self.sender.stats.send_errors
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.sender.close()
+
+
+class PreviewSink:
+    """The web preview (``livedance.bridges.preview.PreviewServer``), fed joint positions by forward kinematics.
+
+    Raises:
+        ConfigError: the preview module is not installed, or its server cannot start.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765) -> None:
+        try:
+            from livedance.bridges import preview
+        except ImportError:
+            raise ConfigError("--preview: the web preview (livedance.bridges.preview) is not available") from None
+        self.server = preview.PreviewServer(host=host, port=port)
+        self.server.start()
+        self.name = f"preview http://{host}:{port}/"
+
+    def send(self, frame: PoseFrame, music: MusicState) -> None:
+        """Push the pose (non-blocking)."""
+        self.server.push(frame)
+
+    def close(self) -> None:
+        """Stop the web server."""
+        self.server.stop()
+
+
+def make_recorder(path: str | Path, rest_offsets: np.ndarray, fps: float, overwrite: bool = False):
+    """A BVH or npz recorder for ``path`` by its suffix.
+
+    Args:
+        path: ``*.bvh`` (:class:`livedance.bridges.bvh.BVHWriter`, centimetres) or ``*.npz``
+            (:class:`livedance.bridges.npz_record.NpzRecorder`).
+        rest_offsets: (55, 3) metres (BVH hierarchy).
+        fps: output frame rate (BVH Frame Time, npz ``fps``).
+        overwrite: replace an existing file.
+
+    Returns:
+        An object with ``write(frame)`` and ``close()``.
+
+    Raises:
+        ConfigError: unknown suffix, missing folder or existing file without overwrite.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".bvh":
+        from livedance.bridges.bvh import BVHWriter
+
+        w = BVHWriter(p, rest_offsets, fps=float(fps), overwrite=overwrite)
+        return w
+    if suffix == ".npz":
+        from livedance.bridges.npz_record import NpzRecorder
+
+        if overwrite and p.exists():
+            p.unlink()
+        rec = NpzRecorder(p, fps=float(fps), overwrite=overwrite)
+        rec.write = rec.append  # same verb as the BVH writer
+        return rec
+    raise ConfigError(f"--record {path}: unknown recording format {suffix or '(none)'!r}; expected .bvh or .npz")
+
+
+@dataclass
+class RecorderThread:
+    """Writes frames to recorders in a background thread, fed by a queue (see the module docstring).
+
+    Attributes:
+        recorders: objects with ``write(frame)`` and ``close()``.
+        name: for messages.
+        max_queue: frames buffered before new ones are dropped (and counted).
+    """
+
+    recorders: list
+    name: str = "recorder"
+    max_queue: int = 600
+    dropped: int = 0
+    errors: int = 0
+    _q: queue.Queue = field(init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _warned: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._q = queue.Queue(maxsize=self.max_queue)
+        self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
+        self._thread.start()
+
+    def send(self, frame: PoseFrame, music: MusicState) -> None:
+        """Queue the frame (never blocks; a full queue drops it and counts it)."""
+        try:
+            self._q.put_nowait(frame)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            frame = self._q.get()
+            if frame is None:
+                return
+            for rec in self.recorders:
+                try:
+                    rec.write(frame)
+                except Exception as err:  # noqa: BLE001 - keep recording the others
+                    self.errors += 1
+                    if not self._warned:
+                        self._warned = True
+                        _log.warning("recording to %s failed: %s (further errors counted)", getattr(rec, "path", rec), err)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then close every recorder (the files are complete afterwards)."""
+        th = self._thread
+        if th is not None:
+            self._thread = None
+            while True:
+                try:
+                    self._q.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if not th.is_alive():
+                        break
+            th.join(timeout=timeout)
+        for rec in self.recorders:
+            try:
+                rec.close()
+            except Exception as err:  # noqa: BLE001
+                self.errors += 1
+                _log.warning("closing recording %s failed: %s", getattr(rec, "path", rec), err)
+
+
+class SinkSet:
+    """All sinks of one performance; :meth:`send` never raises.
+
+    Args:
+        sinks: the sinks (network sinks, a :class:`RecorderThread`, the preview ...).
+        logger: where the one warning per failing sink goes.
+    """
+
+    def __init__(self, sinks: list, logger: logging.Logger | None = None) -> None:
+        self.sinks = list(sinks)
+        self.errors: dict[str, int] = {self._name(s): 0 for s in self.sinks}
+        self.last_error: dict[str, str] = {}
+        self._log = logger or _log
+
+    @staticmethod
+    def _name(sink) -> str:
+        return getattr(sink, "name", type(sink).__name__)
+
+    def send(self, frame: PoseFrame, music: MusicState) -> int:
+        """Send to every sink; returns how many raised (caught, counted, warned once per sink)."""
+        bad = 0
+        for s in self.sinks:
+            try:
+                s.send(frame, music)
+            except Exception as err:  # noqa: BLE001 - no sink may stop the output clock
+                bad += 1
+                name = self._name(s)
+                self.errors[name] = self.errors.get(name, 0) + 1
+                if name not in self.last_error:
+                    self._log.warning("sink %s failed: %s: %s (further errors are counted)", name, type(err).__name__, err)
+                self.last_error[name] = f"{type(err).__name__}: {err}"
+        return bad
+
+    @property
+    def total_errors(self) -> int:
+        """Exceptions caught over all sinks (UDP send errors that the senders count are not included)."""
+        return sum(self.errors.values())
+
+    @property
+    def send_errors(self) -> int:
+        """UDP send failures counted inside the network senders (e.g. no receiver listening)."""
+        return sum(int(getattr(s, "send_errors", 0)) for s in self.sinks)
+
+    def close(self) -> None:
+        """Close every sink (recordings are flushed); never raises."""
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception as err:  # noqa: BLE001
+                self._log.warning("closing sink %s failed: %s", self._name(s), err)
+

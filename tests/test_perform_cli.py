@@ -1,0 +1,64 @@
+"""``livedance perform`` as a user runs it: a file ends on its own, recordings, the calibrated latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livedance.cli import main
+from livedance.live.setup import default_latency_ms
+
+
+@pytest.fixture()
+def short_wav(tmp_path):
+    sr = 22050
+    t = np.arange(int(1.5 * sr)) / sr
+    x = 0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+    p = tmp_path / "short.wav"
+    sf.write(p, x.astype(np.float32), sr)
+    return p
+
+
+def test_a_file_source_ends_the_performance_at_its_end(short_wav, tmp_path, capsys):
+    out = tmp_path / "take.npz"
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--procedural", "--record", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    z = np.load(out)
+    n = z["local_quats"].shape[0]
+    assert 60 <= n <= 2.5 * 60  # about the file's 1.5 s at 60 fps
+    assert np.isclose(1 / np.median(np.diff(z["t_show_s"])), 60.0, rtol=0.02)
+    assert "misses" in err and f"recorded {out}" in " ".join(err.split())
+    # the same recording again is refused without --overwrite
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--record", str(out)])
+    assert code == 2 and "already exists" in capsys.readouterr().err
+
+
+def test_bad_options_are_config_errors(short_wav, capsys):
+    for args, needle in [
+        (["--fps", "0"], "--fps"),
+        (["--latency-ms", "-5"], "--latency-ms"),
+        (["--duration", "0"], "--duration"),
+        (["--profile", "no-such-avatar"], "no-such-avatar"),
+        (["--record", "take.mp4"], ".bvh or .npz"),
+    ]:
+        code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in " ".join(err.split()) and "Traceback" not in err, (args, err)
+
+
+def test_latency_defaults_to_the_calibrated_value(tmp_path, monkeypatch):
+    uc = pytest.importorskip("livedance.calibration.user_config", reason="the calibration module is not installed")
+    cfg_file = tmp_path / "config.json"
+    monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg_file))
+    ms, why = default_latency_ms()
+    assert ms == 0.0 and "not calibrated" in why
+    uc.save_user_config(uc.UserConfig(output_latency_ms=42.5), cfg_file)
+    ms, why = default_latency_ms()
+    assert ms == 42.5 and str(cfg_file) in why
+    cfg_file.write_text("{not json")
+    from livedance.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        default_latency_ms()
