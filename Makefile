@@ -11,9 +11,10 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)
 
-# The main job. For now: score the Tang test split (issue 2); it becomes `livedance perform`.
+# The main job: dance to the bundled CC BY-SA song excerpt, streaming VMC to 127.0.0.1:39539 and
+# serving the 3D web preview on http://127.0.0.1:8765/ (open it in a browser while it plays).
 perform: $(STAMP)
-	$(VENV)/bin/livedance eval --split test
+	$(VENV)/bin/livedance perform demo --vmc 127.0.0.1:39539 --preview
 
 eval: $(STAMP)
 	$(VENV)/bin/livedance eval --split test

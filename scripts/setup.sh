@@ -28,8 +28,10 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/pip install -q --upgrade pip
 fi
 # The CPU build of torch (this machine kind keeps torch 2.13.0 on disk; elsewhere pip fetches it).
+# Elsewhere, install a CPU build of torch first (from PyTorch's CPU wheel index)
+# to avoid the multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || \
-  .venv/bin/pip install -q torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu 2>/dev/null || \
+  .venv/bin/pip install -q torch==2.13.0 || \
   .venv/bin/pip install -q "torch>=2.2"
 # aubio 0.4.9 ships only a source distribution; it builds against the installed numpy.
 .venv/bin/python -c "import aubio" 2>/dev/null || {
