@@ -142,7 +142,13 @@ def main() -> None:
         "no low-band tempo weight": TrackerConfig(low_weight=0.0),
         "min_confidence 0.2": TrackerConfig(min_confidence=0.2),
         "clip 10 dB + z 2 + warm 4": TrackerConfig(max_rise_db=10.0, strength_z=2.0, warm_beats=4.0),
+        "old default (no cap, no reset)": TrackerConfig(adaptive_cap=0.0, silence_reset_s=0.0),
+        "no adaptive cap": TrackerConfig(adaptive_cap=0.0),
+        "no silence reset": TrackerConfig(silence_reset_s=0.0),
+        "+ z 2 + warm 4": TrackerConfig(strength_z=2.0, warm_beats=4.0),
+        "+ switch 0.75 s": TrackerConfig(),
     }
+    variants["+ switch 0.75 s"].tempo.switch_time_s = 0.75
     for col in ("clip", *variants):
         abl.add_column(col, justify="left" if col == "clip" else "right")
     results = []

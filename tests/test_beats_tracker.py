@@ -235,3 +235,41 @@ def test_warm_window_survives_a_short_gap() -> None:
 
     assert first_after(TrackerConfig(warm_beats=4.0)) < 0.5  # the original rule waits 0.7 s here
     assert first_after(TrackerConfig(warm_beats=4.0)) <= first_after(TrackerConfig())
+
+
+def test_adaptive_cap_limits_a_level_jump_relative_to_the_running_mean() -> None:
+    """adaptive_cap: a 60 dB jump out of silence enters the envelope at most cap x running mean,
+    while the steady clicks that follow keep their full size relative to each other."""
+    clicks, _ = click_track(120.0, 6.0, SR, start_s=0.2)
+    audio = np.concatenate([np.zeros(3 * SR, np.float32), 0.9 * clicks])
+    raw = BeatTracker(TrackerConfig(adaptive_cap=0.0))
+    capped = BeatTracker(TrackerConfig(adaptive_cap=4.0, adaptive_init=1.0))
+    peaks = {}
+    for name, tr in (("raw", raw), ("capped", capped)):
+        vals = []
+        for i in range(0, len(audio), 512):
+            tr.push(audio[i : i + 512])
+            vals.append(tr._env[0])
+        peaks[name] = np.asarray(vals)
+    start = 3 * SR // 512
+    jump = slice(start, start + 30)
+    assert peaks["raw"][jump].max() > 4.0  # the first click out of silence is a big rise
+    assert peaks["capped"][jump].max() <= 4.0 * 1.0 + 1e-9  # capped at cap x the initial RMS
+    assert capped.bpm == pytest.approx(120.0, abs=1.0)
+
+
+def test_silence_reset_relocks_to_a_new_tempo_quickly() -> None:
+    """silence_reset_s: after a long silence the tempo evidence starts afresh, so a new tempo wins
+    sooner than through the 10 s forgetting of the autocorrelation."""
+    a, _ = click_track(90.0, 12.0, SR, start_s=0.2)
+    b, clicks_b = click_track(150.0, 6.0, SR, start_s=0.2)
+    audio = np.concatenate([a, np.zeros(3 * SR, np.float32), b])
+    resume = (a.size + 3 * SR) / SR
+
+    def bpm_at(cfg: TrackerConfig, t_after: float) -> float:
+        tr = BeatTracker(cfg)
+        _push_all(tr, audio[: int((resume + t_after) * SR)], 2048)
+        return tr.bpm
+
+    assert bpm_at(TrackerConfig(silence_reset_s=1.5), 3.0) == pytest.approx(150.0, abs=1.5)
+    assert bpm_at(TrackerConfig(silence_reset_s=0.0), 3.0) == pytest.approx(90.0, abs=1.5)  # the old 10 s memory

@@ -88,6 +88,16 @@ class TrackerConfig:
         strength_z: if > 0, the autocorrelation strength loses ``strength_z / sqrt(N_eff)`` (its
             standard deviation for a random envelope of N_eff effective frames, Bartlett) before it
             enters the confidence; this keeps short-history noise below the threshold.
+        adaptive_cap: if > 0, each frame's onset values (flux and low-band flux, for tempo and
+            phase) are scaled down so that v = flux + low_weight * low is at most ``adaptive_cap``
+            times the running RMS of v before this frame (forgetting with ``adaptive_time_s``,
+            updated on non-silent frames, starting at ``adaptive_init`` dB). Level-relative, unlike ``max_rise_db``: a 40-60 dB rise
+            out of a silence or a break is capped, while kicks keep their lead over hi-hats.
+        adaptive_time_s: time constant of that running RMS (of v squared), seconds.
+        adaptive_init: its starting value, dB of mean rise per band (about the RMS flux of music).
+        silence_reset_s: if > 0, a silence (per the gate) of at least this long resets the tempo
+            autocorrelation when sound resumes, so the re-lock does not wait for the old
+            material (and the level jump) to be forgotten.
     """
 
     sample_rate: int = 44100
@@ -116,6 +126,10 @@ class TrackerConfig:
     max_rise_db: float = 0.0
     warm_beats: float = 0.0
     strength_z: float = 0.0
+    adaptive_cap: float = 6.0
+    adaptive_time_s: float = 2.0
+    adaptive_init: float = 1.0
+    silence_reset_s: float = 1.5
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first field out of range."""
@@ -230,6 +244,9 @@ class BeatTracker:
         self._rms = deque(maxlen=n_rms)
         self._silent = True
         self._sound_frames = 0
+        self._silent_frames = 0
+        self._flux_ms = float(c.adaptive_init) ** 2
+        self._cap_a = 1.0 - float(np.exp(-1.0 / (max(c.adaptive_time_s, 1e-3) * self.fps)))
         self._bpm_hint = 0.0
         self._confidence = 0.0
         self._phase_contrast = 0.0
@@ -332,8 +349,21 @@ class BeatTracker:
         level_db = 10 * np.log10(max(float(np.mean(self._rms)), 1e-20))
         self._silent = level_db < c.silence_db
         self._sound_frames = 0 if self._silent else self._sound_frames + 1
+        if not self._silent and c.silence_reset_s > 0 and self._silent_frames >= c.silence_reset_s * self.fps:
+            self._tempo.reset()  # sound after a long silence: start the tempo evidence afresh
+        self._silent_frames = self._silent_frames + 1 if self._silent else 0
 
         flux, low = self._onset.step(self._buf)
+        if c.adaptive_cap > 0:
+            # Level-relative cap: v <= adaptive_cap * running RMS of the (uncapped) v. The RMS is
+            # taken of the raw values so that it cannot shrink under its own cap on sparse onsets
+            # (clicks at 60 BPM: one onset frame in 86); one spike raises it by little.
+            v = flux + c.low_weight * low
+            cap = c.adaptive_cap * np.sqrt(self._flux_ms)
+            if not self._silent:
+                self._flux_ms += self._cap_a * (v * v - self._flux_ms)
+            if v > cap:
+                flux, low = flux * cap / v, low * cap / v
         bias = None
         if self._aubio is not None:
             self._aubio(block)
