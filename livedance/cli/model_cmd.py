@@ -1,0 +1,56 @@
+"""``livedance train ...`` commands (the ``train`` sub-app lives here) and ``livedance train tokenizer``.
+
+:data:`train_app` is the typer group ``livedance train``. Other subsystems add their own training
+commands to it with ``from livedance.cli.model_cmd import train_app`` (e.g. ``train generator``).
+
+Every training command runs unchanged under ``torchrun`` (DDP, gloo on the CPU / nccl on CUDA), e.g.
+``torchrun --standalone --nproc_per_node 2 -m livedance train tokenizer --steps 2000``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli import app
+
+train_app = typer.Typer(help="Train models (tokenizer, generator) on the Tang 2018 train split.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("tokenizer")
+def train_tokenizer_cmd(
+    variant: str = typer.Option("hrvq", help="Tokenizer variant: hrvq (part-chained residual VQ), rvq or vq."),
+    steps: int = typer.Option(3000, help="Optimiser steps (the LR schedule's length)."),
+    minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log); default runs/tokenizer-<variant>."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    batch_size: int = typer.Option(32, help="Windows per step (per rank)."),
+    window: int = typer.Option(64, help="Training window length, frames (multiple of 4)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
+    width: int = typer.Option(64, help="Channels of the conv encoder/decoder."),
+    codebook_size: int = typer.Option(512, help="Codes per codebook (one per part per level)."),
+    threads: int = typer.Option(
+        1, help="torch CPU threads per process (1 is several times faster than 2 on a busy 2-core machine)."
+    ),
+    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+    ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/tokenizer.* and its MODEL_CARD.md section."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the motion tokenizer (HRVQ / RVQ / VQ) on the train split; writes <out>/tokenizer.{safetensors,json}
+    and prints the test-split reconstruction MPJPE per part."""
+    import torch
+
+    from livedance.model.train_tokenizer import TokenizerRunConfig, run_training
+
+    torch.set_num_threads(threads)
+    cfg = TokenizerRunConfig(
+        variant=variant, steps=steps, minutes=minutes, seed=seed,
+        out=out or Path("runs") / f"tokenizer-{variant}", resume=resume, batch_size=batch_size, window=window, lr=lr,
+        width=width, codebook_size=codebook_size,
+        data_root=data_root, ship=ship, progress=progress,
+    )
+    run_training(cfg)

@@ -1,0 +1,231 @@
+"""Weights on disk: safetensors tensors + a JSON config, and the shared model card.
+
+A shipped model ``<stem>`` is two files side by side (never pickle, never ``torch.save``):
+
+* ``<stem>.safetensors``: the module's ``state_dict`` (parameters and buffers), float tensors as stored;
+* ``<stem>.json``: ``{"format": ..., "format_version": 1, "config": {...}, "tensors": {name: shape},
+  "sha256": <hex digest of the .safetensors file>, ...extra}``.
+
+:func:`load_weights` checks both: a missing file, unreadable JSON, a digest that does not match
+(truncated / corrupt file) or a wrong ``format`` raises :class:`~livedance.errors.WeightsError` naming the
+file; :func:`load_state_into` names every missing, unexpected or wrongly shaped tensor.
+
+:func:`write_card_section` keeps one ``## <title>`` section per model in ``MODEL_CARD.md`` (the
+tokenizer and the generator each own one and rewrite only theirs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from livedance.errors import WeightsError
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "atomic_write_bytes",
+    "save_tensors",
+    "load_tensors",
+    "save_weights",
+    "load_weights",
+    "load_state_into",
+    "sha256_file",
+    "write_card_section",
+]
+
+#: The folder that holds the shipped weights (``livedance/weights``).
+WEIGHTS_DIR: Path = Path(__file__).resolve().parents[1] / "weights"
+
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 digest of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Save named tensors as safetensors, atomically (tensors are detached, made contiguous and unshared)."""
+    from safetensors.torch import save
+
+    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(flat, metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file to CPU tensors.
+
+    Raises:
+        WeightsError: when the file is missing or is not a readable safetensors file.
+    """
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        return load(path.read_bytes())
+    except Exception as e:  # safetensors raises SafetensorError / ValueError on bad headers
+        raise WeightsError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); it may be truncated or corrupt") from None
+
+
+def _paths(stem: str | Path) -> tuple[Path, Path]:
+    stem = Path(stem)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_weights(
+    stem: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    fmt: str,
+    config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<stem>.safetensors`` and ``<stem>.json``.
+
+    Args:
+        stem: path without suffix (a ``.safetensors``/``.json`` suffix is stripped).
+        state_dict: the module's ``state_dict()``.
+        fmt: format name checked on load, e.g. ``"livedance.tokenizer"``.
+        config: JSON-serialisable config needed to rebuild the module.
+        extra: more JSON fields (normalisation statistics, metrics, training command ...).
+    Returns:
+        the two paths written.
+    """
+    st_path, js_path = _paths(stem)
+    save_tensors(st_path, state_dict, metadata={"format": fmt})
+    doc = {
+        "format": fmt,
+        "format_version": FORMAT_VERSION,
+        "config": config,
+        "tensors": {k: list(v.shape) for k, v in state_dict.items()},
+        "sha256": sha256_file(st_path),
+    }
+    doc.update(extra or {})
+    atomic_write_bytes(js_path, (json.dumps(doc, indent=1) + "\n").encode())
+    return st_path, js_path
+
+
+def load_weights(stem: str | Path, fmt: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and check ``<stem>.json`` and ``<stem>.safetensors``.
+
+    Returns:
+        ``(state_dict, json_doc)``.
+    Raises:
+        WeightsError: missing file, unreadable JSON, wrong format/version, digest mismatch (corrupt or
+            truncated weights), unreadable safetensors.
+    """
+    st_path, js_path = _paths(stem)
+    if not js_path.is_file():
+        raise WeightsError(f"{js_path}: weights config not found (expected it beside {st_path.name})")
+    if not st_path.is_file():
+        raise WeightsError(f"{st_path}: weights file not found (its config {js_path.name} exists)")
+    try:
+        doc = json.loads(js_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{js_path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise WeightsError(f"{js_path}: format is {got!r}, expected {fmt!r}")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(f"{js_path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+    want = doc.get("sha256")
+    if want is not None:
+        got = sha256_file(st_path)
+        if got != want:
+            raise WeightsError(
+                f"{st_path}: SHA-256 {got[:12]}... does not match {want[:12]}... recorded in {js_path.name}; "
+                "the weights are corrupt, truncated or from another training run"
+            )
+    state = load_tensors(st_path)
+    return state, doc
+
+
+def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+    """Copy ``state`` into ``module`` after checking names and shapes.
+
+    Raises:
+        WeightsError: naming ``source`` and listing missing, unexpected and wrongly shaped tensors.
+    """
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    )
+    if missing or unexpected or shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:4])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors (e.g. {', '.join(unexpected[:4])})")
+        if shape:
+            parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
+        raise WeightsError(f"{source}: weights do not match the model built from its config: {'; '.join(parts)}")
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def write_card_section(card_path: str | Path, title: str, body: str) -> Path:
+    """Create or replace the ``## <title>`` section of a Markdown model card (other sections are kept).
+
+    Args:
+        card_path: the card (created with a ``# livedance model card`` header when absent).
+        title: section title, without ``## ``.
+        body: section text (Markdown, without the heading).
+    Returns:
+        the card path.
+    """
+    card_path = Path(card_path)
+    text = card_path.read_text() if card_path.is_file() else "# livedance model card\n"
+    lines = text.splitlines()
+    head = f"## {title}"
+    out, i, replaced = [], 0, False
+    while i < len(lines):
+        if lines[i].strip() == head:
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("## "):
+                j += 1
+            out.extend([head, "", body.strip(), ""])
+            replaced = True
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    if not replaced:
+        if out and out[-1].strip():
+            out.append("")
+        out.extend([head, "", body.strip(), ""])
+    atomic_write_bytes(card_path, ("\n".join(out).rstrip() + "\n").encode())
+    return card_path

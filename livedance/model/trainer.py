@@ -1,0 +1,508 @@
+"""A small generic training loop (tokenizer and generator): AdamW, warmup + cosine LR, resumable
+safetensors checkpoints, and DDP under ``torchrun``.
+
+Usage::
+
+    dist = init_distributed()                       # no-op unless RANK / WORLD_SIZE are set
+    model = build_model()                           # after init_distributed (some layers sync over DDP)
+    trainer = Trainer(model, dataset, loss_fn, TrainConfig(steps=2000, minutes=10), out_dir, resume=False)
+    result = trainer.fit()
+    shutdown_distributed()
+
+``loss_fn(model, batch) -> (loss scalar tensor, {name: scalar tensor})`` is called with the (possibly
+DDP-wrapped) model; it must call ``model(...)`` so DDP sees the forward. ``dataset`` is a map-style
+``torch.utils.data.Dataset`` whose items ``collate_fn`` (default ``torch.utils.data.default_collate``)
+stacks into a batch; batches are built in the main process (no worker processes: 2-core machines).
+
+Distributed: when ``WORLD_SIZE > 1`` (``torchrun`` sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT) the process group is initialised with ``nccl`` on CUDA and ``gloo`` on the CPU, the model is
+wrapped in ``DistributedDataParallel``, each rank reads its shard of every epoch through a
+``DistributedSampler`` (same seed on every rank), rank 0 decides when the time budget is spent and
+broadcasts it, and only rank 0 writes files. ``batch_size`` is per rank.
+
+Learning rate (per step): ``lr * min(1, (step + 1) / warmup_steps) * (min_lr_ratio + (1 - min_lr_ratio) *
+(1 + cos(pi * p)) / 2)`` with progress ``p = max(step / steps, elapsed / (60 * minutes))``, so a run cut
+short by its wall-clock budget still anneals. Training stops when ``p >= 1``.
+
+Checkpoints (``<out_dir>/checkpoint/``, written every ``ckpt_every`` steps or ``ckpt_every_minutes``, and at
+the end; atomically replaced; never pickle):
+
+* ``model.safetensors``: the unwrapped model's ``state_dict`` (parameters and buffers);
+* ``optimizer.safetensors``: AdamW state tensors as ``state.<param index>.<name>`` and each rank's torch
+  RNG state as ``rng.torch.<rank>``;
+* ``trainer.json``: step, epoch, batch within the epoch, elapsed seconds, the optimizer's param groups and
+  non-tensor state, python / numpy RNG states per rank, the ``TrainConfig`` and the caller's
+  ``run_config`` (checked on resume).
+
+Resuming in the same world size reproduces the uninterrupted run exactly on the CPU (same batches, same
+RNG streams); ``tests/test_trainer.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+from torch import Tensor
+
+from livedance.errors import ConfigError, WeightsError
+from livedance.model.checkpoint import atomic_write_bytes, load_tensors, save_tensors
+
+__all__ = [
+    "TrainConfig",
+    "DistInfo",
+    "TrainResult",
+    "Trainer",
+    "init_distributed",
+    "shutdown_distributed",
+    "seed_everything",
+    "lr_at",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule, budget and bookkeeping settings.
+
+    Attributes:
+        steps: optimiser steps (the schedule's length).
+        minutes: optional wall-clock budget in minutes (whichever of steps / minutes ends first).
+        batch_size: examples per rank per step.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW decoupled weight decay.
+        betas: AdamW betas.
+        warmup_steps: linear warm-up steps.
+        min_lr_ratio: final LR as a fraction of ``lr`` (cosine floor).
+        grad_clip: max global gradient norm (None: no clipping).
+        seed: base seed (model init, data order, augmentation).
+        log_every: steps between logged (rank-averaged) losses.
+        ckpt_every: steps between checkpoints (0: only by time and at the end).
+        ckpt_every_minutes: minutes between checkpoints.
+        progress: show a rich progress bar (rank 0).
+    """
+
+    steps: int = 1000
+    minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    log_every: int = 20
+    ckpt_every: int = 500
+    ckpt_every_minutes: float = 2.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or (self.minutes is not None and self.minutes <= 0):
+            raise ConfigError(
+                f"TrainConfig: steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, minutes={self.minutes}; "
+                "expected steps >= 1, batch_size >= 1, lr > 0 and minutes > 0 when given"
+            )
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Process-group facts: ``rank``, ``world_size``, ``local_rank``, ``device``, ``backend`` (None when single)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0 (the rank that writes files and prints)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+
+def init_distributed() -> DistInfo:
+    """Initialise ``torch.distributed`` from ``torchrun``'s environment (idempotent).
+
+    Reads RANK, WORLD_SIZE, LOCAL_RANK; with WORLD_SIZE > 1 initialises ``nccl`` (CUDA) or ``gloo`` (CPU)
+    through ``env://``. Without them returns a single-process :class:`DistInfo` (CUDA device 0 if available).
+
+    Raises:
+        ConfigError: when the environment variables are malformed.
+    """
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError as e:
+        raise ConfigError(f"distributed environment: RANK/WORLD_SIZE/LOCAL_RANK must be integers ({e})") from None
+    cuda = torch.cuda.is_available()
+    if world <= 1:
+        return DistInfo(device=torch.device("cuda", 0) if cuda else torch.device("cpu"))
+    backend = "nccl" if cuda else "gloo"
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world)
+    return DistInfo(rank=rank, world_size=world, local_rank=local, device=device, backend=backend)
+
+
+def shutdown_distributed() -> None:
+    """Destroy the process group if one is initialised."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global RNG and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Learning rate at ``step`` with schedule progress ``progress`` in [0, 1] (see the module docstring)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    p = min(max(progress, 0.0), 1.0)
+    return cfg.lr * warm * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns: final ``step``, ``elapsed_s`` (training wall time, seconds,
+    including earlier resumed runs), ``history`` (logged dicts: step, lr, loss and the loss_fn's metrics,
+    averaged over ranks), and ``stopped_by`` ('steps' or 'minutes')."""
+
+    step: int
+    elapsed_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_by: str = "steps"
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _json_state(obj: Any) -> Any:
+    if isinstance(obj, (list, tuple)):
+        return [_json_state(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _json_state(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    return obj
+
+
+class Trainer:
+    """Generic training loop (see the module docstring).
+
+    Args:
+        model: the module to train (moved to the device; wrapped in DDP when distributed).
+        dataset: map-style dataset.
+        loss_fn: ``(model, batch) -> (loss, metrics)``.
+        config: :class:`TrainConfig`.
+        out_dir: folder for ``checkpoint/`` and ``log.jsonl`` (rank 0 writes).
+        collate_fn: list of items -> batch (default ``default_collate``).
+        resume: continue from ``<out_dir>/checkpoint``.
+        run_config: JSON-serialisable description of the model/data; stored and compared on resume.
+        dist: a :class:`DistInfo` (default :func:`init_distributed`).
+
+    Raises:
+        ConfigError: when the dataset is smaller than one global batch, or ``resume`` finds no checkpoint
+            or one written for a different ``run_config`` / world size.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: torch.utils.data.Dataset,
+        loss_fn: Callable[[torch.nn.Module, Any], tuple[Tensor, Mapping[str, Tensor]]],
+        config: TrainConfig,
+        out_dir: str | Path,
+        collate_fn: Callable | None = None,
+        resume: bool = False,
+        run_config: dict | None = None,
+        dist: DistInfo | None = None,
+    ):
+        self.cfg = config
+        self.dist = dist or init_distributed()
+        self.out_dir = Path(out_dir)
+        self.dataset = dataset
+        self.loss_fn = loss_fn
+        self.collate_fn = collate_fn or torch.utils.data.default_collate
+        self.run_config = _json_state(run_config or {})
+        self.model = model.to(self.dist.device)
+        if len(dataset) < config.batch_size * self.dist.world_size:
+            raise ConfigError(
+                f"training data: {len(dataset)} examples, fewer than one global batch "
+                f"({config.batch_size} x {self.dist.world_size} ranks)"
+            )
+        if self.dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.dist.local_rank] if self.dist.device.type == "cuda" else None
+            self.wrapped = DDP(self.model, device_ids=ids)
+        else:
+            self.wrapped = self.model
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
+        )
+        self.sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True, seed=config.seed,
+            drop_last=True,
+        )
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.elapsed_s = 0.0
+        self.history: list[dict[str, float]] = []
+        self.resume = resume
+
+    # --------------------------------------------------------------------------------- checkpoint
+    @property
+    def ckpt_dir(self) -> Path:
+        """``<out_dir>/checkpoint``."""
+        return self.out_dir / "checkpoint"
+
+    def _gather(self, obj: Any) -> list[Any]:
+        if not self.dist.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.dist.world_size
+        tdist.all_gather_object(out, obj)
+        return out
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint (collective under DDP: every rank must call it; rank 0 writes)."""
+        rng_t = self._gather(torch.get_rng_state())
+        rng_py = self._gather(random.getstate())
+        rng_np = self._gather(np.random.get_state())
+        if not self.dist.is_main:
+            return
+        tmp = self.out_dir / "checkpoint.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_tensors(tmp / "model.safetensors", self.model.state_dict())
+        osd = self.optimizer.state_dict()
+        tensors: dict[str, Tensor] = {}
+        scalars: dict[str, dict[str, Any]] = {}
+        for idx, st in osd["state"].items():
+            for k, v in st.items():
+                if isinstance(v, Tensor):
+                    tensors[f"state.{idx}.{k}"] = v
+                else:
+                    scalars.setdefault(str(idx), {})[k] = v
+        for r, s in enumerate(rng_t):
+            tensors[f"rng.torch.{r}"] = s
+        save_tensors(tmp / "optimizer.safetensors", tensors)
+        doc = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "elapsed_s": self.elapsed_s,
+            "world_size": self.dist.world_size,
+            "param_groups": _json_state(osd["param_groups"]),
+            "optimizer_scalars": _json_state(scalars),
+            "rng_python": _json_state(rng_py),
+            "rng_numpy": [_json_state(list(s)) for s in rng_np],
+            "train_config": _json_state(asdict(self.cfg)),
+            "run_config": self.run_config,
+        }
+        atomic_write_bytes(tmp / "trainer.json", json.dumps(doc).encode())
+        old = self.out_dir / "checkpoint.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if self.ckpt_dir.exists():
+            os.replace(self.ckpt_dir, old)
+        os.replace(tmp, self.ckpt_dir)
+        if old.exists():
+            shutil.rmtree(old)
+
+    def load_checkpoint(self) -> None:
+        """Restore model, optimizer, position in the data and RNG streams from ``<out_dir>/checkpoint``.
+
+        Raises:
+            ConfigError: no checkpoint, or one for another run config.
+            WeightsError: unreadable / mismatched checkpoint files.
+        """
+        from livedance.model.checkpoint import load_state_into
+
+        d = self.ckpt_dir
+        if not (d / "trainer.json").is_file() and (self.out_dir / "checkpoint.old" / "trainer.json").is_file():
+            d = self.out_dir / "checkpoint.old"  # interrupted while swapping
+        if not (d / "trainer.json").is_file():
+            raise ConfigError(f"--resume: no checkpoint in {self.ckpt_dir} (expected trainer.json there)")
+        try:
+            doc = json.loads((d / "trainer.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise WeightsError(f"{d / 'trainer.json'}: unreadable ({e})") from None
+        if doc.get("run_config") != self.run_config:
+            raise ConfigError(
+                f"--resume: the checkpoint in {d} was written for another model/data config; "
+                f"saved {doc.get('run_config')}, now {self.run_config}"
+            )
+        load_state_into(self.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
+        ot = load_tensors(d / "optimizer.safetensors")
+        state: dict[int, dict[str, Any]] = {}
+        for k, v in ot.items():
+            if k.startswith("state."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        for idx, sc in doc.get("optimizer_scalars", {}).items():
+            state.setdefault(int(idx), {}).update(sc)
+        groups = doc["param_groups"]
+        for g in groups:
+            if "betas" in g:
+                g["betas"] = tuple(g["betas"])
+        try:
+            self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        except (ValueError, KeyError) as e:
+            raise WeightsError(f"{d / 'optimizer.safetensors'}: does not match the model's parameters ({e})") from None
+        self.step = int(doc["step"])
+        self.epoch = int(doc["epoch"])
+        self.batch_in_epoch = int(doc["batch_in_epoch"])
+        self.elapsed_s = float(doc["elapsed_s"])
+        r = self.dist.rank
+        if int(doc.get("world_size", 1)) == self.dist.world_size:
+            torch.set_rng_state(ot[f"rng.torch.{r}"])
+            py = doc["rng_python"][r]
+            random.setstate((py[0], tuple(py[1]), py[2]))
+            npst = doc["rng_numpy"][r]
+            np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), npst[2], npst[3], npst[4]))
+        else:  # another world size: fresh but deterministic streams per rank
+            seed_everything(self.cfg.seed + 1000 * self.step + r)
+
+    # --------------------------------------------------------------------------------- loop
+    def _progress(self) -> float:
+        p = self.step / self.cfg.steps
+        if self.cfg.minutes:
+            p = max(p, self.elapsed_s / (60.0 * self.cfg.minutes))
+        return p
+
+    def _batches(self):
+        """Endless (epoch, batch index, indices) stream from the sampler, starting at the saved position."""
+        B = self.cfg.batch_size
+        while True:
+            self.sampler.set_epoch(self.epoch)
+            idx = list(self.sampler)
+            nb = len(idx) // B
+            while self.batch_in_epoch < nb:
+                i = self.batch_in_epoch
+                yield idx[i * B:(i + 1) * B]  # fit() advances batch_in_epoch once the batch is used
+            self.epoch += 1
+            self.batch_in_epoch = 0
+
+    def _sync_buffers(self) -> None:
+        if self.dist.distributed:
+            for b in self.model.buffers():
+                tdist.broadcast(b.data, src=0)
+
+    def fit(self) -> TrainResult:
+        """Train until the step or time budget is spent; returns a :class:`TrainResult`."""
+        cfg = self.cfg
+        if self.resume:
+            self.load_checkpoint()
+        self.model.train()
+        logf = self.out_dir / "log.jsonl"
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        bar = None
+        if cfg.progress and self.dist.is_main:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TextColumn("{task.fields[info]}"))
+            bar.start()
+            task = bar.add_task("train", total=cfg.steps, completed=self.step, info="")
+        stopped_by = "steps"
+        last_ckpt_t = time.perf_counter()
+        t0 = time.perf_counter() - self.elapsed_s
+        batches = self._batches()
+        acc_loss, acc_n = {}, 0
+        try:
+            while True:
+                self.elapsed_s = time.perf_counter() - t0
+                prog = torch.tensor([self._progress()], dtype=torch.float64)
+                if self.dist.distributed:
+                    tdist.broadcast(prog, src=0)  # rank 0's clock decides for everyone
+                if prog.item() >= 1.0:
+                    stopped_by = "steps" if self.step >= cfg.steps else "minutes"
+                    break
+                lr = lr_at(cfg, self.step, prog.item())
+                for g in self.optimizer.param_groups:
+                    g["lr"] = lr
+                ids = next(batches)
+                batch = _to_device(self.collate_fn([self.dataset[i] for i in ids]), self.dist.device)
+                self.batch_in_epoch += 1  # the batch is consumed (position saved with the checkpoint)
+                loss, metrics = self.loss_fn(self.wrapped, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                for k, v in {"loss": loss, **dict(metrics)}.items():
+                    acc_loss[k] = acc_loss.get(k, 0.0) + float(v.detach())
+                acc_n += 1
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    vals = torch.tensor([acc_loss[k] / acc_n for k in sorted(acc_loss)], dtype=torch.float64)
+                    if self.dist.distributed:
+                        tdist.all_reduce(vals)
+                        vals /= self.dist.world_size
+                    rec = {"step": self.step, "lr": lr, "elapsed_s": round(time.perf_counter() - t0, 2)}
+                    rec.update({k: float(v) for k, v in zip(sorted(acc_loss), vals)})
+                    self.history.append(rec)
+                    acc_loss, acc_n = {}, 0
+                    if self.dist.is_main:
+                        with open(logf, "a") as f:
+                            f.write(json.dumps(rec) + "\n")
+                        if bar is not None:
+                            bar.update(task, info=f"loss {rec['loss']:.4f}  lr {lr:.2e}")
+                if bar is not None:
+                    bar.update(task, completed=self.step)
+                due = torch.tensor([
+                    float((cfg.ckpt_every and self.step % cfg.ckpt_every == 0)
+                          or time.perf_counter() - last_ckpt_t > 60 * cfg.ckpt_every_minutes)
+                ])
+                if self.dist.distributed:
+                    tdist.broadcast(due, src=0)
+                if due.item():
+                    self.elapsed_s = time.perf_counter() - t0
+                    self._sync_buffers()
+                    self.save_checkpoint()
+                    last_ckpt_t = time.perf_counter()
+            self.elapsed_s = time.perf_counter() - t0
+            self._sync_buffers()
+            self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.stop()
+        if self.dist.distributed:
+            tdist.barrier()
+        return TrainResult(self.step, self.elapsed_s, self.history, stopped_by)

@@ -1,0 +1,160 @@
+"""Tests of livedance.model.trainer: schedule, resumable safetensors checkpoints, 2-process gloo DDP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from livedance.errors import ConfigError
+from livedance.model.checkpoint import load_tensors
+from livedance.model.tokenizer import Tokenizer, TokenizerConfig
+from livedance.model.trainer import TrainConfig, Trainer, lr_at, seed_everything
+
+torch.set_num_threads(1)
+
+TINY = dict(part_dims=(("lower", 5), ("upper", 4)), levels=2, codebook_size=16, latent_dim=8, width=16, depth=1)
+
+
+class SineWindows(torch.utils.data.Dataset):
+    """Windows (16 frames x 9 features) of 4 slow sinusoid patterns, plus a random offset drawn from
+    torch's RNG (augmentation: must be restored exactly on resume)."""
+
+    def __init__(self, n: int = 64):
+        g = torch.Generator().manual_seed(123)
+        self.freq = torch.rand(4, 1, 9, generator=g) * 0.2 + 0.05
+        self.phase = torch.rand(4, 1, 9, generator=g) * 6.28
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        t = torch.arange(16.0)[:, None]
+        jitter = torch.rand(()) * 0.1
+        return 2.0 * torch.sin(self.freq[i % 4] * t + self.phase[i % 4]) + jitter
+
+
+def tok_loss(model, x):
+    out = model(x)
+    rec = (out["recon"] - x).abs().mean()
+    return rec + out["commit"], {"recon": rec.detach()}
+
+
+def _make(out: Path, steps: int = 12, resume: bool = False, run_config=None, loss=tok_loss):
+    seed_everything(0)
+    model = Tokenizer(TokenizerConfig(**TINY))
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3,
+                      progress=False)
+    return model, Trainer(model, SineWindows(), loss, cfg, out, resume=resume, run_config=run_config or {"m": 1})
+
+
+def test_lr_schedule_warms_up_then_anneals_to_floor():
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0, 0.0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 9, 0.09) > lr_at(cfg, 4, 0.04)
+    assert lr_at(cfg, 50, 0.5) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert lr_at(cfg, 99, 1.0) == pytest.approx(1e-4)
+    with pytest.raises(ConfigError):
+        TrainConfig(steps=0)
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    model_a, tr = _make(tmp_path / "a")
+    res = tr.fit()
+    assert res.step == 12 and res.stopped_by == "steps"
+    files = sorted(p.name for p in (tmp_path / "a" / "checkpoint").iterdir())
+    assert files == ["model.safetensors", "optimizer.safetensors", "trainer.json"]  # no pickle anywhere
+
+    calls = {"n": 0}
+
+    def crashing(model, x):
+        calls["n"] += 1
+        if calls["n"] == 8:  # dies during step 8; the last checkpoint is at step 6
+            raise KeyboardInterrupt
+        return tok_loss(model, x)
+
+    _, tr_b = _make(tmp_path / "b", loss=crashing)
+    with pytest.raises(KeyboardInterrupt):
+        tr_b.fit()
+    assert json.loads((tmp_path / "b" / "checkpoint" / "trainer.json").read_text())["step"] == 6
+    model_b, tr_b2 = _make(tmp_path / "b", resume=True)
+    res_b = tr_b2.fit()
+    assert res_b.step == 12
+    sa, sb = model_a.state_dict(), model_b.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    # the saved optimizer state matches the live one
+    opt = load_tensors(tmp_path / "b" / "checkpoint" / "optimizer.safetensors")
+    st = tr_b2.optimizer.state_dict()["state"]
+    assert torch.equal(opt["state.0.exp_avg"], st[0]["exp_avg"])
+
+
+def test_resume_refuses_missing_or_foreign_checkpoints(tmp_path):
+    _, tr = _make(tmp_path / "none", resume=True)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        tr.fit()
+    _, tr = _make(tmp_path / "x", steps=3)
+    tr.fit()
+    _, tr = _make(tmp_path / "x", steps=3, resume=True, run_config={"m": 2})
+    with pytest.raises(ConfigError, match="another model"):
+        tr.fit()
+
+
+def test_dataset_smaller_than_a_batch_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="fewer than one global batch"):
+        Trainer(torch.nn.Linear(2, 2), SineWindows(4), tok_loss, TrainConfig(batch_size=8, progress=False), tmp_path)
+
+
+DDP_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+from test_trainer import TINY, SineWindows, tok_loss
+from livedance.model.checkpoint import save_tensors
+from livedance.model.tokenizer import Tokenizer, TokenizerConfig
+from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything, shutdown_distributed
+
+out = Path(sys.argv[1])
+dist = init_distributed()
+assert dist.world_size == 2 and dist.backend == "gloo"
+seed_everything(0)
+model = Tokenizer(TokenizerConfig(**TINY))  # built after init: its codebooks sync over the process group
+cfg = TrainConfig(steps=40, batch_size=8, lr=1e-2, warmup_steps=2, seed=0, log_every=5, ckpt_every=20, progress=False)
+res = Trainer(model, SineWindows(), tok_loss, cfg, out / "run", dist=dist).fit()
+save_tensors(out / f"rank{{dist.rank}}.safetensors", model.state_dict())
+(out / f"rank{{dist.rank}}.json").write_text(json.dumps(res.history))
+shutdown_distributed()
+"""
+
+
+def test_two_process_gloo_ddp_ends_identical_and_learns(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).resolve().parent)))
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    s0, s1 = load_tensors(tmp_path / "rank0.safetensors"), load_tensors(tmp_path / "rank1.safetensors")
+    assert set(s0) == set(s1) and any("_codebook.embed" in k for k in s0)
+    for k in s0:
+        assert torch.equal(s0[k], s1[k]), f"ranks differ in {k}"
+    h0 = json.loads((tmp_path / "rank0.json").read_text())
+    h1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert [(r["step"], r["loss"]) for r in h0] == [(r["step"], r["loss"]) for r in h1]  # rank-averaged
+    assert h0[-1]["loss"] < 0.85 * h0[0]["loss"]
+    # only rank 0 wrote the run folder, and its checkpoint is the final state
+    ck = load_tensors(tmp_path / "run" / "checkpoint" / "model.safetensors")
+    for k in s0:
+        assert torch.equal(ck[k], s0[k])
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == len(h0)
