@@ -48,27 +48,23 @@ from livedance.cli import _registry  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; turn :class:`LivedanceError` into a one-line message and exit status 2."""
+    """Run the CLI and return its exit status.
+
+    Usage errors, ``--help`` and Ctrl-C are handled by typer's standalone mode. A
+    :class:`LivedanceError` (bad input: a missing file, a bad port, corrupt weights) is printed as one
+    red line without a traceback, with exit status 2.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
     except LivedanceError as err:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         return 2
-    except typer.Exit as ex:
-        return ex.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:  # click usage errors and aborts
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        if isinstance(err, click.exceptions.Abort):
-            return 130
-        raise
+    except SystemExit as ex:
+        if ex.code is None:
+            return 0
+        return ex.code if isinstance(ex.code, int) else 1
     return 0
 
 

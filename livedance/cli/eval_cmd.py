@@ -56,6 +56,13 @@ def eval_command(
     reference_split: str = typer.Option(
         "train", "--reference-split", help="Split whose real dances are the FID reference statistics."
     ),
+    models: Optional[str] = typer.Option(
+        None, "--models", help="Comma-separated generators to add as rows (livedance, baseline): each dances to every "
+        "clip's music excerpt through the live step path (shipped weights), see docs/model.md."
+    ),
+    models_out: Optional[Path] = typer.Option(
+        None, "--models-out", help="Folder for the --models motion npz files (default: a temporary folder)."
+    ),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -82,6 +89,20 @@ def eval_command(
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
+    if models:
+        import tempfile
+
+        from livedance.engine.offline import generate_for_clips
+
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        bad = [m for m in names if m not in ("livedance", "baseline")]
+        if bad:
+            raise ConfigError(f"--models {models!r}: unknown model(s) {bad}; expected livedance and/or baseline")
+        folder = models_out or Path(tempfile.mkdtemp(prefix="livedance-eval-"))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as progress:
+            for m in names:
+                extra[f"{m} (generated)"] = generate_for_clips(m, split_clips, folder, seed=seed, progress=progress)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,

@@ -1,0 +1,178 @@
+"""Generator cost per output frame (ONNX Runtime vs torch eager), offline real-time factor, no-freezing check.
+
+Times :meth:`LearnedGenerator.step` (commit + chunk mask-predict + residual head + token decode inside
+the step graph, then feature -> quaternion decode in numpy) one step at a time on ONE thread, with
+realistic inputs (13-14 new feature frames per 320 ms step). A step yields K * 4 = 8 frames at 25 fps,
+so the amortized cost per output frame is step / 8. Goals: p99 <= 2 ms per frame; offline real-time
+factor >= 50x (generator only, and end to end with streaming features + causal beat tracker).
+
+    .venv/bin/python benchmarks/model.py                       # shipped weights (random ones if absent)
+    .venv/bin/python benchmarks/model.py --steps 400 --song livedance/assets/armygeddon-excerpt.ogg
+    .venv/bin/python benchmarks/model.py --freeze              # + the 10-minute no-freezing check (test songs back to back)
+    .venv/bin/python benchmarks/model.py --model baseline
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _graph(model: str, weights: str | None, tokenizer: str | None):
+    """The step graph from weights, or (when none are shipped) a randomly initialised one of the default size."""
+    import torch
+
+    from livedance.engine import load_step_graph
+    from livedance.engine.step_graph import StepGraph
+    from livedance.errors import WeightsError
+    from livedance.model.generator import GeneratorConfig
+
+    try:
+        graph, rep, _ = load_step_graph(weights, model, tokenizer)
+        return graph, rep, "trained weights"
+    except WeightsError as e:
+        print(f"(no usable weights: {e}; timing a randomly initialised model of the default size)")
+    from livedance.model.representation import Representation
+    from livedance.model.tokenizer import Tokenizer, TokenizerConfig
+
+    torch.manual_seed(0)
+    try:
+        tok, rep, _ = Tokenizer.load(tokenizer)
+    except WeightsError:
+        tok, rep = Tokenizer(TokenizerConfig(kmeans_init=False)).eval(), Representation()
+    cfg = GeneratorConfig(parts=tok.config.parts, levels=tok.config.levels, codebook_size=tok.config.codebook_size)
+    if model == "baseline":
+        from livedance.model.baseline_gpt import BaselineGPT
+
+        net = BaselineGPT(cfg)
+    else:
+        from livedance.model.generator import DanceGenerator
+
+        net = DanceGenerator(cfg)
+    return StepGraph(net.eval(), tok).eval(), rep, "random weights"
+
+
+def _contexts(n: int, seed: int = 0):
+    from livedance.engine.base import MusicContext
+
+    rng = np.random.default_rng(seed)
+    t, fed = 0.0, 0
+    for _ in range(n):
+        t += 0.32
+        upto = int((t - 0.16) * 22050 / 512)
+        f = rng.normal(size=(max(upto - fed, 0), 180)).astype(np.float32)
+        times = (np.arange(fed, upto) + 1) * 512 / 22050
+        fed = upto
+        yield MusicContext(f, times, 120.0, (2 * t) % 1.0, 0.9, t)
+
+
+def bench_steps(graph, rep, backend: str, steps: int, onnx_path: Path) -> dict:
+    from livedance.engine import build_generator
+
+    gen = build_generator(graph, rep, backend, onnx_path, seed=0, threads=1)
+    ctxs = list(_contexts(steps + 20))
+    for c in ctxs[:20]:  # warm-up
+        gen.step(c)
+    ns = np.empty(steps, np.int64)
+    for i, c in enumerate(ctxs[20:]):
+        t0 = time.perf_counter_ns()
+        gen.step(c)
+        ns[i] = time.perf_counter_ns() - t0
+    ms = ns / 1e6
+    fr = gen.frames_per_step
+    return {"p50_step": np.percentile(ms, 50), "p99_step": np.percentile(ms, 99),
+            "p50_frame": np.percentile(ms, 50) / fr, "p99_frame": np.percentile(ms, 99) / fr, "frames_per_step": fr}
+
+
+def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path) -> dict:
+    from livedance.engine import build_generator
+    from livedance.engine.offline import generate_song
+
+    gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1)
+    t0 = time.perf_counter()
+    m = generate_song(gen, song, 0.0, seconds, seed=0)
+    total = time.perf_counter() - t0
+    dur = len(m.local_quats) / m.fps
+    return {"seconds": dur, "gen_s": float(m.step_s.sum()), "total_s": total,
+            "rtf_gen": dur / float(m.step_s.sum()), "rtf_total": dur / total, "n_bad": m.n_bad}
+
+
+def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0) -> dict:
+    """10 minutes of the test songs' danced excerpts back to back; mean joint speed per minute."""
+    from livedance.data.audio_io import load_audio
+    from livedance.data.dataset import load_split
+    from livedance.engine import build_generator
+    from livedance.engine.offline import generate_song, motion_positions
+
+    clips = load_split("test", progress=False)
+    a22, a44, total, i = [], [], 0.0, 0
+    while total < minutes * 60:
+        c = clips[i % len(clips)]
+        d = c.num_frames / c.fps
+        a22.append(load_audio(c.audio_path, sr=22050, offset_s=c.audio_offset_s, duration_s=d)[0])
+        a44.append(load_audio(c.audio_path, sr=44100, offset_s=c.audio_offset_s, duration_s=d)[0])
+        total += d
+        i += 1
+    x22, x44 = np.concatenate(a22)[: int(minutes * 60 * 22050)], np.concatenate(a44)[: int(minutes * 60 * 44100)]
+    gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1)
+    m = generate_song(gen, clips[0].audio_path, 0.0, None, seed=0, audio=(x22, x44))
+    pos = motion_positions(m, rep.rest_offsets)
+    rel = pos - pos[:, :1]  # root-relative: dancing, not travelling
+    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * m.fps  # (T-1,) m/s
+    per_min = [float(speed[int(k * 60 * m.fps): int((k + 1) * 60 * m.fps)].mean()) for k in range(int(minutes))]
+    return {"per_minute": per_min, "ratio_last_first": per_min[-1] / max(per_min[0], 1e-9), "n_bad": m.n_bad,
+            "songs": i}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="livedance", choices=["livedance", "baseline"])
+    ap.add_argument("--weights", default=None, help="generator weights stem (default: shipped)")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer stem (default: shipped)")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--song", default=str(ROOT / "livedance" / "assets" / "armygeddon-excerpt.ogg"))
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--freeze", action="store_true", help="run the 10-minute no-freezing check")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    graph, rep, what = _graph(args.model, args.weights, args.tokenizer)
+    n_par = sum(p.numel() for p in graph.model.parameters())
+    print(f"model {args.model} ({what}, {n_par:,} generator parameters), chunk K={graph.config.chunk}, "
+          f"{graph.config.mask_iters} mask-predict iterations, token decode over {graph.context_tokens}+K tokens; "
+          f"{platform.processor() or platform.machine()}, 1 thread, load average {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "step.onnx"
+        rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path) for b in ("onnx", "torch")}
+        print(f"{'backend':8s} {'p50/step':>9s} {'p99/step':>9s} {'p50/frame':>10s} {'p99/frame':>10s}  (ms, {args.steps} steps)")
+        for b, r in rows.items():
+            print(f"{b:8s} {r['p50_step']:9.2f} {r['p99_step']:9.2f} {r['p50_frame']:10.3f} {r['p99_frame']:10.3f}")
+        print(f"onnx speed-up over torch (p50): {rows['torch']['p50_step'] / rows['onnx']['p50_step']:.2f}x; "
+              f"goal p99 <= 2 ms/frame: {'met' if rows['onnx']['p99_frame'] <= 2.0 else 'NOT met'}")
+        r = bench_rtf(graph, rep, Path(args.song), args.seconds, onnx_path)
+        print(f"offline {r['seconds']:.1f} s of {Path(args.song).name}: generator {r['gen_s']:.2f} s -> real-time factor "
+              f"{r['rtf_gen']:.0f}x; end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "
+              f"-> {r['rtf_total']:.1f}x; bad frames {r['n_bad']}")
+        if args.freeze:
+            f = freeze_check(graph, rep, onnx_path)
+            print("no-freezing check, mean root-relative joint speed per minute (m/s): "
+                  + " ".join(f"{v:.3f}" for v in f["per_minute"]))
+            print(f"last minute / first minute = {f['ratio_last_first']:.2f} (goal >= 0.70); {f['songs']} song excerpts; "
+                  f"bad frames {f['n_bad']}")
+
+
+if __name__ == "__main__":
+    main()

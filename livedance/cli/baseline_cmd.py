@@ -1,0 +1,50 @@
+"""``livedance train baseline``: the Bailando-style baseline (``vq`` VQ-VAE + causal GPT), docs/model.md "Baseline".
+
+Its tokenizer is trained first with the shared tokenizer command and the tokenizer's budget::
+
+    livedance train tokenizer --variant vq --minutes 11 --steps 4000 --out runs/baseline-tokenizer-vq
+    livedance train baseline --minutes 14 --ship
+
+Generation and evaluation go through ``livedance generate SONG -o OUT.npz --model baseline``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli.model_cmd import train_app
+
+
+@train_app.command("baseline")
+def train_baseline_cmd(
+    minutes: Optional[float] = typer.Option(
+        14.0, help="Wall-clock budget in minutes (the generator's shipped run; the LR anneals over it)."),
+    steps: int = typer.Option(3000, help="Optimiser steps (the LR schedule's length; the wall-clock budget stops first)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    out: Optional[Path] = typer.Option(None, help="Run folder; default runs/baseline."),
+    tokenizer: Optional[Path] = typer.Option(
+        None, help="vq tokenizer stem; default runs/baseline-tokenizer-vq/tokenizer, else the shipped baseline_tokenizer."),
+    batch_size: int = typer.Option(32, help="Windows of 32 token slots per step."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
+    threads: int = typer.Option(
+        1, help="torch CPU threads (1, as the generator's shipped run: fastest on a loaded 2-core machine)."),
+    ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/baseline.* and baseline_tokenizer.*."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the Bailando-style baseline GPT (same data, music inputs, lag and budget as the generator)."""
+    import torch
+    from rich.console import Console
+
+    from livedance.model.baseline_gpt import train_baseline
+
+    torch.set_num_threads(threads)
+    res = train_baseline(minutes=minutes, steps=steps, seed=seed, resume=resume, out=out, tokenizer=tokenizer,
+                         ship=ship, batch_size=batch_size, lr=lr, data_root=data_root, progress=progress)
+    Console().print(f"baseline: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
+                    f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
+                    + (f"; shipped {', '.join(res['shipped'])}" if res.get("shipped") else ""), highlight=False)

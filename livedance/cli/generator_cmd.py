@@ -1,0 +1,120 @@
+"""``livedance train generator``, ``livedance generate``, ``livedance export``.
+
+See docs/model.md (generator and engine sections). ``livedance train baseline`` lives in baseline_cmd.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from livedance.cli import app
+from livedance.cli.model_cmd import train_app
+
+_MODELS = ("livedance", "baseline")
+
+
+def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
+           batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
+           data_root: Optional[Path], progress: bool) -> None:
+    import torch
+    from rich.console import Console
+
+    from livedance.model.train_generator import GeneratorRunConfig, run_training
+
+    torch.set_num_threads(threads)
+    name = "generator" if model == "livedance" else "baseline"
+    cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
+                             tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
+                             ship=ship, data_root=data_root, progress=progress)
+    res = run_training(cfg)
+    Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
+                    f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
+                    + (f"; shipped {', '.join(res['shipped'])}" if res.get("shipped") else ""), highlight=False)
+
+
+_STEPS = typer.Option(3000, help="Optimiser steps (the LR schedule's length).")
+_MIN = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early).")
+
+
+@train_app.command("generator")
+def train_generator_cmd(
+    steps: int = _STEPS, minutes: Optional[float] = _MIN,
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log); default runs/generator."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    batch_size: int = typer.Option(16, help="Token windows per step (per rank)."),
+    tokens: int = typer.Option(64, help="Token slots per training window (0.16 s each)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
+    threads: int = typer.Option(1, help="torch CPU threads per process (1 is fastest on a loaded 2-core machine)."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
+    ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/generator.*."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
+    _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
+           progress)
+
+
+@app.command("generate")
+def generate_cmd(
+    song: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Motion .npz to write (docs/formats.md)."),
+    model: str = typer.Option("livedance", "--model", help="livedance (the generator) or baseline."),
+    weights: Optional[Path] = typer.Option(None, help="Weights stem (default: the shipped weights of --model)."),
+    backend: str = typer.Option("onnx", help="Engine backend: onnx (default), torch or tensorrt."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+    greedy: bool = typer.Option(False, "--greedy", help="Argmax decoding instead of sampling."),
+    start: float = typer.Option(0.0, help="Song time of the first frame, seconds."),
+    duration: Optional[float] = typer.Option(None, help="Seconds to dance (default: to the end)."),
+    bvh: Optional[Path] = typer.Option(None, help="Also write a BVH of the 22 body joints."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
+    device: str = typer.Option("cpu", help="torch device for --backend torch (cuda: mamba-ssm kernels if installed)."),
+) -> None:
+    """Dance to a song offline through the SAME causal step path as the live loop (streaming features +
+    causal beat tracker), writing a motion npz (and optionally a BVH)."""
+    from rich.console import Console
+
+    from livedance.engine import load_generator
+    from livedance.engine.offline import generate_song, save_generated
+    from livedance.errors import ConfigError
+
+    if model not in _MODELS:
+        raise ConfigError(f"--model {model!r}; expected one of {', '.join(_MODELS)}")
+    if output.suffix.lower() != ".npz":
+        raise ConfigError(f"--output {output}: expected a .npz file")
+    gen = load_generator(weights, backend=backend, seed=seed, greedy=greedy, kind=model, tokenizer=tokenizer,
+                         device=device)
+    motion = generate_song(gen, song, start, duration, seed)
+    save_generated(motion, output, gen.rep.rest_offsets, bvh)
+    dur = len(motion.local_quats) / motion.fps
+    Console().print(
+        f"{output}: {len(motion.local_quats)} frames ({dur:.1f} s at {motion.fps:g} fps), model {model} ({backend}), "
+        f"{motion.n_bad} bad frames replaced; generator {motion.step_s.sum():.1f} s = real-time factor "
+        f"{dur / max(motion.step_s.sum(), 1e-9):.0f}x" + (f"; BVH {bvh}" if bvh else ""), highlight=False)
+
+
+@app.command("export")
+def export_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="ONNX file to write."),
+    model: str = typer.Option("livedance", "--model", help="livedance or baseline."),
+    weights: Optional[Path] = typer.Option(None, help="Weights stem (default: the shipped weights of --model)."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
+) -> None:
+    """Export the step graph (Mamba states + chunk mask-predict + residual head + token decode) to ONNX."""
+    from rich.console import Console
+
+    from livedance.engine import load_step_graph
+    from livedance.engine.backends import export_onnx
+    from livedance.errors import ConfigError
+
+    if model not in _MODELS:
+        raise ConfigError(f"--model {model!r}; expected one of {', '.join(_MODELS)}")
+    graph, _, _ = load_step_graph(weights, model, tokenizer)
+    path = export_onnx(graph, output)
+    shapes = graph.input_shapes(1)
+    Console().print(f"{path}: inputs " + ", ".join(f"{n}{list(s)}" for n, (s, _) in shapes.items())
+                    + f"; outputs {', '.join(graph.output_names())}", highlight=False)

@@ -1,0 +1,181 @@
+"""Execution backends of the step graph: torch eager, ONNX Runtime (CPU, the default), TensorRT (GPU hosts).
+
+Each backend has ``run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]`` over the names of
+:class:`~livedance.engine.step_graph.StepGraph` (batch 1, fixed shapes) and a ``name``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from livedance.errors import ConfigError, DeviceNotFoundError, WeightsError
+
+__all__ = ["TorchBackend", "OnnxBackend", "TensorRTBackend", "export_onnx", "BACKENDS"]
+
+#: Backend names accepted by :func:`livedance.engine.load_generator`.
+BACKENDS = ("onnx", "torch", "tensorrt")
+
+
+class TorchBackend:
+    """Runs the :class:`StepGraph` in torch eager mode (CPU, or CUDA where mamba-ssm's kernels then apply).
+
+    Args:
+        graph: the step graph (put in eval mode here).
+        device: torch device string.
+        threads: torch intra-op threads (None: leave as is).
+    """
+
+    name = "torch"
+
+    def __init__(self, graph, device: str = "cpu", threads: int | None = 1):
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.graph = graph.eval().to(device)
+        self.device = device
+        self.names = graph.input_names()
+        self.out_names = graph.output_names()
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step: named numpy inputs -> named numpy outputs."""
+        t = self.torch
+        with t.inference_mode():
+            args = [t.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.names]
+            outs = self.graph(*args)
+        return {n: o.detach().cpu().numpy() for n, o in zip(self.out_names, outs)}
+
+
+def export_onnx(graph, path: str | Path, opset: int = 17) -> Path:
+    """Export the step graph (batch 1, fixed shapes) to ONNX with the TorchScript exporter.
+
+    Returns:
+        the path written (atomically).
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = graph.eval()
+    zeros = graph.zero_inputs(1)
+    args = tuple(zeros[n] for n in graph.input_names())
+    tmp = path.with_name(path.name + ".tmp")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer / constant-folding notes about the fixed-shape graph
+        torch.onnx.export(graph, args, str(tmp), input_names=graph.input_names(), output_names=graph.output_names(),
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    tmp.replace(path)
+    return path
+
+
+class OnnxBackend:
+    """Runs an exported step graph with ONNX Runtime on the CPU (one intra-op thread by default).
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads.
+    Raises:
+        WeightsError: missing or unloadable ONNX file.
+    """
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsError(f"{path}: ONNX step graph not found (export it with `livedance export -o {path}`)")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise WeightsError(f"{path}: ONNX Runtime cannot load the step graph ({type(e).__name__}: {e})") from None
+        self.names = [i.name for i in self.session.get_inputs()]
+        self.out_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step: named numpy inputs -> named numpy outputs."""
+        outs = self.session.run(self.out_names, {n: inputs[n] for n in self.names})
+        return dict(zip(self.out_names, outs))
+
+
+class TensorRTBackend:
+    """Builds a TensorRT engine from the same ONNX step graph and runs it (GPU hosts only; see docs/gpu.md).
+
+    ``tensorrt`` (and a CUDA device) is imported only here; on machines without it construction raises
+    :class:`DeviceNotFoundError`. Not tested on this project's CPU machines: nothing here has run.
+
+    Args:
+        onnx_path: the exported step graph.
+        engine_path: where to cache the serialised engine (default: ``<onnx>.plan``).
+        fp16: build with FP16 kernels.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, onnx_path: str | Path, engine_path: str | Path | None = None, fp16: bool = False):
+        try:
+            import tensorrt as trt  # noqa: F401
+            import torch
+        except ImportError as e:
+            raise DeviceNotFoundError(f"TensorRT backend: cannot import tensorrt ({e}); see docs/gpu.md") from None
+        if not torch.cuda.is_available():
+            raise DeviceNotFoundError("TensorRT backend: no CUDA device")
+        self.trt, self.torch = trt, torch
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise WeightsError(f"{onnx_path}: ONNX step graph not found")
+        engine_path = Path(engine_path) if engine_path else onnx_path.with_suffix(".plan")
+        logger = trt.Logger(trt.Logger.WARNING)
+        if engine_path.is_file():
+            data = engine_path.read_bytes()
+        else:
+            builder = trt.Builder(logger)
+            network = builder.create_network(0)
+            parser = trt.OnnxParser(network, logger)
+            if not parser.parse(onnx_path.read_bytes()):
+                errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+                raise WeightsError(f"{onnx_path}: TensorRT cannot parse the step graph: {errs}")
+            config = builder.create_builder_config()
+            if fp16:
+                config.set_flag(trt.BuilderFlag.FP16)
+            data = builder.build_serialized_network(network, config)
+            if data is None:
+                raise WeightsError(f"{onnx_path}: TensorRT engine build failed")
+            engine_path.write_bytes(bytes(data))
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
+        self.context = self.engine.create_execution_context()
+        self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.stream = torch.cuda.Stream()
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step on the GPU (inputs copied in, outputs copied out)."""
+        trt, torch = self.trt, self.torch
+        bufs = {}
+        for n in self.names:
+            shape = tuple(self.engine.get_tensor_shape(n))
+            dtype = torch.from_numpy(np.zeros(0, dtype=trt.nptype(self.engine.get_tensor_dtype(n)))).dtype
+            if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT:
+                bufs[n] = torch.from_numpy(np.ascontiguousarray(inputs[n])).to("cuda", dtype)
+            else:
+                bufs[n] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(n, bufs[n].data_ptr())
+        self.context.execute_async_v3(self.stream.cuda_stream)
+        self.stream.synchronize()
+        return {n: bufs[n].cpu().numpy() for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT}
+
+
+def check_backend(name: str) -> str:
+    """Validate a backend name (ConfigError naming the choices)."""
+    if name not in BACKENDS:
+        raise ConfigError(f"engine backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    return name

@@ -1,0 +1,171 @@
+"""The learned model behind :class:`~livedance.engine.base.MotionGenerator`, on any step-graph backend.
+
+Per :meth:`LearnedGenerator.step` (one chunk = K token slots = 4K frames at 25 fps, 320 ms for K = 2):
+
+1. the new feature frames of :class:`~livedance.engine.base.MusicContext` go into a bounded buffer;
+2. the chunk's slots start at ``t_n = music.t_first_frame_s`` (stream clock); the graph gets the W
+   feature frames with time <= ``t_n - lag_s`` (frames missing at the start of a stream: the oldest
+   one repeated, zeros before any), and per slot the beat condition extrapolated from
+   ``music.bpm`` / ``music.beat_phase`` / ``music.confidence`` (:func:`~livedance.model.conditioning.slot_condition`);
+   the previous chunk's tokens are committed with their own windows (frames <= ``t_j - lag_s``);
+3. Gumbel noise for sampling comes from a ``numpy`` generator seeded by :meth:`reset` (so a run is a
+   deterministic function of the audio and the seed, whatever the backend);
+4. the decoded frames (normalised features) become SMPL-X local quaternions and root translation via
+   :meth:`Representation.decode` (heading and root velocity integrated from the last frame's).
+
+Safety: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
+pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; a
+non-finite recurrent state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livedance.engine.base import MotionFrames, MusicContext
+from livedance.model.conditioning import slot_condition
+
+__all__ = ["LearnedGenerator", "NUM_SMPLX_JOINTS"]
+
+#: Joints of a SMPL-X frame on the wire (22 body, jaw, 2 eyes, 2 x 15 hands).
+NUM_SMPLX_JOINTS = 55
+#: Feature frames kept in the buffer (43.07 fps: ~6 s).
+_BUFFER = 256
+
+
+class LearnedGenerator:
+    """A :class:`~livedance.engine.base.MotionGenerator` running the step graph on a backend.
+
+    Args:
+        backend: :class:`~livedance.engine.backends.TorchBackend`, ``OnnxBackend`` or ``TensorRTBackend``.
+        input_shapes: name -> (shape, torch dtype) of the graph's inputs (``StepGraph.input_shapes(1)``).
+        config: the model's :class:`~livedance.model.generator.GeneratorConfig`.
+        representation: the tokenizer's :class:`~livedance.model.representation.Representation`.
+        seed: sampling seed (see :meth:`reset`).
+        greedy: use zero noise (argmax decoding) instead of Gumbel sampling.
+        description: text for logs (weights, backend).
+    """
+
+    def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
+                 description: str = ""):
+        self.backend = backend
+        self.config = config
+        self.rep = representation
+        self.greedy = bool(greedy)
+        self.description = description
+        self.fps = float(config.fps)
+        self.frames_per_step = int(config.chunk * config.stride)
+        self._shapes = {n: tuple(s) for n, (s, _) in input_shapes.items()}
+        self._int = {n for n, (_, dt) in input_shapes.items() if "int" in str(dt)}
+        self._state_names = [n for n in self._shapes if n not in (
+            "pend_codes", "pend_window", "pend_cond", "pend_kind", "window", "cond", "gumbel_base", "gumbel_res")]
+        self.n_bad_total = 0
+        self.n_state_resets = 0
+        self.reset(seed)
+
+    # ------------------------------------------------------------------ state
+    def _zeros(self, name: str) -> np.ndarray:
+        return np.zeros(self._shapes[name], np.int64 if name in self._int else np.float32)
+
+    def reset(self, seed: int = 0) -> None:
+        """Forget everything (new song / show); the sampling noise restarts from ``seed``."""
+        self.seed = int(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._states = {n: self._zeros(n) for n in self._state_names}
+        self._pend_codes = self._zeros("pend_codes")
+        self._pend_cond = self._zeros("pend_cond")
+        self._pend_kind = self._zeros("pend_kind")
+        self._pend_kind[0, -1] = 2.0  # BOS: the first step starts the stream
+        self._pend_times = np.zeros(self.config.chunk)
+        self._feats = np.zeros((0, self.config.feat_dim), np.float32)
+        self._times = np.zeros(0, np.float64)
+        self._xz = np.zeros(2, np.float32)
+        self._heading = 0.0
+        self._last_good: tuple[np.ndarray, np.ndarray] | None = None
+        self.steps = 0
+
+    def _push_features(self, music: MusicContext) -> None:
+        f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
+        if f.shape[0]:
+            self._feats = np.concatenate([self._feats, f])[-_BUFFER:]
+            self._times = np.concatenate([self._times, np.asarray(music.times_s, np.float64)])[-_BUFFER:]
+
+    def window_before(self, t_s: float) -> np.ndarray:
+        """(W, feat_dim) float32: the W buffered feature frames with time <= ``t_s`` (padding: see module doc)."""
+        W = self.config.window
+        n = int(np.searchsorted(self._times, t_s + 1e-9, side="right"))
+        rows = self._feats[max(0, n - W):n]
+        if rows.shape[0] == 0:
+            return np.zeros((W, self.config.feat_dim), np.float32)
+        if rows.shape[0] < W:
+            rows = np.concatenate([np.repeat(rows[:1], W - rows.shape[0], axis=0), rows])
+        return rows
+
+    # ------------------------------------------------------------------ step
+    def step(self, music: MusicContext) -> MotionFrames:
+        """Produce the next ``frames_per_step`` frames from ``music.t_first_frame_s`` (see the module docstring)."""
+        cfg = self.config
+        K, lag, ts = cfg.chunk, cfg.lag_s, cfg.token_s
+        self._push_features(music)
+        t_n = float(music.t_first_frame_s)
+        slot_t = t_n + ts * np.arange(K)
+        cond = slot_condition(np.full(K, music.bpm), music.beat_phase, music.confidence, t_n, slot_t, cfg.fps, cfg.stride)
+        inputs = dict(self._states)
+        inputs["pend_codes"] = self._pend_codes
+        inputs["pend_window"] = np.stack([self.window_before(t - lag) for t in self._pend_times])[None]
+        inputs["pend_cond"] = self._pend_cond
+        inputs["pend_kind"] = self._pend_kind
+        inputs["window"] = self.window_before(t_n - lag)[None]
+        inputs["cond"] = cond[None]
+        for name in ("gumbel_base", "gumbel_res"):
+            inputs[name] = (self._zeros(name) if self.greedy
+                            else self._rng.gumbel(size=self._shapes[name]).astype(np.float32))
+        out = self.backend.run(inputs)
+        states = {n: out[f"{n}_out"] for n in self._state_names}
+        if all(np.isfinite(v).all() for v in states.values()):
+            self._states = states
+            self._pend_codes = out["codes"].astype(np.int64)
+            self._pend_kind = np.ones_like(self._pend_kind)
+        else:  # a poisoned recurrent state would never recover: start over from BOS
+            self.n_state_resets += 1
+            self._states = {n: self._zeros(n) for n in self._state_names}
+            self._pend_codes = self._zeros("pend_codes")
+            self._pend_kind = self._zeros("pend_kind")
+            self._pend_kind[0, -1] = 2.0
+        self._pend_cond = cond[None].astype(np.float32)
+        self._pend_times = slot_t
+        self.steps += 1
+        return self._to_motion(out["frames"][0], t_n)
+
+    def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:
+        import roma
+        import torch
+
+        n = feats.shape[0]
+        q = np.zeros((n, NUM_SMPLX_JOINTS, 4), np.float32)
+        q[..., 3] = 1.0
+        root = np.zeros((n, 3), np.float32)
+        ok_in = np.isfinite(feats).all(axis=1)
+        x = np.where(ok_in[:, None], feats, 0.0).astype(np.float32)
+        xt = torch.from_numpy(x)
+        rot, transl = self.rep.decode(xt, start_xz=torch.from_numpy(self._xz), start_heading=torch.tensor(self._heading))
+        yaw = float(self.rep.denormalize(xt)[:, self.rep.root_channels["heading_velocity"]].sum())
+        q[:, :22] = roma.rotmat_to_unitquat(rot).numpy()
+        root[:] = transl.numpy()
+        good = ok_in & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(root).all(axis=1)
+        good &= (np.abs(np.linalg.norm(q, axis=-1) - 1.0) < 1e-3).all(axis=1)
+        n_bad = int((~good).sum())
+        for i in range(n):
+            if good[i]:
+                self._last_good = (q[i].copy(), root[i].copy())
+            else:
+                if self._last_good is None:
+                    rq = np.zeros((NUM_SMPLX_JOINTS, 4), np.float32)
+                    rq[:, 3] = 1.0
+                    self._last_good = (rq, np.zeros(3, np.float32))
+                q[i], root[i] = self._last_good
+        self._xz = root[-1, [0, 2]].astype(np.float32)
+        if np.isfinite(yaw) and n_bad == 0:
+            self._heading = float(self._heading + yaw)
+        self.n_bad_total += n_bad
+        return MotionFrames(q, root, self.fps, t0, n_bad)

@@ -1,0 +1,131 @@
+"""Build a :class:`~livedance.engine.learned.LearnedGenerator` from weights (shipped or given).
+
+Files: ``<stem>.safetensors`` + ``<stem>.json`` (format ``livedance.generator``, written by
+:func:`livedance.model.train_generator.save_model`), and the tokenizer they were trained with
+(``livedance/weights/tokenizer.*``; the generator's JSON records its SHA-256 and a different tokenizer
+is refused). The ONNX backend exports the step graph once per weights digest into
+``<cache>/engine/<model>-<digest>.onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from livedance.errors import WeightsError
+
+__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights"]
+
+
+def default_weights(model: str = "livedance") -> Path:
+    """Stem of the shipped weights: ``livedance/weights/generator`` or ``.../baseline``."""
+    from livedance.model.checkpoint import WEIGHTS_DIR
+
+    return WEIGHTS_DIR / ("generator" if model == "livedance" else "baseline")
+
+
+def load_step_graph(weights: str | Path | None = None, model: str = "livedance", tokenizer: str | Path | None = None):
+    """Load generator + tokenizer weights into a :class:`~livedance.engine.step_graph.StepGraph`.
+
+    Args:
+        weights: generator weights stem or file (None: the shipped ``model``).
+        model: ``'livedance'`` or ``'baseline'`` (the baseline, without ``tokenizer``, goes through
+            :func:`livedance.model.baseline_gpt.load_baseline_graph`: its folder and its own vq tokenizer).
+        tokenizer: tokenizer stem (None: the shipped one).
+    Returns:
+        ``(graph, representation, generator json doc)``.
+    Raises:
+        WeightsError: missing / corrupt / mismatched files (the message names the file and the mismatch).
+    """
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.tokenizer import Tokenizer
+    from livedance.model.train_generator import load_model
+
+    if model == "baseline" and tokenizer is None:  # the baseline ships with its own vq tokenizer
+        from livedance.model.baseline_gpt import load_baseline_graph
+
+        folder = None if weights is None else (Path(weights) if Path(weights).is_dir() else Path(weights).parent)
+        return load_baseline_graph(folder)
+    stem = Path(weights) if weights is not None else default_weights(model)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    net, doc = load_model(stem)
+    tok, rep, tdoc = Tokenizer.load(tokenizer)
+    want, got = doc.get("tokenizer_sha256"), tdoc.get("sha256")
+    if want and got and want != got:
+        raise WeightsError(
+            f"{stem.with_suffix('.json')}: trained with tokenizer sha256 {want[:12]}..., but the tokenizer loaded has "
+            f"{got[:12]}...; retrain the generator or restore the matching tokenizer weights"
+        )
+    tc = tok.config
+    c = net.config
+    if (tuple(c.parts), c.levels, c.codebook_size, c.stride) != (tuple(tc.parts), tc.levels, tc.codebook_size, tok.stride):
+        raise WeightsError(
+            f"{stem.with_suffix('.json')}: generator parts/levels/codebook/stride {c.parts}/{c.levels}/{c.codebook_size}/"
+            f"{c.stride} do not match the tokenizer's {tc.parts}/{tc.levels}/{tc.codebook_size}/{tok.stride}"
+        )
+    return StepGraph(net, tok).eval(), rep, doc
+
+
+def build_generator(graph, representation, backend: str = "onnx", onnx_path: str | Path | None = None,
+                    seed: int = 0, greedy: bool = False, threads: int = 1, description: str = "", device: str = "cpu"):
+    """Wrap a step graph in a backend and a :class:`LearnedGenerator`.
+
+    Args:
+        graph: :class:`StepGraph`. representation: the tokenizer's Representation.
+        backend: ``'onnx'`` (default), ``'torch'`` or ``'tensorrt'``.
+        onnx_path: the exported graph for onnx/tensorrt (exported here when missing).
+        seed, greedy: sampling (see :class:`LearnedGenerator`).
+        threads: CPU threads of the backend.
+        device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
+    """
+    from livedance.engine.backends import OnnxBackend, TensorRTBackend, TorchBackend, check_backend, export_onnx
+    from livedance.engine.learned import LearnedGenerator
+
+    check_backend(backend)
+    if backend == "torch":
+        be = TorchBackend(graph, device=device, threads=threads)
+    else:
+        if onnx_path is None:
+            raise WeightsError("the onnx/tensorrt backends need an ONNX file path")
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            export_onnx(graph, onnx_path)
+        be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+    return LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
+                            description=description or backend)
+
+
+def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
+                   kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
+                   temperature: float | None = None):
+    """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
+
+    Args:
+        model: weights stem / file (None: the shipped ``kind`` weights).
+        backend: ``'onnx'`` (default, CPU), ``'torch'`` or ``'tensorrt'``.
+        seed, greedy: sampling. kind: ``'livedance'`` or ``'baseline'`` for the default weights.
+        threads: CPU threads of the backend. tokenizer: tokenizer stem (None: the shipped one).
+        device: torch device for the ``torch`` backend (``"cuda"``: mamba-ssm's kernels when importable).
+        temperature: sampling temperature (None: the trained config's, 1.0); baked into the exported graph.
+    Returns:
+        :class:`~livedance.engine.learned.LearnedGenerator`.
+    Raises:
+        WeightsError: missing / corrupt / mismatched weights.
+    """
+    from livedance.data.dataset import default_cache_dir
+
+    graph, rep, doc = load_step_graph(model, kind, tokenizer)
+    if temperature is not None:
+        from dataclasses import replace
+
+        from livedance.errors import ConfigError
+
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        graph.model.config = graph.config = replace(graph.config, temperature=float(temperature))
+    onnx_path = None
+    if backend != "torch":
+        onnx_path = default_cache_dir() / "engine" / (
+            f"{doc.get('model', kind)}-{doc.get('sha256', 'x')[:16]}-t{graph.config.temperature:g}.onnx")
+    return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
+                           description=f"{doc.get('model', kind)} ({backend})", device=device)

@@ -1,0 +1,182 @@
+"""Offline generation through the live step path: a song file in, a motion out.
+
+:func:`generate_song` plays the file through the same stages as the live loop, in song time: the
+audio goes hop by hop into :class:`~livedance.features.StreamingFeatures` (22050 Hz) and the causal
+:class:`~livedance.beats.BeatTracker` (44100 Hz); before the step for the chunk starting at song time
+``t`` they have heard the audio up to ``t - lag_s`` (the generator's lag), and the generator gets the
+feature frames that became ready since its last step plus the tracker's tempo, confidence and beat
+phase predicted at ``t`` (a :class:`~livedance.engine.base.MusicContext`), exactly as in training
+(:mod:`livedance.model.conditioning`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livedance.engine.base import MusicContext
+
+__all__ = ["GeneratedMotion", "generate_song", "motion_positions", "save_generated", "generate_for_clips"]
+
+
+@dataclass
+class GeneratedMotion:
+    """A generated dance on the song clock.
+
+    Attributes:
+        local_quats: (T, 55, 4) float32 SMPL-X local rotations (x, y, z, w).
+        root_translation: (T, 3) float32 metres (pelvis = root_translation + rest_offsets[0]).
+        fps: frames per second (25).
+        audio_path: the song. audio_offset_s: song time of frame 0, seconds.
+        n_bad: frames replaced by a safe pose. step_s: (S,) wall seconds per generator step.
+    """
+
+    local_quats: np.ndarray
+    root_translation: np.ndarray
+    fps: float
+    audio_path: Path
+    audio_offset_s: float
+    n_bad: int
+    step_s: np.ndarray
+
+
+def _blocks_to(n_target: int, fed: int) -> int:
+    return max(fed, n_target)
+
+
+def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, duration_s: float | None = None,
+                  seed: int = 0, audio: tuple[np.ndarray, np.ndarray] | None = None) -> GeneratedMotion:
+    """Dance to a song file through the causal step path (see the module docstring).
+
+    Args:
+        generator: a :class:`~livedance.engine.learned.LearnedGenerator` (any MotionGenerator with
+            ``config.lag_s``; others use lag 0).
+        audio_path: the song.
+        start_s: song time of the first frame, seconds (the audio before it is heard, not danced).
+        duration_s: seconds to dance (None: to the end of the song).
+        seed: sampling seed (``generator.reset(seed)``).
+        audio: optional pre-loaded ``(audio at 22050 Hz, audio at 44100 Hz)`` mono float32.
+    Returns:
+        :class:`GeneratedMotion` with ``round(duration * fps)`` frames (whole steps, trimmed).
+    Raises:
+        AudioError: missing / unreadable audio. ConfigError: start beyond the song's end.
+    """
+    import time
+
+    from livedance.beats.tracker import BeatTracker, TrackerConfig
+    from livedance.data.audio_io import load_audio
+    from livedance.errors import ConfigError
+    from livedance.features import FeatureConfig, StreamingFeatures
+
+    fcfg = FeatureConfig()
+    if audio is None:
+        end = None if duration_s is None else start_s + duration_s + 1.0
+        a22, _ = load_audio(audio_path, sr=fcfg.sr, duration_s=end)
+        a44, _ = load_audio(audio_path, sr=44100, duration_s=end)
+    else:
+        a22, a44 = audio
+    song_s = a22.shape[0] / fcfg.sr
+    end_s = song_s if duration_s is None else min(song_s, start_s + duration_s)
+    if start_s >= end_s:
+        raise ConfigError(f"generate: start {start_s:.2f} s is not before the end {end_s:.2f} s of {audio_path}")
+    lag = float(getattr(getattr(generator, "config", None), "lag_s", 0.0))
+    feats = StreamingFeatures(fcfg)
+    tracker = BeatTracker(TrackerConfig(sample_rate=44100))
+    hop44 = tracker.cfg.hop
+    generator.reset(seed)
+    fed22 = fed44 = 0
+    qs, rs, times = [], [], []
+    n_bad = 0
+    t = float(start_s)
+    n_total = int(round((end_s - start_s) * generator.fps))
+    n_done = 0
+    while n_done < n_total:
+        heard = t - lag
+        n22 = min(a22.shape[0], _blocks_to(int(math.floor(max(heard, 0.0) * fcfg.sr + 1e-6)), fed22))
+        ff = feats.push(a22[fed22:n22])
+        fed22 = n22
+        n44 = min(a44.shape[0] // hop44 * hop44, _blocks_to(int(math.floor(max(heard, 0.0) * 44100 / hop44 + 1e-9)) * hop44, fed44))
+        tracker.push(a44[fed44:n44])
+        fed44 = n44
+        bpm = tracker.bpm
+        ctx = MusicContext(ff.values, ff.times_s, bpm, tracker.beat_phase(t) if bpm > 0 else 0.0,
+                           tracker.confidence, t)
+        t0 = time.perf_counter()
+        mf = generator.step(ctx)
+        times.append(time.perf_counter() - t0)
+        qs.append(mf.local_quats)
+        rs.append(mf.root_translation)
+        n_bad += int(mf.n_bad)
+        n_done += len(mf)
+        t = float(mf.t0_s) + len(mf) / mf.fps
+    q = np.concatenate(qs)[:n_total]
+    r = np.concatenate(rs)[:n_total]
+    return GeneratedMotion(q, r, float(generator.fps), Path(audio_path), float(start_s), n_bad, np.asarray(times))
+
+
+def motion_positions(motion: GeneratedMotion, rest_offsets: np.ndarray) -> np.ndarray:
+    """SMPL-24 joint positions (T, 24, 3) float32 metres of a generated motion (FK on ``rest_offsets`` (22, 3))."""
+    import roma
+    import torch
+
+    from livedance.data.dataset import smpl24_positions
+
+    R = roma.unitquat_to_rotmat(torch.from_numpy(motion.local_quats[:, :22].astype(np.float32))).numpy()
+    return smpl24_positions(R, motion.root_translation, rest_offsets).astype(np.float32)
+
+
+def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.ndarray, bvh: str | Path | None = None) -> Path:
+    """Write the motion npz (docs/formats.md) and optionally a BVH of the 22 body joints.
+
+    Raises:
+        DataError: an invalid motion (from :func:`livedance.eval.motion_io.save_motion`). ConfigError: BVH path problems.
+    """
+    from livedance.eval.motion_io import save_motion
+
+    pos = motion_positions(motion, rest_offsets)
+    out = save_motion(path, pos, motion.fps, str(Path(motion.audio_path).resolve()), motion.audio_offset_s,
+                      motion.local_quats, motion.root_translation)
+    if bvh is not None:
+        from livedance.bridges.bvh import BVHWriter
+        from livedance.motion.skeleton import SMPLX_BODY_JOINT_NAMES, SMPLX_BODY_PARENTS
+
+        off = np.asarray(rest_offsets, np.float64)
+        with BVHWriter(bvh, off, motion.fps, parents=SMPLX_BODY_PARENTS, names=SMPLX_BODY_JOINT_NAMES,
+                       overwrite=True) as w:
+            for q, r in zip(motion.local_quats[:, :22], motion.root_translation):
+                w.write_frame(q, r + off[0])
+    return out
+
+
+def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, backend: str = "onnx",
+                       weights: str | Path | None = None, progress=None) -> list:
+    """Dance to each clip's music excerpt (its song from ``audio_offset_s`` for its duration) through the step path.
+
+    Used by ``livedance eval --models``: the rows of generated dances are scored against the same
+    excerpts as the ground truth.
+
+    Args:
+        model: ``'livedance'`` or ``'baseline'`` (shipped weights unless ``weights`` is given).
+        clips: dataset ``MotionClip`` list. folder: where the npz files go (``<model>/<clip>.npz``).
+        seed: sampling seed. backend: engine backend. progress: optional ``rich.progress.Progress``.
+    Returns:
+        list of :class:`~livedance.eval.motion_io.MotionFile`, one per clip.
+    Raises:
+        WeightsError: missing / mismatched weights. AudioError: unreadable songs.
+    """
+    from livedance.engine import load_generator
+    from livedance.eval.motion_io import load_motion
+
+    gen = load_generator(weights, backend=backend, seed=seed, kind=model)
+    out_dir = Path(folder) / model
+    task = progress.add_task(f"generating ({model})", total=len(clips)) if progress is not None else None
+    files = []
+    for c in clips:
+        m = generate_song(gen, c.audio_path, float(c.audio_offset_s), c.num_frames / c.fps, seed)
+        files.append(load_motion(save_generated(m, out_dir / f"{c.name}.npz", gen.rep.rest_offsets)))
+        if task is not None:
+            progress.advance(task)
+    return files

@@ -1,0 +1,309 @@
+"""Training of the dance generator on the Tang 2018 train split (weights I/O shared with the baseline).
+
+Data (:func:`prepare_clips`): per train clip, the tokenizer codes of its motion (the representation is
+heading-invariant, so no heading augmentation is needed), and per token slot n (first frame at song time ``t_n = audio_offset_s + 4 n / 25``):
+
+* the indices of the W audio feature frames ending at the last frame with time <= ``t_n - lag_s``
+  (frames before the song's first are replaced by frame 0, as the engine does at a stream's start);
+* the beat condition from the CAUSAL :class:`~livedance.beats.BeatTracker` run over the song, in its
+  state at the last hop ending at or before ``t_n - lag_s``, extrapolated to the slot's frames
+  (:func:`livedance.model.conditioning.slot_condition`).
+
+:class:`TokenWindowDataset` cuts windows of ``tokens`` consecutive slots (hop ``hop`` slots). The loop
+is the shared :class:`livedance.model.trainer.Trainer` (AdamW, cosine LR over max(step, time)
+progress, resumable safetensors checkpoints, DDP).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from livedance.errors import ConfigError, DataError, WeightsError
+from livedance.model.conditioning import (
+    beat_state_before,
+    feature_index_before,
+    slot_condition,
+    song_conditioning,
+)
+
+__all__ = [
+    "ClipTokens",
+    "prepare_clips",
+    "slot_inputs",
+    "TokenWindowDataset",
+    "GeneratorRunConfig",
+    "load_tokenizer_for_training",
+    "run_training",
+]
+
+
+@dataclass
+class ClipTokens:
+    """One training clip as generator inputs.
+
+    Attributes:
+        name: sequence name.
+        codes: (1, N, P, V) int64 codes.
+        features: (F, feat_dim) float32 audio features of the song from song time 0.
+        window_index: (N, W) int64 rows of ``features`` feeding each slot.
+        cond: (N, cond_dim) float32 beat conditions of the slots.
+    """
+
+    name: str
+    codes: np.ndarray
+    features: np.ndarray
+    window_index: np.ndarray
+    cond: np.ndarray
+
+
+def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
+    """Window indices and beat conditions for slots starting at ``slot_times_s`` (song seconds).
+
+    Args:
+        song: :class:`~livedance.model.conditioning.SongConditioning`.
+        slot_times_s: (N,) float64 times of the slots' first frames.
+        window: W. lag_s: audio lag, seconds.
+    Returns:
+        ``(window_index (N, W) int64, cond (N, 10) float32)``.
+    """
+    last = feature_index_before(song.feature_times_s, slot_times_s - lag_s)
+    idx = np.clip(last[:, None] + np.arange(-window + 1, 1)[None, :], 0, max(song.features.shape[0] - 1, 0))
+    ref_t, bpm, phase, conf = beat_state_before(song.beats, slot_times_s - lag_s)
+    cond = slot_condition(bpm, phase, conf, ref_t, slot_times_s, fps, stride)
+    return idx.astype(np.int64), cond
+
+
+def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: float) -> list[ClipTokens]:
+    """Tokenize clips and compute their causal music inputs (see the module docstring).
+
+    Args:
+        clips: :class:`~livedance.data.dataset.MotionClip` list.
+        tokenizer: :class:`~livedance.model.tokenizer.Tokenizer` (eval mode). rep: its Representation.
+        window: W. lag_s: audio lag, seconds.
+    Returns:
+        list of :class:`ClipTokens`.
+    Raises:
+        DataError / AudioError: missing songs or clips too short for one token.
+    """
+    from livedance.model.train_tokenizer import clip_raw_features
+
+    out = []
+    raws = clip_raw_features(clips, rep.config)
+    for clip, raw in zip(clips, raws):
+        song = song_conditioning(clip.audio_path, duration_s=clip.audio_offset_s + clip.num_frames / clip.fps + 1.0)
+        x = rep.normalize(torch.from_numpy(np.ascontiguousarray(raw, np.float32)))
+        with torch.no_grad():
+            codes = tokenizer.encode(x[None])
+        c = torch.stack([codes[p] for p in tokenizer.config.parts], dim=2).numpy()  # (1, N, P, V)
+        N = c.shape[1]
+        t = clip.audio_offset_s + np.arange(N) * tokenizer.stride / clip.fps
+        idx, cond = slot_inputs(song, t, window, lag_s, clip.fps, tokenizer.stride)
+        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond))
+    return out
+
+
+class TokenWindowDataset(torch.utils.data.Dataset):
+    """Windows of ``tokens`` consecutive slots over all clips.
+
+    Items: dict ``codes`` (N, P, V) int64, ``window`` (N, W, feat_dim) float32, ``cond`` (N, 10) float32.
+
+    Raises:
+        DataError: no clip has ``tokens`` slots.
+    """
+
+    def __init__(self, clips: Sequence[ClipTokens], tokens: int = 96, hop: int = 8):
+        self.clips = clips
+        self.tokens = int(tokens)
+        self.feats = [torch.from_numpy(c.features) for c in clips]
+        self.index = [(i, h, s) for i, c in enumerate(clips) for h in range(c.codes.shape[0])
+                      for s in range(0, c.codes.shape[1] - self.tokens + 1, hop)]
+        if not self.index:
+            raise DataError(f"generator training: no clip has {tokens} token slots ({tokens * 0.16:.1f} s)")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        i, h, s = self.index[k]
+        c = self.clips[i]
+        sl = slice(s, s + self.tokens)
+        return {
+            "codes": torch.from_numpy(c.codes[h, sl]),
+            "window": self.feats[i][torch.from_numpy(c.window_index[sl])],
+            "cond": torch.from_numpy(c.cond[sl]),
+        }
+
+
+def feature_stats(clips: Sequence[ClipTokens]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean / std of the audio feature rows used by the clips: ((feat_dim,), (feat_dim,)) float32."""
+    rows = np.concatenate([c.features[np.unique(c.window_index)] for c in clips], axis=0).astype(np.float64)
+    return torch.from_numpy(rows.mean(0).astype(np.float32)), torch.from_numpy(rows.std(0).astype(np.float32))
+
+
+@dataclass
+class GeneratorRunConfig:
+    """Settings of ``livedance train generator``.
+
+    Attributes:
+        model: ``'livedance'`` (the only value accepted by :func:`run_training`).
+        steps, minutes, seed, batch_size, lr: optimisation (see :class:`~livedance.model.trainer.TrainConfig`).
+        tokens: slots per training window (96 = 15.4 s). hop: slots between windows.
+        out: run folder. resume: continue from ``<out>/checkpoint``.
+        tokenizer: tokenizer weights stem (None: the shipped one).
+        ship: also write ``livedance/weights/<generator|baseline>.*``.
+        data_root: folder holding ``dance-tang2018/``.
+        progress: progress bar.
+        overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
+    """
+
+    model: str = "livedance"
+    steps: int = 4000
+    minutes: float | None = None
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 1e-3
+    tokens: int = 96
+    hop: int = 8
+    out: Path = Path("runs/generator")
+    resume: bool = False
+    tokenizer: Path | None = None
+    ship: bool = False
+    data_root: Path | None = None
+    progress: bool = True
+    overrides: dict = field(default_factory=dict)
+
+
+def load_tokenizer_for_training(stem: Path | None):
+    """The tokenizer (and its representation and sha256) the generator is trained on.
+
+    Raises:
+        WeightsError: no tokenizer weights (train one first: ``livedance train tokenizer --ship``).
+    """
+    from livedance.model.checkpoint import WEIGHTS_DIR
+    from livedance.model.tokenizer import Tokenizer
+
+    tok, rep, doc = Tokenizer.load(stem)
+    path = Path(stem) if stem is not None else WEIGHTS_DIR / "tokenizer"
+    return tok, rep, doc.get("sha256", ""), path
+
+
+def _command(cfg: GeneratorRunConfig) -> str:
+    return "livedance " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else f"livedance train {cfg.model}"
+
+
+def run_training(cfg: GeneratorRunConfig) -> dict:
+    """Train the generator and export ``<out>/generator.{safetensors,json}`` (and ship it with ``cfg.ship``).
+
+    Returns:
+        dict with ``steps``, ``elapsed_s``, ``stopped_by``, ``final`` (last logged losses), ``paths``.
+    Raises:
+        WeightsError: no tokenizer. DataError: missing data. ConfigError: bad settings / foreign checkpoint.
+    """
+    from livedance.data.dataset import load_split
+    from livedance.model.checkpoint import WEIGHTS_DIR
+    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
+
+    if cfg.model != "livedance":
+        raise ConfigError(f"model {cfg.model!r}: this trains the livedance generator; the baseline has "
+                          "`livedance train baseline` (livedance.model.baseline_gpt.train_baseline)")
+    dist = init_distributed()
+    show = cfg.progress and dist.is_main
+    tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
+    gcfg = _model_config(cfg, tok)
+    train = load_split("train", data_root=cfg.data_root, progress=show)
+    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s)
+    ds = TokenWindowDataset(data, cfg.tokens, cfg.hop)
+    seed_everything(cfg.seed)
+    model = _build(cfg.model, gcfg)
+    mean, std = feature_stats(data)
+    model.music.set_stats(mean, std)
+    tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
+                       weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
+                       progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
+    run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
+                  "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
+
+    def loss_fn(m, b):
+        out = m(b["codes"], b["window"], b["cond"])
+        return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+
+    trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist)
+    res = trainer.fit()
+    result: dict[str, Any] = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by,
+                              "final": res.history[-1] if res.history else None}
+    if not dist.is_main:
+        return result
+    name = "generator" if cfg.model == "livedance" else "baseline"
+    info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
+            "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data),
+            "world_size": dist.world_size, "final_loss": result["final"]}
+    extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
+             "data": "Tang et al. 2018 DANCE (research use only)"}
+    model.eval()
+    paths = save_model(model, Path(cfg.out) / name, extra)
+    result["paths"] = [str(p) for p in paths]
+    if cfg.ship:
+        result["shipped"] = [str(p) for p in save_model(model, WEIGHTS_DIR / name, extra)]
+    (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    return result
+
+
+def _model_config(cfg: GeneratorRunConfig, tok):
+    from livedance.model.generator import GeneratorConfig
+
+    base = dict(parts=tuple(tok.config.parts), levels=tok.config.levels, codebook_size=tok.config.codebook_size,
+                stride=tok.stride)
+    base.update(cfg.overrides)
+    return GeneratorConfig(**base)
+
+
+def _build(kind: str, gcfg):
+    if kind == "baseline":
+        from livedance.model.baseline_gpt import BaselineGPT
+
+        return BaselineGPT(gcfg)
+    from livedance.model.generator import DanceGenerator
+
+    return DanceGenerator(gcfg)
+
+
+def save_model(model, stem: Path, extra: dict) -> tuple[Path, Path]:
+    """Write ``<stem>.safetensors`` + ``<stem>.json`` (format ``livedance.generator``; ``extra['model']``
+    says which architecture)."""
+    from livedance.model.checkpoint import save_weights
+    from livedance.model.generator import GENERATOR_FORMAT
+
+    return save_weights(stem, model.state_dict(), GENERATOR_FORMAT, model.config.to_dict(), extra)
+
+
+def load_model(stem: Path):
+    """Load a generator / baseline written by :func:`save_model`.
+
+    Returns:
+        ``(model in eval mode, json doc)``.
+    Raises:
+        WeightsError: missing / corrupt files, bad config, or tensors that do not match the config.
+    """
+    from livedance.model.checkpoint import load_state_into, load_weights
+    from livedance.model.generator import GENERATOR_FORMAT, GeneratorConfig
+
+    state, doc = load_weights(stem, GENERATOR_FORMAT)
+    src = Path(stem).with_suffix(".json")
+    try:
+        gcfg = GeneratorConfig.from_dict(doc["config"])
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise WeightsError(f"{src}: bad generator config ({type(e).__name__}: {e})") from None
+    kind = doc.get("model", "livedance")
+    if kind not in ("livedance", "baseline"):
+        raise WeightsError(f"{src}: model {kind!r}, expected 'livedance' or 'baseline'")
+    model = _build(kind, gcfg)
+    load_state_into(model, state, Path(stem).with_suffix(".safetensors"))
+    model.eval()
+    return model, doc

@@ -1,0 +1,203 @@
+"""Engines: torch eager vs ONNX Runtime parity, NaN handling, weights errors, TensorRT honesty, offline path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext
+from livedance.errors import DeviceNotFoundError, WeightsError
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.generator import DanceGenerator, GeneratorConfig
+    from livedance.model.representation import Representation
+    from livedance.model.tokenizer import Tokenizer, TokenizerConfig
+
+    torch.manual_seed(0)
+    tok = Tokenizer(TokenizerConfig(codebook_size=32, latent_dim=16, width=32, kmeans_init=False)).eval()
+    cfg = GeneratorConfig(d_model=32, n_layers=2, chunk_layers=1, n_heads=2, codebook_size=32, window=4, d_state=4)
+    gen = DanceGenerator(cfg).eval()
+    graph = StepGraph(gen, tok).eval()
+    return {"graph": graph, "rep": Representation(), "tok": tok, "gen": gen, "dir": tmp_path_factory.mktemp("engine")}
+
+
+def _contexts(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = 3.0
+    for _ in range(n):
+        f = rng.normal(size=(int(rng.integers(10, 17)), 180)).astype(np.float32)
+        yield MusicContext(f, t - 0.2 + np.arange(f.shape[0]) / 43.07, 118.0, float(rng.random()), 0.9, t)
+        t += 0.32
+
+
+def test_torch_and_onnx_agree_over_a_song(parts):
+    from livedance.engine import build_generator
+
+    onnx_path = parts["dir"] / "step.onnx"
+    a = build_generator(parts["graph"], parts["rep"], "torch", seed=7)
+    b = build_generator(parts["graph"], parts["rep"], "onnx", onnx_path, seed=7)
+    assert onnx_path.is_file()
+    assert isinstance(a, MotionGenerator) and isinstance(b, MotionGenerator)
+    worst = 0.0
+    for ctx in _contexts(40):  # 40 steps = 12.8 s of motion
+        fa, fb = a.step(ctx), b.step(ctx)
+        assert len(fa) == a.frames_per_step == 8 and fa.local_quats.shape == (8, 55, 4)
+        assert (a._pend_codes == b._pend_codes).all()
+        worst = max(worst, float(np.abs(fa.local_quats - fb.local_quats).max()),
+                    float(np.abs(fa.root_translation - fb.root_translation).max()))
+    assert worst < 1e-4
+
+
+def test_same_seed_same_dance_other_seed_other_dance(parts):
+    from livedance.engine import build_generator
+
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=1)
+    runs = []
+    for seed in (1, 1, 2):
+        g.reset(seed)
+        runs.append(np.concatenate([g.step(c).local_quats for c in _contexts(5)]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert np.abs(runs[0] - runs[2]).max() > 1e-3
+
+
+class _NaNBackend:
+    """Wraps a backend and poisons chosen steps' frames or states."""
+
+    def __init__(self, inner, bad_frames=(), bad_state=()):
+        self.inner, self.bad_frames, self.bad_state, self.n = inner, set(bad_frames), set(bad_state), 0
+
+    def run(self, inputs):
+        out = self.inner.run(inputs)
+        if self.n in self.bad_frames:
+            out["frames"] = out["frames"].copy()
+            out["frames"][0, 2:5] = np.nan
+        if self.n in self.bad_state:
+            k = next(n for n in out if n.endswith("_out"))
+            out[k] = out[k] * np.inf
+        self.n += 1
+        return out
+
+
+def test_nan_frames_become_the_last_good_pose_and_are_counted(parts):
+    from livedance.engine import build_generator
+
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+    g.backend = _NaNBackend(g.backend, bad_frames={2}, bad_state={4})
+    frames = [g.step(c) for c in _contexts(7)]
+    assert [f.n_bad for f in frames] == [0, 0, 3, 0, 0, 0, 0]
+    assert g.n_bad_total == 3 and g.n_state_resets == 1
+    f2 = frames[2]
+    assert np.isfinite(f2.local_quats).all() and np.isfinite(f2.root_translation).all()
+    np.testing.assert_array_equal(f2.local_quats[2], f2.local_quats[1])
+    np.testing.assert_array_equal(f2.local_quats[4], f2.local_quats[1])
+    assert all(np.isfinite(f.local_quats).all() for f in frames[4:])  # recovered after the state reset
+
+
+def test_nan_in_the_first_frame_gives_the_rest_pose(parts):
+    from livedance.engine import build_generator
+
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+
+    class First:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, inputs):
+            out = self.inner.run(inputs)
+            out["frames"] = np.full_like(out["frames"], np.inf)
+            return out
+
+    g.backend = First(g.backend)
+    f = g.step(next(_contexts(1)))
+    assert f.n_bad == 8
+    np.testing.assert_array_equal(f.local_quats[..., 3], 1.0)
+    np.testing.assert_array_equal(f.root_translation, 0.0)
+
+
+def test_weights_errors_name_the_file(parts, tmp_path):
+    from livedance.model.train_generator import load_model, save_model
+
+    stem = tmp_path / "gen"
+    save_model(parts["gen"], stem, {"model": "livedance", "tokenizer_sha256": "x"})
+    model, doc = load_model(stem)
+    assert doc["model"] == "livedance"
+    with pytest.raises(WeightsError, match="nothing-here.json"):
+        load_model(tmp_path / "nothing-here")
+    blob = stem.with_suffix(".safetensors").read_bytes()
+    stem.with_suffix(".safetensors").write_bytes(blob[:-10] + b"0123456789")
+    with pytest.raises(WeightsError, match="gen.safetensors.*SHA-256"):
+        load_model(stem)
+    # config that does not match the tensors
+    save_model(parts["gen"], stem, {"model": "livedance"})
+    doc = json.loads(stem.with_suffix(".json").read_text())
+    doc["config"]["d_model"] = 48
+    stem.with_suffix(".json").write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match="gen.safetensors.*(missing|shape mismatch)"):
+        load_model(stem)
+
+
+def test_onnx_backend_missing_file(tmp_path):
+    from livedance.engine.backends import OnnxBackend
+
+    with pytest.raises(WeightsError, match="not found"):
+        OnnxBackend(tmp_path / "none.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(WeightsError, match="bad.onnx"):
+        OnnxBackend(bad)
+
+
+def test_tensorrt_backend_is_honest_without_tensorrt(tmp_path):
+    from livedance.engine.backends import TensorRTBackend
+
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(DeviceNotFoundError, match="tensorrt"):
+            TensorRTBackend(tmp_path / "step.onnx")
+    else:  # pragma: no cover - only on GPU hosts
+        pytest.skip("tensorrt is installed: the TensorRT backend is exercised on GPU hosts (docs/gpu.md)")
+
+
+def test_offline_generation_through_the_step_path(parts):
+    from livedance.data.audio_io import load_audio
+    from livedance.engine import build_generator
+    from livedance.engine.offline import generate_song, motion_positions
+
+    song = Path(__file__).resolve().parents[1] / "livedance" / "assets" / "armygeddon-excerpt.ogg"
+    a22, _ = load_audio(song, sr=22050, duration_s=4.0)
+    a44, _ = load_audio(song, sr=44100, duration_s=4.0)
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+    m1 = generate_song(g, song, start_s=1.0, duration_s=2.5, seed=3, audio=(a22, a44))
+    m2 = generate_song(g, song, start_s=1.0, duration_s=2.5, seed=3, audio=(a22, a44))
+    assert m1.local_quats.shape == (round(2.5 * 25), 55, 4) and m1.audio_offset_s == 1.0
+    np.testing.assert_array_equal(m1.local_quats, m2.local_quats)
+    pos = motion_positions(m1, parts["rep"].rest_offsets)
+    assert pos.shape == (62, 24, 3) and np.isfinite(pos).all()
+
+
+def test_load_generator_refuses_missing_and_mismatched_weights(parts, tmp_path):
+    from livedance.engine import load_generator, load_step_graph
+    from livedance.model.train_generator import save_model
+
+    with pytest.raises(WeightsError, match="no-such-generator.json"):
+        load_generator(tmp_path / "no-such-generator", backend="torch")
+    tok_stem = tmp_path / "tok"
+    parts["tok"].save(tok_stem, parts["rep"])
+    gen_stem = tmp_path / "gen"
+    save_model(parts["gen"], gen_stem, {"model": "livedance", "tokenizer_sha256": "0" * 64})
+    with pytest.raises(WeightsError, match="gen.json.*trained with tokenizer sha256 000000000000"):
+        load_step_graph(gen_stem, tokenizer=tok_stem)
+    sha = json.loads(tok_stem.with_suffix(".json").read_text())["sha256"]
+    save_model(parts["gen"], gen_stem, {"model": "livedance", "tokenizer_sha256": sha})
+    graph, rep, doc = load_step_graph(gen_stem, tokenizer=tok_stem)
+    assert doc["tokenizer_sha256"] == sha and graph.context_tokens == parts["tok"].decoder_context_tokens

@@ -1,0 +1,173 @@
+"""Generator: teacher-forced training path == functional step path, mask-predict, causal conditioning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from livedance.errors import ConfigError
+from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
+from livedance.model.generator import DanceGenerator, GeneratorConfig
+from livedance.model.maskpredict import cosine_mask_counts, mask_predict, remask_least_confident, training_mask
+from livedance.model.train_generator import slot_inputs
+
+torch.set_num_threads(1)
+
+SMALL = dict(d_model=32, n_layers=2, chunk_layers=1, n_heads=2, codebook_size=16, levels=3, window=4, d_state=4)
+
+
+def _batch(cfg: GeneratorConfig, B: int = 2, N: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, cfg.codebook_size, (B, N, cfg.n_parts, cfg.levels), generator=g)
+    win = torch.randn(B, N, cfg.window, cfg.feat_dim, generator=g)
+    cond = torch.randn(B, N, cfg.cond_dim, generator=g)
+    return codes, win, cond
+
+
+def test_step_path_equals_teacher_forced_backbone():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg).eval()
+    codes, win, cond = _batch(cfg, B=1, N=8)
+    with torch.no_grad():
+        x = g.token_inputs(g.music(win, cond), codes)
+        seq = [torch.cat([g.bos[i].expand(1, 1, -1), x[i][:, :-1]], 1) for i in range(cfg.n_parts)]
+        H = g.backbone(seq)
+        sh = g.state_shapes(1)
+        cs, ss, h = (torch.zeros(sh[k]) for k in ("conv_state", "ssm_state", "h_last"))
+        K = cfg.chunk
+        pc = torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long)
+        pw, pd = torch.zeros(1, K, cfg.window, cfg.feat_dim), torch.zeros(1, K, cfg.cond_dim)
+        kind = torch.tensor([[0.0] * (K - 1) + [2.0]])
+        gb = torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size)
+        gr = torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size)
+        for n in range(0, 8, K):
+            out_codes, cs, ss, h = g.step(cs, ss, h, pc, pw, pd, kind, win[:, n], cond[:, n:n + K], gb, gr)
+            ref = torch.stack([H[i][:, n] for i in range(cfg.n_parts)], 1)
+            torch.testing.assert_close(h, ref, atol=1e-5, rtol=1e-4)
+            assert out_codes.shape == (1, K, cfg.n_parts, cfg.levels)
+            assert int(out_codes.min()) >= 0 and int(out_codes.max()) < cfg.codebook_size
+            pc, pw, pd, kind = codes[:, n:n + K], win[:, n:n + K], cond[:, n:n + K], torch.ones(1, K)
+
+
+def test_training_reduces_loss_on_one_batch():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg)
+    codes, win, cond = _batch(cfg, B=4, N=12)
+    opt = torch.optim.Adam(g.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        out = g(codes, win, cond)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = first if first is not None else float(out["loss"].detach())
+    assert float(out["loss"]) < 0.7 * first
+    assert set(out) == {"loss", "base", "res", "acc"}
+
+
+def test_windows_must_exceed_chunk():
+    cfg = GeneratorConfig(**SMALL)
+    codes, win, cond = _batch(cfg, N=cfg.chunk)
+    with pytest.raises(ConfigError, match="chunk"):
+        DanceGenerator(cfg)(codes, win, cond)
+
+
+def test_config_round_trip_and_unknown_field():
+    cfg = GeneratorConfig(**SMALL)
+    assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="unknown"):
+        GeneratorConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_cosine_schedule_ends_unmasked_and_decreases():
+    for P in (2, 4, 8):
+        for N in (1, 2, 3, 5):
+            c = cosine_mask_counts(P, N)
+            assert c[-1] == 0 and all(a >= b for a, b in zip(c, c[1:])) and all(0 <= x < P for x in c)
+
+
+def test_remask_never_touches_fixed_positions():
+    conf = torch.tensor([[-5.0, -0.1, -3.0, -9.0]])
+    known = torch.tensor([[False, False, True, True]])
+    m = remask_least_confident(conf, known, 1)
+    assert m.tolist() == [[True, False, False, False]]
+
+
+def test_mask_predict_fixes_codes_once_chosen():
+    seen = []
+
+    def logits_fn(codes, masked):
+        seen.append((codes.clone(), masked.clone()))
+        return torch.randn(1, 4, 8)
+
+    torch.manual_seed(1)
+    out = mask_predict(logits_fn, 1, 4, torch.zeros(1, 3, 4, 8), 1.0, 3)
+    assert seen[0][1].all()  # starts fully masked
+    for (c0, m0), (c1, m1) in zip(seen, seen[1:]):
+        fixed = ~m0 & ~m1
+        assert (c0[fixed] == c1[fixed]).all()
+        assert (m1 <= m0).all()  # masks only shrink
+    assert out.shape == (1, 4)
+
+
+def test_training_mask_counts():
+    torch.manual_seed(0)
+    m = training_mask((500,), 4)
+    n = m.sum(-1)
+    assert int(n.min()) >= 1 and int(n.max()) <= 4
+    assert (n == 4).float().mean() > 0.2  # cos schedule favours high mask ratios
+
+
+def test_slot_condition_extrapolates_the_grid():
+    # a 120 bpm grid with a beat at 0.0 s: phase at t is 2 t mod 1
+    c = slot_condition(np.array([120.0]), np.array([0.25]), np.array([0.8]), np.array([10.125]), np.array([11.0]))
+    ph = 0.25 + (11.0 - 10.125) * 2 + np.arange(4) / 25 * 2
+    np.testing.assert_allclose(c[0, 0:8:2], np.sin(2 * np.pi * ph), atol=1e-5)
+    np.testing.assert_allclose(c[0, 1:8:2], np.cos(2 * np.pi * ph), atol=1e-5)
+    assert c[0, 8] == pytest.approx(0.0) and c[0, 9] == pytest.approx(0.8)
+    assert not slot_condition(np.array([0.0]), 0.5, 0.0, 0.0, 1.0)[0, :9].any()  # no tempo: no phase
+
+
+def test_slot_inputs_only_use_audio_before_lag():
+    F = 500
+    times = (np.arange(F) + 1) * 512 / 22050
+    feats = np.arange(F, dtype=np.float32)[:, None].repeat(3, 1)
+    bt = BeatTrack(np.arange(1, 900) * 512 / 44100, np.full(899, 100.0, np.float32),
+                   np.zeros(899, np.float32), np.ones(899, np.float32))
+    song = SongConditioning(feats, times, bt, F * 512 / 22050)
+    slots = np.array([1.0, 2.5, 4.0])
+    idx, cond = slot_inputs(song, slots, window=6, lag_s=0.16)
+    assert idx.shape == (3, 6) and cond.shape == (3, 10)
+    assert (times[idx] <= slots[:, None] - 0.16 + 1e-9).all()
+    assert (times[idx[:, -1] + 1] > slots - 0.16).all()  # the newest allowed frame is used
+    ref_t, *_ = beat_state_before(bt, slots - 0.16)
+    assert (ref_t <= slots - 0.16 + 1e-9).all() and (ref_t > slots - 0.16 - 512 / 44100).all()
+
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_beat_track_phase_matches_the_live_tracker():
+    from livedance.beats.tracker import BeatTracker, TrackerConfig
+    from livedance.model.conditioning import track_song
+
+    sr = 44100
+    t = np.arange(int(8 * sr)) / sr
+    clicks = np.zeros_like(t, dtype=np.float32)
+    for b in np.arange(0.25, 8, 0.5):
+        i = int(b * sr)
+        clicks[i:i + 400] = np.sin(2 * np.pi * 1000 * t[:400]) * np.hanning(400)
+    track = track_song(clicks)
+    tr = BeatTracker(TrackerConfig(sample_rate=sr))
+    tr.push(clicks[: int(6 * sr) // 512 * 512])
+    s = tr.time_s
+    ref_t, bpm, phase, conf = beat_state_before(track, s)
+    assert ref_t == pytest.approx(s) and bpm == pytest.approx(tr.bpm, rel=1e-5)
+    target = s + 0.4
+    c = slot_condition(bpm, phase, conf, ref_t, target)
+    assert c[0] == pytest.approx(np.sin(2 * np.pi * tr.beat_phase(target)), abs=1e-4)
