@@ -124,18 +124,26 @@ def offsets(motion_t: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return np.where(np.abs(motion_t - left) < np.abs(motion_t - right), motion_t - left, motion_t - right)
 
 
-def run_loop(path: Path, seconds: float, latency_s: float, loop: bool):
-    """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu)."""
+def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False):
+    """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu).
+
+    The generator is the one ``livedance perform`` uses: the shipped learned model (ONNX Runtime), or
+    the procedural dancer with ``procedural=True`` (or when no weights load).
+    """
     from livedance.audio.file import FileSource
     from livedance.live.performer import PerformConfig, Performer
+    from livedance.live.setup import load_generator
     from livedance.live.sinks import VMCSink
+
+    gen, desc = load_generator(None, procedural)
+    print(f"generator: {desc}")
 
     sink_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a receiver that never reads
     sink_sock.bind(("127.0.0.1", 0))
     vmc = VMCSink("127.0.0.1", sink_sock.getsockname()[1], "vrm0")
     rec = MemoryRecorder(int((seconds + 5) * 60))
     src = FileSource(path, realtime=True, loop=loop, duration_s=None)
-    p = Performer(src, [vmc, rec], config=PerformConfig(fps=60.0, latency_s=latency_s))
+    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s))
     c0, w0 = time.process_time(), time.perf_counter()
     p.run(duration_s=seconds)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -152,7 +160,7 @@ def main_run(args) -> dict:
     loops = int(np.ceil(args.seconds / file_dur))
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
-    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1)
+    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1, procedural=args.procedural)
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
@@ -208,7 +216,7 @@ def reaction_run(args) -> dict:
         sf.write(f, y, sr)
         print(f"reaction run: {lead:g} s silence + {body:g} s of {path.name} from {args.reaction_offset:g} s + "
               f"{tail:g} s silence ...", file=sys.stderr, flush=True)
-        p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False)
+        p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False, procedural=args.procedural)
     n = rec.n
     t_stream = rec.t[:n] - p.stream_origin  # when each frame is seen, on the stream clock
     mt, speed = motion_beat_times(rec.t[:n], rec.q[:n], rec.r[:n], 60.0)
@@ -252,6 +260,7 @@ def main() -> int:
     ap.add_argument("--no-reaction", action="store_true", help="skip the silence-music-silence run")
     ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--procedural", action="store_true", help="measure the procedural dancer instead of the shipped model")
     args = ap.parse_args()
     if args.audio is None:
         if SONG.exists():

@@ -425,3 +425,41 @@ def test_ableton_link_peers_set_the_tempo_of_the_dance(click_wav):
     assert snap.bpm == pytest.approx(100.0, abs=0.01) and snap.beat_s is not None
     assert min(phase, 1.0 - phase) < 0.02
     assert p.stats().clock_errors == 0
+
+
+class HoldPose:
+    """A 'learned' generator that always dances the same pose: left shoulder raised 90 degrees."""
+
+    fps = 25.0
+    frames_per_step = 4
+
+    def reset(self, seed=0):
+        pass
+
+    def step(self, music):
+        from livedance.engine.base import MotionFrames
+
+        q = np.tile(np.array([0, 0, 0, 1.0], np.float32), (4, 55, 1))
+        q[:, 16] = [0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)]  # left_shoulder, 90 deg about z
+        return MotionFrames(q, np.tile([0, 0.95, 0], (4, 1)).astype(np.float32), self.fps, music.t_first_frame_s)
+
+
+def test_learned_generator_fades_to_idle_when_the_music_stops(tmp_path):
+    x, _ = click_track(2.5)
+    path = tmp_path / "music_then_silence.wav"
+    sf.write(path, np.concatenate([x, np.zeros(int(3.0 * SR), np.float32)]), SR)
+    col = Collect()
+    p = Performer(FileSource(path, realtime=True), [col], HoldPose(), config=PerformConfig(idle_fade_s=0.3))
+    p.run(duration_s=5.4)
+    p.stop()
+    origin = p.stream_origin
+    dance_q = np.array([0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
+
+    def angle_to_dance(q):  # radians between the sent left-shoulder rotation and the model's
+        return 2 * np.arccos(min(1.0, abs(float(np.dot(q[16], dance_q)))))
+
+    during = [angle_to_dance(q) for t, q, _, _ in col.frames if 1.5 < t - origin < 2.4]
+    after = [angle_to_dance(q) for t, q, _, _ in col.frames if t - origin > 4.6]
+    assert during and after
+    assert np.median(during) < 0.05  # the model's pose is shown while music plays
+    assert np.median(after) > 1.2  # settled back near the idle pose (90 deg away) after the music stopped

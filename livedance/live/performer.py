@@ -48,7 +48,7 @@ from livedance.live.listener import BeatSnapshot, Listener
 from livedance.live.procedural import ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import SinkSet
-from livedance.live.timeline import MotionTimeline
+from livedance.live.timeline import MotionTimeline, slerp
 
 _log = logging.getLogger("livedance.live")
 
@@ -77,6 +77,8 @@ class PerformConfig:
         latency_s: output latency in seconds (audio out + network + render): each frame is stamped
             and chosen for ``tick time + latency_s``.
         ahead_s: how far beyond the show time the scheduler keeps model frames ready, seconds.
+        idle_fade_s: cross-fade time of a learned generator to the idle pose when the music stops (and
+            back when it starts), seconds.
         spin_s: the output clock spins (instead of sleeping) this long before each deadline, seconds.
         control_port: UDP port of the OSC controls (None: no control server; 0: any free port).
         control_host: interface of the control server (127.0.0.1: this machine only).
@@ -93,6 +95,7 @@ class PerformConfig:
     fps: float = 60.0
     latency_s: float = 0.0
     ahead_s: float = 0.15
+    idle_fade_s: float = 0.5
     spin_s: float = 0.001
     control_port: int | None = None
     control_host: str = "127.0.0.1"
@@ -110,6 +113,8 @@ class PerformConfig:
             raise ConfigError(f"PerformConfig.ahead_s must be in (0, 2] seconds, got {self.ahead_s}")
         if not self.spin_s >= 0:
             raise ConfigError(f"PerformConfig.spin_s must be >= 0 seconds, got {self.spin_s}")
+        if not (math.isfinite(self.idle_fade_s) and self.idle_fade_s > 0):
+            raise ConfigError(f"PerformConfig.idle_fade_s must be > 0 seconds, got {self.idle_fade_s}")
 
 
 @dataclass
@@ -198,6 +203,7 @@ class Performer:
             self._control_server = ControlServer(self.controls, self.config.control_port, self.config.control_host)
         self.timeline = MotionTimeline(capacity=max(256, int(4 * max(self.generator.fps, 60.0) * 4)))
         self._stats = PerformStats()
+        self._presence = 0.0  # learned generator's weight against the idle pose (see _fade_to_idle)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -415,7 +421,35 @@ class Performer:
             frames = self.fallback.step(music)
         self._stats.gen_steps += 1
         self._stats.bad_frames += int(getattr(frames, "n_bad", 0))
-        return self._sanitise(frames, t_first)
+        frames = self._sanitise(frames, t_first)
+        if gen is not self.fallback:
+            frames = self._fade_to_idle(frames)
+        return frames
+
+    def _fade_to_idle(self, frames: MotionFrames) -> MotionFrames:
+        """Cross-fade a learned generator's frames to the idle pose while the music is silent.
+
+        A learned model keeps dancing on its recurrent state after the music stops; the show wants the
+        avatar to settle. The presence weight ramps linearly (over ``config.idle_fade_s``) towards 0
+        while the listener's silence gate is closed and back to 1 when music returns; each frame is
+        ``slerp(idle, model, w)`` for rotations and a lerp for the root, with the procedural dancer's
+        breathing pose (:meth:`ProceduralGenerator.safe_pose`) as idle. Runs on the scheduler thread.
+        """
+        target = 0.0 if self.beat().silent else 1.0
+        w0 = self._presence
+        n = len(frames)
+        rate = 1.0 / (frames.fps * max(self.config.idle_fade_s, 1e-3))
+        w = np.clip(w0 + np.sign(target - w0) * rate * np.arange(1, n + 1), min(w0, target), max(w0, target))
+        self._presence = float(w[-1])
+        if w0 >= 1.0 and target >= 1.0:
+            return frames
+        q = np.array(frames.local_quats, np.float32)
+        r = np.array(frames.root_translation, np.float32)
+        for i in range(n):
+            iq, ir = self.fallback.safe_pose(frames.t0_s + i / frames.fps)
+            q[i] = slerp(iq, q[i], float(w[i]))
+            r[i] = ir + float(w[i]) * (r[i] - ir)
+        return MotionFrames(q, r, frames.fps, frames.t0_s, frames.n_bad)
 
     @staticmethod
     def _check(frames: MotionFrames, gen: MotionGenerator) -> None:
