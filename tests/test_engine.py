@@ -201,3 +201,22 @@ def test_load_generator_refuses_missing_and_mismatched_weights(parts, tmp_path):
     save_model(parts["gen"], gen_stem, {"model": "livedance", "tokenizer_sha256": sha})
     graph, rep, doc = load_step_graph(gen_stem, tokenizer=tok_stem)
     assert doc["tokenizer_sha256"] == sha and graph.context_tokens == parts["tok"].decoder_context_tokens
+
+
+def test_frames_carry_the_pelvis_world_position(parts):
+    """MotionFrames.root_translation is the pelvis world position (engine/base.py), not the FK
+    displacement from the rest pelvis: its height is the decoded pelvis height above the floor whatever
+    the skeleton, and x/z include the rest pelvis offset. (A displacement would put the pelvis of a
+    1.7 m avatar on the floor in the live loop's sinks.)"""
+    from livedance.engine import build_generator
+    from livedance.model.representation import Representation
+
+    rest = np.zeros((22, 3), np.float32)
+    rest[0] = [0.01, 0.93, -0.02]
+    rep0, rep1 = parts["rep"], Representation(rest_offsets=rest)
+    a = build_generator(parts["graph"], rep0, "torch", seed=3)
+    b = build_generator(parts["graph"], rep1, "torch", seed=3)
+    for ctx in _contexts(3):
+        fa, fb = a.step(ctx), b.step(ctx)
+        np.testing.assert_allclose(fb.root_translation - fa.root_translation,
+                                   np.tile([rest[0, 0], 0.0, rest[0, 2]], (8, 1)), atol=1e-5)

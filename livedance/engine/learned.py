@@ -168,4 +168,7 @@ class LearnedGenerator:
         if np.isfinite(yaw) and n_bad == 0:
             self._heading = float(self._heading + yaw)
         self.n_bad_total += n_bad
-        return MotionFrames(q, root, self.fps, t0, n_bad)
+        # MotionFrames carry the pelvis world position (engine/base.py); the representation decodes the
+        # displacement from the rest pelvis (FK convention), so add the rest pelvis offset here.
+        pelvis = root + np.asarray(self.rep.rest_offsets[0], np.float32)
+        return MotionFrames(q, pelvis, self.fps, t0, n_bad)

@@ -89,6 +89,8 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
     generator.reset(seed)
     fed22 = fed44 = 0
     qs, rs, times = [], [], []
+    rep = getattr(generator, "rep", None)
+    rest_pelvis = np.zeros(3, np.float32) if rep is None else np.asarray(rep.rest_offsets[0], np.float32)
     n_bad = 0
     t = float(start_s)
     n_total = int(round((end_s - start_s) * generator.fps))
@@ -108,7 +110,7 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
         mf = generator.step(ctx)
         times.append(time.perf_counter() - t0)
         qs.append(mf.local_quats)
-        rs.append(mf.root_translation)
+        rs.append(mf.root_translation - rest_pelvis)  # MotionFrames: pelvis world position -> FK displacement
         n_bad += int(mf.n_bad)
         n_done += len(mf)
         t = float(mf.t0_s) + len(mf) / mf.fps
