@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livedance.errors import DataError
-from livedance.eval.joints import JOINT_INDEX
+from livedance.eval.joints import JOINT_INDEX, check_positions
 
 _L_SHOULDER = np.array([1.99113488e-01, 2.36807942e-01, -1.80702247e-02])
 _L_ELBOW = np.array([4.54445392e-01, 2.21158922e-01, -4.10167128e-02])
@@ -170,15 +169,7 @@ def geometric_frame_features(positions: np.ndarray, fps: float) -> np.ndarray:
     Raises:
         DataError: wrong shape, fewer than 2 frames, NaN/inf, or a non-positive ``fps``.
     """
-    p = np.asarray(positions, dtype=np.float64)
-    if p.ndim != 3 or p.shape[1:] != (24, 3):
-        raise DataError(f"geometric features: expected positions of shape (T, 24, 3), got {p.shape}")
-    if p.shape[0] < 2:
-        raise DataError(f"geometric features: need at least 2 frames, got {p.shape[0]}")
-    if not np.isfinite(p).all():
-        raise DataError("geometric features: positions hold NaN or inf")
-    if not np.isfinite(fps) or fps <= 0:
-        raise DataError(f"geometric features: fps must be positive, got {fps}")
+    p = check_positions(positions, fps, "geometric features", min_frames=2)
     frames = _Frames(p)
     dt_ref = 1.0 / (2.0 * fps)  # the reference's 1/120 s at 60 fps (see the module docstring)
     with np.errstate(invalid="ignore", divide="ignore"):

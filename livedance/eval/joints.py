@@ -35,6 +35,10 @@ index  evaluation name  SMPL name
 
 from __future__ import annotations
 
+import numpy as np
+
+from livedance.errors import DataError
+
 #: The 24 SMPL joints in SMPL order, named as the AIST++ evaluation code names them.
 SMPL24_JOINT_NAMES: tuple[str, ...] = (
     "root", "lhip", "rhip", "belly", "lknee", "rknee", "spine", "lankle", "rankle", "chest",
@@ -50,3 +54,32 @@ JOINT_INDEX: dict[str, int] = {name: i for i, name in enumerate(SMPL24_JOINT_NAM
 
 #: Up axis of every position array in livedance (y up, metres).
 UP_AXIS = 1
+
+
+def check_positions(positions, fps: float, what: str, min_frames: int, joints: int | None = 24):
+    """Validate joint positions for a metric and return them as float64.
+
+    Args:
+        positions: (T, J, 3) joint positions, metres.
+        fps: frame rate, frames per second (must be finite and > 0).
+        what: the metric's name, used in the error messages.
+        min_frames: the fewest frames the metric can use.
+        joints: the required J (24 for SMPL-24), or None for any.
+
+    Returns:
+        (T, J, 3) float64 array.
+
+    Raises:
+        DataError: a wrong shape, fewer than ``min_frames`` frames, NaN/inf, or a non-positive ``fps``.
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 3 or (joints is not None and p.shape[1] != joints):
+        shape = f"(T, {joints}, 3)" if joints is not None else "(T, J, 3)"
+        raise DataError(f"{what}: expected positions of shape {shape}, got {p.shape}")
+    if p.shape[0] < min_frames:
+        raise DataError(f"{what}: need at least {min_frames} frames, got {p.shape[0]}")
+    if not np.isfinite(p).all():
+        raise DataError(f"{what}: positions hold NaN or inf")
+    if not np.isfinite(fps) or fps <= 0:
+        raise DataError(f"{what}: fps must be positive, got {fps}")
+    return p

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from livedance.errors import DataError
-from livedance.eval.joints import UP_AXIS
+from livedance.eval.joints import UP_AXIS, check_positions
 
 #: Half-width (frames) of the reference's sliding window.
 SLIDING_WINDOW = 2
@@ -63,15 +63,7 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
         DataError: fewer than 3 frames, a wrong shape, NaN/inf, a non-positive ``fps`` or a
             ``sliding_window`` below 1.
     """
-    p = np.asarray(positions, dtype=np.float64)
-    if p.ndim != 3 or p.shape[2] != 3:
-        raise DataError(f"kinetic features: expected positions of shape (T, J, 3), got {p.shape}")
-    if p.shape[0] < 3:
-        raise DataError(f"kinetic features: need at least 3 frames, got {p.shape[0]}")
-    if not np.isfinite(p).all():
-        raise DataError("kinetic features: positions hold NaN or inf")
-    if not np.isfinite(fps) or fps <= 0:
-        raise DataError(f"kinetic features: fps must be positive, got {fps}")
+    p = check_positions(positions, fps, "kinetic features", min_frames=3, joints=None)
     if sliding_window < 1:
         raise DataError(f"kinetic features: sliding_window must be >= 1 frame, got {sliding_window}")
     dt = 1.0 / fps

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livedance.errors import DataError
-from livedance.eval.joints import JOINT_INDEX, UP_AXIS
+from livedance.eval.joints import JOINT_INDEX, UP_AXIS, check_positions
 
 #: EDGE's frame time (s): its motions are 30 fps and foot speeds are per EDGE frame.
 EDGE_FRAME_TIME = 1.0 / 30.0
@@ -50,15 +49,7 @@ def physical_foot_contact(positions: np.ndarray, fps: float) -> float:
     Raises:
         DataError: wrong shape, fewer than 3 frames, NaN/inf, or a non-positive ``fps``.
     """
-    p = np.asarray(positions, dtype=np.float64)
-    if p.ndim != 3 or p.shape[1:] != (24, 3):
-        raise DataError(f"PFC: expected positions of shape (T, 24, 3), got {p.shape}")
-    if p.shape[0] < 3:
-        raise DataError(f"PFC: need at least 3 frames, got {p.shape[0]}")
-    if not np.isfinite(p).all():
-        raise DataError("PFC: positions hold NaN or inf")
-    if not np.isfinite(fps) or fps <= 0:
-        raise DataError(f"PFC: fps must be positive, got {fps}")
+    p = check_positions(positions, fps, "PFC", min_frames=3)
     dt = 1.0 / fps
     root = p[:, JOINT_INDEX["root"]]
     root_v = (root[1:] - root[:-1]) / dt  # (T-1, 3)
