@@ -184,3 +184,17 @@ def test_cli_reports_bad_input_without_traceback(songs, tmp_path, monkeypatch, c
     assert main(["eval", "--motions", str(tmp_path / "missing")]) == 2
     assert "motion folder not found" in capsys.readouterr().err
     assert main(["eval", "--fps", "0"]) == 2
+
+
+def test_cli_weights_and_temperature_need_the_livedance_row(songs, tmp_path, monkeypatch, capsys):
+    from livedance.cli import main
+
+    _, clips = songs
+    monkeypatch.setenv("LIVEDANCE_CACHE", str(tmp_path / "cache"))
+    _stub_dataset(monkeypatch, clips)
+    assert main(["eval", "--temperature", "0.9"]) == 2
+    assert "--models livedance" in capsys.readouterr().err
+    assert main(["eval", "--models", "baseline", "--weights", str(tmp_path / "w")]) == 2
+    assert "--models livedance" in capsys.readouterr().err
+    assert main(["eval", "--models", "livedance", "--temperature", "-1"]) == 2
+    assert "--temperature must be a positive number" in capsys.readouterr().err

@@ -63,6 +63,14 @@ def eval_command(
     models_out: Optional[Path] = typer.Option(
         None, "--models-out", help="Folder for the --models motion npz files (default: a temporary folder)."
     ),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="Weights stem for the 'livedance' row instead of the shipped ones, e.g. "
+        "runs/generator/generator (what `livedance train generator` writes)."
+    ),
+    temperature: Optional[float] = typer.Option(
+        None, "--temperature", help="Sampling temperature of the 'livedance' row (default: the one in its weights' "
+        "config). Choose it on --split val, never on test (docs/model.md)."
+    ),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -89,6 +97,10 @@ def eval_command(
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
+    if (weights is not None or temperature is not None) and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature apply to the 'livedance' row: add --models livedance")
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"--temperature must be a positive number, got {temperature}")
     if models:
         import tempfile
 
@@ -102,7 +114,12 @@ def eval_command(
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:
             for m in names:
-                extra[f"{m} (generated)"] = generate_for_clips(m, split_clips, folder, seed=seed, progress=progress)
+                own = m == "livedance"
+                label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "")
+                extra[label] = generate_for_clips(
+                    m, split_clips, folder, seed=seed, progress=progress,
+                    weights=weights if own else None, temperature=temperature if own else None,
+                )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
@@ -120,6 +137,9 @@ def eval_command(
         data["command"] = (
             f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
             + (f" --motions {motions}" if motions is not None else "")
+            + (f" --models {models}" if models else "")
+            + (f" --weights {weights}" if weights is not None else "")
+            + (f" --temperature {temperature:g}" if temperature is not None else "")
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)
