@@ -171,3 +171,37 @@ def test_beat_track_phase_matches_the_live_tracker():
     target = s + 0.4
     c = slot_condition(bpm, phase, conf, ref_t, target)
     assert c[0] == pytest.approx(np.sin(2 * np.pi * tr.beat_phase(target)), abs=1e-4)
+
+
+def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
+    import json
+
+    from livedance.errors import DataError
+    from livedance.model.train_generator import load_model, save_model, ship_generator
+
+    torch.manual_seed(0)
+    g = DanceGenerator(GeneratorConfig(**SMALL)).eval()
+    run = tmp_path / "run" / "generator"
+    save_model(g, run, {"model": "livedance", "training": {"command": "livedance train generator --minutes 1",
+                                                           "steps": 7, "elapsed_s": 60.0}})
+    row = {"label": "livedance (generated), T=0.9", "FIDk": 50.0, "FIDg": 30.0, "Divk": 8.0, "Divg": 6.0,
+           "BAS": 0.2, "PFC": 0.5}
+    sel = tmp_path / "val.json"
+    sel.write_text(json.dumps({"split": "val", "rows": [{"label": "ground truth"}, row]}))
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps({"split": "test", "reference_split": "train", "fps": 25.0, "seconds": 20.0, "seed": 0,
+                                "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)")]}))
+    out = tmp_path / "weights"
+    ship_generator(run, 0.9, test, [sel], weights_dir=out)
+    shipped, doc = load_model(out / "generator")
+    assert shipped.config.temperature == pytest.approx(0.9) and g.config.temperature != pytest.approx(0.9)
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, shipped.state_dict()[k])
+    assert "val split" in doc["inference_note"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Generator" in card and "livedance train generator --minutes 1" in card
+    assert "| livedance (generated), T=0.9 | 50.00 |" in card and "| baseline (generated) |" in card
+    with pytest.raises(ConfigError, match="temperature"):
+        ship_generator(run, 0.0, weights_dir=out)
+    with pytest.raises(DataError, match="missing.json"):
+        ship_generator(run, 1.0, tmp_path / "missing.json", weights_dir=out)

@@ -118,3 +118,24 @@ def export_cmd(
     shapes = graph.input_shapes(1)
     Console().print(f"{path}: inputs " + ", ".join(f"{n}{list(s)}" for n, (s, _) in shapes.items())
                     + f"; outputs {', '.join(graph.output_names())}", highlight=False)
+
+
+@train_app.command("ship-generator")
+def ship_generator_cmd(
+    run: Path = typer.Argument(..., help="Weights stem written by `livedance train generator`, e.g. runs/generator/generator."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
+    eval_json: Optional[Path] = typer.Option(None, "--eval-json", help="`livedance eval --split test --models "
+                                             "livedance,baseline --json F` of these weights, for the model card."),
+    selection: list[Path] = typer.Option([], "--selection", help="`livedance eval --split val ... --temperature T "
+                                         "--json F` files (repeat the option), listed in the card as the selection."),
+) -> None:
+    """Ship a trained generator as livedance/weights/generator.* and write its model card section.
+
+    Example: livedance train ship-generator runs/generator/generator --temperature 0.9 --selection val-0.9.json --eval-json test.json
+    """
+    from rich.console import Console
+
+    from livedance.model.train_generator import ship_generator
+
+    paths = ship_generator(run, temperature, eval_json, selection)
+    Console().print(f"shipped {', '.join(paths)} and the Generator section of livedance/weights/MODEL_CARD.md", highlight=False)

@@ -17,6 +17,7 @@ progress, resumable safetensors checkpoints, DDP).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,3 +308,101 @@ def load_model(stem: Path):
     load_state_into(model, state, Path(stem).with_suffix(".safetensors"))
     model.eval()
     return model, doc
+
+
+def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_json: str | Path | None = None,
+                   selection_json: Sequence[str | Path] = (), weights_dir: str | Path | None = None) -> list[str]:
+    """Copy a trained generator into ``weights_dir`` (default ``livedance/weights``) as ``generator.*`` and
+    write the ``Generator`` section of its ``MODEL_CARD.md`` (data, split, training command, metrics).
+
+    Args:
+        run_stem: what ``livedance train generator`` wrote, e.g. ``runs/generator/generator``.
+        temperature: sampling temperature to bake into the shipped config (None: keep the run's).
+        eval_json: ``livedance eval --split test --models livedance,baseline --json F`` output whose rows
+            (ground truth, wrong song, livedance, baseline) go into the card.
+        selection_json: ``livedance eval --split val --models livedance --temperature T --json F`` outputs,
+            one per candidate temperature; their livedance rows are listed in the card as the selection.
+    Returns:
+        the written paths.
+    Raises:
+        WeightsError: the run's files are missing or corrupt. DataError: an eval JSON is unreadable.
+        ConfigError: temperature <= 0.
+    """
+    from dataclasses import replace
+
+    from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
+
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    model, doc = load_model(Path(run_stem))
+    if temperature is not None:
+        model.config = replace(model.config, temperature=float(temperature))
+
+    def read(p):
+        try:
+            return json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"{p}: not a readable `livedance eval --json` file ({type(e).__name__}: {e})") from None
+
+    sel = []
+    for p in selection_json:
+        d = read(p)
+        for r in d.get("rows", []):
+            if r["label"].startswith("livedance"):
+                sel.append((d.get("split"), r))
+    chosen = model.config.temperature
+    extra = {k: v for k, v in doc.items() if k not in ("format", "format_version", "config", "tensors", "sha256")}
+    if sel:
+        extra["inference_note"] = (
+            f"temperature {chosen:g} chosen after training by FIDk/FIDg and Divk/Divg on the "
+            f"{sel[0][0]} split (livedance eval --split {sel[0][0]} --temperature T); the weights were trained independently of it")
+    test = read(eval_json) if eval_json else None
+    paths = save_model(model, folder / "generator", extra)
+    card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(model, extra, sel, test))
+    paths = (*paths, card)
+    return [str(p) for p in paths]
+
+
+def _fmt_row(r: dict) -> str:
+    def f(k, d=2):
+        v = r.get(k)
+        return "-" if v is None else f"{v:.{d}f}"
+
+    return f"| {r['label']} | {f('FIDk')} | {f('FIDg')} | {f('Divk')} | {f('Divg')} | {f('BAS', 4)} | {f('PFC', 3)} |"
+
+
+def _generator_card(model, doc: dict, selection: list, test: dict | None) -> str:
+    c, tr = model.config, doc.get("training", {})
+    fl = tr.get("final_loss") or {}
+    n_par = sum(p.numel() for p in model.parameters())
+    head = "| row | FIDk | FIDg | Divk | Divg | BAS | PFC |\n| --- | --- | --- | --- | --- | --- | --- |"
+    sel = ""
+    if selection:
+        sel = (f"\n- Sampling temperature {c.temperature:g}, chosen on the **{selection[0][0]}** split (never on test) "
+               "from these runs of `livedance eval --split val --models livedance --weights RUN --temperature T`:\n\n"
+               + head + "\n" + "\n".join(_fmt_row(r) for _, r in selection) + "\n")
+    met = ""
+    if test:
+        met = (f"\n- Metrics: `livedance eval --split {test.get('split')} --models livedance,baseline` "
+               f"(FID reference: split '{test.get('reference_split')}', {test.get('fps')} fps, first "
+               f"{test.get('seconds')} s of each dance, seed {test.get('seed')}):\n\n"
+               + head + "\n" + "\n".join(_fmt_row(r) for r in test.get("rows", [])) + "\n")
+    return f"""Files: `generator.safetensors` (state dict) + `generator.json` (config, training record). Load with
+`livedance.engine.load_generator()`; `livedance generate SONG -o OUT.npz` and `livedance perform` run it.
+
+- Model: causal dance generator (docs/model.md): TGCA music encoder over the streaming features
+  (window {c.window} frames up to t - {c.lag_s} s, causal beat-tracker phase / tempo / confidence), {c.n_layers}
+  layers of parallel lower / upper-body Mamba branches (Danceba's PMMM; d_model {c.d_model}, d_state
+  {c.d_state}), chunked mask-predict of the base level (K = {c.chunk} token slots, {c.mask_iters} MaskGIT
+  iterations) and a residual head for levels 1..{c.levels - 1}, over the shipped HRVQ tokenizer's codes
+  ({c.levels} levels x {c.codebook_size} codes per part); {n_par:,} parameters; {c.fps:g} fps output.
+- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips,
+  {tr.get('train_windows', '?')} windows); validation split for the temperature, test split for the metrics
+  (`livedance/data/tang_split.json`).
+- Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
+  {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss
+  {fl.get('loss', float('nan')):.3f} (base-level cross-entropy {fl.get('base', float('nan')):.3f} nats, accuracy
+  {fl.get('acc', float('nan')):.3f}).{sel}{met}
+- Limits: body only; ballroom / Latin dances (waltz dominates), so other music gets ballroom-like steps.
+"""
