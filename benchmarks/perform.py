@@ -23,6 +23,10 @@ Usage::
 
     .venv/bin/python benchmarks/perform.py                 # 5 minutes + the reaction run
     .venv/bin/python benchmarks/perform.py --seconds 60    # shorter
+    .venv/bin/python benchmarks/perform.py --no-warp       # the learned model without the beat-synchronous warp
+
+The learned model is shown through the beat-synchronous playback warp (``livedance.live.warp``) unless
+``--no-warp`` is given; the table says which, with the warp's own counters.
 """
 
 from __future__ import annotations
@@ -124,16 +128,18 @@ def offsets(motion_t: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return np.where(np.abs(motion_t - left) < np.abs(motion_t - right), motion_t - left, motion_t - right)
 
 
-def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False):
+def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False, warp: bool = True):
     """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu).
 
     The generator is the one ``livedance perform`` uses: the shipped learned model (ONNX Runtime), or
-    the procedural dancer with ``procedural=True`` (or when no weights load).
+    the procedural dancer with ``procedural=True`` (or when no weights load). ``warp``: the
+    beat-synchronous playback warp of the learned model (``PerformConfig.warp.enabled``).
     """
     from livedance.audio.file import FileSource
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.setup import load_generator
     from livedance.live.sinks import VMCSink
+    from livedance.live.warp import WarpConfig
 
     gen, desc = load_generator(None, procedural)
     print(f"generator: {desc}")
@@ -143,13 +149,27 @@ def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedura
     vmc = VMCSink("127.0.0.1", sink_sock.getsockname()[1], "vrm0")
     rec = MemoryRecorder(int((seconds + 5) * 60))
     src = FileSource(path, realtime=True, loop=loop, duration_s=None)
-    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s))
+    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s, warp=WarpConfig(enabled=warp)))
     c0, w0 = time.process_time(), time.perf_counter()
     p.run(duration_s=seconds)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     p.stop()
     sink_sock.close()
     return p, rec, wall, cpu
+
+
+def warp_figures(st) -> dict:
+    """The beat-synchronous warp's counters (``PerformStats.warp_*``); warp_on: it showed warped time."""
+    return {
+        "warp_on": bool(st.warp_ticks > 0),
+        "warp_ticks": st.warp_ticks,
+        "warp_beats_hit": st.warp_beats_hit,
+        "warp_hit_error_ms": st.warp_hit_error_ms,
+        "warp_resyncs": st.warp_resyncs,
+        "warp_clamps": st.warp_clamps,
+        "warp_mean_abs_rate_dev": st.warp_mean_abs_rate_dev,
+        "warp_errors": st.warp_errors,
+    }
 
 
 def main_run(args) -> dict:
@@ -160,7 +180,8 @@ def main_run(args) -> dict:
     loops = int(np.ceil(args.seconds / file_dur))
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
-    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1, procedural=args.procedural)
+    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1,
+                                 procedural=args.procedural, warp=not args.no_warp)
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
@@ -197,6 +218,7 @@ def main_run(args) -> dict:
         "dancer_bpm": float(dancer_bpm),
         "music_bpm": float(music_bpm),
         "final_tracker_bpm": float(p.listener.beat.bpm),
+        **warp_figures(st),
     }
 
 
@@ -216,7 +238,8 @@ def reaction_run(args) -> dict:
         sf.write(f, y, sr)
         print(f"reaction run: {lead:g} s silence + {body:g} s of {path.name} from {args.reaction_offset:g} s + "
               f"{tail:g} s silence ...", file=sys.stderr, flush=True)
-        p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False, procedural=args.procedural)
+        p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False, procedural=args.procedural,
+                                     warp=not args.no_warp)
     n = rec.n
     t_stream = rec.t[:n] - p.stream_origin  # when each frame is seen, on the stream clock
     mt, speed = motion_beat_times(rec.t[:n], rec.q[:n], rec.r[:n], 60.0)
@@ -247,6 +270,7 @@ def reaction_run(args) -> dict:
         "settle_to_idle_s": settle,
         "start_dancing_on_beat_s": start,
         "misses": p.stats().misses,
+        **warp_figures(p.stats()),
     }
 
 
@@ -261,6 +285,7 @@ def main() -> int:
     ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--procedural", action="store_true", help="measure the procedural dancer instead of the shipped model")
+    ap.add_argument("--no-warp", action="store_true", help="show the learned model without the beat-synchronous playback warp")
     args = ap.parse_args()
     if args.audio is None:
         if SONG.exists():
@@ -276,7 +301,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    out = {"audio": args.audio, "latency_ms": args.latency_ms}
+    out = {"audio": args.audio, "latency_ms": args.latency_ms, "warp_requested": not args.no_warp}
     if not args.no_main:
         out["main"] = main_run(args)
     if not args.no_reaction:
@@ -302,6 +327,14 @@ def main() -> int:
         ("  median signed (motion - music) / hits within 70 ms", f"{m['beat_offset_ms_median_signed']:+.1f} ms / {100 * m['beats_within_70ms']:.0f} %", ""),
         ("  dancer / music tempo", f"{m['dancer_bpm']:.1f} / {m['music_bpm']:.1f} BPM ({m['beats_scored']} motion beats)", ""),
     ]
+    w = m or out.get("reaction")
+    if w is not None:
+        warp = ("on" if w["warp_on"] else "off") + ("" if w["warp_on"] or args.no_warp else " (procedural dancer: never warped)")
+        rows.append(("beat-synchronous warp (--no-warp turns it off)", warp, ""))
+        if w["warp_on"]:
+            rows.append(("  warp: beats hit (residual) / resyncs / clamps / mean |r - 1|",
+                         f"{w['warp_beats_hit']} ({w['warp_hit_error_ms']:.1f} ms) / {w['warp_resyncs']} / {w['warp_clamps']} / "
+                         f"{w['warp_mean_abs_rate_dev']:.3f}", ""))
     if "reaction" in out:
         r = out["reaction"]
         rows += [

@@ -72,6 +72,9 @@ def perform_command(
     ),
     no_controls: bool = typer.Option(False, "--no-controls", help="Do not listen for OSC controls."),
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session: while it has peers, its tempo and phase win."),
+    no_warp: bool = typer.Option(
+        False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
 ) -> None:
     """Listen to music and dance an avatar to it, live: VMC/OSC out, optional recordings.
@@ -91,6 +94,7 @@ def perform_command(
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.rest import default_rest_offsets
     from livedance.live.setup import build_sinks, default_latency_ms, load_generator, open_source, parse_endpoint
+    from livedance.live.warp import WarpConfig
 
     console = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -106,7 +110,8 @@ def perform_command(
         if control_port is None and not _udp_port_free(port):
             console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
             port = None
-    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port)
+    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port,
+                        warp=WarpConfig(enabled=not no_warp))
     cfg.validate()
     # cheap checks first: a bad endpoint fails before the model loads or anything opens
     if not no_vmc:

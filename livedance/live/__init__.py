@@ -4,6 +4,8 @@
 * :class:`Listener` / :class:`BeatSnapshot`: source -> streaming features + beat tracker.
 * :class:`MotionTimeline`, :func:`slerp`: model frames on the stream clock, sampled by the clock.
 * :class:`DeadlineClock`: drift-free fixed-rate ticks.
+* :class:`BeatWarp`, :class:`WarpConfig`, :class:`MotionBeatDetector`: beat-synchronous playback warp of the
+  learned dancer (its motion beats land on the music's beats).
 * :class:`ProceduralGenerator`: the beat-synced procedural dancer (fallback and safe pose).
 * :class:`ControlState`, :class:`ControlServer`: live OSC controls.
 * sinks: :class:`VMCSink`, :class:`RawOSCSink`, :class:`PreviewSink`, :class:`RecorderThread`,
@@ -18,9 +20,10 @@ from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import PreviewSink, RawOSCSink, RecorderThread, SinkSet, VMCSink, make_recorder
 from livedance.live.timeline import MotionTimeline, slerp
+from livedance.live.warp import BeatWarp, MotionBeatDetector, WarpConfig
 
 __all__ = [
-    "BeatSnapshot", "ControlServer", "ControlState", "DeadlineClock", "Listener", "MotionTimeline",
+    "BeatSnapshot", "BeatWarp", "ControlServer", "ControlState", "DeadlineClock", "Listener", "MotionBeatDetector", "MotionTimeline",
     "PerformConfig", "PerformStats", "Performer", "PreviewSink", "ProceduralConfig", "ProceduralGenerator",
-    "RawOSCSink", "RecorderThread", "SinkSet", "VMCSink", "default_rest_offsets", "make_recorder", "slerp",
+    "RawOSCSink", "RecorderThread", "SinkSet", "VMCSink", "WarpConfig", "default_rest_offsets", "make_recorder", "slerp",
 ]

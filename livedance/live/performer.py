@@ -16,6 +16,11 @@ Threads (each has a stop; :meth:`Performer.stop` joins them all within about a s
   motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
   the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
   :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too.
+  With a learned generator the clock samples the timeline at a warped *motion time* tau instead
+  (:mod:`livedance.live.warp`, beat-synchronous playback): the scheduler finds the motion beats of the
+  frames it appends (FK speed minima, as the BAS) and publishes them as an immutable
+  :class:`~livedance.live.warp.MotionBeats`; the clock varies the playback rate so that they land on the
+  beat grid in use. The procedural dancer (phase-locked by construction) is shown at s unwarped.
 * **controls** (optional, :class:`~livedance.live.controls.ControlServer`): OSC on 127.0.0.1.
 * **recorder** (in the sink set, when recording): writes BVH/npz off the clock thread.
 
@@ -49,6 +54,8 @@ from livedance.live.procedural import ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import SinkSet
 from livedance.live.timeline import MotionTimeline, slerp
+from livedance.live.warp import BeatWarp, MotionBeatDetector, MotionBeats, WarpConfig
+from livedance.motion.skeleton import SMPLX_PARENTS
 
 _log = logging.getLogger("livedance.live")
 
@@ -90,6 +97,8 @@ class PerformConfig:
         gil_switch_s: while running, the interpreter's GIL switch interval (``sys.setswitchinterval``)
             in seconds, restored by stop(); CPython's 5 ms default lets the feature thread hold the
             output clock up to 5 ms past its deadline. None leaves it alone.
+        warp: beat-synchronous playback warp of a learned generator (:class:`~livedance.live.warp.WarpConfig`;
+            ``WarpConfig(enabled=False)`` shows the model's frames at stream time, as before).
     """
 
     fps: float = 60.0
@@ -102,6 +111,7 @@ class PerformConfig:
     record_ticks: bool = True
     gil_switch_s: float | None = 0.0005
     rt_priority: int | None = 20
+    warp: WarpConfig = field(default_factory=WarpConfig)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -115,6 +125,9 @@ class PerformConfig:
             raise ConfigError(f"PerformConfig.spin_s must be >= 0 seconds, got {self.spin_s}")
         if not (math.isfinite(self.idle_fade_s) and self.idle_fade_s > 0):
             raise ConfigError(f"PerformConfig.idle_fade_s must be > 0 seconds, got {self.idle_fade_s}")
+        if not isinstance(self.warp, WarpConfig):
+            raise ConfigError(f"PerformConfig.warp must be a WarpConfig, got {type(self.warp).__name__}")
+        self.warp.validate()
 
 
 @dataclass
@@ -135,6 +148,16 @@ class PerformStats:
         sink_errors: exceptions caught per sink.
         send_errors: UDP send failures counted inside the senders (no receiver, ...).
         tick_deadlines, tick_wakes: perf_counter seconds of each tick's deadline and wake-up.
+        warp_ticks: ticks shown at a warped motion time (learned generator, warp enabled).
+        warp_aligned_ticks: of those, ticks steering a motion beat onto a music beat.
+        warp_beats_hit: motion beats brought to their music beat.
+        warp_hit_error_ms: mean |stream time the motion beat was shown - its music beat|, ms (the
+            warp's own residual, on the grid in use).
+        warp_resyncs: jumps of the motion time back to the nominal lag (lag over ``max_lag_s``).
+        warp_clamps: ticks at which the motion time was held at the newest frame or at show time.
+        warp_mean_abs_rate_dev: mean |r - 1| of the playback rate over the warped ticks.
+        warp_lag_s: the lag s - tau at the last tick, seconds.
+        warp_errors: exceptions in the motion-beat detector or the warp (the tick then shows s).
     """
 
     frames_sent: int = 0
@@ -151,6 +174,15 @@ class PerformStats:
     send_errors: int = 0
     tick_deadlines: list = field(default_factory=list)
     tick_wakes: list = field(default_factory=list)
+    warp_ticks: int = 0
+    warp_aligned_ticks: int = 0
+    warp_beats_hit: int = 0
+    warp_hit_error_ms: float = 0.0
+    warp_resyncs: int = 0
+    warp_clamps: int = 0
+    warp_mean_abs_rate_dev: float = 0.0
+    warp_lag_s: float = 0.0
+    warp_errors: int = 0
 
 
 class Performer:
@@ -213,6 +245,11 @@ class Performer:
         self._warned_gen = False
         self._t_start = 0.0
         self._old_switch: float | None = None
+        # beat-synchronous playback warp: detector on the scheduler thread, warp on the output clock
+        self._beat_detector = MotionBeatDetector(self.rest_offsets, SMPLX_PARENTS, self.config.warp)
+        self._motion_beats: MotionBeats | None = None  # replaced whole by the scheduler (atomic)
+        self._warp = BeatWarp(self.config.warp)
+        self._warping = False  # the output clock showed warped motion time at its last tick
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -312,6 +349,14 @@ class Performer:
         out = PerformStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
         out.sink_errors = dict(self.sinks.errors)
         out.send_errors = self.sinks.send_errors
+        w = self._warp
+        out.warp_aligned_ticks = w.aligned_ticks
+        out.warp_beats_hit = w.beats_hit
+        out.warp_hit_error_ms = 1e3 * w.hit_error_sum_s / w.beats_hit if w.beats_hit else 0.0
+        out.warp_resyncs = w.resyncs
+        out.warp_clamps = w.clamps
+        out.warp_mean_abs_rate_dev = w.mean_abs_rate_dev
+        out.warp_lag_s = w.lag_s
         return out
 
     # ------------------------------------------------------------------ scheduler
@@ -335,12 +380,64 @@ class Performer:
                 frames = self._step(gen, next_t)
                 self.timeline.append(frames)
                 next_t = frames.t0_s + len(frames) / frames.fps
+                self._detect_motion_beats(frames)
             except Exception as err:  # noqa: BLE001 - never let the scheduler die
                 self._stats.clock_errors += 1
                 if not self._warned_clock:
                     self._warned_clock = True
                     _log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
                 self._stop.wait(0.01)
+
+    def _warp_wanted(self) -> bool:
+        """The warp applies: enabled, and the learned generator (not the procedural dancer) dances."""
+        return self.config.warp.enabled and self.generator is not self.fallback
+
+    def _detect_motion_beats(self, frames: MotionFrames) -> None:
+        """Scheduler thread: motion beats of the frames just appended; published as one immutable object."""
+        if not self._warp_wanted():
+            self._motion_beats = None
+            return
+        try:
+            self._motion_beats = self._beat_detector.push(frames)
+        except Exception as err:  # noqa: BLE001 - the warp is an extra: without beats it keeps the lag
+            self._stats.warp_errors += 1
+            self._motion_beats = None
+            self._beat_detector.reset()
+            _log.debug("motion beat detector: %s: %s", type(err).__name__, err)
+
+    def _warp_grid(self, snap: BeatSnapshot) -> tuple[float, float] | None:
+        """The music beat grid the warp aims at, (anchor_s, period_s) on the stream clock, with the live
+        nudges applied (beats where :meth:`_tick`'s beat phase is 0); None when not confident or silent."""
+        ctl = self.controls
+        bpm = snap.bpm + ctl.bpm_offset
+        if snap.silent or snap.beat_s is None or snap.bpm <= 0 or bpm <= 0:
+            return None
+        if not snap.confidence >= self.config.warp.min_confidence:
+            return None
+        period = 60.0 / bpm
+        return (float(snap.beat_s) - float(ctl.phase_offset_beats) * period, period)
+
+    def _motion_time(self, s: float, snap: BeatSnapshot) -> float:
+        """Output clock: the timeline time to show at show time ``s`` (warped for a learned generator).
+
+        Never raises: a failure counts in ``warp_errors`` and shows ``s``.
+        """
+        if not self._warp_wanted():
+            if self._warping:
+                self._warp.reset()
+                self._warping = False
+            return s
+        try:
+            grid = None if self.controls.frozen else self._warp_grid(snap)
+            tau = self._warp.tick(s, self._motion_beats, grid)
+            self._warping = True
+            self._stats.warp_ticks += 1
+            return tau
+        except Exception as err:  # noqa: BLE001 - the output clock never dies
+            self._stats.warp_errors += 1
+            self._warp.reset()
+            _log.debug("warp: %s: %s", type(err).__name__, err)
+            return s
 
     @property
     def link_active(self) -> bool:
@@ -499,10 +596,12 @@ class Performer:
         t_show = due + cfg.latency_s
         origin = self.listener.stream_origin
         s = t_show - origin
+        snap = self.beat()
+        tau = self._motion_time(s, snap)
         if self.controls.frozen and self._last_pose is not None:
             q, r = self._last_pose
         else:
-            smp = self.timeline.sample(s)
+            smp = self.timeline.sample(tau)
             if smp is None:
                 st.startup_frames += 1
                 q, r = self.fallback.safe_pose(s)
@@ -512,7 +611,6 @@ class Performer:
                 q, r = smp.local_quats, smp.root
             self._last_pose = (q, r)
         frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
-        snap = self.beat()
         bpm = snap.bpm + self.controls.bpm_offset if snap.bpm > 0 else 0.0
         phase = (snap.phase(s, self.controls.bpm_offset) + self.controls.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
         music = MusicState(beat_phase=float(phase), bpm=float(bpm), energy=float(snap.loudness))
