@@ -1,6 +1,6 @@
 """Beat tracking figures, side by side: our causal tracker, plain aubio, librosa offline.
 
-    .venv/bin/python benchmarks/beats.py [--data ../shared/data] [--json out.json]
+    .venv/bin/python benchmarks/beats.py [--data ../shared/data] [--json out.json] [--tang] [--no-ablations]
 
 For each clip in ``<data>/beats`` (annotations ``time<TAB>position``), the CC song
 ``<data>/music/muldjord-armygeddon/song.ogg`` (beat grid from its MIDI tempo map, checked against
@@ -18,6 +18,16 @@ untrimmed (every beat, the headline) and trimmed (mir_eval.beat.trim_beats: beat
 dropped), plus for ours the time from the music start to the first correct beat, the tempo settling
 time (from the music start until the announced tempo stays within 4 % of the reference) and the
 downbeat F-measure where annotations have bar positions. A second table gives ablations.
+
+"1st correct beat s" is counted from the music start (first 10 ms above -50 dBFS); the extra column
+"after 1st silence s" counts from the end of the first silence (>= 1 s of 10 ms frames below -50 dBFS)
+before that beat, i.e. from when the sound resumed (armygeddon: a quiet intro, then 4.2 s of silence
+until 5.50 s; a second one, 10.03-11.26 s, is not used); where there is none it equals the first column.
+"ms/hop" is the tracker's wall time per 11.6 ms analysis hop (single thread).
+
+``--tang`` adds the sanity set: the first 40 s of the first 10 Tang et al. 2018 songs
+(``<data>/dance-tang2018/*/audio.mp3``) scored against librosa's offline beats (a tempo sanity
+reference, not ground truth), mean F for the default and the main variants.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livedance.beats import TrackerConfig, track
+from livedance.beats import BeatTracker, TempoConfig, TrackerConfig, track
 from livedance.beats import scoring as S
 from livedance.beats.clicks import click_track
 from livedance.data.audio_io import load_audio
@@ -102,6 +112,60 @@ def clips(data: Path) -> list[dict]:
     return out
 
 
+def sound_resumes_s(audio: np.ndarray, sr: int, before_s: float, min_gap_s: float = 1.0,
+                    threshold_db: float = -50.0) -> float:
+    """End (s) of the first silence of >= ``min_gap_s`` (10 ms RMS below ``threshold_db`` dBFS) after the
+    music start that ends before ``before_s``; the music start if there is none."""
+    n = max(1, int(sr * 0.01))
+    m = len(audio) // n
+    rms = np.sqrt(np.mean(np.asarray(audio[: m * n], np.float64).reshape(m, n) ** 2, axis=1))
+    quiet = rms <= 10 ** (threshold_db / 20)
+    start = S.music_start_s(audio, sr, threshold_db)
+    out, run = start, 0
+    for i, q in enumerate(quiet):
+        t = i * n / sr
+        if t >= before_s:
+            break
+        if q:
+            run += 1
+        else:
+            if run * n / sr >= min_gap_s and t > start:
+                return t
+            run = 0
+    return out
+
+
+def bank_configs() -> dict[str, TrackerConfig]:
+    """The multi-hypothesis bank variants (third follow-up): gamma 1, and with the fast-lock warm-up."""
+    return {
+        "bank (gamma 1)": TrackerConfig(tempo=TempoConfig(bank_gamma=1.0)),
+        "bank + fast lock": TrackerConfig(tempo=TempoConfig(bank_gamma=1.0), bank_lead_full=0.5),
+    }
+
+
+def tang_configs() -> dict[str, TrackerConfig]:
+    """Configurations scored on the Tang sanity set."""
+    return {"default": TrackerConfig(), "old default (no cap, no reset)": TrackerConfig(adaptive_cap=0.0, silence_reset_s=0.0),
+            **bank_configs()}
+
+
+def hop_cost(audio: np.ndarray, sr: int, configs: dict[str, TrackerConfig]) -> dict[str, tuple[float, float]]:
+    """Wall time per analysis hop (ms): median and 99th percentile, pushing one hop at a time."""
+    out = {}
+    for name, cfg in configs.items():
+        cfg.sample_rate = sr
+        tr = BeatTracker(cfg)
+        hop = int(round(cfg.hop * sr / 44100))
+        times = []
+        for i in range(0, len(audio) - hop, hop):
+            t0 = time.perf_counter()
+            tr.push(audio[i : i + hop])
+            times.append(time.perf_counter() - t0)
+        ms = 1000 * np.asarray(times[20:])
+        out[name] = (float(np.median(ms)), float(np.percentile(ms, 99)))
+    return out
+
+
 def score_ours(c: dict, cfg: TrackerConfig) -> dict:
     t0 = time.perf_counter()
     events = track(c["audio"], cfg)
@@ -109,12 +173,16 @@ def score_ours(c: dict, cfg: TrackerConfig) -> dict:
     at = S.announced_times(events)
     start = S.music_start_s(c["audio"], c["sr"])
     ref_bpm = 60.0 / float(np.median(np.diff(c["ref"])))
-    first = S.first_correct_beat_s(c["ref"], at) - start
+    first_abs = S.first_correct_beat_s(c["ref"], at)
+    first = first_abs - start
+    first_resume = first_abs - sound_resumes_s(c["audio"], c["sr"], first_abs) if first_abs == first_abs else first_abs
     settle = S.tempo_settling_s(events, ref_bpm) - start
     down_f = float("nan")
     if c["downs"] is not None:
         down_f = S.f_measure(c["downs"], np.asarray([max(e.time_s, e.reported_at_s) for e in events if e.is_downbeat]))
-    return dict(F=S.f_measure(c["ref"], at), Ft=S.f_measure(c["ref"], at, trim=True), first=first, settle=settle,
+    n_hops = len(c["audio"]) / c["sr"] * 44100 / cfg.hop
+    return dict(F=S.f_measure(c["ref"], at), Ft=S.f_measure(c["ref"], at, trim=True), first=first,
+                first_resume=first_resume, settle=settle, ms_per_hop=1000 * elapsed / n_hops,
                 bpm=float(np.median([e.bpm for e in events])) if events else 0.0, ref_bpm=ref_bpm, down_F=down_f,
                 rtf=elapsed / (len(c["audio"]) / c["sr"]))
 
@@ -123,6 +191,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--tang", action="store_true", help="also score the Tang sanity set (about 2 CPU-minutes)")
+    ap.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -133,7 +203,8 @@ def main() -> None:
         console.print(f"[yellow]no real clips under {args.data}: only synthetic click tracks[/]")
     table = Table(title="Beat tracking, mir_eval F-measure (70 ms); untrimmed | trimmed (beats < 5 s dropped)")
     for col in ("clip", "ours F", "ours F trim", "aubio F", "aubio F trim", "aubio@label F", "librosa F (offline)",
-                "librosa F trim", "1st correct beat s", "tempo settled s", "bpm ours/ref", "downbeat F", "RTF", "reference"):
+                "librosa F trim", "1st correct beat s", "after 1st silence s", "tempo settled s", "bpm ours/ref",
+                "downbeat F", "RTF", "ms/hop", "reference"):
         table.add_column(col, justify="left" if col in ("clip", "reference") else "right")
     abl = Table(title="Ablations of ours (F untrimmed)")
     variants = {
@@ -149,8 +220,14 @@ def main() -> None:
         "+ switch 0.75 s": TrackerConfig(),
     }
     variants["+ switch 0.75 s"].tempo.switch_time_s = 0.75
+    variants.update(bank_configs())
     for col in ("clip", *variants):
         abl.add_column(col, justify="left" if col == "clip" else "right")
+    bank_names = set(bank_configs())
+    bank_tab = Table(title="Bank variants (third follow-up): F and start-up, same definitions as the first table")
+    for col in ("clip", "variant", "F", "F trim", "1st correct beat s", "after 1st silence s", "tempo settled s",
+                "bpm ours/ref"):
+        bank_tab.add_column(col, justify="left" if col in ("clip", "variant") else "right")
     results = []
     f = lambda v: "-" if v != v else f"{v:.2f}"  # noqa: E731 (nan -> "-")
     for c in items:
@@ -165,21 +242,61 @@ def main() -> None:
                    librosa=dict(F=S.f_measure(c["ref"], lib), Ft=S.f_measure(c["ref"], lib, True)))
         table.add_row(c["name"], f(ours["F"]), f(ours["Ft"]), f(row["aubio"]["F"]), f(row["aubio"]["Ft"]),
                       f(row["aubio"]["F_label"]), f(row["librosa"]["F"]), f(row["librosa"]["Ft"]),
-                      f(ours["first"]), f(ours["settle"]), f"{ours['bpm']:.1f}/{ours['ref_bpm']:.1f}",
-                      f(ours["down_F"]), f"{ours['rtf']:.3f}", c["note"])
+                      f(ours["first"]), f(ours["first_resume"]), f(ours["settle"]),
+                      f"{ours['bpm']:.1f}/{ours['ref_bpm']:.1f}", f(ours["down_F"]), f"{ours['rtf']:.3f}",
+                      f"{ours['ms_per_hop']:.2f}", c["note"])
         abl_row = {}
-        for name, cfg in variants.items():
+        for name, cfg in ({} if args.no_ablations else variants).items():
             cfg.sample_rate = sr
+            if name in bank_names:  # the start-up figures of the bank variants go into their own table
+                b = score_ours(c, cfg)
+                abl_row[name] = b["F"]
+                bank_tab.add_row(c["name"], name, f(b["F"]), f(b["Ft"]), f(b["first"]), f(b["first_resume"]),
+                                 f(b["settle"]), f"{b['bpm']:.1f}/{b['ref_bpm']:.1f}")
+                continue
             abl_row[name] = ours["F"] if name == "default" else S.f_measure(c["ref"], S.announced_times(track(c["audio"], cfg)))
-        abl.add_row(c["name"], *(f(v) for v in abl_row.values()))
+        if abl_row:
+            abl.add_row(c["name"], *(f(v) for v in abl_row.values()))
         row["ablations"] = abl_row
         results.append(row)
     console.print(table)
-    console.print(abl)
+    if not args.no_ablations:
+        console.print(abl)
+        console.print(bank_tab)
     console.print("1st correct beat / tempo settled: seconds after the music start (first 10 ms RMS above -50 dBFS); "
                   "'-' = never. RTF: tracker wall time / audio duration (single thread).")
+    real = [c for c in items if not c["name"].startswith("jack_metro")] or items
+    cost = hop_cost(real[0]["audio"], real[0]["sr"], {"default": TrackerConfig(), **bank_configs()})
+    console.print(f"Per-hop cost on {real[0]['name']} (one 11.6 ms hop per push, single thread; median / 99th "
+                  "percentile ms): " + "; ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in cost.items()))
+    tang = tang_sanity(args.data, console) if args.tang else None
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=float))
+        args.json.write_text(json.dumps(dict(clips=results, tang=tang, hop_cost_ms=cost), indent=1, default=float))
+
+
+def tang_sanity(data: Path, console) -> dict | None:
+    """Mean F (70 ms) of the first 40 s of the first 10 Tang songs against librosa's offline beats."""
+    from rich.table import Table
+
+    songs = sorted(p for p in (data / "dance-tang2018").glob("*/audio.mp3"))[:10]
+    if not songs:
+        console.print(f"[yellow]no Tang songs under {data / 'dance-tang2018'}: sanity set skipped[/]")
+        return None
+    configs = tang_configs()
+    table = Table(title="Sanity set: first 40 s of 10 Tang songs, F vs librosa offline beats (not ground truth)")
+    for col in ("song", *configs):
+        table.add_column(col, justify="left" if col == "song" else "right")
+    out: dict[str, dict[str, float]] = {name: {} for name in configs}
+    for song in songs:
+        audio, sr = load_audio(song, duration_s=40.0)
+        ref = librosa_offline(audio, sr)
+        for name, cfg in configs.items():
+            cfg.sample_rate = sr
+            out[name][song.parent.name] = S.f_measure(ref, S.announced_times(track(audio, cfg)))
+        table.add_row(song.parent.name, *(f"{out[n][song.parent.name]:.2f}" for n in configs))
+    table.add_row("mean", *(f"{np.mean(list(out[n].values())):.3f}" for n in configs))
+    console.print(table)
+    return out
 
 
 if __name__ == "__main__":

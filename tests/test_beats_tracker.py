@@ -273,3 +273,100 @@ def test_silence_reset_relocks_to_a_new_tempo_quickly() -> None:
 
     assert bpm_at(TrackerConfig(silence_reset_s=1.5), 3.0) == pytest.approx(150.0, abs=1.5)
     assert bpm_at(TrackerConfig(silence_reset_s=0.0), 3.0) == pytest.approx(90.0, abs=1.5)  # the old 10 s memory
+
+
+# ---------------------------------------------------------------- multi-hypothesis bank (issue 3)
+def _pulse_envelope(bpm: float, seconds: float, fps: float, offbeat: float = 0.0, at: float = 0.5) -> np.ndarray:
+    """Frame-level onset envelope: 1.0 on every beat, ``offbeat`` at fraction ``at`` of each beat."""
+    env = np.zeros(int(seconds * fps))
+    period = 60.0 * fps / bpm
+    for b in np.arange(5.0, env.size - period, period):
+        env[int(round(b))] += 1.0
+        env[int(round(b + at * period))] += offbeat
+    return env
+
+
+def test_bank_prefers_the_beat_grid_over_3_2_and_is_octave_invariant() -> None:
+    """A grid that lands only on the strong onsets (quarter notes of a shuffle) beats the 3:2 grid
+    that alternates them between two phases; the octave-invariant score leaves 2:1 undecided."""
+    from livedance.beats.bank import ResonatorBank
+
+    fps = 44100 / 512
+    bank = ResonatorBank(fps)
+    for v in _pulse_envelope(84.0, 12.0, fps, offbeat=0.4, at=2.0 / 3.0):  # swung eighths, weaker
+        bank.step(v)
+    beat, three_two = bank.contrast_at(84.0), bank.contrast_at(126.0)
+    assert beat > 1.3 * three_two
+    inv = lambda b: float(bank.contrast_at(b, octave_invariant=True))  # noqa: E731
+    assert inv(168.0) == pytest.approx(inv(84.0), rel=0.05)
+    assert inv(84.0) > 1.3 * inv(126.0)
+    bank.reset()
+    assert bank.frames == 0 and not bank.contrast.any()
+
+
+def test_bank_contrast_is_flat_on_noise() -> None:
+    """No tempo stands out of a random envelope: the best bin is within a small factor of the median."""
+    from livedance.beats.bank import ResonatorBank
+
+    bank = ResonatorBank(44100 / 512)
+    for v in np.random.default_rng(1).exponential(1.0, 10 * 86):
+        bank.step(v)
+    click = ResonatorBank(44100 / 512)
+    for v in _pulse_envelope(120.0, 10.0, 44100 / 512) + 0.05:
+        click.step(v)
+    noise_peak = bank.contrast.max() / np.median(bank.contrast)
+    click_peak = click.contrast_at(120.0) / np.median(click.contrast)
+    assert noise_peak < 2.0 < click_peak
+
+
+def _bank_cfg(**kw) -> TrackerConfig:
+    cfg = TrackerConfig(**kw)
+    cfg.tempo.bank_gamma = 1.0
+    return cfg
+
+
+@pytest.mark.parametrize("bpm", [90.0, 150.0])
+def test_bank_keeps_the_octave_on_drum_pattern(bpm: float) -> None:
+    """The bank leaves the octave to the salience: kick + snare + eighth hats end at the beat tempo,
+    the last beats on the kicks. (At 90 BPM both rules first lock at 180 and switch at 11-12 s.)"""
+    audio, beats = _drum_pattern(bpm, 16.0)
+    tr = BeatTracker(_bank_cfg())
+    events = _push_all(tr, audio, 2048)
+    assert abs(tr.bpm - bpm) < 1.0
+    last = events[-5:]
+    assert len(last) == 5 and all(abs(e.bpm - bpm) < 1.5 for e in last)
+    assert all(np.min(np.abs(beats - e.time_s)) < 0.03 for e in last)
+
+
+@pytest.mark.parametrize("bpm", [60.0, 174.0])
+def test_bank_click_tracks(bpm: float) -> None:
+    audio, clicks = click_track(bpm, 12.0, SR, start_s=0.3)
+    tr = BeatTracker(_bank_cfg())
+    events = _push_all(tr, audio, 1024)
+    assert abs(tr.bpm - bpm) < 1.0
+    late = [e for e in events if e.time_s > 6.0]
+    assert len(late) >= int(5.0 * bpm / 60.0)
+    assert all(np.min(np.abs(clicks - e.time_s)) < 0.020 for e in late)
+
+
+def test_bank_silence_noise_and_block_independence() -> None:
+    """With the bank on: silence gives no beats and confidence 0, white noise stays below 0.5, and the
+    output does not depend on the block split."""
+    cfg = _bank_cfg(bank_lead_full=0.5)
+    tr = BeatTracker(cfg)
+    assert _push_all(tr, np.zeros(3 * SR, np.float32), 2048) == [] and tr.confidence == 0.0
+    noise = (0.3 * np.random.default_rng(0).standard_normal(10 * SR)).astype(np.float32)
+    tr = BeatTracker(cfg)
+    events = _push_all(tr, noise, 1000)
+    assert all(e.confidence < 0.5 for e in events) and tr.confidence < cfg.min_confidence
+    audio, _ = click_track(128.0, 6.0, SR, start_s=0.1)
+    ref = [(e.time_s, e.reported_at_s, e.bpm) for e in track(audio, cfg, block=len(audio))]
+    assert len(ref) > 5
+    for block in (97, 4097):
+        assert [(e.time_s, e.reported_at_s, e.bpm) for e in track(audio, cfg, block=block)] == ref
+    tr = BeatTracker(cfg)
+    _push_all(tr, audio, 4096)
+    assert tr._tempo.bank_lead > 0.3  # one clear hypothesis on a click track
+    assert tr.confidence > 0.5
+    _push_all(tr, np.zeros(2 * SR, np.float32), 2048)
+    assert tr.confidence == 0.0

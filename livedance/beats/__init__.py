@@ -6,6 +6,8 @@
 - :class:`BeatGrid` and :class:`PreferLink` (:mod:`livedance.beats.grid`): the interface both share,
   and the switch that lets the DJ's Link tempo override the estimate.
 - :mod:`livedance.beats.scoring`: causal scoring (announced times, mir_eval F-measure, start-up).
+- :mod:`livedance.beats.bank`: the comb-resonator bank behind the optional multi-hypothesis tempo
+  selection (``TempoConfig.bank_gamma``).
 
 Heavy or optional imports (aubio, soxr, aalink) happen when the objects are created.
 """

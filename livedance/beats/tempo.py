@@ -12,7 +12,10 @@ acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical 
   log-normal prior over tempo  w(bpm) = exp(-0.5 (log2(bpm / prior_bpm) / prior_octaves)^2);
 * the tracked period follows the best peak inside +-4 % (tempo smoothing), and moves to a peak at
   another metrical level (ratio 2, 1/2, 3/2, 2/3 or anywhere else) only after that peak has beaten the
-  current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis).
+  current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis);
+* optionally (``bank_gamma`` > 0, off by default) a multi-hypothesis bank decides instead: every tempo
+  is a hypothesis scored by salience x (comb-resonator contrast) ** bank_gamma
+  (:mod:`livedance.beats.bank`), leaky-integrated per hypothesis, with the same kind of hysteresis.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ class TempoConfig:
         unbiased: normalise each autocorrelation lag by its own (forgetting-weighted) number of
             products, so that early on slow tempi are not penalised (see ``_normalise``).
         min_overlap_s: lags with less than this much overlap (seconds) are left out of the comb.
+        bank_gamma: if > 0, the multi-hypothesis (tempo, phase) bank is on: every tempo of the
+            search grid is a hypothesis, scored each frame by salience x (resonator contrast) **
+            bank_gamma (:class:`~livedance.beats.bank.ResonatorBank`: how well the hypothesis' best
+            phase grid explains the envelope), leaky-integrated per hypothesis; that evidence drives
+            the selection and its hysteresis (:meth:`TempoEstimator._select_bank`). 0 = off
+            (salience alone, the default; docs/beats.md, "Third follow-up").
+        bank_half_life_beats: memory of the bank's resonators, beats.
+        bank_octave_invariant: score each hypothesis with the bank's largest contrast over its
+            octaves (T/2, T, 2T), so the bank separates metrical classes (beat against 3:2) and the
+            salience alone decides the octave (the bank's contrast favours slower octaves).
+        bank_time_s: time constant of the leaky integration of each hypothesis' combined score, s.
+        bank_switch_s: how long another hypothesis' integrated score must beat the tracked one by
+            ``bank_margin`` before the bank switches, seconds.
+        bank_margin: factor by which another hypothesis' integrated score must beat the tracked one.
     """
 
     min_bpm: float = 55.0
@@ -56,6 +73,12 @@ class TempoConfig:
     smooth_time_s: float = 3.0
     unbiased: bool = False
     min_overlap_s: float = 0.5
+    bank_gamma: float = 0.0
+    bank_half_life_beats: float = 4.0
+    bank_octave_invariant: bool = True
+    bank_time_s: float = 1.5
+    bank_switch_s: float = 0.5
+    bank_margin: float = 1.15
 
 
 class TempoEstimator:
@@ -64,6 +87,11 @@ class TempoEstimator:
     Call :meth:`update` once per frame with the envelope value; read :attr:`period` (frames, or None
     before a tempo is found), :attr:`bpm` and :attr:`strength` (normalised autocorrelation at the
     tracked period, about 0 for noise and near 1 for a click track).
+
+    With ``cfg.bank_gamma > 0`` also :attr:`bank` (the :class:`~livedance.beats.bank.ResonatorBank`),
+    :attr:`evidence` ((n_candidates,) float64 in [0, 1], the leaky-integrated combined score of every
+    candidate tempo) and :attr:`bank_lead` (in [0, 1], evidence of the tracked tempo minus that of the
+    best tempo that is neither it nor one of its octaves; 0 with the bank off).
     """
 
     def __init__(self, fps: float, cfg: TempoConfig | None = None) -> None:
@@ -79,6 +107,13 @@ class TempoEstimator:
         self._switch_frames = int(round(c.switch_time_s * self.fps))
         self._hw = np.arange(1, c.n_harmonics + 1, dtype=float) ** -c.harmonic_exponent
         self._smooth_a = float(np.exp(-1.0 / (c.smooth_time_s * self.fps)))
+        self.bank = None
+        if c.bank_gamma > 0:
+            from livedance.beats.bank import ResonatorBank
+
+            self.bank = ResonatorBank(self.fps, c.min_bpm, c.max_bpm, half_life_beats=c.bank_half_life_beats)
+        self._bank_a = 1.0 - float(np.exp(-1.0 / (max(c.bank_time_s, 1e-3) * self.fps)))
+        self._bank_switch_frames = max(1, int(round(c.bank_switch_s * self.fps)))
         self.reset()
 
     def reset(self) -> None:
@@ -94,6 +129,11 @@ class TempoEstimator:
         self.salience = np.zeros_like(self._periods)
         self._challenger: float | None = None
         self._challenger_frames = 0
+        self.bank_lead = 0.0
+        self.evidence = np.zeros_like(self._periods)
+        self._sal_raw = np.zeros_like(self._periods)
+        if self.bank is not None:
+            self.bank.reset()
 
     @property
     def bpm(self) -> float:
@@ -156,6 +196,8 @@ class TempoEstimator:
         self._acf *= self._beta
         self._acf += d * self._hist
         self._n += 1
+        if self.bank is not None:
+            self.bank.step(max(float(value), 0.0))
         if self._n < self.fps * 1.0 or self._acf[0] <= 1e-12:
             return
         if c.unbiased:
@@ -165,6 +207,7 @@ class TempoEstimator:
         k = np.arange(1, c.n_harmonics + 1)
         lags = self._periods[:, None] * k[None, :]
         sal = self._comb(lags) * self._prior
+        self._sal_raw = sal
         if bias is not None:
             sal = sal * bias
         self.salience = sal
@@ -177,6 +220,9 @@ class TempoEstimator:
                 off = 0.5 * (a - cc) / den
                 best = float(np.exp(np.log(best) - 0.004 * off))
         if sal[j] <= 0:
+            return
+        if self.bank is not None:
+            self._select_bank()
             return
         if self.period is None:
             self.period = best
@@ -197,6 +243,57 @@ class TempoEstimator:
                 self._challenger, self._challenger_frames = None, 0
                 self.period = self._smooth_a * self.period + (1 - self._smooth_a) * cur
         self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
+
+    def _select_bank(self) -> None:
+        """Period selection over the hypothesis bank.
+
+        Every tempo of the grid is a hypothesis. Its combined score this frame is salience (without
+        the external bias) x bank contrast ** bank_gamma, normalised by the frame's maximum; the
+        evidence G is that score leaky-integrated per hypothesis (time constant
+        ``bank_time_s``). The tracked period follows the G maximum within the tracking tolerance and
+        moves to another peak when that peak's G beats the current one by ``bank_margin`` for
+        ``bank_switch_s`` (hysteresis; the integration already smooths the evidence).
+        """
+        c = self.cfg
+        bank_c = self.bank.contrast_at(self._bpms, c.bank_octave_invariant)
+        g = np.maximum(self._sal_raw, 0.0) * np.maximum(bank_c, 0.0) ** c.bank_gamma
+        if g.max() > 0:
+            g = g / g.max()
+        self.evidence += self._bank_a * (g - self.evidence)
+        G = self.evidence
+        j = int(np.argmax(G))
+        top = float(self._periods[j])
+        if self.period is None:
+            self.period = top
+        elif abs(top / self.period - 1) <= c.track_tolerance:
+            self.period = self._smooth_a * self.period + (1 - self._smooth_a) * top
+            self._challenger, self._challenger_frames = None, 0
+        else:
+            m = np.abs(self._periods / self.period - 1) <= c.track_tolerance
+            idx = np.flatnonzero(m)
+            k = int(idx[int(np.argmax(G[idx]))]) if idx.size else j
+            cur = float(self._periods[k])
+            if G[j] > c.bank_margin * G[k]:
+                if self._challenger is not None and abs(top / self._challenger - 1) <= c.track_tolerance:
+                    self._challenger_frames += 1
+                else:
+                    self._challenger, self._challenger_frames = top, 1
+                if self._challenger_frames >= self._bank_switch_frames:
+                    self.period = top
+                    self._challenger, self._challenger_frames = None, 0
+            else:
+                self._challenger, self._challenger_frames = None, 0
+                self.period = self._smooth_a * self.period + (1 - self._smooth_a) * cur
+        self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
+        # Lead of the tracked hypothesis, in [0, 1]: its integrated evidence minus that of the best
+        # hypothesis that is neither it nor one of its octaves. It grows only as fast as the leaky
+        # integration fills (so a few frames of evidence cannot give a lead) and stays near 0 when
+        # two metrical classes compete.
+        rel = np.abs(np.log2(self._periods / self.period))
+        away = np.abs(rel - np.round(rel)) > 0.06
+        second = float(G[away].max()) if away.any() else 0.0
+        here = float(G[np.abs(self._periods / self.period - 1) <= c.track_tolerance].max())
+        self.bank_lead = max(0.0, here - second)
 
     def _local_best(self, period: float) -> float:
         """Best salience peak within the tracking tolerance of ``period`` (frames)."""

@@ -98,6 +98,11 @@ class TrackerConfig:
         silence_reset_s: if > 0, a silence (per the gate) of at least this long resets the tempo
             autocorrelation when sound resumes, so the re-lock does not wait for the old
             material (and the level jump) to be forgotten.
+        bank_lead_full: with the hypothesis bank on (``tempo.bank_gamma > 0``), the confidence's
+            warm-up factor is at least ``bank_lead / bank_lead_full`` (capped at 1), where
+            ``bank_lead`` in [0, 1] is how far the tracked hypothesis' integrated evidence leads the
+            best other metrical class (:class:`~livedance.beats.tempo.TempoEstimator`); 0 = off
+            (the fixed K-period warm-up).
     """
 
     sample_rate: int = 44100
@@ -130,6 +135,7 @@ class TrackerConfig:
     adaptive_time_s: float = 2.0
     adaptive_init: float = 1.0
     silence_reset_s: float = 1.5
+    bank_lead_full: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first field out of range."""
@@ -471,6 +477,10 @@ class BeatTracker:
             warm = float(self._sound[:span].mean())
         else:
             warm = min(1.0, self._sound_frames / (self.cfg.phase_beats * period))
+        if self.cfg.bank_lead_full > 0 and self._tempo.bank is not None:
+            # Fast lock: once one hypothesis clearly leads the bank, the warm-up need not wait for
+            # K full periods of history.
+            warm = max(warm, min(1.0, self._tempo.bank_lead / self.cfg.bank_lead_full))
         if self.cfg.strength_z > 0:
             # Significance: the normalised autocorrelation of a random envelope over N frames has a
             # standard deviation of about 1 / sqrt(N); subtract z of them (Bartlett's formula).
