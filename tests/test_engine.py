@@ -220,3 +220,40 @@ def test_frames_carry_the_pelvis_world_position(parts):
         fa, fb = a.step(ctx), b.step(ctx)
         np.testing.assert_allclose(fb.root_translation - fa.root_translation,
                                    np.tile([rest[0, 0], 0.0, rest[0, 2]], (8, 1)), atol=1e-5)
+
+
+def test_residual_temperature_scales_only_the_residual_noise(parts):
+    from dataclasses import replace
+
+    from livedance.engine import build_generator
+    from livedance.errors import ConfigError
+
+    seen = {}
+
+    class _Spy:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, inputs):
+            seen.setdefault("runs", []).append({k: np.array(inputs[k]) for k in ("gumbel_base", "gumbel_res")})
+            return self.inner.run(inputs)
+
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=5)
+    g.backend = _Spy(g.backend)
+    base_cfg = g.config
+    draws = {}
+    for rt in (None, 2.0 * base_cfg.temperature, 0.0):
+        seen.clear()
+        g.config = replace(base_cfg, residual_temperature=rt)
+        g.reset(5)
+        for c in _contexts(3):
+            g.step(c)
+        draws[rt] = seen["runs"]
+    g.config = base_cfg
+    plain, doubled, argmax = draws[None], draws[2.0 * base_cfg.temperature], draws[0.0]
+    for a, b, z in zip(plain, doubled, argmax):
+        np.testing.assert_array_equal(a["gumbel_base"], b["gumbel_base"])  # the base level is untouched
+        np.testing.assert_allclose(b["gumbel_res"], 2.0 * a["gumbel_res"], rtol=1e-6)
+        assert np.all(z["gumbel_res"] == 0.0) and np.abs(z["gumbel_base"]).max() > 0
+    with pytest.raises(ConfigError, match="residual_temperature"):
+        replace(base_cfg, residual_temperature=-1.0)

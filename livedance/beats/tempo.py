@@ -57,6 +57,15 @@ class TempoConfig:
         bank_switch_s: how long another hypothesis' integrated score must beat the tracked one by
             ``bank_margin`` before the bank switches, seconds.
         bank_margin: factor by which another hypothesis' integrated score must beat the tracked one.
+        first_decision_s: history (seconds since the last reset) before a first tempo is chosen.
+        young_time_s: if > 0, a "young" tracker (less than this many seconds since the last reset)
+            decides faster: the switch hysteresis (``switch_time_s``, ``bank_switch_s``) and the tempo
+            smoothing (``smooth_time_s``) are scaled by ``max(age / young_time_s, young_min_frac)``,
+            so a tempo chosen on a short history can be corrected as soon as the evidence for
+            another metrical level is in (docs/beats.md, "Fourth follow-up"). 0 = off.
+        young_min_frac: the smallest such scale factor.
+        young_margin: the faster switch applies only to a challenger that beats the tracked tempo
+            by at least this factor (a clear lead); closer calls keep the full ``switch_time_s``.
     """
 
     min_bpm: float = 55.0
@@ -79,6 +88,10 @@ class TempoConfig:
     bank_time_s: float = 1.5
     bank_switch_s: float = 0.5
     bank_margin: float = 1.15
+    first_decision_s: float = 1.0
+    young_time_s: float = 0.0
+    young_min_frac: float = 0.1
+    young_margin: float = 1.0
 
 
 class TempoEstimator:
@@ -198,7 +211,7 @@ class TempoEstimator:
         self._n += 1
         if self.bank is not None:
             self.bank.step(max(float(value), 0.0))
-        if self._n < self.fps * 1.0 or self._acf[0] <= 1e-12:
+        if self._n < self.fps * c.first_decision_s or self._acf[0] <= 1e-12:
             return
         if c.unbiased:
             self._normalise()
@@ -221,30 +234,43 @@ class TempoEstimator:
                 best = float(np.exp(np.log(best) - 0.004 * off))
         if sal[j] <= 0:
             return
+        young = self._youth()
+        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 else self._smooth_a
         if self.bank is not None:
-            self._select_bank()
+            self._select_bank(young)
             return
         if self.period is None:
             self.period = best
         elif abs(best / self.period - 1) <= c.track_tolerance:
-            self.period = self._smooth_a * self.period + (1 - self._smooth_a) * best
+            self.period = smooth_a * self.period + (1 - smooth_a) * best
             self._challenger, self._challenger_frames = None, 0
         else:
             cur = self._local_best(self.period)
-            if self._score(best) > c.switch_margin * self._score(cur):
+            s_best, s_cur = self._score(best), self._score(cur)
+            fast = young < 1.0 and s_best >= c.young_margin * s_cur
+            switch_frames = max(1, int(round(self._switch_frames * (young if fast else 1.0))))
+            if s_best > c.switch_margin * s_cur:
                 if self._challenger is not None and abs(best / self._challenger - 1) <= c.track_tolerance:
                     self._challenger_frames += 1
                 else:
                     self._challenger, self._challenger_frames = best, 1
-                if self._challenger_frames >= self._switch_frames:
+                if self._challenger_frames >= switch_frames:
                     self.period = best
                     self._challenger, self._challenger_frames = None, 0
             else:
                 self._challenger, self._challenger_frames = None, 0
-                self.period = self._smooth_a * self.period + (1 - self._smooth_a) * cur
+                self.period = smooth_a * self.period + (1 - smooth_a) * cur
         self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
 
-    def _select_bank(self) -> None:
+    def _youth(self) -> float:
+        """Scale factor in (0, 1] of the hysteresis and smoothing times: ``age / young_time_s`` (age =
+        seconds since the last reset), at least ``young_min_frac``; 1 when ``young_time_s`` is 0."""
+        c = self.cfg
+        if c.young_time_s <= 0:
+            return 1.0
+        return float(min(1.0, max(self._n / (c.young_time_s * self.fps), c.young_min_frac)))
+
+    def _select_bank(self, young: float = 1.0) -> None:
         """Period selection over the hypothesis bank.
 
         Every tempo of the grid is a hypothesis. Its combined score this frame is salience (without
@@ -252,9 +278,11 @@ class TempoEstimator:
         evidence G is that score leaky-integrated per hypothesis (time constant
         ``bank_time_s``). The tracked period follows the G maximum within the tracking tolerance and
         moves to another peak when that peak's G beats the current one by ``bank_margin`` for
-        ``bank_switch_s`` (hysteresis; the integration already smooths the evidence).
+        ``bank_switch_s`` (hysteresis; the integration already smooths the evidence). ``young`` in
+        (0, 1] scales the switch and smoothing times (:meth:`_youth`).
         """
         c = self.cfg
+        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 else self._smooth_a
         bank_c = self.bank.contrast_at(self._bpms, c.bank_octave_invariant)
         g = np.maximum(self._sal_raw, 0.0) * np.maximum(bank_c, 0.0) ** c.bank_gamma
         if g.max() > 0:
@@ -266,24 +294,26 @@ class TempoEstimator:
         if self.period is None:
             self.period = top
         elif abs(top / self.period - 1) <= c.track_tolerance:
-            self.period = self._smooth_a * self.period + (1 - self._smooth_a) * top
+            self.period = smooth_a * self.period + (1 - smooth_a) * top
             self._challenger, self._challenger_frames = None, 0
         else:
             m = np.abs(self._periods / self.period - 1) <= c.track_tolerance
             idx = np.flatnonzero(m)
             k = int(idx[int(np.argmax(G[idx]))]) if idx.size else j
             cur = float(self._periods[k])
+            fast = young < 1.0 and G[j] >= c.young_margin * G[k]
+            switch_frames = max(1, int(round(self._bank_switch_frames * (young if fast else 1.0))))
             if G[j] > c.bank_margin * G[k]:
                 if self._challenger is not None and abs(top / self._challenger - 1) <= c.track_tolerance:
                     self._challenger_frames += 1
                 else:
                     self._challenger, self._challenger_frames = top, 1
-                if self._challenger_frames >= self._bank_switch_frames:
+                if self._challenger_frames >= switch_frames:
                     self.period = top
                     self._challenger, self._challenger_frames = None, 0
             else:
                 self._challenger, self._challenger_frames = None, 0
-                self.period = self._smooth_a * self.period + (1 - self._smooth_a) * cur
+                self.period = smooth_a * self.period + (1 - smooth_a) * cur
         self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
         # Lead of the tracked hypothesis, in [0, 1]: its integrated evidence minus that of the best
         # hypothesis that is neither it nor one of its octaves. It grows only as fast as the leaky

@@ -71,6 +71,10 @@ def eval_command(
         None, "--temperature", help="Sampling temperature of the 'livedance' row (default: the one in its weights' "
         "config). Choose it on --split val, never on test (docs/model.md)."
     ),
+    residual_temperature: Optional[float] = typer.Option(
+        None, "--residual-temperature", help="Temperature of the residual code levels of the 'livedance' row "
+        "(default: its weights' config; 0 = argmax)."
+    ),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -97,8 +101,10 @@ def eval_command(
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
-    if (weights is not None or temperature is not None) and "livedance" not in (models or ""):
-        raise ConfigError("--weights / --temperature apply to the 'livedance' row: add --models livedance")
+    if (weights is not None or temperature is not None or residual_temperature is not None) and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature / --residual-temperature apply to the 'livedance' row: add --models livedance")
+    if residual_temperature is not None and not (math.isfinite(residual_temperature) and residual_temperature >= 0):
+        raise ConfigError(f"--residual-temperature must be >= 0, got {residual_temperature}")
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"--temperature must be a positive number, got {temperature}")
     if models:
@@ -115,10 +121,12 @@ def eval_command(
                       console=err, transient=True) as progress:
             for m in names:
                 own = m == "livedance"
-                label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "")
+                label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "") + (
+                    f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
                     weights=weights if own else None, temperature=temperature if own else None,
+                    residual_temperature=residual_temperature if own else None,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,6 +148,7 @@ def eval_command(
             + (f" --models {models}" if models else "")
             + (f" --weights {weights}" if weights is not None else "")
             + (f" --temperature {temperature:g}" if temperature is not None else "")
+            + (f" --residual-temperature {residual_temperature:g}" if residual_temperature is not None else "")
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)

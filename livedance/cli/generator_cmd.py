@@ -124,6 +124,8 @@ def export_cmd(
 def ship_generator_cmd(
     run: Path = typer.Argument(..., help="Weights stem written by `livedance train generator`, e.g. runs/generator/generator."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
+    residual_temperature: Optional[float] = typer.Option(
+        None, "--residual-temperature", help="Temperature of the residual code levels to ship (0 = argmax)."),
     eval_json: Optional[Path] = typer.Option(None, "--eval-json", help="`livedance eval --split test --models "
                                              "livedance,baseline --json F` of these weights, for the model card."),
     selection: list[Path] = typer.Option([], "--selection", help="`livedance eval --split val ... --temperature T "
@@ -137,5 +139,5 @@ def ship_generator_cmd(
 
     from livedance.model.train_generator import ship_generator
 
-    paths = ship_generator(run, temperature, eval_json, selection)
+    paths = ship_generator(run, temperature, eval_json, selection, residual_temperature=residual_temperature)
     Console().print(f"shipped {', '.join(paths)} and the Generator section of livedance/weights/MODEL_CARD.md", highlight=False)

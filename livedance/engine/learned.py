@@ -118,8 +118,9 @@ class LearnedGenerator:
         inputs["window"] = self.window_before(t_n - lag)[None]
         inputs["cond"] = cond[None]
         for name in ("gumbel_base", "gumbel_res"):
-            inputs[name] = (self._zeros(name) if self.greedy
-                            else self._rng.gumbel(size=self._shapes[name]).astype(np.float32))
+            scale = 0.0 if self.greedy else (self.config.residual_noise_scale if name == "gumbel_res" else 1.0)
+            inputs[name] = (self._zeros(name) if scale == 0.0
+                            else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
         out = self.backend.run(inputs)
         states = {n: out[f"{n}_out"] for n in self._state_names}
         if all(np.isfinite(v).all() for v in states.values()):

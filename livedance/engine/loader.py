@@ -97,7 +97,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
 
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
-                   temperature: float | None = None):
+                   temperature: float | None = None, residual_temperature: float | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -107,6 +107,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         threads: CPU threads of the backend. tokenizer: tokenizer stem (None: the shipped one).
         device: torch device for the ``torch`` backend (``"cuda"``: mamba-ssm's kernels when importable).
         temperature: sampling temperature (None: the trained config's, 1.0); baked into the exported graph.
+        residual_temperature: temperature of the residual levels (None: the weights' config; 0: argmax);
+            applied by scaling the residual Gumbel noise, so the exported graph does not change.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -123,6 +125,10 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
         graph.model.config = graph.config = replace(graph.config, temperature=float(temperature))
+    if residual_temperature is not None:
+        from dataclasses import replace
+
+        graph.model.config = graph.config = replace(graph.config, residual_temperature=float(residual_temperature))
     onnx_path = None
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / (

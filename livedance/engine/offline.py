@@ -154,7 +154,8 @@ def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.n
 
 
 def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, backend: str = "onnx",
-                       weights: str | Path | None = None, progress=None, temperature: float | None = None) -> list:
+                       weights: str | Path | None = None, progress=None, temperature: float | None = None,
+                       residual_temperature: float | None = None) -> list:
     """Dance to each clip's music excerpt (its song from ``audio_offset_s`` for its duration) through the step path.
 
     Used by ``livedance eval --models``: the rows of generated dances are scored against the same
@@ -166,6 +167,7 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
         seed: sampling seed. backend: engine backend. progress: optional ``rich.progress.Progress``.
         weights: weights stem (None: the shipped ``model`` weights).
         temperature: sampling temperature (None: the one in the weights' config).
+        residual_temperature: residual levels' temperature (None: the weights' config; 0: argmax).
     Returns:
         list of :class:`~livedance.eval.motion_io.MotionFile`, one per clip.
     Raises:
@@ -174,7 +176,8 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
     from livedance.engine import load_generator
     from livedance.eval.motion_io import load_motion
 
-    gen = load_generator(weights, backend=backend, seed=seed, kind=model, temperature=temperature)
+    gen = load_generator(weights, backend=backend, seed=seed, kind=model, temperature=temperature,
+                         residual_temperature=residual_temperature)
     out_dir = Path(folder) / model
     task = progress.add_task(f"generating ({model})", total=len(clips)) if progress is not None else None
     files = []

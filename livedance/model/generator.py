@@ -73,7 +73,14 @@ class GeneratorConfig:
         lag_s: audio lag, seconds: slot n sees audio up to ``t_n - lag_s`` (t_n: time of its first frame).
         fps: motion frame rate (25).
         stride: frames per token (4).
-        temperature: sampling temperature at inference.
+        temperature: sampling temperature at inference (base level; also the residual levels unless
+            ``residual_temperature`` is set).
+        residual_temperature: sampling temperature of residual levels 1..V-1 at inference (None: the same
+            as ``temperature``; 0: argmax). The graph samples argmax(log p / temperature + g) with Gumbel
+            noise g supplied from outside, so the engine realises it by scaling g by
+            residual_temperature / temperature (:class:`~livedance.engine.learned.LearnedGenerator`).
+            Residual codes refine the pose (SoulNet's levels); sampling them adds frame-to-frame jitter
+            that the base level's choice of movement does not need (docs/model.md, "Sampling").
     """
 
     parts: tuple[str, ...] = ("lower", "upper")
@@ -95,6 +102,7 @@ class GeneratorConfig:
     fps: float = 25.0
     stride: int = 4
     temperature: float = 1.0
+    residual_temperature: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -109,6 +117,15 @@ class GeneratorConfig:
                 f"GeneratorConfig: lag_s={self.lag_s}, temperature={self.temperature}, window={self.window}; "
                 "expected lag_s >= 0, temperature > 0, window >= 1"
             )
+        if self.residual_temperature is not None and not self.residual_temperature >= 0:
+            raise ConfigError(f"GeneratorConfig: residual_temperature={self.residual_temperature}; expected >= 0 or None")
+
+    @property
+    def residual_noise_scale(self) -> float:
+        """Factor on the residual levels' Gumbel noise that gives ``residual_temperature`` (1.0 when unset)."""
+        if self.residual_temperature is None:
+            return 1.0
+        return float(self.residual_temperature) / float(self.temperature)
 
     @property
     def n_parts(self) -> int:

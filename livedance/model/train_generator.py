@@ -311,7 +311,8 @@ def load_model(stem: Path):
 
 
 def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_json: str | Path | None = None,
-                   selection_json: Sequence[str | Path] = (), weights_dir: str | Path | None = None) -> list[str]:
+                   selection_json: Sequence[str | Path] = (), weights_dir: str | Path | None = None,
+                   residual_temperature: float | None = None) -> list[str]:
     """Copy a trained generator into ``weights_dir`` (default ``livedance/weights``) as ``generator.*`` and
     write the ``Generator`` section of its ``MODEL_CARD.md`` (data, split, training command, metrics).
 
@@ -322,6 +323,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_
             (ground truth, wrong song, livedance, baseline) go into the card.
         selection_json: ``livedance eval --split val --models livedance --temperature T --json F`` outputs,
             one per candidate temperature; their livedance rows are listed in the card as the selection.
+        residual_temperature: residual levels' temperature to ship (None: keep the run's; 0: argmax).
     Returns:
         the written paths.
     Raises:
@@ -338,6 +340,10 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_
     model, doc = load_model(Path(run_stem))
     if temperature is not None:
         model.config = replace(model.config, temperature=float(temperature))
+    if residual_temperature is not None:
+        if not (math.isfinite(residual_temperature) and residual_temperature >= 0):
+            raise ConfigError(f"residual_temperature must be >= 0, got {residual_temperature}")
+        model.config = replace(model.config, residual_temperature=float(residual_temperature))
 
     def read(p):
         try:
@@ -355,13 +361,18 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_
     extra = {k: v for k, v in doc.items() if k not in ("format", "format_version", "config", "tensors", "sha256")}
     if sel:
         extra["inference_note"] = (
-            f"temperature {chosen:g} chosen after training by FIDk/FIDg and Divk/Divg on the "
+            f"temperature {chosen:g} (residual levels: {_res_t(model.config)}) chosen after training by FIDk/FIDg and Divk/Divg on the "
             f"{sel[0][0]} split (livedance eval --split {sel[0][0]} --temperature T); the weights were trained independently of it")
     test = read(eval_json) if eval_json else None
     paths = save_model(model, folder / "generator", extra)
     card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(model, extra, sel, test))
     paths = (*paths, card)
     return [str(p) for p in paths]
+
+
+def _res_t(c) -> str:
+    rt = c.residual_temperature
+    return "same" if rt is None else ("argmax" if rt == 0 else f"{rt:g}")
 
 
 def _fmt_row(r: dict) -> str:
@@ -379,7 +390,7 @@ def _generator_card(model, doc: dict, selection: list, test: dict | None) -> str
     head = "| row | FIDk | FIDg | Divk | Divg | BAS | PFC |\n| --- | --- | --- | --- | --- | --- | --- |"
     sel = ""
     if selection:
-        sel = (f"\n- Sampling temperature {c.temperature:g}, chosen on the **{selection[0][0]}** split (never on test) "
+        sel = (f"\n- Sampling temperature {c.temperature:g} (residual levels: {_res_t(c)}), chosen on the **{selection[0][0]}** split (never on test) "
                "from these runs of `livedance eval --split val --models livedance --weights RUN --temperature T`:\n\n"
                + head + "\n" + "\n".join(_fmt_row(r) for _, r in selection) + "\n")
     met = ""
