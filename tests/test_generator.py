@@ -187,21 +187,26 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
     row = {"label": "livedance (generated), T=0.9", "FIDk": 50.0, "FIDg": 30.0, "Divk": 8.0, "Divg": 6.0,
            "BAS": 0.2, "PFC": 0.5}
     sel = tmp_path / "val.json"
-    sel.write_text(json.dumps({"split": "val", "rows": [{"label": "ground truth"}, row]}))
-    test = tmp_path / "test.json"
-    test.write_text(json.dumps({"split": "test", "reference_split": "train", "fps": 25.0, "seconds": 20.0, "seed": 0,
-                                "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)")]}))
+    sel.write_text(json.dumps({"split": "val", "seed": 0, "rows": [{"label": "ground truth"}, row]}))
+    tests = []
+    for seed, fid_k in ((0, 40.0), (1, 60.0)):  # two seeds: the card shows their mean, 50
+        t = tmp_path / f"test{seed}.json"
+        t.write_text(json.dumps({"split": "test", "reference_split": "train", "fps": 25.0, "seconds": 20.0, "seed": seed,
+                                 "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)", FIDk=fid_k)]}))
+        tests.append(t)
     out = tmp_path / "weights"
-    ship_generator(run, 0.9, test, [sel], weights_dir=out)
+    ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0)
     shipped, doc = load_model(out / "generator")
     assert shipped.config.temperature == pytest.approx(0.9) and g.config.temperature != pytest.approx(0.9)
+    assert shipped.config.residual_temperature == 0.0 and g.config.residual_temperature is None
     for k, v in g.state_dict().items():
         assert torch.equal(v, shipped.state_dict()[k])
     assert "val split" in doc["inference_note"]
     card = (out / "MODEL_CARD.md").read_text()
-    assert "## Generator" in card and "livedance train generator --minutes 1" in card
-    assert "| livedance (generated), T=0.9 | 50.00 |" in card and "| baseline (generated) |" in card
+    assert "## Generator" in card and "livedance train generator --minutes 1" in card and "residual levels argmax" in card
+    assert "| livedance (generated), T=0.9 | 50.00 |" in card and "| 1 (0) |" in card
+    assert "| baseline (generated) | 50.00 | 30.00 |" in card and "| 2 (0, 1) |" in card
     with pytest.raises(ConfigError, match="temperature"):
         ship_generator(run, 0.0, weights_dir=out)
     with pytest.raises(DataError, match="missing.json"):
-        ship_generator(run, 1.0, tmp_path / "missing.json", weights_dir=out)
+        ship_generator(run, 1.0, [tmp_path / "missing.json"], weights_dir=out)

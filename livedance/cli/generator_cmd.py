@@ -126,8 +126,9 @@ def ship_generator_cmd(
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
     residual_temperature: Optional[float] = typer.Option(
         None, "--residual-temperature", help="Temperature of the residual code levels to ship (0 = argmax)."),
-    eval_json: Optional[Path] = typer.Option(None, "--eval-json", help="`livedance eval --split test --models "
-                                             "livedance,baseline --json F` of these weights, for the model card."),
+    eval_json: list[Path] = typer.Option([], "--eval-json", help="`livedance eval --split test --models "
+                                         "livedance,baseline --seed S --json F` of these weights (repeat the option, "
+                                         "one per seed), averaged into the model card."),
     selection: list[Path] = typer.Option([], "--selection", help="`livedance eval --split val ... --temperature T "
                                          "--json F` files (repeat the option), listed in the card as the selection."),
 ) -> None:

@@ -310,25 +310,29 @@ def load_model(stem: Path):
     return model, doc
 
 
-def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_json: str | Path | None = None,
-                   selection_json: Sequence[str | Path] = (), weights_dir: str | Path | None = None,
-                   residual_temperature: float | None = None) -> list[str]:
+def ship_generator(run_stem: str | Path, temperature: float | None = None,
+                   eval_json: Sequence[str | Path] = (), selection_json: Sequence[str | Path] = (),
+                   weights_dir: str | Path | None = None, residual_temperature: float | None = None) -> list[str]:
     """Copy a trained generator into ``weights_dir`` (default ``livedance/weights``) as ``generator.*`` and
     write the ``Generator`` section of its ``MODEL_CARD.md`` (data, split, training command, metrics).
+
+    FID on a few clips per row is noisy (the Tang test split has 6), so the card averages each row over
+    the given runs (one per sampling seed, ``livedance eval --seed S``) and says how many there were.
 
     Args:
         run_stem: what ``livedance train generator`` wrote, e.g. ``runs/generator/generator``.
         temperature: sampling temperature to bake into the shipped config (None: keep the run's).
-        eval_json: ``livedance eval --split test --models livedance,baseline --json F`` output whose rows
-            (ground truth, wrong song, livedance, baseline) go into the card.
-        selection_json: ``livedance eval --split val --models livedance --temperature T --json F`` outputs,
-            one per candidate temperature; their livedance rows are listed in the card as the selection.
+        eval_json: ``livedance eval --split test --models livedance,baseline --seed S --json F`` outputs (one per
+            seed) whose rows (ground truth, wrong song, livedance, baseline) go into the card, averaged.
+        selection_json: ``livedance eval --split val --models livedance --temperature T ... --json F`` outputs
+            for the candidate sampling settings (any seeds); their livedance rows, averaged per label, are
+            listed in the card as the selection.
         residual_temperature: residual levels' temperature to ship (None: keep the run's; 0: argmax).
     Returns:
-        the written paths.
+        the written paths (weights, config, card).
     Raises:
         WeightsError: the run's files are missing or corrupt. DataError: an eval JSON is unreadable.
-        ConfigError: temperature <= 0.
+        ConfigError: temperature <= 0 or residual_temperature < 0.
     """
     from dataclasses import replace
 
@@ -336,38 +340,53 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None, eval_
 
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"temperature must be > 0, got {temperature}")
+    if residual_temperature is not None and not (math.isfinite(residual_temperature) and residual_temperature >= 0):
+        raise ConfigError(f"residual_temperature must be >= 0, got {residual_temperature}")
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     model, doc = load_model(Path(run_stem))
     if temperature is not None:
         model.config = replace(model.config, temperature=float(temperature))
     if residual_temperature is not None:
-        if not (math.isfinite(residual_temperature) and residual_temperature >= 0):
-            raise ConfigError(f"residual_temperature must be >= 0, got {residual_temperature}")
         model.config = replace(model.config, residual_temperature=float(residual_temperature))
-
-    def read(p):
-        try:
-            return json.loads(Path(p).read_text())
-        except (OSError, ValueError) as e:
-            raise DataError(f"{p}: not a readable `livedance eval --json` file ({type(e).__name__}: {e})") from None
-
-    sel = []
-    for p in selection_json:
-        d = read(p)
-        for r in d.get("rows", []):
-            if r["label"].startswith("livedance"):
-                sel.append((d.get("split"), r))
-    chosen = model.config.temperature
+    sel_docs = [_read_eval(p) for p in selection_json]
+    test_docs = [_read_eval(p) for p in eval_json]
+    sel = _mean_rows(sel_docs, lambda label: label.startswith("livedance"))
+    test = _mean_rows(test_docs, lambda label: True)
     extra = {k: v for k, v in doc.items() if k not in ("format", "format_version", "config", "tensors", "sha256")}
     if sel:
+        split = sel_docs[0].get("split")
         extra["inference_note"] = (
-            f"temperature {chosen:g} (residual levels: {_res_t(model.config)}) chosen after training by FIDk/FIDg and Divk/Divg on the "
-            f"{sel[0][0]} split (livedance eval --split {sel[0][0]} --temperature T); the weights were trained independently of it")
-    test = read(eval_json) if eval_json else None
+            f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}) chosen after training "
+            f"by FIDk/FIDg and Divk/Divg on the {split} split (livedance eval --split {split} --temperature T "
+            "--residual-temperature R); the weights were trained independently of it")
     paths = save_model(model, folder / "generator", extra)
-    card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(model, extra, sel, test))
-    paths = (*paths, card)
-    return [str(p) for p in paths]
+    card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(
+        model, extra, sel, sel_docs[0] if sel_docs else None, test, test_docs[0] if test_docs else None))
+    return [str(p) for p in (*paths, card)]
+
+
+def _read_eval(p) -> dict:
+    try:
+        return json.loads(Path(p).read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{p}: not a readable `livedance eval --json` file ({type(e).__name__}: {e})") from None
+
+
+def _mean_rows(docs: Sequence[dict], keep) -> list[dict]:
+    """Rows with the same label across eval JSONs, averaged: [{label, n, seeds, FIDk, ...}] in first-seen order."""
+    groups: dict[str, list[tuple[Any, dict]]] = {}
+    for d in docs:
+        for r in d.get("rows", []):
+            if keep(r.get("label", "")):
+                groups.setdefault(r["label"], []).append((d.get("seed"), r))
+    out = []
+    for label, items in groups.items():
+        row: dict[str, Any] = {"label": label, "n": len(items), "seeds": [s for s, _ in items]}
+        for k in ("FIDk", "FIDg", "Divk", "Divg", "BAS", "PFC"):
+            vals = [r[k] for _, r in items if r.get(k) is not None]
+            row[k] = float(np.mean(vals)) if vals else None
+        out.append(row)
+    return out
 
 
 def _res_t(c) -> str:
@@ -380,25 +399,30 @@ def _fmt_row(r: dict) -> str:
         v = r.get(k)
         return "-" if v is None else f"{v:.{d}f}"
 
-    return f"| {r['label']} | {f('FIDk')} | {f('FIDg')} | {f('Divk')} | {f('Divg')} | {f('BAS', 4)} | {f('PFC', 3)} |"
+    seeds = ", ".join(str(s) for s in r.get("seeds", []))
+    return (f"| {r['label']} | {f('FIDk')} | {f('FIDg')} | {f('Divk')} | {f('Divg')} | {f('BAS', 4)} | {f('PFC', 3)} "
+            f"| {r.get('n', 1)} ({seeds}) |")
 
 
-def _generator_card(model, doc: dict, selection: list, test: dict | None) -> str:
+def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, test: list, test_doc: dict | None) -> str:
     c, tr = model.config, doc.get("training", {})
     fl = tr.get("final_loss") or {}
     n_par = sum(p.numel() for p in model.parameters())
-    head = "| row | FIDk | FIDg | Divk | Divg | BAS | PFC |\n| --- | --- | --- | --- | --- | --- | --- |"
+    head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
     if selection:
-        sel = (f"\n- Sampling temperature {c.temperature:g} (residual levels: {_res_t(c)}), chosen on the **{selection[0][0]}** split (never on test) "
-               "from these runs of `livedance eval --split val --models livedance --weights RUN --temperature T`:\n\n"
-               + head + "\n" + "\n".join(_fmt_row(r) for _, r in selection) + "\n")
+        sel = (f"\n- Sampling: temperature {c.temperature:g}, residual levels {_res_t(c)}; chosen on the "
+               f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
+               f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
+               "--seed S` (each row the mean over its runs):\n\n"
+               + head + "\n" + "\n".join(_fmt_row(r) for r in selection) + "\n")
     met = ""
     if test:
-        met = (f"\n- Metrics: `livedance eval --split {test.get('split')} --models livedance,baseline` "
-               f"(FID reference: split '{test.get('reference_split')}', {test.get('fps')} fps, first "
-               f"{test.get('seconds')} s of each dance, seed {test.get('seed')}):\n\n"
-               + head + "\n" + "\n".join(_fmt_row(r) for r in test.get("rows", [])) + "\n")
+        met = (f"\n- Metrics: `livedance eval --split {test_doc.get('split')} --models livedance,baseline --seed S` "
+               f"(FID reference: split '{test_doc.get('reference_split')}', {test_doc.get('fps')} fps, first "
+               f"{test_doc.get('seconds')} s of each dance; each row the mean over the seeds listed):\n\n"
+               + head + "\n" + "\n".join(_fmt_row(r) for r in test) + "\n")
     return f"""Files: `generator.safetensors` (state dict) + `generator.json` (config, training record). Load with
 `livedance.engine.load_generator()`; `livedance generate SONG -o OUT.npz` and `livedance perform` run it.
 
