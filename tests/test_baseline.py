@@ -227,3 +227,26 @@ def test_onnx_engine_matches_torch(tmp_path):
         assert np.array_equal(a._pend_codes, b._pend_codes)
         np.testing.assert_allclose(fa.local_quats, fb.local_quats, atol=1e-4)
         t += 0.32
+
+
+def test_ship_baseline_bakes_the_chosen_temperature(tmp_path):
+    from livedance.model.baseline_gpt import ship_baseline
+    from livedance.model.train_generator import load_model, save_model
+
+    m = _model(seed=2, context=BASELINE_CONTEXT)
+    tok = _tokenizer(1)
+    run = tmp_path / "run"
+    run.mkdir()
+    from livedance.model.representation import Representation
+
+    tok.save(run / "tokenizer", Representation())
+    save_model(m, run / "baseline", {"model": "baseline"})
+    out = tmp_path / "weights"
+    out.mkdir()
+    ship_baseline(run / "baseline", run / "tokenizer", weights_dir=out, temperature=0.6)
+    shipped, _ = load_model(out / "baseline")
+    assert shipped.config.temperature == pytest.approx(0.6) != m.config.temperature
+    for k, v in m.state_dict().items():
+        assert torch.equal(shipped.state_dict()[k], v), k
+    with pytest.raises(ConfigError, match="temperature"):
+        ship_baseline(run / "baseline", run / "tokenizer", weights_dir=out, temperature=-1.0)

@@ -48,3 +48,21 @@ def train_baseline_cmd(
     Console().print(f"baseline: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
                     + (f"; shipped {', '.join(res['shipped'])}" if res.get("shipped") else ""), highlight=False)
+
+
+@train_app.command("ship-baseline")
+def ship_baseline_cmd(
+    run: Path = typer.Argument(..., help="Weights stem written by `livedance train baseline`, e.g. runs/baseline/baseline."),
+    tokenizer: Path = typer.Option(Path("runs/baseline-tokenizer-vq/tokenizer"), help="Its vq tokenizer stem."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
+) -> None:
+    """Ship a trained baseline (and its tokenizer) as livedance/weights/baseline*.* and rewrite its card section.
+
+    Example: livedance train ship-baseline runs/baseline/baseline --temperature 0.6
+    """
+    from rich.console import Console
+
+    from livedance.model.baseline_gpt import ship_baseline
+
+    paths = ship_baseline(run, tokenizer, temperature=temperature)
+    Console().print(f"shipped {', '.join(paths)} and the Baseline section of livedance/weights/MODEL_CARD.md", highlight=False)

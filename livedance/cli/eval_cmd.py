@@ -71,6 +71,10 @@ def eval_command(
         None, "--temperature", help="Sampling temperature of the 'livedance' row (default: the one in its weights' "
         "config). Choose it on --split val, never on test (docs/model.md)."
     ),
+    baseline_temperature: Optional[float] = typer.Option(
+        None, "--baseline-temperature", help="Sampling temperature of the 'baseline' row (default: its weights' "
+        "config); choose it on --split val like the livedance row's."
+    ),
     residual_temperature: Optional[float] = typer.Option(
         None, "--residual-temperature", help="Temperature of the residual code levels of the 'livedance' row "
         "(default: its weights' config; 0 = argmax)."
@@ -103,6 +107,10 @@ def eval_command(
     err = Console(stderr=True)
     if (weights is not None or temperature is not None or residual_temperature is not None) and "livedance" not in (models or ""):
         raise ConfigError("--weights / --temperature / --residual-temperature apply to the 'livedance' row: add --models livedance")
+    if baseline_temperature is not None and "baseline" not in (models or ""):
+        raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
+    if baseline_temperature is not None and not (math.isfinite(baseline_temperature) and baseline_temperature > 0):
+        raise ConfigError(f"--baseline-temperature must be a positive number, got {baseline_temperature}")
     if residual_temperature is not None and not (math.isfinite(residual_temperature) and residual_temperature >= 0):
         raise ConfigError(f"--residual-temperature must be >= 0, got {residual_temperature}")
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
@@ -122,10 +130,11 @@ def eval_command(
             for m in names:
                 own = m == "livedance"
                 label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "") + (
-                    f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "")
+                    f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "") + (
+                    f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
-                    weights=weights if own else None, temperature=temperature if own else None,
+                    weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None,
                 )
     with Progress(
@@ -149,6 +158,7 @@ def eval_command(
             + (f" --weights {weights}" if weights is not None else "")
             + (f" --temperature {temperature:g}" if temperature is not None else "")
             + (f" --residual-temperature {residual_temperature:g}" if residual_temperature is not None else "")
+            + (f" --baseline-temperature {baseline_temperature:g}" if baseline_temperature is not None else "")
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)

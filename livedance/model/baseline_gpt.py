@@ -392,13 +392,15 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
     return result
 
 
-def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | None = None) -> list[str]:
+def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | None = None,
+                  temperature: float | None = None) -> list[str]:
     """Copy a trained baseline and its tokenizer into ``weights_dir`` (default ``livedance/weights``) as
     ``baseline.*`` + ``baseline_tokenizer.*`` and rewrite the ``Baseline`` section of ``MODEL_CARD.md``.
-    ``command``: the training command to record (default: the one in the run's JSON).
+    ``command``: the training command to record (default: the one in the run's JSON). ``temperature``: the
+    sampling temperature to ship (None: the run's; choose it on the val split, as for the generator).
 
     Raises:
-        WeightsError: the run's files are missing or corrupt.
+        WeightsError: the run's files are missing or corrupt. ConfigError: temperature <= 0.
     """
     from pathlib import Path
 
@@ -408,6 +410,15 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     net, doc = load_model(run_stem)
+    if temperature is not None:
+        import math
+        from dataclasses import replace
+
+        from livedance.errors import ConfigError
+
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        net.config = replace(net.config, temperature=float(temperature))
     tok, rep, tdoc = Tokenizer.load(tokenizer_stem)
     keep = {k: v for k, v in tdoc.items() if k not in ("format", "format_version", "config", "tensors", "sha256",
                                                           "representation", "decoder_context_tokens")}
@@ -443,6 +454,7 @@ and `baseline_tokenizer.safetensors` + `.json` (its VQ-VAE). Load with `load_bas
 - Training (CPU): tokenizer `{ttr.get('command', '?')}`, {ttr.get('steps', '?')} steps in
   {ttr.get('elapsed_s', 0) / 60:.1f} min.{mp} GPT `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
   {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss
-  {fl.get('loss', float('nan')):.3f} nats, accuracy {fl.get('acc', float('nan')):.3f}.
+  {fl.get('loss', float('nan')):.3f} nats, accuracy {fl.get('acc', float('nan')):.3f}. Sampling temperature
+  {c.temperature:g} (chosen on the val split like the generator's, docs/model.md).
 - Purpose: the baseline row of `livedance eval`; not meant for shows.
 """
