@@ -1,6 +1,6 @@
 """Beat tracking figures, side by side: our causal tracker, plain aubio, librosa offline.
 
-    .venv/bin/python benchmarks/beats.py [--data ../shared/data] [--json out.json] [--tang] [--no-ablations]
+    .venv/bin/python benchmarks/beats.py [--data ../shared/data] [--json out.json] [--tang] [--no-ablations] [--reaction]
 
 For each clip in ``<data>/beats`` (annotations ``time<TAB>position``), the CC song
 ``<data>/music/muldjord-armygeddon/song.ogg`` (beat grid from its MIDI tempo map, checked against
@@ -24,6 +24,13 @@ downbeat F-measure where annotations have bar positions. A second table gives ab
 before that beat, i.e. from when the sound resumed (armygeddon: a quiet intro, then 4.2 s of silence
 until 5.50 s; a second one, 10.03-11.26 s, is not used); where there is none it equals the first column.
 "ms/hop" is the tracker's wall time per 11.6 ms analysis hop (single thread).
+
+A last table, the reaction table (alone with ``--reaction``, about 1 CPU-minute), is the live show's case
+offline: 6 s of digital silence, then 30 s of each real clip (armygeddon from 60 s of the song, the
+annotated clips from 0 s; reference beats shifted with them), then 2 s of silence. It gives the seconds
+from the sound's start to the first beat that starts a run of 4 correct beats (each within 70 ms of a
+reference beat, its tempo within 4 % of the reference there), to the first correct beat, and to the
+tempo settling, plus F over the whole file.
 
 ``--tang`` adds the sanity set: the first 40 s of the first 10 Tang et al. 2018 songs
 (``<data>/dance-tang2018/*/audio.mp3``) scored against librosa's offline beats (a tempo sanity
@@ -135,6 +142,86 @@ def sound_resumes_s(audio: np.ndarray, sr: int, before_s: float, min_gap_s: floa
     return out
 
 
+def reaction_clips(items: list[dict], lead_s: float = 6.0, body_s: float = 30.0, tail_s: float = 2.0) -> list[dict]:
+    """The live show's reaction case, offline: ``lead_s`` of digital silence, ``body_s`` of a clip, ``tail_s``
+    of silence. Armygeddon's body starts at 60 s of the song (its MIDI grid shifted with it), the
+    annotated clips at 0 s; the reference beats are those of the body, on the new clock."""
+    out = []
+    for c in items:
+        if c["name"].startswith("jack_metro"):
+            continue
+        sr = c["sr"]
+        off = 60.0 if c["name"].startswith("armygeddon") else 0.0
+        body = c["audio"][int(off * sr) : int((off + body_s) * sr)]
+        dur = len(body) / sr
+        audio = np.concatenate([np.zeros(int(lead_s * sr), np.float32), body, np.zeros(int(tail_s * sr), np.float32)])
+        ref = c["ref"][(c["ref"] >= off) & (c["ref"] < off + dur)] - off + int(lead_s * sr) / sr
+        name = c["name"].split(" (")[0] + (f" from {off:.0f} s" if off else "")
+        out.append(dict(name=name, audio=audio, sr=sr, ref=ref, start=int(lead_s * sr) / sr))
+    return out
+
+
+def first_locked_beat_s(events: list, ref: np.ndarray, run: int = 4, window_s: float = S.F_WINDOW_S,
+                        tolerance: float = 0.04) -> float:
+    """Time (stream s, at max(time_s, reported_at_s)) of the first announced beat that starts a run of ``run``
+    consecutive correct beats: each within ``window_s`` of a reference beat, its bpm within ``tolerance``
+    of the reference tempo there (60 / the reference inter-beat interval at that beat); nan if none."""
+    at = S.announced_times(events)
+    ok = np.zeros(len(events), dtype=bool)
+    for i, (e, t) in enumerate(zip(events, at)):
+        k = int(np.argmin(np.abs(ref - t))) if ref.size else -1
+        if k < 0 or abs(ref[k] - t) > window_s:
+            continue
+        ibi = ref[k + 1] - ref[k] if k + 1 < ref.size else ref[k] - ref[k - 1]
+        ok[i] = abs(e.bpm * ibi / 60.0 - 1.0) <= tolerance
+    for i in range(len(events) - run + 1):
+        if ok[i : i + run].all():
+            return float(at[i])
+    return float("nan")
+
+
+def score_reaction(c: dict, cfg: TrackerConfig) -> dict:
+    """Reaction figures of one config on one :func:`reaction_clips` item: seconds from the sound's start to
+    the first beat of a run of 4 correct ones, to the tempo settling, and F over the body."""
+    cfg.sample_rate = c["sr"]
+    events = track(c["audio"], cfg)
+    ref_bpm = 60.0 / float(np.median(np.diff(c["ref"])))
+    return dict(lock=first_locked_beat_s(events, c["ref"]) - c["start"],
+                first=S.first_correct_beat_s(c["ref"], S.announced_times(events)) - c["start"],
+                settle=S.tempo_settling_s(events, ref_bpm) - c["start"],
+                F=S.f_measure(c["ref"], S.announced_times(events)))
+
+
+def reaction_table(items: list[dict], configs: dict[str, TrackerConfig], console) -> dict:
+    """Print the reaction table (6 s silence + 30 s of each real clip) for ``configs``; returns the figures."""
+    from rich.table import Table
+
+    rc = reaction_clips(items)
+    if not rc:
+        console.print("[yellow]no real clips: reaction table skipped[/]")
+        return {}
+    table = Table(title="Reaction: 6 s digital silence + 30 s of the clip; seconds from the sound's start "
+                        "(lock = first of 4 correct beats in a row, 70 ms and tempo within 4 %)")
+    for col in ("clip", "variant", "lock s", "1st correct beat s", "tempo settled s", "F (body)"):
+        table.add_column(col, justify="left" if col in ("clip", "variant") else "right")
+    f = lambda v: "-" if v != v else f"{v:.2f}"  # noqa: E731
+    out: dict[str, dict] = {}
+    for c in rc:
+        for name, cfg in configs.items():
+            r = score_reaction(c, cfg)
+            out.setdefault(name, {})[c["name"]] = r
+            table.add_row(c["name"], name, f(r["lock"]), f(r["first"]), f(r["settle"]), f(r["F"]))
+    console.print(table)
+    return out
+
+
+def reaction_configs() -> dict[str, TrackerConfig]:
+    """Configurations of the reaction table."""
+    return {"default": TrackerConfig(), "fixed hysteresis (young_time_s 0)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)),
+            "+ young smoothing (young_smooth)": TrackerConfig(tempo=TempoConfig(young_smooth=True)),
+            "bank (gamma 1)": TrackerConfig(tempo=TempoConfig(bank_gamma=1.0))}
+
+
 def bank_configs() -> dict[str, TrackerConfig]:
     """The multi-hypothesis bank variants (third follow-up): gamma 1, and with the fast-lock warm-up."""
     return {
@@ -146,7 +233,7 @@ def bank_configs() -> dict[str, TrackerConfig]:
 def tang_configs() -> dict[str, TrackerConfig]:
     """Configurations scored on the Tang sanity set."""
     return {"default": TrackerConfig(), "old default (no cap, no reset)": TrackerConfig(adaptive_cap=0.0, silence_reset_s=0.0),
-            **bank_configs()}
+            "young off (fixed hysteresis)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)), **bank_configs()}
 
 
 def hop_cost(audio: np.ndarray, sr: int, configs: dict[str, TrackerConfig]) -> dict[str, tuple[float, float]]:
@@ -193,12 +280,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     ap.add_argument("--tang", action="store_true", help="also score the Tang sanity set (about 2 CPU-minutes)")
     ap.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
+    ap.add_argument("--reaction", action="store_true",
+                    help="only the reaction table (6 s silence + 30 s of each real clip; about 1 CPU-minute)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=200)
     items = clips(args.data)
+    if args.reaction:
+        rea = reaction_table(items, reaction_configs(), console)
+        if args.json:
+            args.json.write_text(json.dumps(dict(reaction=rea), indent=1, default=float))
+        return
     if not any(c["note"] != "synthetic 880 Hz clicks" for c in items):
         console.print(f"[yellow]no real clips under {args.data}: only synthetic click tracks[/]")
     table = Table(title="Beat tracking, mir_eval F-measure (70 ms); untrimmed | trimmed (beats < 5 s dropped)")
@@ -218,6 +312,7 @@ def main() -> None:
         "no silence reset": TrackerConfig(silence_reset_s=0.0),
         "+ z 2 + warm 4": TrackerConfig(strength_z=2.0, warm_beats=4.0),
         "+ switch 0.75 s": TrackerConfig(),
+        "young off (fixed hysteresis)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)),
     }
     variants["+ switch 0.75 s"].tempo.switch_time_s = 0.75
     variants.update(bank_configs())
@@ -269,9 +364,11 @@ def main() -> None:
     cost = hop_cost(real[0]["audio"], real[0]["sr"], {"default": TrackerConfig(), **bank_configs()})
     console.print(f"Per-hop cost on {real[0]['name']} (one 11.6 ms hop per push, single thread; median / 99th "
                   "percentile ms): " + "; ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in cost.items()))
+    rea = reaction_table(items, reaction_configs(), console)
     tang = tang_sanity(args.data, console) if args.tang else None
     if args.json:
-        args.json.write_text(json.dumps(dict(clips=results, tang=tang, hop_cost_ms=cost), indent=1, default=float))
+        args.json.write_text(json.dumps(dict(clips=results, tang=tang, hop_cost_ms=cost, reaction=rea), indent=1,
+                                        default=float))
 
 
 def tang_sanity(data: Path, console) -> dict | None:

@@ -13,6 +13,9 @@ acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical 
 * the tracked period follows the best peak inside +-4 % (tempo smoothing), and moves to a peak at
   another metrical level (ratio 2, 1/2, 3/2, 2/3 or anywhere else) only after that peak has beaten the
   current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis);
+* while the tracker is young (the first ``young_time_s`` after a reset), the hysteresis against a
+  clearly leading challenger (optionally also the smoothing) is shortened in proportion to its age, so the tempo
+  chosen on the first second of history is corrected quickly (fast lock after a silence);
 * optionally (``bank_gamma`` > 0, off by default) a multi-hypothesis bank decides instead: every tempo
   is a hypothesis scored by salience x (comb-resonator contrast) ** bank_gamma
   (:mod:`livedance.beats.bank`), leaky-integrated per hypothesis, with the same kind of hysteresis.
@@ -58,14 +61,24 @@ class TempoConfig:
             ``bank_margin`` before the bank switches, seconds.
         bank_margin: factor by which another hypothesis' integrated score must beat the tracked one.
         first_decision_s: history (seconds since the last reset) before a first tempo is chosen.
-        young_time_s: if > 0, a "young" tracker (less than this many seconds since the last reset)
-            decides faster: the switch hysteresis (``switch_time_s``, ``bank_switch_s``) and the tempo
-            smoothing (``smooth_time_s``) are scaled by ``max(age / young_time_s, young_min_frac)``,
-            so a tempo chosen on a short history can be corrected as soon as the evidence for
-            another metrical level is in (docs/beats.md, "Fourth follow-up"). 0 = off.
-        young_min_frac: the smallest such scale factor.
-        young_margin: the faster switch applies only to a challenger that beats the tracked tempo
-            by at least this factor (a clear lead); closer calls keep the full ``switch_time_s``.
+        young_time_s: if > 0, a "young" tracker (less than this many seconds since the last reset:
+            the stream start, or sound resuming after ``TrackerConfig.silence_reset_s`` of silence)
+            decides faster: for a challenger with a clear lead (``young_margin``) the switch
+            hysteresis (``switch_time_s``, or ``bank_switch_s`` with the bank), and with
+            ``young_smooth`` also the tempo smoothing time (``smooth_time_s``), are scaled by
+            ``max(age / young_time_s, young_min_frac)``, so a tempo chosen on a 1 s history is corrected as soon as the
+            evidence for another metrical level is in (:meth:`TempoEstimator._youth`;
+            docs/beats.md, "Fourth follow-up"). 0 = off (the fixed hysteresis of earlier rounds).
+        young_min_frac: the smallest such scale factor (0.1: 0.15 s of hysteresis, 0.3 s smoothing).
+        young_smooth: also scale the tempo smoothing time while young. Off by default: it moves the
+            tempo of a first pick that is a few % off faster to the peak (Armygeddon's lock
+            2.85 -> 1.46 s in the benchmark's reaction table), but the learned dancer's
+            start-on-beat in ``benchmarks/perform.py`` went from 2.5 to 6.4 s with it
+            (docs/beats.md, "Fourth follow-up").
+        young_margin: the faster switch applies only to a challenger whose score is at least this
+            factor times the tracked tempo's (a clear lead); closer calls keep the full
+            ``switch_time_s`` (with 1.5, or without this condition, Tang song R_2 jumps between
+            metrical levels in its first seconds).
     """
 
     min_bpm: float = 55.0
@@ -89,9 +102,10 @@ class TempoConfig:
     bank_switch_s: float = 0.5
     bank_margin: float = 1.15
     first_decision_s: float = 1.0
-    young_time_s: float = 0.0
+    young_time_s: float = 10.0
     young_min_frac: float = 0.1
-    young_margin: float = 1.0
+    young_margin: float = 2.0
+    young_smooth: bool = False
 
 
 class TempoEstimator:
@@ -235,7 +249,7 @@ class TempoEstimator:
         if sal[j] <= 0:
             return
         young = self._youth()
-        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 else self._smooth_a
+        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 and c.young_smooth else self._smooth_a
         if self.bank is not None:
             self._select_bank(young)
             return
@@ -282,7 +296,7 @@ class TempoEstimator:
         (0, 1] scales the switch and smoothing times (:meth:`_youth`).
         """
         c = self.cfg
-        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 else self._smooth_a
+        smooth_a = self._smooth_a ** (1.0 / young) if young < 1.0 and c.young_smooth else self._smooth_a
         bank_c = self.bank.contrast_at(self._bpms, c.bank_octave_invariant)
         g = np.maximum(self._sal_raw, 0.0) * np.maximum(bank_c, 0.0) ** c.bank_gamma
         if g.max() > 0:
