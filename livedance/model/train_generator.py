@@ -357,7 +357,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         split = sel_docs[0].get("split")
         extra["inference_note"] = (
             f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}) chosen after training "
-            f"by FIDk/FIDg and Divk/Divg on the {split} split (livedance eval --split {split} --temperature T "
+            f"by the lowest FIDk + FIDg (mean over sampling seeds) on the {split} split (livedance eval --split {split} --temperature T "
             "--residual-temperature R); the weights were trained independently of it")
     paths = save_model(model, folder / "generator", extra)
     card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(
@@ -415,7 +415,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
         sel = (f"\n- Sampling: temperature {c.temperature:g}, residual levels {_res_t(c)}; chosen on the "
                f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
                f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
-               "--seed S` (each row the mean over its runs):\n\n"
+               "--seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
                + head + "\n" + "\n".join(_fmt_row(r) for r in selection) + "\n")
     met = ""
     if test:
