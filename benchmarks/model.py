@@ -109,14 +109,15 @@ def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path) -> dict:
             "rtf_gen": dur / float(m.step_s.sum()), "rtf_total": dur / total, "n_bad": m.n_bad}
 
 
-def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0) -> dict:
-    """10 minutes of the test songs' danced excerpts back to back; mean joint speed per minute."""
+def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str = "test") -> dict:
+    """10 minutes of a split's danced excerpts back to back (test by default; val when choosing the
+    sampling temperature); mean root-relative joint speed per minute."""
     from livedance.data.audio_io import load_audio
     from livedance.data.dataset import load_split
     from livedance.engine import build_generator
     from livedance.engine.offline import generate_song, motion_positions
 
-    clips = load_split("test", progress=False)
+    clips = load_split(split, progress=False)
     a22, a44, total, i = [], [], 0.0, 0
     while total < minutes * 60:
         c = clips[i % len(clips)]
@@ -145,17 +146,30 @@ def main() -> None:
     ap.add_argument("--song", default=str(ROOT / "livedance" / "assets" / "armygeddon-excerpt.ogg"))
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--freeze", action="store_true", help="run the 10-minute no-freezing check")
+    ap.add_argument("--freeze-split", default="test", help="split whose songs the no-freezing check dances (val to choose T)")
+    ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the weights' config)")
+    ap.add_argument("--only-freeze", action="store_true", help="skip the cost and real-time-factor figures")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     graph, rep, what = _graph(args.model, args.weights, args.tokenizer)
+    if args.temperature is not None:
+        from dataclasses import replace
+
+        graph.model.config = graph.config = replace(graph.config, temperature=float(args.temperature))
     n_par = sum(p.numel() for p in graph.model.parameters())
     print(f"model {args.model} ({what}, {n_par:,} generator parameters), chunk K={graph.config.chunk}, "
           f"{graph.config.mask_iters} mask-predict iterations, token decode over {graph.context_tokens}+K tokens; "
+          f"sampling temperature {graph.config.temperature:g}; "
           f"{platform.processor() or platform.machine()}, 1 thread, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "step.onnx"
+        if args.only_freeze:
+            f = freeze_check(graph, rep, onnx_path, split=args.freeze_split)
+            print(f"no-freezing check ({args.freeze_split} songs), joint speed per minute (m/s): "
+                  + " ".join(f"{v:.3f}" for v in f["per_minute"]) + f"; last / first = {f['ratio_last_first']:.2f}")
+            return
         rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path) for b in ("onnx", "torch")}
         print(f"{'backend':8s} {'p50/step':>9s} {'p99/step':>9s} {'p50/frame':>10s} {'p99/frame':>10s}  (ms, {args.steps} steps)")
         for b, r in rows.items():
@@ -167,7 +181,7 @@ def main() -> None:
               f"{r['rtf_gen']:.0f}x; end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "
               f"-> {r['rtf_total']:.1f}x; bad frames {r['n_bad']}")
         if args.freeze:
-            f = freeze_check(graph, rep, onnx_path)
+            f = freeze_check(graph, rep, onnx_path, split=args.freeze_split)
             print("no-freezing check, mean root-relative joint speed per minute (m/s): "
                   + " ".join(f"{v:.3f}" for v in f["per_minute"]))
             print(f"last minute / first minute = {f['ratio_last_first']:.2f} (goal >= 0.70); {f['songs']} song excerpts; "

@@ -257,3 +257,41 @@ def test_residual_temperature_scales_only_the_residual_noise(parts):
         assert np.all(z["gumbel_res"] == 0.0) and np.abs(z["gumbel_base"]).max() > 0
     with pytest.raises(ConfigError, match="residual_temperature"):
         replace(base_cfg, residual_temperature=-1.0)
+
+
+def test_stall_guard_boosts_the_noise_only_while_music_plays_and_the_dance_stands_still(parts):
+    from livedance.engine import build_generator
+    from livedance.engine.learned import StallGuard
+
+    class _Still:
+        """Wraps a backend: real codes and states, but every decoded frame is the same (a frozen dancer)."""
+
+        def __init__(self, inner, log):
+            self.inner, self.log = inner, log
+
+        def run(self, inputs):
+            self.log.append(np.array(inputs["gumbel_base"]))
+            out = dict(self.inner.run(inputs))
+            out["frames"] = np.zeros_like(out["frames"])
+            return out
+
+    def run(guard: StallGuard, confidence: float) -> list:
+        log: list = []
+        g = build_generator(parts["graph"], parts["rep"], "torch", seed=4)
+        g.stall_guard = guard
+        g.backend = _Still(g.backend, log)
+        g.reset(4)
+        for c in _contexts(12):  # 12 steps = 3.84 s of a still dance
+            g.step(MusicContext(c.features, c.times_s, c.bpm, c.beat_phase, confidence, c.t_first_frame_s))
+        return log, g.n_stall_steps
+
+    off, n_off = run(StallGuard(enabled=False), 0.9)
+    on, n_on = run(StallGuard(boost=1.5, window_s=2.0), 0.9)
+    quiet, n_quiet = run(StallGuard(boost=1.5, window_s=2.0), 0.0)  # the tracker hears no music
+    ratios = [float(np.abs(b).sum() / np.abs(a).sum()) for a, b in zip(off, on)]
+    first = next(i for i, r in enumerate(ratios) if r > 1.01)
+    assert 5 <= first <= 8  # 2 s of still frames (50 at 25 fps) are needed first: after step 7 (56 frames)
+    np.testing.assert_allclose(ratios[first:], 1.5, rtol=1e-5)
+    assert n_on == len(ratios) - first + 1 and n_off == 0 and n_quiet == 0  # the last decision boosts step 13
+    for a, b in zip(off, quiet):
+        np.testing.assert_array_equal(a, b)

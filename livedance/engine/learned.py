@@ -20,17 +20,46 @@ non-finite recurrent state is reset (a new BOS) and counted in :attr:`LearnedGen
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from livedance.engine.base import MotionFrames, MusicContext
 from livedance.model.conditioning import slot_condition
 
-__all__ = ["LearnedGenerator", "NUM_SMPLX_JOINTS"]
+__all__ = ["LearnedGenerator", "NUM_SMPLX_JOINTS", "StallGuard"]
 
 #: Joints of a SMPL-X frame on the wire (22 body, jaw, 2 eyes, 2 x 15 hands).
 NUM_SMPLX_JOINTS = 55
 #: Feature frames kept in the buffer (43.07 fps: ~6 s).
 _BUFFER = 256
+
+
+@dataclass
+class StallGuard:
+    """Keeps a sampled dancer from stalling while music plays.
+
+    A low sampling temperature (the shipped one is chosen on FID) can let the sampler settle into a
+    near-still attractor on some songs (a minute at 0.1 rad/s where the dance moves at 0.7-1.2 rad/s,
+    ``benchmarks/model.py --freeze``). While the beat tracker hears music (confidence >= ``min_confidence``)
+    and the mean body-joint rotation speed over the last ``window_s`` seconds is below ``stall_rad_s``,
+    the base level's Gumbel noise is scaled by ``boost`` (= sampling at ``boost`` x the temperature, the
+    graph stays the same); it returns to 1 as soon as the dance moves again.
+
+    Attributes:
+        enabled: apply the guard.
+        stall_rad_s: stall threshold, radians per second (mean geodesic angle between successive frames'
+            local rotations of SMPL-X body joints 1..21, times the frame rate).
+        window_s: averaging window, seconds.
+        boost: noise scale while stalled (>= 1).
+        min_confidence: beat-tracker confidence from which the music counts as playing.
+    """
+
+    enabled: bool = True
+    stall_rad_s: float = 0.15
+    window_s: float = 2.0
+    boost: float = 1.5
+    min_confidence: float = 0.3
 
 
 class LearnedGenerator:
@@ -44,11 +73,14 @@ class LearnedGenerator:
         seed: sampling seed (see :meth:`reset`).
         greedy: use zero noise (argmax decoding) instead of Gumbel sampling.
         description: text for logs (weights, backend).
+        stall_guard: :class:`StallGuard` settings (default on); ``n_stall_steps`` counts boosted steps.
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
-                 description: str = ""):
+                 description: str = "", stall_guard: StallGuard | None = None):
         self.backend = backend
+        self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
+        self.n_stall_steps = 0
         self.config = config
         self.rep = representation
         self.greedy = bool(greedy)
@@ -83,6 +115,9 @@ class LearnedGenerator:
         self._heading = 0.0
         self._last_good: tuple[np.ndarray, np.ndarray] | None = None
         self.steps = 0
+        self._speeds = np.zeros(0, np.float32)  # recent body-joint rotation speeds, rad/s (stall guard)
+        self._prev_q: np.ndarray | None = None
+        self._boost = 1.0
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -118,7 +153,7 @@ class LearnedGenerator:
         inputs["window"] = self.window_before(t_n - lag)[None]
         inputs["cond"] = cond[None]
         for name in ("gumbel_base", "gumbel_res"):
-            scale = 0.0 if self.greedy else (self.config.residual_noise_scale if name == "gumbel_res" else 1.0)
+            scale = 0.0 if self.greedy else (self.config.residual_noise_scale if name == "gumbel_res" else self._boost)
             inputs[name] = (self._zeros(name) if scale == 0.0
                             else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
         out = self.backend.run(inputs)
@@ -136,7 +171,25 @@ class LearnedGenerator:
         self._pend_cond = cond[None].astype(np.float32)
         self._pend_times = slot_t
         self.steps += 1
-        return self._to_motion(out["frames"][0], t_n)
+        frames = self._to_motion(out["frames"][0], t_n)
+        self._update_stall(frames.local_quats, float(music.confidence))
+        return frames
+
+    def _update_stall(self, q: np.ndarray, confidence: float) -> None:
+        """Stall guard (:class:`StallGuard`): track the body-joint rotation speed, set the next step's boost."""
+        g = self.stall_guard
+        body = q[:, 1:22]
+        prev = body[:1] if self._prev_q is None else self._prev_q[None]
+        seq = np.concatenate([prev, body])
+        dots = np.clip(np.abs((seq[1:] * seq[:-1]).sum(-1)), 0.0, 1.0)
+        speed = (2.0 * np.arccos(dots)).mean(-1) * self.fps  # (n,) rad/s
+        self._prev_q = body[-1].copy()
+        n = max(int(round(g.window_s * self.fps)), 1)
+        self._speeds = np.concatenate([self._speeds, speed.astype(np.float32)])[-n:]
+        stalled = (g.enabled and not self.greedy and self._speeds.size >= n and confidence >= g.min_confidence
+                   and float(self._speeds.mean()) < g.stall_rad_s)
+        self._boost = float(g.boost) if stalled else 1.0
+        self.n_stall_steps += int(stalled)
 
     def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:
         import roma
