@@ -137,6 +137,13 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
             "songs": i}
 
 
+def _print_freeze(f: dict, split: str) -> None:
+    print(f"no-freezing check ({split} songs), mean root-relative joint speed per minute (m/s): "
+          + " ".join(f"{v:.3f}" for v in f["per_minute"]))
+    print(f"last minute / first minute = {f['ratio_last_first']:.2f} (goal >= 0.70); {f['songs']} song excerpts; "
+          f"bad frames {f['n_bad']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="livedance", choices=["livedance", "baseline"])
@@ -166,9 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "step.onnx"
         if args.only_freeze:
-            f = freeze_check(graph, rep, onnx_path, split=args.freeze_split)
-            print(f"no-freezing check ({args.freeze_split} songs), joint speed per minute (m/s): "
-                  + " ".join(f"{v:.3f}" for v in f["per_minute"]) + f"; last / first = {f['ratio_last_first']:.2f}")
+            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split), args.freeze_split)
             return
         rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path) for b in ("onnx", "torch")}
         print(f"{'backend':8s} {'p50/step':>9s} {'p99/step':>9s} {'p50/frame':>10s} {'p99/frame':>10s}  (ms, {args.steps} steps)")
@@ -181,11 +186,7 @@ def main() -> None:
               f"{r['rtf_gen']:.0f}x; end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "
               f"-> {r['rtf_total']:.1f}x; bad frames {r['n_bad']}")
         if args.freeze:
-            f = freeze_check(graph, rep, onnx_path, split=args.freeze_split)
-            print("no-freezing check, mean root-relative joint speed per minute (m/s): "
-                  + " ".join(f"{v:.3f}" for v in f["per_minute"]))
-            print(f"last minute / first minute = {f['ratio_last_first']:.2f} (goal >= 0.70); {f['songs']} song excerpts; "
-                  f"bad frames {f['n_bad']}")
+            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split), args.freeze_split)
 
 
 if __name__ == "__main__":

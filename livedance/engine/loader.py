@@ -117,18 +117,12 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     from livedance.data.dataset import default_cache_dir
 
     graph, rep, doc = load_step_graph(model, kind, tokenizer)
-    if temperature is not None:
+    overrides = {k: float(v) for k, v in (("temperature", temperature), ("residual_temperature", residual_temperature))
+                 if v is not None}
+    if overrides:  # GeneratorConfig validates them (ConfigError)
         from dataclasses import replace
 
-        from livedance.errors import ConfigError
-
-        if not temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {temperature}")
-        graph.model.config = graph.config = replace(graph.config, temperature=float(temperature))
-    if residual_temperature is not None:
-        from dataclasses import replace
-
-        graph.model.config = graph.config = replace(graph.config, residual_temperature=float(residual_temperature))
+        graph.model.config = graph.config = replace(graph.config, **overrides)
     onnx_path = None
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / (

@@ -410,14 +410,9 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     net, doc = load_model(run_stem)
-    if temperature is not None:
-        import math
+    if temperature is not None:  # GeneratorConfig rejects a temperature <= 0 (ConfigError)
         from dataclasses import replace
 
-        from livedance.errors import ConfigError
-
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ConfigError(f"temperature must be > 0, got {temperature}")
         net.config = replace(net.config, temperature=float(temperature))
     tok, rep, tdoc = Tokenizer.load(tokenizer_stem)
     keep = {k: v for k, v in tdoc.items() if k not in ("format", "format_version", "config", "tensors", "sha256",

@@ -31,6 +31,7 @@ engines (:mod:`livedance.engine`) export to ONNX.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
@@ -112,13 +113,14 @@ class GeneratorConfig:
                 f"chunk={self.chunk}, mask_iters={self.mask_iters}; expected >= 1 part, levels >= 1, "
                 "codebook_size >= 2, chunk >= 1, mask_iters >= 1"
             )
-        if self.lag_s < 0 or self.temperature <= 0 or self.window < 1:
+        if self.lag_s < 0 or not (math.isfinite(self.temperature) and self.temperature > 0) or self.window < 1:
             raise ConfigError(
                 f"GeneratorConfig: lag_s={self.lag_s}, temperature={self.temperature}, window={self.window}; "
-                "expected lag_s >= 0, temperature > 0, window >= 1"
+                "expected lag_s >= 0, a finite temperature > 0, window >= 1"
             )
-        if self.residual_temperature is not None and not self.residual_temperature >= 0:
-            raise ConfigError(f"GeneratorConfig: residual_temperature={self.residual_temperature}; expected >= 0 or None")
+        rt = self.residual_temperature
+        if rt is not None and not (math.isfinite(rt) and rt >= 0):
+            raise ConfigError(f"GeneratorConfig: residual_temperature={rt}; expected a finite value >= 0, or None")
 
     @property
     def residual_noise_scale(self) -> float:

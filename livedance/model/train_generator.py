@@ -17,7 +17,6 @@ progress, resumable safetensors checkpoints, DDP).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,16 +331,12 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         the written paths (weights, config, card).
     Raises:
         WeightsError: the run's files are missing or corrupt. DataError: an eval JSON is unreadable.
-        ConfigError: temperature <= 0 or residual_temperature < 0.
+        ConfigError: temperature <= 0 or residual_temperature < 0 (checked by ``GeneratorConfig``).
     """
     from dataclasses import replace
 
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
 
-    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
-        raise ConfigError(f"temperature must be > 0, got {temperature}")
-    if residual_temperature is not None and not (math.isfinite(residual_temperature) and residual_temperature >= 0):
-        raise ConfigError(f"residual_temperature must be >= 0, got {residual_temperature}")
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     model, doc = load_model(Path(run_stem))
     if temperature is not None:
