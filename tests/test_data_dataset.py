@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,9 @@ from livedance.data.dataset import (
 )
 from livedance.data.tang import load_tang_sequence
 from livedance.errors import DataError
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 TANG = DATA / "dance-tang2018"
 needs_data = pytest.mark.skipif(not TANG.is_dir(), reason=f"Tang 2018 data not found at {TANG}")
 

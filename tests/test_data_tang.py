@@ -17,7 +17,7 @@ from livedance.data.tang import (
 )
 from livedance.errors import DataError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 TANG = DATA / "dance-tang2018"
 needs_data = pytest.mark.skipif(not TANG.is_dir(), reason=f"Tang 2018 data not found at {TANG}")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext
+from livedance.engine.base import MotionGenerator, MusicContext
 from livedance.errors import DeviceNotFoundError, WeightsError
 
 torch.set_num_threads(1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 
 # Building the clips runs the dataset IK when its cache is cold (tens of seconds).
 pytestmark = [pytest.mark.data, pytest.mark.slow]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from livedance.errors import AudioError, ConfigError
 from livedance.features import FeatureConfig, FeatureFrames, StreamingFeatures, offline_features
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 CFG = FeatureConfig()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,10 @@ import torch
 
 from livedance.errors import ConfigError
 from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
-from livedance.model.generator import DanceGenerator, GeneratorConfig
+from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes
 from livedance.model.maskpredict import cosine_mask_counts, mask_predict, remask_least_confident, training_mask
 from livedance.model.train_generator import slot_inputs
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
 torch.set_num_threads(1)
 
@@ -68,6 +68,48 @@ def test_training_reduces_loss_on_one_batch():
         first = first if first is not None else float(out["loss"].detach())
     assert float(out["loss"]) < 0.7 * first
     assert set(out) == {"loss", "base", "res", "acc"}
+
+
+def test_corrupt_codes_replaces_whole_tokens_at_the_drawn_rate():
+    torch.manual_seed(0)
+    codes = torch.randint(0, 512, (64, 200, 2, 4))
+    kept = codes.clone()
+    out = corrupt_codes(codes, 0.5, 512)
+    assert torch.equal(codes, kept)  # input untouched
+    changed = (out != codes).any(-1)  # (B, N, P): a token counts as replaced if any level differs
+    # mean rate over windows ~ E[U(0, 0.5)] = 0.25 (a random code equals the old one with prob 1/512)
+    assert 0.2 < changed.float().mean() < 0.3
+    # a replaced token gets new codes at (almost) every level: all levels drawn together
+    assert (out != codes)[changed].float().mean() > 0.99
+    assert int(out.min()) >= 0 and int(out.max()) < 512
+    assert torch.equal(corrupt_codes(codes, 0.0, 512), codes)
+    with pytest.raises(ConfigError, match="corruption"):
+        corrupt_codes(codes, 1.5, 512)
+
+
+def test_corruption_changes_the_backbone_input_but_not_the_targets():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg)
+    codes, win, cond = _batch(cfg, B=8, N=12)
+    seen: dict[str, torch.Tensor] = {}
+    real_inputs, real_chunk = g.token_inputs, g.chunk_logits
+
+    def spy_inputs(music, c):
+        seen["history"] = c
+        return real_inputs(music, c)
+
+    def spy_chunk(ctx, music, base, masked):
+        seen["targets"] = base
+        return real_chunk(ctx, music, base, masked)
+
+    g.token_inputs, g.chunk_logits = spy_inputs, spy_chunk
+    g(codes, win, cond)
+    assert torch.equal(seen["history"], codes)
+    g(codes, win, cond, corrupt=1.0)
+    assert (seen["history"] != codes).any(-1).float().mean() > 0.2
+    starts_tgt = seen["targets"]  # (B, S, K, P) base codes of the chunks: taken from the clean codes
+    assert any(torch.equal(starts_tgt[:, 0, 0], codes[:, s, :, 0]) for s in range(cfg.chunk))
 
 
 def test_windows_must_exceed_chunk():
@@ -149,7 +191,7 @@ def test_slot_inputs_only_use_audio_before_lag():
     assert (ref_t <= slots - 0.16 + 1e-9).all() and (ref_t > slots - 0.16 - 512 / 44100).all()
 
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 
 
 def test_beat_track_phase_matches_the_live_tracker():

@@ -4,7 +4,6 @@ failing generators and sinks, and beat alignment of the output on a click track.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -34,7 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 def click_track(seconds: float, bpm: float = 120.0, sr: int = SR, start_s: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     """(audio (N,) float32, click times (B,) s): 20 ms decaying 1 kHz clicks over a little noise."""
     n = int(seconds * sr)
-    t = np.arange(n) / sr
     x = 0.003 * np.random.default_rng(0).standard_normal(n)
     clicks = np.arange(start_s, seconds, 60.0 / bpm)
     for c in clicks:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,9 +23,10 @@ from livedance.model.representation import (
 from livedance.motion.fk import forward_kinematics
 from livedance.motion.rotations import axis_angle_to_rotmat
 from livedance.motion.skeleton import SMPLX_BODY_PARENTS
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
 torch.set_num_threads(1)
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 
 # A plausible SMPL-X-like body skeleton (metres), enough for FK-based checks.
 REST = np.array([

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +24,9 @@ from livedance.data.tang_ik import (
 from livedance.errors import DataError
 from livedance.motion.fk import fk_np
 from livedance.motion.skeleton import SMPLX_BODY_JOINT_NAMES, SMPLX_BODY_PARENTS
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dance-tang2018"
+DATA = default_data_root() / "dance-tang2018"
 J = {n: i for i, n in enumerate(SMPLX_BODY_JOINT_NAMES)}
 UP = np.array([0.0, 1.0, 0.0])
 

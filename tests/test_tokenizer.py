@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,9 +12,10 @@ from livedance.errors import DataError, WeightsError
 from livedance.model.checkpoint import WEIGHTS_DIR
 from livedance.model.representation import Representation
 from livedance.model.tokenizer import StreamingDecoder, Tokenizer, TokenizerConfig
+from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
 torch.set_num_threads(1)
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = default_data_root()
 SMALL = dict(codebook_size=32, latent_dim=16, width=32)
 
 

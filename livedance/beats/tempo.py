@@ -276,6 +276,11 @@ class TempoEstimator:
                 self.period = smooth_a * self.period + (1 - smooth_a) * cur
         self.strength = float(np.clip(self._acf_at(np.array([self.period]))[0] / self._acf[0], 0.0, 1.0))
 
+    @property
+    def young(self) -> bool:
+        """True for the first ``young_time_s`` seconds after a reset (always False when it is 0)."""
+        return self._youth() < 1.0
+
     def _youth(self) -> float:
         """Scale factor in (0, 1] of the hysteresis and smoothing times: ``age / young_time_s`` (age =
         seconds since the last reset), at least ``young_min_frac``; 1 when ``young_time_s`` is 0."""

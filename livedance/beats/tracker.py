@@ -63,6 +63,12 @@ class TrackerConfig:
             (a Gaussian of ``phase_inertia_width`` beats); 0 measures the phase afresh every hop.
         period_search: the phase comb refines the beat period within +- this fraction of the
             tempo estimator's period (0.5 % steps).
+        young_period_search: while the tempo estimator is young (:attr:`TempoConfig.young_time_s` after a
+            reset), the phase comb refines the period within +- this fraction instead of
+            ``period_search``. The autocorrelation's first tempo is often 1-3 % off (166 BPM for 170
+            while its 3 s smoothing converges), and a phase fitted over K beats at a wrong period
+            predicts the next beat late or early by tens of ms; the comb's own period fit removes that
+            in the first seconds (docs/beats.md, fifth follow-up). 0 = off.
         period_smooth_s: time constant of the smoothing of the refined period, seconds.
         odf_latency_s: how far the onset envelope lags the onset that caused it, seconds
             (measured on click tracks).
@@ -112,6 +118,7 @@ class TrackerConfig:
     phase_beats: int = 12
     phase_decay: float = 0.9
     period_search: float = 0.0
+    young_period_search: float = 0.0
     odf_power: float = 1.0
     low_weight: float = 0.35
     phase_inertia: float = 0.0
@@ -151,6 +158,10 @@ class TrackerConfig:
             )
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"TrackerConfig.min_confidence must be in [0, 1], got {self.min_confidence}")
+        for name in ("period_search", "young_period_search"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 0.2:
+                raise ConfigError(f"TrackerConfig.{name} must be a fraction in [0, 0.2], got {v}")
 
 
 class _DownbeatEstimator:
@@ -214,6 +225,9 @@ class BeatTracker:
         self._late_s = max(self.cfg.max_late_s, 0.0)
         c = self.cfg
         self._dp = np.linspace(-c.period_search, c.period_search, 2 * int(round(c.period_search / 0.005)) + 1)
+        ys = c.young_period_search
+        self._dp_young = np.linspace(-ys, ys, 2 * int(round(ys / 0.005)) + 1) if ys > 0 else self._dp
+        self._dp_none = np.zeros(1)
         self._k = np.arange(c.phase_beats, dtype=float)
         self._kw = c.phase_decay ** self._k
         self._fine_a = 1.0 - float(np.exp(-1.0 / (c.period_smooth_s * self.fps)))
@@ -390,11 +404,16 @@ class BeatTracker:
         if self._silent or self._tempo.period is None:
             self._confidence = 0.0
             return None
-        phi, fine = self._phase(self._tempo.period, now)  # frames
-        if self._fine_period is None or abs(fine / self._fine_period - 1) > c.period_search:
+        young = c.young_period_search > 0 and self._tempo.young
+        phi, fine = self._phase(self._tempo.period, now, self._dp_young if young else self._dp)  # frames
+        if self._fine_period is None or abs(fine / self._fine_period - 1) > (c.young_period_search if young else c.period_search):
             self._fine_period = fine
         else:
             self._fine_period += self._fine_a * (fine - self._fine_period)
+        if young:
+            # The (phase, period) cell of the wider young search jumps from hop to hop; take the phase
+            # at the smoothed period instead, so the predicted beat moves smoothly.
+            phi, _ = self._phase(self._fine_period, now, self._dp_none)
         self._period_s = self._fine_period / self.fps
         last_beat = now - c.odf_latency_s - phi / self.fps
         self._update_confidence(self._tempo.period)
@@ -420,16 +439,16 @@ class BeatTracker:
             return self._announce(nxt, now)
         return None
 
-    def _phase(self, period: float, now: float) -> tuple[float, float]:
+    def _phase(self, period: float, now: float, dp: np.ndarray) -> tuple[float, float]:
         """Comb-filter phase and period refinement.
 
-        Scores every phase phi (frames back from now, 0 <= phi < P') of every period P' within
-        +-``period_search`` of ``period`` (frames), C(phi, P') = sum_k g^k e(n - phi - k P');
+        Scores every phase phi (frames back from now, 0 <= phi < P') of every period P' = period * (1 + dp)
+        (``dp``: the relative offsets searched, from ``period_search`` or ``young_period_search``), C(phi, P') = sum_k g^k e(n - phi - k P');
         returns (phi*, P*) of the best cell, both refined by parabolic interpolation. Also sets the
         phase contrast (peak minus mean over phi, over peak) used by the confidence.
         """
         c = self.cfg
-        periods = period * (1.0 + self._dp)
+        periods = period * (1.0 + dp)
         phis = np.arange(0.0, np.ceil(periods.max()))
         idx = phis[None, :, None] + periods[:, None, None] * self._k[None, None, :]
         idx = np.minimum(idx, self._hist_len - 2)
@@ -460,7 +479,7 @@ class BeatTracker:
             a, b, cc = col[pi - 1], col[pi], col[pi + 1]
             den = a - 2 * b + cc
             if den < 0:
-                best_p = float(period * (1.0 + self._dp[pi] + 0.5 * (a - cc) / den * (self._dp[1] - self._dp[0])))
+                best_p = float(period * (1.0 + dp[pi] + 0.5 * (a - cc) / den * (dp[1] - dp[0])))
         valid = row[np.isfinite(row)]
         peak = float(row[j])
         self._phase_contrast = 0.0 if peak <= 0 else float((peak - valid.mean()) / peak)

@@ -47,7 +47,7 @@ librosa is needed (``pip install livedance[dev]``); it is imported inside the fu
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 

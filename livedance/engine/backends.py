@@ -6,6 +6,8 @@ Each backend has ``run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]``
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +64,7 @@ def export_onnx(graph, path: str | Path, opset: int = 17) -> Path:
     graph = graph.eval()
     zeros = graph.zero_inputs(1)
     args = tuple(zeros[n] for n in graph.input_names())
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # concurrent exporters never collide
     import warnings
 
     with torch.no_grad(), warnings.catch_warnings():

@@ -47,7 +47,7 @@ from livedance.model.mamba import Mamba
 from livedance.model.maskpredict import gumbel_sample, mask_predict, training_mask
 from livedance.model.music_encoder import MusicEncoder
 
-__all__ = ["GeneratorConfig", "DanceGenerator", "GENERATOR_FORMAT"]
+__all__ = ["GeneratorConfig", "DanceGenerator", "GENERATOR_FORMAT", "corrupt_codes"]
 
 #: ``format`` field of the generator's weights JSON.
 GENERATOR_FORMAT = "livedance.generator"
@@ -156,6 +156,25 @@ class GeneratorConfig:
         if "parts" in d:
             d["parts"] = tuple(d["parts"])
         return cls(**d)
+
+
+def corrupt_codes(codes: Tensor, max_rate: float, codebook_size: int) -> Tensor:
+    """Replace a random share of (slot, part) tokens by uniformly random codes (T2M-GPT's corruption).
+
+    Args:
+        codes: (B, N, P, V) int64. max_rate: per window, the rate is drawn from U(0, max_rate), in [0, 1].
+        codebook_size: C; replacement codes are uniform in [0, C).
+    Returns:
+        (B, N, P, V) int64, a new tensor (``codes`` is not modified).
+    Raises:
+        ConfigError: max_rate outside [0, 1].
+    """
+    if not 0.0 <= max_rate <= 1.0:
+        raise ConfigError(f"token corruption rate {max_rate}: expected a value in [0, 1]")
+    B, N, P, _ = codes.shape
+    rate = torch.rand(B, 1, 1, device=codes.device) * max_rate
+    hit = (torch.rand(B, N, P, device=codes.device) < rate).unsqueeze(-1)
+    return torch.where(hit, torch.randint_like(codes, codebook_size), codes)
 
 
 class _PMMMLayer(nn.Module):
@@ -334,13 +353,18 @@ class DanceGenerator(nn.Module):
         return [self.out_norm[i](x[i]) for i in range(len(x))]
 
     # ------------------------------------------------------------------ training
-    def forward(self, codes: Tensor, window: Tensor, cond: Tensor) -> dict[str, Tensor]:
+    def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
 
         Args:
             codes: (B, N, P, V) int64 tokenizer codes of N consecutive slots (N > K).
             window: (B, N, W, feat_dim) float32 audio feature windows (slot n: frames <= t_n - lag).
             cond: (B, N, cond_dim) float32 beat conditions of the slots.
+            corrupt: upper bound of the token-corruption rate of the committed history (T2M-GPT, Zhang et
+                al. CVPR 2023, Sec. 3.3): each window draws a rate r ~ U(0, corrupt) and replaces that share
+                of its (slot, part) tokens in the backbone's input, all levels, by uniformly random codes.
+                The targets stay clean, so the model learns to continue from its own imperfect samples
+                instead of copying a memorised history. 0 (inference, default) disables it.
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions).
@@ -351,7 +375,7 @@ class DanceGenerator(nn.Module):
         if N <= K:
             raise ConfigError(f"generator training windows need more than chunk={K} tokens, got {N}")
         m = self.music(window, cond)  # (B, N, d)
-        x = self.token_inputs(m, codes)
+        x = self.token_inputs(m, corrupt_codes(codes, corrupt, cfg.codebook_size) if corrupt > 0 else codes)
         seq = [torch.cat([self.bos[i].expand(B, 1, -1), x[i][:, : N - 1]], dim=1) for i in range(P)]
         h = self.backbone(seq)  # H_n at position n
         # chunk starts every K slots from a random offset (inference starts them at 0, K, 2K, ...)

@@ -39,7 +39,7 @@ offline :meth:`Tokenizer.decode` gives.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 

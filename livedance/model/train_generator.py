@@ -160,6 +160,10 @@ class GeneratorRunConfig:
         ship: also write ``livedance/weights/<generator|baseline>.*``.
         data_root: folder holding ``dance-tang2018/``.
         progress: progress bar.
+        mirror: also train on every train dance mirrored left/right (:mod:`livedance.motion.mirror`),
+            with the same music: twice the dances, against memorising the 26 Tang train clips.
+        corrupt: upper bound of the history token-corruption rate (T2M-GPT; see
+            :meth:`~livedance.model.generator.DanceGenerator.forward`), in [0, 1]; 0 disables it.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -177,6 +181,8 @@ class GeneratorRunConfig:
     ship: bool = False
     data_root: Path | None = None
     progress: bool = True
+    corrupt: float = 0.0
+    mirror: bool = False
     overrides: dict = field(default_factory=dict)
 
 
@@ -213,11 +219,17 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     if cfg.model != "livedance":
         raise ConfigError(f"model {cfg.model!r}: this trains the livedance generator; the baseline has "
                           "`livedance train baseline` (livedance.model.baseline_gpt.train_baseline)")
+    if not 0.0 <= cfg.corrupt <= 1.0:
+        raise ConfigError(f"--corrupt {cfg.corrupt}: expected a token-corruption rate in [0, 1]")
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
     gcfg = _model_config(cfg, tok)
     train = load_split("train", data_root=cfg.data_root, progress=show)
+    if cfg.mirror:
+        from livedance.motion.mirror import mirror_clip
+
+        train = list(train) + [mirror_clip(c) for c in train]
     data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s)
     ds = TokenWindowDataset(data, cfg.tokens, cfg.hop)
     seed_everything(cfg.seed)
@@ -228,10 +240,10 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
-                  "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
+                  "corrupt": cfg.corrupt, "mirror": cfg.mirror, "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
 
     def loss_fn(m, b):
-        out = m(b["codes"], b["window"], b["cond"])
+        out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
         return out["loss"], {k: v for k, v in out.items() if k != "loss"}
 
     trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist)
@@ -242,7 +254,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         return result
     name = "generator" if cfg.model == "livedance" else "baseline"
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
-            "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data),
+            "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
+            "mirror": cfg.mirror,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -403,6 +416,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     c, tr = model.config, doc.get("training", {})
     fl = tr.get("final_loss") or {}
     n_par = sum(p.numel() for p in model.parameters())
+    mirrored = ": the dances and their left/right mirrors" if tr.get("mirror") else ""
     head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
@@ -427,7 +441,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
   {c.d_state}), chunked mask-predict of the base level (K = {c.chunk} token slots, {c.mask_iters} MaskGIT
   iterations) and a residual head for levels 1..{c.levels - 1}, over the shipped HRVQ tokenizer's codes
   ({c.levels} levels x {c.codebook_size} codes per part); {n_par:,} parameters; {c.fps:g} fps output.
-- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips,
+- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips{mirrored},
   {tr.get('train_windows', '?')} windows); validation split for the temperature, test split for the metrics
   (`livedance/data/tang_split.json`).
 - Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in

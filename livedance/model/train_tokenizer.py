@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,8 +31,6 @@ from livedance.model.representation import (
     raw_features,
 )
 from livedance.model.tokenizer import Tokenizer, TokenizerConfig
-from livedance.motion.fk import forward_kinematics
-from livedance.motion.skeleton import SMPLX_BODY_PARENTS
 
 __all__ = [
     "WindowDataset",
