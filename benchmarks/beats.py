@@ -32,6 +32,12 @@ from the sound's start to the first beat that starts a run of 4 correct beats (e
 reference beat, its tempo within 4 % of the reference there), to the first correct beat, and to the
 tempo settling, plus F over the whole file.
 
+``--grid-error`` (alone, about 1 CPU-minute; needs the CC song) prints the phase accuracy of the grid a
+live consumer extrapolates: the distance of the tracker's predicted next beat (every 2048-sample push
+with confidence >= 0.1) to the nearest MIDI beat of Armygeddon, median and 90th percentile over the full
+song after 20 s, and per second over the first 8 s after the sound returns on the reaction file
+(6 s of silence, then the song from 60 s); for the default and the phase variants of docs/beats.md.
+
 ``--tang`` adds the sanity set: the first 40 s of the first 10 Tang et al. 2018 songs
 (``<data>/dance-tang2018/*/audio.mp3``) scored against librosa's offline beats (a tempo sanity
 reference, not ground truth), mean F for the default and the main variants.
@@ -230,6 +236,62 @@ def bank_configs() -> dict[str, TrackerConfig]:
     }
 
 
+def grid_error_configs() -> dict[str, TrackerConfig]:
+    """Configurations of the ``--grid-error`` table (phase settings tried in docs/beats.md)."""
+    return {"default": TrackerConfig(), "young_period_search 0.03": TrackerConfig(young_period_search=0.03),
+            "phase_decay 0.95": TrackerConfig(phase_decay=0.95),
+            "K 24, decay 0.95": TrackerConfig(phase_beats=24, phase_decay=0.95),
+            "odf_power 2": TrackerConfig(odf_power=2.0), "period_search 0.02": TrackerConfig(period_search=0.02)}
+
+
+def next_beat_errors(audio: np.ndarray, sr: int, grid: np.ndarray, cfg: TrackerConfig,
+                     block: int = 2048) -> np.ndarray:
+    """(n, 2) float64 rows (stream time s, predicted next beat - nearest grid beat s), one per pushed block
+    whose confidence is >= 0.1 (what a live consumer would extrapolate from)."""
+    cfg.sample_rate = sr
+    tr = BeatTracker(cfg)
+    rows = []
+    for i in range(0, len(audio), block):
+        tr.push(audio[i : i + block])
+        b = tr.predict_beats(1, tr.time_s - 0.2) if tr.confidence >= 0.1 else np.zeros(0)
+        if b.size:
+            rows.append((tr.time_s, float(b[0] - grid[np.argmin(np.abs(grid - b[0]))])))
+    return np.asarray(rows).reshape(-1, 2)
+
+
+def grid_error_table(data: Path, configs: dict[str, TrackerConfig], console) -> dict | None:
+    """The ``--grid-error`` table (module docstring); None without the CC song."""
+    from rich.table import Table
+
+    song = data / "music" / "muldjord-armygeddon" / "song.ogg"
+    if not song.is_file():
+        console.print(f"[yellow]{song} not found: grid-error table skipped[/]")
+        return None
+    audio, sr = load_audio(song)
+    grid = S.midi_beat_grid(song.with_name("notes.mid"), len(audio) / sr + 1.0)
+    lead, off, body = 6.0, 60.0, 30.0
+    x, _ = load_audio(song, offset_s=off, duration_s=body)
+    react = np.concatenate([np.zeros(int(lead * sr), np.float32), x.astype(np.float32)])
+    rgrid = grid[(grid >= off) & (grid < off + body)] - off + lead
+    table = Table(title="Predicted next beat vs Armygeddon's MIDI grid, |error| ms (confidence >= 0.1)")
+    for col in ("config", "full song median", "full song p90", *(f"{k}-{k + 1} s" for k in range(1, 8))):
+        table.add_column(col, justify="left" if col == "config" else "right")
+    out = {}
+    for name, cfg in configs.items():
+        full = next_beat_errors(audio.astype(np.float32), sr, grid, cfg)
+        e = np.abs(full[full[:, 0] > 20.0, 1])
+        r = next_beat_errors(react, sr, rgrid, cfg)
+        early = []
+        for k in range(1, 8):
+            m = (r[:, 0] >= lead + k) & (r[:, 0] < lead + k + 1)
+            early.append(float(np.median(np.abs(r[m, 1]))) if m.any() else float("nan"))
+        out[name] = dict(median_s=float(np.median(e)), p90_s=float(np.percentile(e, 90)), early_s=early)
+        table.add_row(name, f"{1000 * out[name]['median_s']:.1f}", f"{1000 * out[name]['p90_s']:.1f}",
+                      *(f"{1000 * v:.0f}" for v in early))
+    console.print(table)
+    return out
+
+
 def tang_configs() -> dict[str, TrackerConfig]:
     """Configurations scored on the Tang sanity set."""
     return {"default": TrackerConfig(), "old default (no cap, no reset)": TrackerConfig(adaptive_cap=0.0, silence_reset_s=0.0),
@@ -280,6 +342,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     ap.add_argument("--tang", action="store_true", help="also score the Tang sanity set (about 2 CPU-minutes)")
     ap.add_argument("--no-ablations", action="store_true", help="skip the ablation table")
+    ap.add_argument("--grid-error", action="store_true",
+                    help="only the next-beat phase error against Armygeddon's MIDI grid (about 1 CPU-minute)")
     ap.add_argument("--reaction", action="store_true",
                     help="only the reaction table (6 s silence + 30 s of each real clip; about 1 CPU-minute)")
     args = ap.parse_args()
@@ -287,6 +351,11 @@ def main() -> None:
     from rich.table import Table
 
     console = Console(width=200)
+    if args.grid_error:
+        ge = grid_error_table(args.data, grid_error_configs(), console)
+        if args.json:
+            args.json.write_text(json.dumps(dict(grid_error=ge), indent=1, default=float))
+        return
     items = clips(args.data)
     if args.reaction:
         rea = reaction_table(items, reaction_configs(), console)

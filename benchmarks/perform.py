@@ -222,6 +222,23 @@ def main_run(args) -> dict:
     }
 
 
+def print_start_detail(beats_s: np.ndarray, offs: np.ndarray, performer, lead: float = 6.0, until_s: float = 10.0) -> None:
+    """``--start-detail``: per motion beat of the first ``until_s`` seconds of music (seconds from the music's
+    start): its offset from the nearest music beat, and the distance to the nearest beat the warp hit
+    (``BeatWarp.recent_hits``, the same clock). "on the beat": within 70 ms; "hit": the warp aimed this beat
+    (within 30 ms of a hit); "moved": a hit within 150 ms, but the shown minimum moved (the rate around it
+    tilts the speed curve); "passed": the warp let it pass (the motion has more beats than the music)."""
+    hits = np.asarray([h for h, _ in performer.warp.recent_hits]) - lead
+    print("motion beats of the first seconds (s from the music start; offset from the music beat; nearest warp hit):")
+    for b, o in zip(beats_s, offs):
+        if b > until_s:
+            break
+        d = float(np.min(np.abs(hits - b))) if hits.size else float("inf")
+        kind = "hit" if d <= 0.03 else ("moved" if d <= 0.15 else "passed")
+        print(f"  {b:6.2f} s  offset {1000 * o:+6.0f} ms  {'on the beat' if abs(o) <= 0.07 else 'off':11s}  "
+              f"nearest hit {1000 * d:5.0f} ms ({kind})")
+
+
 def reaction_run(args) -> dict:
     """Silence (lead) + music (body) + silence (tail), made by concatenation; settle and start times."""
     import soundfile as sf
@@ -258,6 +275,8 @@ def reaction_run(args) -> dict:
     bb = bb - args.reaction_offset + lead
     mts = mt[(mt > lead) & (mt < lead + body)]
     off = np.abs(offsets(mts, bb))
+    if getattr(args, "start_detail", False):
+        print_start_detail(mts - lead, offsets(mts, bb), p)
     start = float("nan")
     for i in range(len(mts) - 4):  # first of 4 motion beats in a row on music beats, while dancing
         k = np.searchsorted(ts, mts[i : i + 4])
@@ -285,6 +304,9 @@ def main() -> int:
     ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--procedural", action="store_true", help="measure the procedural dancer instead of the shipped model")
+    ap.add_argument("--start-detail", action="store_true",
+                    help="reaction run: list each motion beat of the first 10 s of music (offset from the music "
+                         "beat, distance to the warp's nearest hit) to see why the start is late")
     ap.add_argument("--no-warp", action="store_true", help="show the learned model without the beat-synchronous playback warp")
     args = ap.parse_args()
     if args.audio is None:

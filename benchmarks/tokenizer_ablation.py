@@ -10,6 +10,12 @@ mean) gives the scale.
     python benchmarks/tokenizer_ablation.py --minutes 4.5 --json runs/tokenizer_ablation.json
 
 Wall-clock budgets make the step counts depend on the machine's load; the table prints them.
+
+``--mirror-check SPLIT`` instead scores the shipped tokenizer (no training) on that split's dances as they
+are and mirrored left/right (:mod:`livedance.motion.mirror`): how far mirrored dances (the generator's
+``--mirror`` augmentation) lie outside what the tokenizer learned (docs/model.md).
+
+    python benchmarks/tokenizer_ablation.py --mirror-check val
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--mirror-check", default=None, metavar="SPLIT",
+                    help="only score the shipped tokenizer on SPLIT's dances, as is and mirrored")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -40,6 +48,24 @@ def main() -> None:
     from livedance.model.representation import Representation
     from livedance.model.train_tokenizer import TokenizerRunConfig, reconstruction_mpjpe, run_training
 
+    if args.mirror_check:
+        from livedance.model.tokenizer import Tokenizer
+        from livedance.motion.mirror import mirror_clip
+
+        tok, rep, _ = Tokenizer.load(None)
+        clips = load_split(args.mirror_check, progress=False)
+        tab = Table(title=f"Shipped tokenizer, reconstruction MPJPE (mm) on the {args.mirror_check} split")
+        for col in ("dances", "lower", "upper", "all", "root"):
+            tab.add_column(col, justify="left" if col == "dances" else "right")
+        out = {}
+        for name, cs in (("as recorded", clips), ("mirrored left/right", [mirror_clip(c) for c in clips])):
+            with torch.no_grad():
+                out[name] = m = reconstruction_mpjpe(tok, rep, cs)
+            tab.add_row(name, *(f"{m[k]:.1f}" for k in ("lower", "upper", "all", "root")))
+        Console().print(tab)
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=1))
+        return
     rows = {}
     for v in args.variants.split(","):
         cfg = TokenizerRunConfig(variant=v, steps=args.steps, minutes=args.minutes, seed=args.seed,

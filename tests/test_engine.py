@@ -295,3 +295,28 @@ def test_stall_guard_boosts_the_noise_only_while_music_plays_and_the_dance_stand
     assert n_on == len(ratios) - first + 1 and n_off == 0 and n_quiet == 0  # the last decision boosts step 13
     for a, b in zip(off, quiet):
         np.testing.assert_array_equal(a, b)
+
+
+def test_onnx_cache_key_changes_with_any_config_field_or_tensor(parts):
+    """The exported graph is cached per graph_key: a config change (mask iterations change the graph's
+    input shapes) or a changed tensor must never reuse a stale ONNX file."""
+    from dataclasses import replace
+
+    from livedance.engine.loader import graph_key
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.generator import DanceGenerator
+
+    g = parts["graph"]
+    key = graph_key(g)
+    assert key == graph_key(g)  # deterministic
+    other_iters = DanceGenerator(replace(parts["gen"].config, mask_iters=parts["gen"].config.mask_iters + 1))
+    other_iters.load_state_dict(parts["gen"].state_dict())
+    assert graph_key(StepGraph(other_iters, parts["tok"]).eval()) != key
+    other_t = DanceGenerator(replace(parts["gen"].config, temperature=0.5))
+    other_t.load_state_dict(parts["gen"].state_dict())
+    assert graph_key(StepGraph(other_t, parts["tok"]).eval()) != key
+    changed = DanceGenerator(parts["gen"].config)
+    state = {k: v.clone() for k, v in parts["gen"].state_dict().items()}
+    state["bos"][0, 0] += 1.0
+    changed.load_state_dict(state)
+    assert graph_key(StepGraph(changed, parts["tok"]).eval()) != key

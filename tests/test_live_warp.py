@@ -123,6 +123,9 @@ def test_warped_motion_beats_land_on_the_music_beats(music_bpm, min_within_30ms)
         assert np.median(off) < 0.02, off
     warp = out["warp"]
     assert warp.beats_hit >= 10 and warp.resyncs == 0
+    hits = np.asarray(warp.recent_hits)  # (s at the hit, music beat T): the hits land on their beats
+    assert len(hits) == min(warp.beats_hit, 256)
+    assert np.median(np.abs(hits[:, 0] - hits[:, 1])) < 0.02
     assert np.all(out["rate"] >= cfg.rate_min - 1e-9) and np.all(out["rate"] <= cfg.rate_max + 1e-9)
     assert np.all(out["tau"] <= out["end"] + 1e-9)
     lag = out["s"] - out["tau"]

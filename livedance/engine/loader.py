@@ -13,7 +13,7 @@ from pathlib import Path
 
 from livedance.errors import WeightsError
 
-__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights"]
+__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key"]
 
 
 def default_weights(model: str = "livedance") -> Path:
@@ -64,6 +64,20 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
             f"{c.stride} do not match the tokenizer's {tc.parts}/{tc.levels}/{tc.codebook_size}/{tok.stride}"
         )
     return StepGraph(net, tok).eval(), rep, doc
+
+
+def graph_key(graph) -> str:
+    """Cache key of an exported step graph: the first 20 hex digits of the sha256 over its generator
+    config (every field: temperature, chunk, mask iterations, ...) and all its tensors (the generator's
+    and the tokenizer's), so a cached ONNX file is reused only for the very same graph."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(graph.config.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(graph.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
 
 
 def build_generator(graph, representation, backend: str = "onnx", onnx_path: str | Path | None = None,
@@ -125,7 +139,6 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         graph.model.config = graph.config = replace(graph.config, **overrides)
     onnx_path = None
     if backend != "torch":
-        onnx_path = default_cache_dir() / "engine" / (
-            f"{doc.get('model', kind)}-{doc.get('sha256', 'x')[:16]}-t{graph.config.temperature:g}.onnx")
+        onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
     return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
                            description=f"{doc.get('model', kind)} ({backend})", device=device)

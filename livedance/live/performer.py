@@ -320,6 +320,12 @@ class Performer:
         return self.listener.finished.is_set()
 
     @property
+    def warp(self):
+        """The learned dancer's :class:`~livedance.live.warp.BeatWarp` (read it for diagnostics, e.g.
+        ``recent_hits``; only the output clock writes it)."""
+        return self._warp
+
+    @property
     def stream_origin(self) -> float:
         """perf_counter seconds of the source's sample 0."""
         return self.listener.stream_origin

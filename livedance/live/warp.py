@@ -316,6 +316,8 @@ class BeatWarp:
         clamps: ticks where tau was held at the newest frame or at s.
         beats_hit: motion beats reached while aimed at a music beat.
         hit_error_sum_s: sum of |s - T| at those moments (the residual, seconds).
+        recent_hits: the last 256 hits as (s at the hit, music beat T), stream seconds (a bounded deque;
+            diagnostics: ``benchmarks/perform.py --start-detail`` matches them with the shown motion beats).
         ticks, aligned_ticks: ticks run / ticks with a target; rate_dev_sum: sum of |r - 1| over ticks.
     """
 
@@ -330,6 +332,7 @@ class BeatWarp:
         self.clamps = 0
         self.beats_hit = 0
         self.hit_error_sum_s = 0.0
+        self.recent_hits: deque = deque(maxlen=256)
         self.ticks = 0
         self.aligned_ticks = 0
         self.rate_dev_sum = 0.0
@@ -404,6 +407,7 @@ class BeatWarp:
             # stream time at which tau crossed tau_b (linear within the tick) vs the music beat
             frac = min(max((tgt[0] - tau_prev) / max(self.tau - tau_prev, 1e-12), 0.0), 1.0)
             self.hit_error_sum_s += abs((s - dt + frac * dt) - tgt[1])
+            self.recent_hits.append((s - dt + frac * dt, tgt[1]))
             self._done_tau = tgt[0]
             self._target = None
         self.lag_s = s - self.tau
