@@ -320,3 +320,34 @@ def test_onnx_cache_key_changes_with_any_config_field_or_tensor(parts):
     state["bos"][0, 0] += 1.0
     changed.load_state_dict(state)
     assert graph_key(StepGraph(changed, parts["tok"]).eval()) != key
+
+
+def test_top_k_graph_exports_and_agrees_with_torch(parts):
+    """top_k is baked into the exported graph (TopK + ReduceMin): ONNX Runtime loads it and samples the
+    same codes as torch (test_generator checks that the codes stay among the top k)."""
+    from dataclasses import replace
+
+    from livedance.engine import build_generator
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.generator import DanceGenerator
+
+    gen = DanceGenerator(replace(parts["gen"].config, top_k=3)).eval()
+    gen.load_state_dict(parts["gen"].state_dict())
+    graph = StepGraph(gen, parts["tok"]).eval()
+    onnx_path = parts["dir"] / "step-top3.onnx"
+    a = build_generator(graph, parts["rep"], "torch", seed=3)
+    b = build_generator(graph, parts["rep"], "onnx", onnx_path, seed=3)
+    for ctx in _contexts(12):
+        fa, fb = a.step(ctx), b.step(ctx)
+        assert (a._pend_codes == b._pend_codes).all()
+        assert float(np.abs(fa.local_quats - fb.local_quats).max()) < 1e-4
+
+
+def test_a_cached_graph_that_does_not_load_is_exported_again(parts, tmp_path):
+    from livedance.engine import build_generator
+
+    bad = tmp_path / "cached.onnx"
+    bad.write_bytes(b"not an onnx file")  # e.g. a truncated cache entry
+    gen = build_generator(parts["graph"], parts["rep"], "onnx", bad, seed=0)
+    assert len(gen.step(next(_contexts(1)))) == 8
+    assert bad.stat().st_size > 1000

@@ -10,7 +10,13 @@ import torch
 from livedance.errors import ConfigError
 from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
 from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes
-from livedance.model.maskpredict import cosine_mask_counts, mask_predict, remask_least_confident, training_mask
+from livedance.model.maskpredict import (
+    cosine_mask_counts,
+    gumbel_sample,
+    mask_predict,
+    remask_least_confident,
+    training_mask,
+)
 from livedance.model.train_generator import slot_inputs
 from livedance.data.tang import default_data_root  # ../shared/data, or $LIVEDANCE_DATA
 
@@ -155,6 +161,22 @@ def test_mask_predict_fixes_codes_once_chosen():
         assert (c0[fixed] == c1[fixed]).all()
         assert (m1 <= m0).all()  # masks only shrink
     assert out.shape == (1, 4)
+
+
+def test_top_k_sampling_stays_among_the_k_most_likely_codes():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 64, generator=g)
+    gumbel = -torch.log(-torch.log(torch.rand(200, 64, generator=g).clamp(1e-9, 1 - 1e-9)))
+    top5 = torch.topk(logits, 5, dim=-1).indices
+    codes, conf = gumbel_sample(logits, gumbel, 1.0, top_k=5)
+    assert bool((codes[:, None] == top5).any(-1).all())
+    free, _ = gumbel_sample(logits, gumbel, 1.0)
+    assert not bool((free[:, None] == top5).any(-1).all())  # without the cut some samples fall outside
+    torch.testing.assert_close(conf, torch.log_softmax(logits, -1).gather(-1, codes[:, None])[:, 0])
+    assert torch.equal(gumbel_sample(logits, gumbel, 1.0, top_k=1)[0], logits.argmax(-1))
+    assert torch.equal(gumbel_sample(logits, gumbel, 1.0, top_k=64)[0], free)
+    with pytest.raises(ConfigError, match="top_k"):
+        GeneratorConfig(top_k=-1)
 
 
 def test_training_mask_counts():

@@ -87,7 +87,8 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
     Args:
         graph: :class:`StepGraph`. representation: the tokenizer's Representation.
         backend: ``'onnx'`` (default), ``'torch'`` or ``'tensorrt'``.
-        onnx_path: the exported graph for onnx/tensorrt (exported here when missing).
+        onnx_path: the exported graph for onnx/tensorrt (exported here when missing, and exported again
+            once when the file exists but does not load, e.g. a truncated cache entry).
         seed, greedy: sampling (see :class:`LearnedGenerator`).
         threads: CPU threads of the backend.
         device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
@@ -102,9 +103,18 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         if onnx_path is None:
             raise WeightsError("the onnx/tensorrt backends need an ONNX file path")
         onnx_path = Path(onnx_path)
-        if not onnx_path.is_file():
+        cached = onnx_path.is_file()
+        if not cached:
             export_onnx(graph, onnx_path)
-        be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+        try:
+            be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+        except WeightsError:
+            if not cached:
+                raise
+            # A cached file that no longer loads (truncated, or written by an older exporter): export it
+            # again once; a second failure is reported.
+            export_onnx(graph, onnx_path)
+            be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
     return LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
                             description=description or backend)
 

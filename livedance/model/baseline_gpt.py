@@ -236,7 +236,7 @@ class BaselineGPT(nn.Module):
             y = self.transformer(hist, hist_valid > 0.5)
             lg = self.logits(y[:, self.context - 1])  # (B, P, V, C)
             noise = torch.cat([gumbel_base[:, 0, k * P:(k + 1) * P].unsqueeze(2), gumbel_res[:, k]], dim=2)[:, :, :V]
-            c, _ = gumbel_sample(lg, noise, cfg.temperature)  # (B, P, V)
+            c, _ = gumbel_sample(lg, noise, cfg.temperature, cfg.top_k)  # (B, P, V)
             out.append(c)
             x_last = self.embed(c)
         return torch.stack(out, 1), hist, hist_valid, x_last

@@ -82,6 +82,8 @@ class GeneratorConfig:
             residual_temperature / temperature (:class:`~livedance.engine.learned.LearnedGenerator`).
             Residual codes refine the pose (SoulNet's levels); sampling them adds frame-to-frame jitter
             that the base level's choice of movement does not need (docs/model.md, "Sampling").
+        top_k: at inference, sample every level among its k most likely codes only (top-k sampling;
+            0 = all codes). Baked into the exported graph, like ``temperature``.
     """
 
     parts: tuple[str, ...] = ("lower", "upper")
@@ -104,6 +106,7 @@ class GeneratorConfig:
     stride: int = 4
     temperature: float = 1.0
     residual_temperature: float | None = None
+    top_k: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -118,6 +121,9 @@ class GeneratorConfig:
                 f"GeneratorConfig: lag_s={self.lag_s}, temperature={self.temperature}, window={self.window}; "
                 "expected lag_s >= 0, a finite temperature > 0, window >= 1"
             )
+        if int(self.top_k) != self.top_k or self.top_k < 0:
+            raise ConfigError(f"GeneratorConfig: top_k={self.top_k}; expected an integer >= 0 (0: sample all codes)")
+        object.__setattr__(self, "top_k", int(self.top_k))
         rt = self.residual_temperature
         if rt is not None and not (math.isfinite(rt) and rt >= 0):
             raise ConfigError(f"GeneratorConfig: residual_temperature={rt}; expected a finite value >= 0, or None")
@@ -472,7 +478,7 @@ class DanceGenerator(nn.Module):
             lg = self.chunk_logits(h_last, mk, codes_flat.view(B, K, P), masked_flat.view(B, K, P))
             return lg.reshape(B, K * P, cfg.codebook_size)
 
-        base = mask_predict(logits_fn, B, K * P, gumbel_base, cfg.temperature, cfg.mask_iters).view(B, K, P)
+        base = mask_predict(logits_fn, B, K * P, gumbel_base, cfg.temperature, cfg.mask_iters, cfg.top_k).view(B, K, P)
         # 4. residual levels, part-chained
         parts_codes = []
         for i in range(P):
@@ -482,7 +488,7 @@ class DanceGenerator(nn.Module):
             lv = [base[..., i]]
             for v in range(1, V):
                 acc = acc + self._level_emb(i, v - 1, lv[-1])
-                c, _ = gumbel_sample(self.res_mlp[i][v - 1](acc), gumbel_res[:, :, i, v - 1], cfg.temperature)
+                c, _ = gumbel_sample(self.res_mlp[i][v - 1](acc), gumbel_res[:, :, i, v - 1], cfg.temperature, cfg.top_k)
                 lv.append(c)
             parts_codes.append(torch.stack(lv, dim=-1))  # (B, K, V)
         codes = torch.stack(parts_codes, dim=2)

@@ -29,18 +29,26 @@ def cosine_mask_counts(n_positions: int, n_iters: int) -> list[int]:
     return [max(0, min(c, n_positions - 1)) if i < n_iters - 1 else 0 for i, c in enumerate(counts)]
 
 
-def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """Gumbel-max sampling with given noise.
+def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int = 0) -> tuple[Tensor, Tensor]:
+    """Gumbel-max sampling with given noise, optionally from the ``top_k`` most likely codes only.
 
     Args:
         logits: (..., C) float.
         gumbel: (..., C) float Gumbel(0, 1) noise (zeros: greedy argmax).
         temperature: softmax temperature (> 0).
+        top_k: sample among the k most likely codes (top-k sampling, Fan et al. 2018); 0 or >= C: all.
+            A Python int, so exported graphs keep fixed shapes.
     Returns:
-        ``(codes (...,) int64, log-probability of each sampled code (...,) float)``.
+        ``(codes (...,) int64, log-probability of each sampled code (...,) float)`` (the log-probability
+        under the full softmax, before the top-k cut).
     """
     logp = F.log_softmax(logits, dim=-1)
-    codes = torch.argmax(logp / temperature + gumbel, dim=-1)
+    score = logp / temperature + gumbel
+    if 0 < top_k < logits.shape[-1]:
+        # (ReduceMin, not a [..., -1:] slice: the TorchScript ONNX exporter slices the wrong axis there)
+        kth = torch.topk(logp, top_k, dim=-1).values.amin(dim=-1, keepdim=True)
+        score = torch.where(logp >= kth, score, torch.full_like(score, -1e9))
+    codes = torch.argmax(score, dim=-1)
     conf = torch.gather(logp, -1, codes.unsqueeze(-1)).squeeze(-1)
     return codes, conf
 
@@ -61,7 +69,7 @@ def remask_least_confident(conf: Tensor, known: Tensor, n_mask: int) -> Tensor:
 
 def mask_predict(
     logits_fn: Callable[[Tensor, Tensor], Tensor], batch: int, n_positions: int, gumbel: Tensor, temperature: float,
-    n_iters: int,
+    n_iters: int, top_k: int = 0,
 ) -> Tensor:
     """Run the iterations.
 
@@ -71,6 +79,7 @@ def mask_predict(
         gumbel: (B, N, P, C) noise, N = iterations.
         temperature: sampling temperature.
         n_iters: N (a Python int: the loop is unrolled in exported graphs).
+        top_k: top-k sampling (see :func:`gumbel_sample`; 0 = off).
     Returns:
         (B, P) int64 codes.
     """
@@ -79,7 +88,7 @@ def mask_predict(
     known = torch.zeros(batch, n_positions, dtype=torch.bool, device=gumbel.device)
     for i in range(n_iters):
         logits = logits_fn(codes, ~known)
-        new, conf = gumbel_sample(logits, gumbel[:, i], temperature)
+        new, conf = gumbel_sample(logits, gumbel[:, i], temperature, top_k)
         codes = torch.where(known, codes, new)
         if counts[i] == 0:
             known = torch.ones_like(known)
