@@ -259,8 +259,9 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
                                  "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)", FIDk=fid_k)]}))
         tests.append(t)
     out = tmp_path / "weights"
-    ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0)
+    ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0, top_k=20)
     shipped, doc = load_model(out / "generator")
+    assert shipped.config.top_k == 20 and g.config.top_k == 0
     assert shipped.config.temperature == pytest.approx(0.9) and g.config.temperature != pytest.approx(0.9)
     assert shipped.config.residual_temperature == 0.0 and g.config.residual_temperature is None
     for k, v in g.state_dict().items():
@@ -268,6 +269,7 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
     assert "val split" in doc["inference_note"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Generator" in card and "livedance train generator --minutes 1" in card and "residual levels argmax" in card
+    assert "top-k 20" in card
     assert "| livedance (generated), T=0.9 | 50.00 |" in card and "| 1 (0) |" in card
     assert "| baseline (generated) | 50.00 | 30.00 |" in card and "| 2 (0, 1) |" in card
     with pytest.raises(ConfigError, match="temperature"):

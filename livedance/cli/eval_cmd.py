@@ -79,6 +79,9 @@ def eval_command(
         None, "--residual-temperature", help="Temperature of the residual code levels of the 'livedance' row "
         "(default: its weights' config; 0 = argmax)."
     ),
+    top_k: Optional[int] = typer.Option(
+        None, "--top-k", min=0, help="Top-k sampling of the 'livedance' row: sample among the k most likely codes "
+        "(default: its weights' config; 0 = all). Choose it on --split val, like the temperature."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -105,8 +108,10 @@ def eval_command(
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
-    if (weights is not None or temperature is not None or residual_temperature is not None) and "livedance" not in (models or ""):
-        raise ConfigError("--weights / --temperature / --residual-temperature apply to the 'livedance' row: add --models livedance")
+    if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None) \
+            and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k apply to the 'livedance' row: "
+                          "add --models livedance")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
     if baseline_temperature is not None and not (math.isfinite(baseline_temperature) and baseline_temperature > 0):
@@ -131,11 +136,12 @@ def eval_command(
                 own = m == "livedance"
                 label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "") + (
                     f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "") + (
+                    f", top-k={top_k}" if own and top_k is not None else "") + (
                     f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
-                    residual_temperature=residual_temperature if own else None,
+                    residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -131,6 +131,8 @@ def ship_generator_cmd(
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
     residual_temperature: Optional[float] = typer.Option(
         None, "--residual-temperature", help="Temperature of the residual code levels to ship (0 = argmax)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Top-k sampling to ship (0 = all codes; "
+                                        "choose it on --split val with `livedance eval --top-k`)."),
     eval_json: list[Path] = typer.Option([], "--eval-json", help="`livedance eval --split test --models "
                                          "livedance,baseline --seed S --json F` of these weights (repeat the option, "
                                          "one per seed), averaged into the model card."),
@@ -145,5 +147,6 @@ def ship_generator_cmd(
 
     from livedance.model.train_generator import ship_generator
 
-    paths = ship_generator(run, temperature, eval_json, selection, residual_temperature=residual_temperature)
+    paths = ship_generator(run, temperature, eval_json, selection, residual_temperature=residual_temperature,
+                           top_k=top_k)
     Console().print(f"shipped {', '.join(paths)} and the Generator section of livedance/weights/MODEL_CARD.md", highlight=False)

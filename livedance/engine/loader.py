@@ -121,7 +121,8 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
 
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
-                   temperature: float | None = None, residual_temperature: float | None = None):
+                   temperature: float | None = None, residual_temperature: float | None = None,
+                   top_k: int | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -133,6 +134,7 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         temperature: sampling temperature (None: the trained config's, 1.0); baked into the exported graph.
         residual_temperature: temperature of the residual levels (None: the weights' config; 0: argmax);
             applied by scaling the residual Gumbel noise, so the exported graph does not change.
+        top_k: top-k sampling (None: the weights' config; 0: all codes); baked into the exported graph.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -141,8 +143,10 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     from livedance.data.dataset import default_cache_dir
 
     graph, rep, doc = load_step_graph(model, kind, tokenizer)
-    overrides = {k: float(v) for k, v in (("temperature", temperature), ("residual_temperature", residual_temperature))
-                 if v is not None}
+    overrides: dict = {k: float(v) for k, v in (("temperature", temperature), ("residual_temperature", residual_temperature))
+                       if v is not None}
+    if top_k is not None:
+        overrides["top_k"] = top_k
     if overrides:  # GeneratorConfig validates them (ConfigError)
         from dataclasses import replace
 

@@ -324,7 +324,8 @@ def load_model(stem: Path):
 
 def ship_generator(run_stem: str | Path, temperature: float | None = None,
                    eval_json: Sequence[str | Path] = (), selection_json: Sequence[str | Path] = (),
-                   weights_dir: str | Path | None = None, residual_temperature: float | None = None) -> list[str]:
+                   weights_dir: str | Path | None = None, residual_temperature: float | None = None,
+                   top_k: int | None = None) -> list[str]:
     """Copy a trained generator into ``weights_dir`` (default ``livedance/weights``) as ``generator.*`` and
     write the ``Generator`` section of its ``MODEL_CARD.md`` (data, split, training command, metrics).
 
@@ -340,6 +341,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
             for the candidate sampling settings (any seeds); their livedance rows, averaged per label, are
             listed in the card as the selection.
         residual_temperature: residual levels' temperature to ship (None: keep the run's; 0: argmax).
+        top_k: top-k sampling to ship (None: keep the run's; 0: all codes).
     Returns:
         the written paths (weights, config, card).
     Raises:
@@ -356,6 +358,8 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         model.config = replace(model.config, temperature=float(temperature))
     if residual_temperature is not None:
         model.config = replace(model.config, residual_temperature=float(residual_temperature))
+    if top_k is not None:
+        model.config = replace(model.config, top_k=int(top_k))
     sel_docs = [_read_eval(p) for p in selection_json]
     test_docs = [_read_eval(p) for p in eval_json]
     sel = _mean_rows(sel_docs, lambda label: label.startswith("livedance"))
@@ -364,7 +368,8 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
     if sel:
         split = sel_docs[0].get("split")
         extra["inference_note"] = (
-            f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}) chosen after training "
+            f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}; top-k: "
+            f"{model.config.top_k or 'all codes'}) chosen after training "
             f"by the lowest FIDk + FIDg (mean over sampling seeds) on the {split} split (livedance eval --split {split} --temperature T "
             "--residual-temperature R); the weights were trained independently of it")
     paths = save_model(model, folder / "generator", extra)
@@ -421,7 +426,8 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
     if selection:
-        sel = (f"\n- Sampling: temperature {c.temperature:g}, residual levels {_res_t(c)}; chosen on the "
+        sel = (f"\n- Sampling: temperature {c.temperature:g}, residual levels {_res_t(c)}, top-k "
+               f"{c.top_k or 'off'}; chosen on the "
                f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
                f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
                "--seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
