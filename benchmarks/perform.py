@@ -309,6 +309,9 @@ def main() -> int:
                          "beat, distance to the warp's nearest hit) to see why the start is late")
     ap.add_argument("--no-warp", action="store_true", help="show the learned model without the beat-synchronous playback warp")
     args = ap.parse_args()
+    if args.start_detail and (args.no_reaction or args.procedural or args.no_warp):
+        ap.error("--start-detail lists the warp's hits in the reaction run: it needs the reaction run, the learned "
+                 "model and the warp (drop --no-reaction / --procedural / --no-warp)")
     if args.audio is None:
         if SONG.exists():
             args.audio = str(SONG)

@@ -442,8 +442,8 @@ def test_young_period_search_tightens_the_early_grid_and_only_while_young() -> N
     """young_period_search (off by default): after 6 s of silence, Armygeddon from 60 s (170 BPM, MIDI
     grid). The autocorrelation's first tempo is about 166 BPM; fitting the period in the phase comb
     while young brings the predicted next beat closer to the grid in the first 2-6 s of sound
-    (`benchmarks/beats.py --grid-error`: 66 / 36 / 30 / 24 ms -> 14 / 10 / 6 / 10 ms per second), and from
-    10 s after the reset the grids are identical."""
+    (`benchmarks/beats.py --grid-error` scores the same grid through `predict_beats`: 66 / 36 / 30 / 24 ms
+    -> 14 / 10 / 6 / 10 ms per second), and from 10 s after the reset the grids are identical."""
     song = DATA / "music" / "muldjord-armygeddon" / "song.ogg"
     if not song.is_file():
         pytest.skip(f"shared data not found at {song} (see /work/shared/data/README.md)")

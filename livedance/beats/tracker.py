@@ -68,8 +68,10 @@ class TrackerConfig:
             ``period_search``. The autocorrelation's first tempo is often 1-3 % off (166 BPM for 170
             while its 3 s smoothing converges), and a phase fitted over K beats at a wrong period
             predicts the next beat late or early by tens of ms; the comb's own period fit removes that
-            in the first seconds (docs/beats.md, fifth follow-up). 0 = off (the default: it costs the
-            GTZAN country clip 0.03 F and 1.4 s of tempo settling).
+            in the first seconds (docs/beats.md, fifth follow-up). When youth ends the search falls back
+            to ``period_search`` and the period to the estimator's, so the grid can step by a few ms
+            there if that is still off. 0 = off (the default: it costs the GTZAN country clip 0.03 F and
+            1.4 s of tempo settling).
         period_smooth_s: time constant of the smoothing of the refined period, seconds.
         odf_latency_s: how far the onset envelope lags the onset that caused it, seconds
             (measured on click tracks).

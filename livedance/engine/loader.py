@@ -67,13 +67,24 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
 
 
 def graph_key(graph) -> str:
-    """Cache key of an exported step graph: the first 20 hex digits of the sha256 over its generator
-    config (every field: temperature, chunk, mask iterations, ...) and all its tensors (the generator's
-    and the tokenizer's), so a cached ONNX file is reused only for the very same graph."""
+    """Cache key of an exported step graph: the first 20 hex digits of the sha256 over the generator's
+    config (every field that shapes the graph: temperature, top-k, chunk, mask iterations, ...; not
+    ``residual_temperature``, which scales the noise outside the graph), the tokenizer's config and all
+    tensors (the generator's and the tokenizer's), so a cached ONNX file is reused only for the same graph.
+
+    Args:
+        graph: :class:`~livedance.engine.step_graph.StepGraph` (``config``, ``tokenizer``, ``state_dict()``).
+    Returns:
+        20 lowercase hex digits.
+    """
+    import dataclasses
     import hashlib
     import json
 
-    h = hashlib.sha256(json.dumps(graph.config.to_dict(), sort_keys=True).encode())
+    cfg = {k: v for k, v in graph.config.to_dict().items() if k != "residual_temperature"}
+    tok = getattr(graph, "tokenizer", None)
+    tcfg = dataclasses.asdict(tok.config) if tok is not None and dataclasses.is_dataclass(tok.config) else None
+    h = hashlib.sha256(json.dumps({"generator": cfg, "tokenizer": tcfg}, sort_keys=True, default=str).encode())
     for name, t in sorted(graph.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())

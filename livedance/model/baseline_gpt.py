@@ -98,7 +98,7 @@ class BaselineGPT(nn.Module):
     Args:
         config: :class:`GeneratorConfig`; uses ``parts``, ``levels``, ``codebook_size`` (the tokenizer's),
             ``d_model``, ``n_layers`` (GPT blocks), ``n_heads``, ``window``, ``feat_dim``, ``cond_dim``,
-            ``chunk``, ``lag_s``, ``temperature``. ``mask_iters`` only sizes the (shared) noise input.
+            ``chunk``, ``lag_s``, ``temperature``, ``top_k``. ``mask_iters`` only sizes the (shared) noise input.
         context: attention window in token slots.
     Raises:
         ConfigError: d_model not divisible by n_heads, context < 1.
@@ -305,12 +305,12 @@ def load_baseline(weights_dir=None, backend: str = "onnx", seed: int = 0, greedy
         WeightsError: see :func:`load_baseline_graph`. ConfigError: unknown backend.
     """
     from livedance.data.dataset import default_cache_dir
-    from livedance.engine.loader import build_generator
+    from livedance.engine.loader import build_generator, graph_key
 
     graph, rep, doc = load_baseline_graph(weights_dir)
     onnx_path = None
     if backend != "torch":
-        onnx_path = default_cache_dir() / "engine" / f"baseline-{doc.get('sha256', 'x')[:16]}.onnx"
+        onnx_path = default_cache_dir() / "engine" / f"baseline-{graph_key(graph)}.onnx"
     return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads, description=f"baseline ({backend})")
 
 

@@ -239,8 +239,13 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
-    run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
-                  "corrupt": cfg.corrupt, "mirror": cfg.mirror, "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
+    gdict = gcfg.to_dict()
+    if gdict.get("top_k") == 0:
+        del gdict["top_k"]  # added later; left out at its default so runs from before can still --resume
+    run_config = {"model": cfg.model, "generator": gdict, "tokens": cfg.tokens, "hop": cfg.hop,
+                  "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
+    # likewise recorded only when used
+    run_config.update({k: v for k, v in (("corrupt", cfg.corrupt), ("mirror", cfg.mirror)) if v})
 
     def loss_fn(m, b):
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
@@ -430,7 +435,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
                f"{c.top_k or 'off'}; chosen on the "
                f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
                f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
-               "--seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
+               "[--top-k K] --seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
                + head + "\n" + "\n".join(_fmt_row(r) for r in selection) + "\n")
     met = ""
     if test:
