@@ -222,7 +222,7 @@ def main_run(args) -> dict:
     }
 
 
-def print_start_detail(beats_s: np.ndarray, offs: np.ndarray, performer, lead: float = 6.0, until_s: float = 10.0) -> None:
+def print_start_detail(beats_s: np.ndarray, offs: np.ndarray, performer, lead: float, until_s: float = 10.0) -> None:
     """``--start-detail``: per motion beat of the first ``until_s`` seconds of music (seconds from the music's
     start): its offset from the nearest music beat, and the distance to the nearest beat the warp hit
     (``BeatWarp.recent_hits``, the same clock). "on the beat": within 70 ms; "hit": the warp aimed this beat
@@ -276,7 +276,7 @@ def reaction_run(args) -> dict:
     mts = mt[(mt > lead) & (mt < lead + body)]
     off = np.abs(offsets(mts, bb))
     if getattr(args, "start_detail", False):
-        print_start_detail(mts - lead, offsets(mts, bb), p)
+        print_start_detail(mts - lead, offsets(mts, bb), p, lead)
     start = float("nan")
     for i in range(len(mts) - 4):  # first of 4 motion beats in a row on music beats, while dancing
         k = np.searchsorted(ts, mts[i : i + 4])
