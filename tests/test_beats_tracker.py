@@ -478,3 +478,33 @@ def test_young_period_search_tightens_the_early_grid_and_only_while_young() -> N
     assert err(on, 2.0, 6.0) < 0.025
     late = off[:, 0] >= lead + 11.0  # young_time_s = 10 s after the reset at the sound's return
     np.testing.assert_allclose(on[late, 1], off[late, 1], atol=1e-3)
+
+
+def test_align_grid_to_onsets_recovers_a_recordings_local_drift():
+    from livedance.beats.scoring import align_grid_to_onsets
+    from livedance.errors import DataError
+
+    sr, period = 44100, 0.5
+    grid = np.arange(1.0, 39.0, period)
+    # a "recording" whose beats run 20 ms late for 23 s, then 15 ms early
+    drift = np.where(grid < 24.0, 0.020, -0.015)
+    audio = np.zeros(int(40.0 * sr), np.float32)
+    rng = np.random.default_rng(0)
+    audio += 0.001 * rng.standard_normal(len(audio)).astype(np.float32)
+    burst = (np.exp(-np.arange(int(0.03 * sr)) / (0.005 * sr)) * rng.standard_normal(int(0.03 * sr))).astype(np.float32)
+    for b in grid + drift:
+        i = int(round(b * sr))
+        audio[i: i + len(burst)] += 0.5 * burst
+    aligned, corr = align_grid_to_onsets(grid, audio, sr)
+    # the global alignment is kept (median correction 0); the local drift is restored to within 3 ms,
+    # away from the change-over (the +-4 s median mixes both halves there)
+    first, second = grid < 19.0, grid > 29.0
+    centre = np.median(drift)  # 20 ms: most beats are late
+    assert np.allclose(corr[first], 0.020 - centre, atol=0.003)
+    assert np.allclose(corr[second], -0.015 - centre, atol=0.003)
+    assert np.allclose(aligned, grid + corr)
+    # silence has no strong onsets: the chart's grid is kept as it is
+    _, none = align_grid_to_onsets(grid, np.zeros_like(audio), sr)
+    assert np.all(none == 0.0)
+    with pytest.raises(DataError, match="ascending"):
+        align_grid_to_onsets(grid[::-1], audio, sr)

@@ -118,6 +118,29 @@ def test_corruption_changes_the_backbone_input_but_not_the_targets():
     assert any(torch.equal(starts_tgt[:, 0, 0], codes[:, s, :, 0]) for s in range(cfg.chunk))
 
 
+def test_dropout_acts_in_training_only_and_keeps_the_state_dict():
+    cfg = GeneratorConfig(**SMALL)
+    torch.manual_seed(0)
+    plain = DanceGenerator(cfg)
+    dropped = DanceGenerator(GeneratorConfig(**SMALL, dropout=0.3))
+    assert set(plain.state_dict()) == set(dropped.state_dict())  # dropout adds no tensors
+    dropped.load_state_dict(plain.state_dict())
+    codes, win, cond = _batch(cfg, B=2, N=10)
+    with torch.no_grad():
+        plain.eval(), dropped.eval()
+        torch.manual_seed(1)
+        a = plain(codes, win, cond)["loss"]
+        torch.manual_seed(1)
+        b = dropped(codes, win, cond)["loss"]
+        assert torch.equal(a, b)  # eval mode: identity, the same graph as without dropout
+        dropped.train()
+        torch.manual_seed(1)
+        c = dropped(codes, win, cond)["loss"]
+        assert not torch.allclose(a, c)  # training mode: units are dropped
+    with pytest.raises(ConfigError, match="dropout"):
+        GeneratorConfig(**SMALL, dropout=1.0)
+
+
 def test_windows_must_exceed_chunk():
     cfg = GeneratorConfig(**SMALL)
     codes, win, cond = _batch(cfg, N=cfg.chunk)

@@ -324,5 +324,9 @@ def test_the_performer_warps_only_a_learned_generator_and_survives_warp_errors(c
     assert st.warp_ticks == 0 and st.frames_sent > 10
     st, _ = run(None, PerformConfig(), 0.5)  # the procedural dancer is phase-locked already
     assert st.warp_ticks == 0 and st.frames_sent > 10
+    from livedance.live.procedural import ProceduralGenerator
+
+    st, _ = run(ProceduralGenerator(), PerformConfig(), 0.5)  # `perform --procedural`: not the fallback object
+    assert st.warp_ticks == 0 and st.frames_sent > 10
     st, keep = run(SwingDancer(), PerformConfig(), 0.6, break_warp=True)
     assert st.warp_errors > 10 and st.clock_errors == 0 and keep.n == st.frames_sent > 10

@@ -18,7 +18,7 @@ _MODELS = ("livedance", "baseline")
 
 def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
-           data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False) -> None:
+           data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False, dropout: float = 0.0) -> None:
     import torch
     from rich.console import Console
 
@@ -28,7 +28,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
     name = "generator" if model == "livedance" else "baseline"
     cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
-                             ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror)
+                             ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
+                             dropout=dropout)
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
@@ -58,10 +59,12 @@ def train_generator_cmd(
                                   "by random codes; targets stay clean. Against memorising few clips."),
     mirror: bool = typer.Option(False, "--mirror", help="Also train on each dance mirrored left/right (same "
                                 "music): twice the data, against memorising few clips."),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on token inputs and residual branches "
+                                  "while training (GPT-2 placement; none at inference). Against memorising few clips."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
-           progress, corrupt, mirror)
+           progress, corrupt, mirror, dropout)
 
 
 @app.command("generate")

@@ -84,6 +84,10 @@ class GeneratorConfig:
             that the base level's choice of movement does not need (docs/model.md, "Sampling").
         top_k: at inference, sample every level among its k most likely codes only (top-k sampling;
             0 = all codes). Baked into the exported graph, like ``temperature``.
+        dropout: training-time dropout probability (GPT-2 placement: on the token inputs and on every
+            residual branch: the Mamba blocks, the chunk head's attention and MLP, the residual head's
+            inputs), against memorising a small training set; identity in eval mode, so the step graph
+            and the exported ONNX do not change. 0 (default) disables it.
     """
 
     parts: tuple[str, ...] = ("lower", "upper")
@@ -107,6 +111,7 @@ class GeneratorConfig:
     temperature: float = 1.0
     residual_temperature: float | None = None
     top_k: int = 0
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -124,6 +129,8 @@ class GeneratorConfig:
         if int(self.top_k) != self.top_k or self.top_k < 0:
             raise ConfigError(f"GeneratorConfig: top_k={self.top_k}; expected an integer >= 0 (0: sample all codes)")
         object.__setattr__(self, "top_k", int(self.top_k))
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"GeneratorConfig: dropout={self.dropout}; expected a probability in [0, 1)")
         rt = self.residual_temperature
         if rt is not None and not (math.isfinite(rt) and rt >= 0):
             raise ConfigError(f"GeneratorConfig: residual_temperature={rt}; expected a finite value >= 0, or None")
@@ -195,6 +202,7 @@ class _PMMMLayer(nn.Module):
         )
         self.xnorm = nn.ModuleList([nn.LayerNorm(d) for _ in range(P)])
         self.cross = nn.ModuleList([nn.Linear(d * max(P - 1, 1), d) for _ in range(P)])
+        self.drop = nn.Dropout(cfg.dropout)
         for c in self.cross:
             nn.init.normal_(c.weight, std=0.02 / max(P - 1, 1))
             nn.init.zeros_(c.bias)
@@ -204,11 +212,12 @@ class _PMMMLayer(nn.Module):
         if P == 1:
             return a
         normed = [self.xnorm[i](a[i]) for i in range(P)]
-        return [a[i] + self.cross[i](torch.cat([normed[j] for j in range(P) if j != i], dim=-1)) for i in range(P)]
+        return [a[i] + self.drop(self.cross[i](torch.cat([normed[j] for j in range(P) if j != i], dim=-1)))
+                for i in range(P)]
 
     def forward(self, h: list[Tensor]) -> list[Tensor]:
         """h: per part (B, L, d) -> per part (B, L, d)."""
-        return self._exchange([h[i] + self.mamba[i](self.norm[i](h[i])) for i in range(len(h))])
+        return self._exchange([h[i] + self.drop(self.mamba[i](self.norm[i](h[i]))) for i in range(len(h))])
 
     def step(self, h: list[Tensor], conv: list[Tensor], ssm: list[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """One token: h per part (B, d); conv/ssm per part Mamba states -> new (h, conv, ssm)."""
@@ -224,17 +233,18 @@ class _PMMMLayer(nn.Module):
 class _ChunkBlock(nn.Module):
     """Pre-norm TGCA self-attention (bidirectional inside the chunk) + MLP."""
 
-    def __init__(self, d: int, heads: int):
+    def __init__(self, d: int, heads: int, dropout: float = 0.0):
         super().__init__()
         self.n1 = nn.LayerNorm(d)
         self.attn = GatedCausalAttention(d, heads)
         self.n2 = nn.LayerNorm(d)
         self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, z: Tensor) -> Tensor:  # noqa: D102  (..., P, d) -> (..., P, d)
         y = self.n1(z)
-        z = z + self.attn(y, y)
-        return z + self.mlp(self.n2(z))
+        z = z + self.drop(self.attn(y, y))
+        return z + self.drop(self.mlp(self.n2(z)))
 
 
 class DanceGenerator(nn.Module):
@@ -261,7 +271,8 @@ class DanceGenerator(nn.Module):
         self.slot_emb = nn.Parameter(torch.randn(K, d) * 0.02)
         self.part_emb = nn.Parameter(torch.randn(P, d) * 0.02)
         self.mask_emb = nn.Parameter(torch.randn(P, d) * 0.02)
-        self.chunk_blocks = nn.ModuleList([_ChunkBlock(d, cfg.n_heads) for _ in range(cfg.chunk_layers)])
+        self.chunk_blocks = nn.ModuleList([_ChunkBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.chunk_layers)])
+        self.drop = nn.Dropout(cfg.dropout)  # on token inputs and the residual head's input (training only)
         self.base_norm = nn.LayerNorm(d)
         self.base_head = nn.ModuleList([nn.Linear(d, C) for _ in range(P)])
         # residual head
@@ -301,8 +312,9 @@ class DanceGenerator(nn.Module):
         P = self.config.n_parts
         E = [self.embed_codes(i, codes[..., i, :]) for i in range(P)]
         if P == 1:
-            return [music + E[0]]
-        return [music + E[i] + self.other[i](torch.cat([E[j] for j in range(P) if j != i], -1)) for i in range(P)]
+            return [self.drop(music + E[0])]
+        return [self.drop(music + E[i] + self.other[i](torch.cat([E[j] for j in range(P) if j != i], -1)))
+                for i in range(P)]
 
     def chunk_logits(self, ctx: Tensor, music: Tensor, base: Tensor, masked: Tensor) -> Tensor:
         """Base-level logits of a chunk.
@@ -329,7 +341,7 @@ class DanceGenerator(nn.Module):
         return torch.stack([self.base_head[i](z[..., i, :]) for i in range(P)], dim=-2)
 
     def _res_base(self, i: int, ctx: Tensor, music: Tensor) -> Tensor:
-        return self.res_in[i](ctx[..., i, :]).unsqueeze(-2) + music + self.slot_emb
+        return self.drop(self.res_in[i](ctx[..., i, :]).unsqueeze(-2) + music + self.slot_emb)
 
     def residual_logits(self, ctx: Tensor, music: Tensor, codes: Tensor) -> Tensor:
         """Teacher-forced residual logits.

@@ -164,6 +164,8 @@ class GeneratorRunConfig:
             with the same music: twice the dances, against memorising the 26 Tang train clips.
         corrupt: upper bound of the history token-corruption rate (T2M-GPT; see
             :meth:`~livedance.model.generator.DanceGenerator.forward`), in [0, 1]; 0 disables it.
+        dropout: training-time dropout (:attr:`~livedance.model.generator.GeneratorConfig.dropout`), in
+            [0, 1); 0 disables it.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -183,6 +185,7 @@ class GeneratorRunConfig:
     progress: bool = True
     corrupt: float = 0.0
     mirror: bool = False
+    dropout: float = 0.0
     overrides: dict = field(default_factory=dict)
 
 
@@ -240,8 +243,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
     gdict = gcfg.to_dict()
-    if gdict.get("top_k") == 0:
-        del gdict["top_k"]  # added later; left out at its default so runs from before can still --resume
+    for key, default in (("top_k", 0), ("dropout", 0.0)):
+        if gdict.get(key) == default:
+            del gdict[key]  # added later; left out at its default so runs from before can still --resume
     run_config = {"model": cfg.model, "generator": gdict, "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
     # likewise recorded only when used
@@ -260,7 +264,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     name = "generator" if cfg.model == "livedance" else "baseline"
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
             "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
-            "mirror": cfg.mirror,
+            "mirror": cfg.mirror, "dropout": cfg.dropout,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -278,6 +282,8 @@ def _model_config(cfg: GeneratorRunConfig, tok):
 
     base = dict(parts=tuple(tok.config.parts), levels=tok.config.levels, codebook_size=tok.config.codebook_size,
                 stride=tok.stride)
+    if cfg.dropout:
+        base["dropout"] = cfg.dropout
     base.update(cfg.overrides)
     return GeneratorConfig(**base)
 
