@@ -91,6 +91,22 @@ def test_derangement_is_deterministic_and_has_no_fixed_points():
         derangement(1, 0)
 
 
+def test_feature_outliers_name_the_clip_and_the_rare_feature():
+    from livedance.eval.suite import feature_outliers
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0.5, 0.1, size=(26, 32))
+    ref[:, 16] = 0.001 * rng.standard_normal(26)  # a pose the reference dances (almost) never make
+    gen = rng.normal(0.5, 0.1, size=(6, 32))
+    gen[:, 16] = 0.0
+    gen[3, 16] = 0.3  # one clip makes it 30 % of the time
+    z, dim = feature_outliers(gen, ref)
+    assert int(np.argmax(z)) == 3 and int(dim[3]) == 16 and z[3] > 100
+    assert np.all(z[[0, 1, 2, 4, 5]] < 10)
+    with pytest.raises(DataError):
+        feature_outliers(gen[:, :31], ref)
+
+
 def test_reference_rows_own_song_beats_wrong_song(songs, tmp_path):
     _, clips = songs
     cache = MusicBeatCache(tmp_path / "cache")
@@ -107,6 +123,7 @@ def test_reference_rows_own_song_beats_wrong_song(songs, tmp_path):
     assert gt.metrics["BAS"] > wrong.metrics["BAS"] + 0.15
     assert all(p != i for i, p in enumerate(report.derangement))
     own = [c["music"] for c in gt.per_clip]
+    assert all(c["max_zg"] >= 0 and 0 <= c["max_zg_feature"] < 32 for c in gt.per_clip)
     assert all(a != b for a, b in zip(own, (c["music"] for c in wrong.per_clip)))
     # the second run reads every music beat track from the cache
     computed = cache.misses

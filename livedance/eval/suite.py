@@ -134,7 +134,9 @@ class MetricRow:
         bas_clips: number of clips that BAS averaged over.
         beat_aligned: number of clips flagged beat-aligned (None when the set has no such flag).
         notes: free-text remarks (which clips BAS used, the reference set).
-        per_clip: per clip: name, BAS, PFC, and the music it was scored against.
+        per_clip: per clip: name, BAS, PFC, the music it was scored against, and its largest kinetic
+            and geometric z-score against the FID reference with the feature it occurs on
+            (``max_zk``, ``max_zk_feature``, ``max_zg``, ``max_zg_feature``; :func:`feature_outliers`).
     """
 
     label: str
@@ -293,6 +295,38 @@ def distribution_metrics(features: FeatureSet, reference: FeatureSet) -> dict[st
     return out
 
 
+#: A clip this many reference standard deviations out on one feature is named in the row's notes.
+OUTLIER_Z = 10.0
+
+
+def _geometric_name(i: int) -> str:
+    from livedance.eval.geometric import GEOMETRIC_FEATURES
+
+    kind, joints, _ = GEOMETRIC_FEATURES[i]
+    return f"{kind} {','.join(joints)}"
+
+
+def feature_outliers(features: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip, its largest |z| against the reference statistics and the feature it occurs on.
+
+    The FID protocol z-normalises with the reference's per-feature standard deviation; a feature that
+    the reference dances almost never show (std near 0) turns a small difference into a huge z, and
+    one such clip can dominate FIDk / FIDg on a small split. This names the clip and the feature
+    (index into :data:`~livedance.eval.geometric.GEOMETRIC_FEATURES` for the geometric set, into the
+    72 kinetic features for the kinetic one).
+
+    Args:
+        features: (N, D) float features of the row's clips. reference: (M, D) the reference set's.
+    Returns:
+        (max_abs_z, feature_index): (N,) float64 and (N,) int64.
+    Raises:
+        DataError: as :func:`~livedance.eval.fid.normalize_with_reference`.
+    """
+    _, z = normalize_with_reference(reference, features)
+    a = np.abs(z)
+    return a.max(axis=1), a.argmax(axis=1).astype(np.int64)
+
+
 def _nanmean(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
@@ -313,12 +347,24 @@ def _row(
     metrics["BAS"] = _nanmean(bas)
     metrics["PFC"] = float(np.mean(feats.pfc))
     bas_of = {int(i): float(b) for i, b in zip(bas_idx, bas)}
+    outliers = {short: feature_outliers(getattr(feats, attr), getattr(ref, attr))
+                for short, attr in (("k", "kinetic"), ("g", "geometric"))}
     per_clip = []
     for i, clip in enumerate(clips):
         entry: dict[str, Any] = {"name": clip.name, "PFC": float(feats.pfc[i]), "BAS": bas_of.get(i, float("nan"))}
         entry["music"] = str(music[i][0])
         entry["music_offset_s"] = float(music[i][1])
+        for short, (z, dim) in outliers.items():
+            entry[f"max_z{short}"] = float(z[i])
+            entry[f"max_z{short}_feature"] = int(dim[i])
         per_clip.append(entry)
+    notes = list(notes)
+    for short, (z, dim) in outliers.items():
+        i = int(np.argmax(z)) if len(z) else 0
+        if len(z) and z[i] > OUTLIER_Z:
+            what = "kinetic" if short == "k" else f"geometric ({_geometric_name(int(dim[i]))})"
+            notes.append(f"{label}: clip {clips[i].name} lies at z = {z[i]:.0f} on {what} feature {int(dim[i])}, "
+                         f"which the reference dances hardly vary: that one clip can dominate FID{short}")
     return MetricRow(
         label,
         len(clips),
