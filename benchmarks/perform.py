@@ -210,7 +210,7 @@ def main_run(args) -> dict:
     off = offsets(sel, beats) * 1e3
     beats = beats[(beats > args.warmup) & (beats < mt_stream[-1] - 1.0)]
     aligned = music_beats(path, mt_stream[-1] + 2.0, loops, aligned=True)
-    off_al = offsets(sel, aligned) * 1e3 if aligned is not None else np.full(1, np.nan)
+    off_al = offsets(sel, aligned) * 1e3 if aligned is not None else np.full(1, np.nan)  # NaN: no chart
     dancer_bpm = 60.0 / np.median(np.diff(mt_stream[mt_stream > args.warmup]))
     music_bpm = 60.0 / np.median(np.diff(beats))
     return {
@@ -381,10 +381,11 @@ def main() -> int:
         ("CPU (process CPU time / wall)", f"{100 * m['cpu_per_wall']:.1f} %", ""),
         ("perceived beat offset: median |offset|", f"{m['beat_offset_ms_median_abs']:.1f} ms", "<= 30 ms"),
         ("  median signed (motion - music) / hits within 70 ms", f"{m['beat_offset_ms_median_signed']:+.1f} ms / {100 * m['beats_within_70ms']:.0f} %", ""),
-        ("  against the chart re-aligned to the recording's drift: median |offset| / signed",
-         f"{m['beat_offset_aligned_ms_median_abs']:.1f} / {m['beat_offset_aligned_ms_median_signed']:+.1f} ms", ""),
         ("  dancer / music tempo", f"{m['dancer_bpm']:.1f} / {m['music_bpm']:.1f} BPM ({m['beats_scored']} motion beats)", ""),
     ]
+    if m is not None and np.isfinite(m["beat_offset_aligned_ms_median_abs"]):  # a song with a chart (MIDI) grid
+        rows.insert(7, ("  against the chart re-aligned to the recording's drift: median |offset| / signed",
+                        f"{m['beat_offset_aligned_ms_median_abs']:.1f} / {m['beat_offset_aligned_ms_median_signed']:+.1f} ms", ""))
     w = m or out.get("reaction")
     if w is not None:
         warp = ("on" if w["warp_on"] else "off") + ("" if w["warp_on"] or args.no_warp else " (procedural dancer: never warped)")
