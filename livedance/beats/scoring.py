@@ -96,8 +96,10 @@ def midi_beat_grid(path: str | Path, duration_s: float) -> np.ndarray:
     return np.asarray(beats)
 
 
-def align_grid_to_onsets(grid: np.ndarray, audio: np.ndarray, sample_rate: int, search_s: float = 0.045,
-                         min_strength: float = 3.0, smooth_s: float = 4.0, min_onsets: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def align_grid_to_onsets(
+    grid: np.ndarray, audio: np.ndarray, sample_rate: int, search_s: float = 0.045, min_strength: float = 3.0,
+    smooth_s: float = 4.0, min_onsets: int = 5,
+) -> tuple[np.ndarray, np.ndarray]:
     """A chart's constant-tempo beat grid, locally re-aligned to the recording's onsets (offline reference).
 
     A hand-made note chart (Armygeddon's ``notes.mid``: a Frets on Fire chart at one constant tempo) puts

@@ -18,7 +18,8 @@ _MODELS = ("livedance", "baseline")
 
 def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
-           data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False, dropout: float = 0.0) -> None:
+           data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
+           dropout: float = 0.0) -> None:
     import torch
     from rich.console import Console
 
@@ -60,7 +61,8 @@ def train_generator_cmd(
     mirror: bool = typer.Option(False, "--mirror", help="Also train on each dance mirrored left/right (same "
                                 "music): twice the data, against memorising few clips."),
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on token inputs and residual branches "
-                                  "while training (GPT-2 placement; none at inference). Against memorising few clips."),
+                                  "while training (GPT-2 placement; none at inference). Against memorising few "
+                                  "clips."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
