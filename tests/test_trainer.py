@@ -106,6 +106,39 @@ def test_resume_refuses_missing_or_foreign_checkpoints(tmp_path):
         tr.fit()
 
 
+def test_resume_upgrades_a_saved_run_config_written_before_a_setting_existed(tmp_path):
+    _, tr = _make(tmp_path / "old", steps=6)
+    tr.fit()  # saved run_config {"m": 1}: written before the "new" setting existed
+    seed_everything(0)
+    cfg = TrainConfig(steps=9, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3, progress=False)
+    now = {"m": 1, "new": 0}
+    plain = Trainer(Tokenizer(TokenizerConfig(**TINY)), SineWindows(), tok_loss, cfg, tmp_path / "old", resume=True,
+                    run_config=now)
+    with pytest.raises(ConfigError, match="another model"):
+        plain.fit()
+    up = Trainer(Tokenizer(TokenizerConfig(**TINY)), SineWindows(), tok_loss, cfg, tmp_path / "old", resume=True,
+                 run_config=now, upgrade_run_config=lambda saved: {**saved, "new": 0})
+    assert up.fit().step == 9  # resumed from step 6
+    other = Trainer(Tokenizer(TokenizerConfig(**TINY)), SineWindows(), tok_loss, cfg, tmp_path / "old", resume=True,
+                    run_config={"m": 1, "new": 1}, upgrade_run_config=lambda saved: {**saved, "new": 0})
+    with pytest.raises(ConfigError, match="another model"):  # a real difference is still refused
+        other.fit()
+
+
+def test_generator_run_config_upgrade_fills_new_fields_with_defaults():
+    from livedance.model.generator import GeneratorConfig
+    from livedance.model.train_generator import upgrade_run_config
+
+    new = GeneratorConfig(d_model=64).to_dict()
+    old = {k: v for k, v in new.items() if k not in ("top_k", "dropout")}
+    saved = {"model": "livedance", "generator": old, "tokens": 64}
+    assert upgrade_run_config(saved) == {"model": "livedance", "generator": new, "tokens": 64, "corrupt": 0.0,
+                                         "mirror": False}
+    assert "corrupt" not in upgrade_run_config(saved, run_options=False)
+    with pytest.raises(ConfigError, match="unknown fields"):
+        upgrade_run_config({"generator": {**new, "from_the_future": 1}})
+
+
 def test_dataset_smaller_than_a_batch_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="fewer than one global batch"):
         Trainer(torch.nn.Linear(2, 2), SineWindows(4), tok_loss, TrainConfig(batch_size=8, progress=False), tmp_path)

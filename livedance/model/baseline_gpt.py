@@ -372,7 +372,10 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
         o = m(b["codes"], b["window"], b["cond"])
         return o["loss"], {"acc": o["acc"]}
 
-    res = Trainer(model, ds, loss_fn, tcfg, out, resume=resume, run_config=run_config, dist=dist).fit()
+    from livedance.model.train_generator import upgrade_run_config
+
+    res = Trainer(model, ds, loss_fn, tcfg, out, resume=resume, run_config=run_config, dist=dist,
+                  upgrade_run_config=lambda saved: upgrade_run_config(saved, run_options=False)).fit()
     result = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by,
               "final": res.history[-1] if res.history else None}
     if not dist.is_main:

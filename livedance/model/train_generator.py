@@ -242,20 +242,16 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
-    gdict = gcfg.to_dict()
-    for key, default in (("top_k", 0), ("dropout", 0.0)):
-        if gdict.get(key) == default:
-            del gdict[key]  # added later; left out at its default so runs from before can still --resume
-    run_config = {"model": cfg.model, "generator": gdict, "tokens": cfg.tokens, "hop": cfg.hop,
-                  "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data]}
-    # likewise recorded only when used
-    run_config.update({k: v for k, v in (("corrupt", cfg.corrupt), ("mirror", cfg.mirror)) if v})
+    run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
+                  "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
+                  "mirror": cfg.mirror}
 
     def loss_fn(m, b):
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
         return out["loss"], {k: v for k, v in out.items() if k != "loss"}
 
-    trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist)
+    trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist,
+                      upgrade_run_config=upgrade_run_config)
     res = trainer.fit()
     result: dict[str, Any] = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by,
                               "final": res.history[-1] if res.history else None}
@@ -275,6 +271,28 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         result["shipped"] = [str(p) for p in save_model(model, WEIGHTS_DIR / name, extra)]
     (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
+    """A generator (or baseline) run's saved ``run_config`` as this version writes it (for ``--resume``).
+
+    Fields added since the checkpoint was written get their defaults: the generator config is parsed by
+    :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
+    ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror``
+    (once recorded only when used) default to off.
+
+    Raises:
+        ConfigError: the saved generator config has fields this version does not know.
+    """
+    from livedance.model.generator import GeneratorConfig
+
+    out = dict(saved)
+    if isinstance(out.get("generator"), dict):
+        out["generator"] = GeneratorConfig.from_dict(out["generator"]).to_dict()
+    if run_options:
+        out.setdefault("corrupt", 0.0)
+        out.setdefault("mirror", False)
+    return out
 
 
 def _model_config(cfg: GeneratorRunConfig, tok):

@@ -205,6 +205,16 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def _differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every leaf where two JSON-like values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _differences(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if a == b else [(path or "run_config", a, b)]
+
+
 def _json_state(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_state(v) for v in obj]
@@ -232,6 +242,9 @@ class Trainer:
         resume: continue from ``<out_dir>/checkpoint``.
         run_config: JSON-serialisable description of the model/data; stored and compared on resume.
         dist: a :class:`DistInfo` (default :func:`init_distributed`).
+        upgrade_run_config: applied to a checkpoint's saved ``run_config`` before the comparison on
+            resume: it writes the saved description as this version would (fields added since the
+            checkpoint was written get their defaults), so adding a setting does not orphan older runs.
 
     Raises:
         ConfigError: when the dataset is smaller than one global batch, or ``resume`` finds no checkpoint
@@ -249,6 +262,7 @@ class Trainer:
         resume: bool = False,
         run_config: dict | None = None,
         dist: DistInfo | None = None,
+        upgrade_run_config: Callable[[dict], dict] | None = None,
     ):
         self.cfg = config
         self.dist = dist or init_distributed()
@@ -257,6 +271,7 @@ class Trainer:
         self.loss_fn = loss_fn
         self.collate_fn = collate_fn or torch.utils.data.default_collate
         self.run_config = _json_state(run_config or {})
+        self.upgrade_run_config = upgrade_run_config
         self.model = model.to(self.dist.device)
         if len(dataset) < config.batch_size * self.dist.world_size:
             raise ConfigError(
@@ -362,10 +377,17 @@ class Trainer:
             doc = json.loads((d / "trainer.json").read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise WeightsError(f"{d / 'trainer.json'}: unreadable ({e})") from None
-        if doc.get("run_config") != self.run_config:
+        saved = doc.get("run_config")
+        if self.upgrade_run_config is not None and isinstance(saved, dict):
+            try:
+                saved = _json_state(self.upgrade_run_config(saved))
+            except ConfigError as e:
+                raise ConfigError(f"--resume: the checkpoint in {d} holds a config this version cannot read: {e}") from None
+        if saved != self.run_config:
+            diff = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in _differences(saved, self.run_config))
             raise ConfigError(
-                f"--resume: the checkpoint in {d} was written for another model/data config; "
-                f"saved {doc.get('run_config')}, now {self.run_config}"
+                f"--resume: the checkpoint in {d} was written for another model/data config ({diff}); "
+                "resume with the same settings, or train into a new --out folder"
             )
         load_state_into(self.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
         ot = load_tensors(d / "optimizer.safetensors")
