@@ -107,6 +107,30 @@ def test_feature_outliers_name_the_clip_and_the_rare_feature():
         feature_outliers(gen[:, :31], ref)
 
 
+def test_a_row_names_the_clip_that_dominates_fid_in_its_notes():
+    from livedance.eval.suite import EvalClip, FeatureSet, _row
+
+    rng = np.random.default_rng(1)
+    ref = FeatureSet([f"r{i}" for i in range(26)], rng.normal(size=(26, 72)), rng.normal(0.5, 0.1, (26, 32)), np.ones(26))
+    ref.geometric[:, 16] = 0.001 * rng.standard_normal(26)
+    geo = rng.normal(0.5, 0.1, (4, 32))
+    geo[:, 16] = 0.0
+    clips = [EvalClip(f"c{i}", np.zeros((3, 24, 3)), 25.0, Path(f"s{i}.wav"), 0.0, False) for i in range(4)]
+    music = [(Path(f"s{i}.wav"), 0.0) for i in range(4)]
+
+    def row(g):
+        feats = FeatureSet([c.name for c in clips], rng.normal(size=(4, 72)), g, np.ones(4))
+        return _row("gen", clips, feats, ref, np.arange(4), np.full(4, 0.2), music, None, ["base note"])
+
+    quiet = row(geo.copy())
+    assert quiet.notes == ["base note"]
+    geo[2, 16] = 0.3  # clip c2 holds a pose the reference never makes
+    loud = row(geo)
+    assert loud.notes[0] == "base note" and len(loud.notes) == 2
+    assert "clip c2" in loud.notes[1] and "feature 16" in loud.notes[1] and "rankle" in loud.notes[1]
+    assert loud.per_clip[2]["max_zg_feature"] == 16 and loud.per_clip[2]["max_zg"] > 100
+
+
 def test_reference_rows_own_song_beats_wrong_song(songs, tmp_path):
     _, clips = songs
     cache = MusicBeatCache(tmp_path / "cache")
