@@ -1,0 +1,213 @@
+"""Deterministic replay of the beat-synchronous playback warp (``livedance.live.warp``) on a real song.
+
+The live benchmark (``benchmarks/perform.py``) is one real-time run: the model samples differently and
+the tracker's grid moves with the thread timing, so two runs of the same settings differ by a few ms.
+This replays the same pieces without threads or a clock, so warp settings can be compared:
+
+1. dances: the shipped model dances the whole song offline through the causal step path
+   (``livedance.engine.offline.generate_song``), once per ``--seeds`` value;
+2. the beat grid the output clock would see at each 60 fps tick s (stream seconds): the causal beat
+   tracker fed the song up to s - output latency (as the live loop's listener has heard it), its tempo
+   and next beat; no grid below the warp's ``min_confidence``; or, with the true grid, the song's chart
+   (one constant tempo from its MIDI file);
+3. the warp: ``MotionBeatDetector`` gets the model frames 0.15 s ahead of the tick (the scheduler's
+   lead), ``BeatWarp.tick`` turns s into the motion time tau, the ``MotionTimeline`` is sampled there;
+4. scoring as ``benchmarks/perform.py``: motion beats of the shown frames (local minima of the
+   Gaussian-smoothed mean joint speed, as the AIST++ BAS) against the chart's beats, median |offset|
+   after 10 s; also against the chart re-aligned to the recording's drift
+   (``livedance.beats.scoring.align_grid_to_onsets``); and the shown motion beats sorted by the
+   warp's hits: "hit" (within 30 ms of a moment the warp reached a motion beat at its music beat),
+   "moved" (30-150 ms from one), "other" (none within 150 ms).
+
+Usage::
+
+    .venv/bin/python benchmarks/warp_replay.py                          # defaults, dances 0 1 2
+    .venv/bin/python benchmarks/warp_replay.py --set lag_weight=0.5     # a WarpConfig field changed
+    .venv/bin/python benchmarks/warp_replay.py --seeds 0 --seconds 60   # quicker
+
+Needs ``../shared/data/music/muldjord-armygeddon`` (song and chart) and the shipped model weights.
+About 1 CPU-minute per dance and grid on the development machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perform import MIDI, SONG, joint_positions, offsets  # noqa: E402  (benchmarks/perform.py helpers)
+
+LEAD_S = 0.15  # the scheduler runs the model this far ahead of the output clock
+FPS = 60.0
+
+
+def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, min_confidence: float) -> list:
+    """Per 60 fps tick, the (anchor_s, period_s) grid the warp would get, or None (not confident yet).
+
+    The causal tracker is fed the song in 512-sample hops up to ``s - latency_s`` (what the listener has
+    heard when the frame shown at s is rendered).
+    """
+    from livedance.beats.tracker import BeatTracker, TrackerConfig
+
+    tr = BeatTracker(TrackerConfig(sample_rate=sr))
+    hop, fed, grids = tr.cfg.hop, 0, []
+    for k in range(int(seconds * FPS)):
+        heard = k / FPS - latency_s
+        upto = min(len(audio) // hop * hop, max(0, int(heard * sr)) // hop * hop)
+        if upto > fed:
+            tr.push(audio[fed:upto])
+            fed = upto
+        bpm = tr.bpm
+        if bpm <= 0 or not tr.confidence >= min_confidence:
+            grids.append(None)
+            continue
+        got = tr.predict_beats(1, tr.time_s - 60.0 / bpm)
+        grids.append((float(got[0]), 60.0 / bpm) if got.size else None)
+    return grids
+
+
+def replay(q: np.ndarray, root: np.ndarray, grids: list, warp_kw: dict) -> dict:
+    """Run detector + warp + timeline over the ticks; returns the shown times, poses and the warp's hits.
+
+    Args:
+        q: (T, 55, 4) float32 local quaternions (x, y, z, w) at 25 fps. root: (T, 3) pelvis world
+            position, metres. grids: per tick (anchor_s, period_s) or None. warp_kw: WarpConfig fields.
+    """
+    from livedance.engine.base import MotionFrames
+    from livedance.live.rest import default_rest_offsets
+    from livedance.live.timeline import MotionTimeline
+    from livedance.live.warp import BeatWarp, MotionBeatDetector, WarpConfig
+    from livedance.motion.skeleton import SMPLX_PARENTS
+
+    cfg = WarpConfig(**warp_kw)
+    det = MotionBeatDetector(default_rest_offsets(), SMPLX_PARENTS, cfg)
+    warp = BeatWarp(cfg)
+    tl = MotionTimeline(1024)
+    chunk, fps_m = 8, 25.0
+    n_next, beats, hits = 0, None, []
+    T = np.arange(len(grids)) / FPS
+    Q = np.zeros((len(grids), q.shape[1], 4), np.float32)
+    R = np.zeros((len(grids), 3), np.float32)
+    for k, s in enumerate(T):
+        while n_next / fps_m <= s + LEAD_S and n_next + chunk <= len(q):
+            mf = MotionFrames(q[n_next:n_next + chunk], root[n_next:n_next + chunk], fps_m, n_next / fps_m)
+            tl.append(mf)
+            beats = det.push(mf)
+            n_next += chunk
+        before = warp.beats_hit
+        tau = warp.tick(float(s), beats, grids[k])
+        if warp.beats_hit > before:
+            hits.append(warp.recent_hits[-1][0])
+        smp = tl.sample(tau)
+        Q[k], R[k] = smp.local_quats, smp.root
+    return {"t": T, "q": Q, "r": R, "hits": np.asarray(hits), "warp": warp}
+
+
+def score(out: dict, chart: np.ndarray, aligned: np.ndarray, seconds: float) -> dict:
+    """Offsets of the shown motion beats after 10 s (ms) and their hit / moved / other split."""
+    from livedance.eval.beat_align import motion_beats
+
+    pos = joint_positions(out["q"], out["r"])
+    mt = out["t"][motion_beats(pos, FPS)] + 0.5 / FPS
+    sel = mt[(mt > 10.0) & (mt < seconds - 1.0)]
+    off = np.abs(offsets(sel, chart)) * 1e3
+    off_al = np.abs(offsets(sel, aligned)) * 1e3
+    hits = out["hits"]
+    if len(hits) >= 2:
+        j = np.clip(np.searchsorted(hits, sel), 1, len(hits) - 1)
+        near = np.minimum(np.abs(sel - hits[j - 1]), np.abs(sel - hits[j]))
+    else:
+        near = np.full(len(sel), np.inf)
+    cats = {"hit": near < 0.03, "moved": (near >= 0.03) & (near < 0.15), "other": near >= 0.15}
+    res = {"n": int(len(sel)), "median_ms": float(np.median(off)), "aligned_median_ms": float(np.median(off_al)),
+           "within_70ms": float(np.mean(off <= 70.0)), "resyncs": int(out["warp"].resyncs)}
+    for name, m in cats.items():
+        res[f"{name}_share"] = float(m.mean())
+        res[f"{name}_median_ms"] = float(np.median(off[m])) if m.any() else float("nan")
+    return res
+
+
+def parse_set(items: list[str]) -> dict:
+    """``key=value`` strings -> WarpConfig overrides (values parsed as JSON: numbers, true/false)."""
+    from livedance.live.warp import WarpConfig
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in WarpConfig.__dataclass_fields__:
+            raise SystemExit(f"--set {item!r}: expected FIELD=VALUE with a WarpConfig field "
+                             f"({', '.join(WarpConfig.__dataclass_fields__)})")
+        out[key] = json.loads(value)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds of the dances (default 0 1 2)")
+    ap.add_argument("--seconds", type=float, default=None, help="length of the replay (default: the whole song)")
+    ap.add_argument("--latency-ms", type=float, default=100.0, help="output latency of the replayed loop (ms)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a WarpConfig field to change (repeatable)")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+    if not (SONG.exists() and MIDI.exists()):
+        print(f"needs {SONG} and {MIDI} (../shared/data)")
+        return 2
+    warp_kw = parse_set(args.set)
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from livedance.beats.scoring import align_grid_to_onsets, midi_beat_grid
+    from livedance.data.audio_io import load_audio
+    from livedance.engine import load_generator
+    from livedance.engine.offline import generate_song
+    from livedance.live.warp import WarpConfig
+
+    torch.set_num_threads(1)
+    audio, sr = load_audio(SONG, sr=44100)
+    song_s = len(audio) / sr
+    seconds = min(args.seconds or song_s - 2.0, song_s - 2.0)
+    chart = midi_beat_grid(MIDI, song_s)
+    aligned, _ = align_grid_to_onsets(chart, audio, sr)
+    cfg = WarpConfig(**warp_kw)
+    grids = {"tracker": tracker_grids(audio.astype(np.float32), sr, seconds, args.latency_ms / 1e3, cfg.min_confidence),
+             "true": [(0.0, float(np.median(np.diff(chart))))] * int(seconds * FPS)}
+    gen = load_generator(None)
+    rest_pelvis = np.asarray(gen.rep.rest_offsets[0], np.float32)
+    rows = []
+    for seed in args.seeds:
+        print(f"dance {seed}: generating {seconds:.0f} s ...", file=sys.stderr, flush=True)
+        m = generate_song(gen, SONG, 0.0, seconds + 1.0, seed)
+        for name, g in grids.items():
+            res = score(replay(m.local_quats, m.root_translation + rest_pelvis, g, warp_kw), chart, aligned, seconds)
+            rows.append({"seed": seed, "grid": name, **res})
+    tab = Table(title=f"warp replay: Armygeddon, {seconds:.0f} s, WarpConfig {warp_kw or 'defaults'} "
+                      f"(median |offset| of the shown motion beats after 10 s, ms)", title_justify="left")
+    for col in ("grid", "dance", "median", "re-aligned", "within 70 ms", "hit: share / median", "moved", "other", "resyncs"):
+        tab.add_column(col, justify="left" if col == "grid" else "right")
+    for grid in grids:
+        sub = [r for r in rows if r["grid"] == grid]
+        for r in sub + [None]:
+            if r is None:
+                if len(sub) < 2:
+                    continue
+                r = {k: float(np.mean([x[k] for x in sub])) for k in sub[0] if k not in ("seed", "grid")}
+                r["seed"], r["grid"] = "mean", grid
+            tab.add_row(grid, str(r["seed"]), f"{r['median_ms']:.1f}", f"{r['aligned_median_ms']:.1f}",
+                        f"{100 * r['within_70ms']:.0f} %",
+                        f"{100 * r['hit_share']:.0f} % / {r['hit_median_ms']:.1f}",
+                        f"{100 * r['moved_share']:.0f} % / {r['moved_median_ms']:.1f}",
+                        f"{100 * r['other_share']:.0f} % / {r['other_median_ms']:.1f}", f"{r['resyncs']:.0f}")
+    Console().print(tab)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"warp": warp_kw, "seconds": seconds, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
