@@ -26,7 +26,7 @@ Usage::
     .venv/bin/python benchmarks/warp_replay.py --seeds 0 --seconds 60   # quicker
 
 Needs ``../shared/data/music/muldjord-armygeddon`` (song and chart) and the shipped model weights.
-About 1 CPU-minute per dance and grid on the development machine.
+About 3 minutes for the default three dances of the whole song on the development machine.
 """
 
 from __future__ import annotations
