@@ -358,9 +358,8 @@ def main() -> int:
         out["reaction"] = dict(runs[0])
         for key in ("settle_to_idle_s", "start_dancing_on_beat_s"):
             vals = [r[key] for r in runs]
-            ranked = sorted(vals, key=lambda v: (np.isnan(v), v))  # NaN (never on the beat) counts as the worst
-            out["reaction"][key] = float(ranked[(len(ranked) - 1) // 2]) if len(ranked) % 2 else \
-                float(np.mean(ranked[len(ranked) // 2 - 1: len(ranked) // 2 + 1]))
+            med = float(np.median(np.nan_to_num(vals, nan=np.inf)))  # NaN (never on the beat) counts as the worst
+            out["reaction"][key] = med if np.isfinite(med) else float("nan")
             out["reaction"][key + "_runs"] = vals
 
     from rich.console import Console

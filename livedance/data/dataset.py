@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,22 +228,22 @@ def build_clip(folder: str | Path, entry: dict, fps: float = TANG_FPS) -> Motion
 def _save(clip: MotionClip, path: Path) -> None:
     from safetensors.numpy import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # concurrent loaders never collide
-    save_file(
-        {
-            "local_rotmats": np.ascontiguousarray(clip.local_rotmats),
-            "root_translation": np.ascontiguousarray(clip.root_translation),
-            "rest_offsets": np.ascontiguousarray(clip.rest_offsets),
-            "positions": np.ascontiguousarray(clip.positions),
-        },
-        str(tmp),
-        metadata={
-            "name": clip.name, "style": clip.style, "fps": repr(clip.fps), "audio_path": str(clip.audio_path),
-            "audio_offset_s": repr(clip.audio_offset_s), "beat_aligned": str(int(clip.beat_aligned)),
-        },
-    )
-    tmp.replace(path)
+    from livedance.atomic import atomic_target
+
+    with atomic_target(path) as tmp:  # concurrent loaders never share a temporary file
+        save_file(
+            {
+                "local_rotmats": np.ascontiguousarray(clip.local_rotmats),
+                "root_translation": np.ascontiguousarray(clip.root_translation),
+                "rest_offsets": np.ascontiguousarray(clip.rest_offsets),
+                "positions": np.ascontiguousarray(clip.positions),
+            },
+            str(tmp),
+            metadata={
+                "name": clip.name, "style": clip.style, "fps": repr(clip.fps), "audio_path": str(clip.audio_path),
+                "audio_offset_s": repr(clip.audio_offset_s), "beat_aligned": str(int(clip.beat_aligned)),
+            },
+        )
 
 
 def _load(path: Path) -> MotionClip:

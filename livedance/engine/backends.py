@@ -6,8 +6,6 @@ Each backend has ``run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]``
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -64,14 +62,14 @@ def export_onnx(graph, path: str | Path, opset: int = 17) -> Path:
     graph = graph.eval()
     zeros = graph.zero_inputs(1)
     args = tuple(zeros[n] for n in graph.input_names())
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # concurrent exporters never collide
     import warnings
 
-    with torch.no_grad(), warnings.catch_warnings():
+    from livedance.atomic import atomic_target
+
+    with atomic_target(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer / constant-folding notes about the fixed-shape graph
         torch.onnx.export(graph, args, str(tmp), input_names=graph.input_names(), output_names=graph.output_names(),
                           opset_version=opset, dynamo=False, do_constant_folding=True)
-    tmp.replace(path)
     return path
 
 

@@ -115,18 +115,22 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         if onnx_path is None:
             raise WeightsError("the onnx/tensorrt backends need an ONNX file path")
         onnx_path = Path(onnx_path)
+
+        def open_backend():
+            return OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+
         cached = onnx_path.is_file()
         if not cached:
             export_onnx(graph, onnx_path)
         try:
-            be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+            be = open_backend()
         except WeightsError:
             if not cached:
                 raise
             # A cached file that no longer loads (truncated, or written by an older exporter): export it
             # again once; a second failure is reported.
             export_onnx(graph, onnx_path)
-            be = OnnxBackend(onnx_path, threads=threads) if backend == "onnx" else TensorRTBackend(onnx_path)
+            be = open_backend()
     return LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
                             description=description or backend)
 

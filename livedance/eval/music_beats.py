@@ -145,8 +145,8 @@ class MusicBeatCache:
         audio, sr = load_audio(audio_path, sr=self.config.sample_rate, offset_s=start, duration_s=length)
         beats = track_beats(audio, sr, self.config) + (start - offset_s)
         self.misses += 1
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, beats)
-        os.replace(tmp, file)
+        from livedance.atomic import atomic_target
+
+        with atomic_target(file) as tmp:
+            np.save(tmp, beats)
         return beats

@@ -397,8 +397,7 @@ class Performer:
     def _warp_wanted(self) -> bool:
         """The warp applies: enabled, and the learned generator (not a procedural dancer, which is
         phase-locked to the beat already: the fallback, or the one ``--procedural`` chose) dances."""
-        return (self.config.warp.enabled and self.generator is not self.fallback
-                and not isinstance(self.generator, ProceduralGenerator))
+        return self.config.warp.enabled and not isinstance(self.generator, ProceduralGenerator)
 
     def _detect_motion_beats(self, frames: MotionFrames) -> None:
         """Scheduler thread: motion beats of the frames just appended; published as one immutable object."""

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -182,11 +180,11 @@ def song_conditioning(
     beats = track_song(a44)
     out = SongConditioning(ff.values, ff.times_s, beats, a22.shape[0] / cfg.sr)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npz")  # concurrent runs never collide
-        np.savez(tmp, features=out.features, feature_times_s=out.feature_times_s, beat_times_s=beats.times_s,
-                 bpm=beats.bpm, phase=beats.phase, confidence=beats.confidence, duration_s=np.float64(out.duration_s))
-        tmp.replace(path)
+        from livedance.atomic import atomic_target
+
+        with atomic_target(path) as tmp:  # concurrent runs never share a temporary file
+            np.savez(tmp, features=out.features, feature_times_s=out.feature_times_s, beat_times_s=beats.times_s,
+                     bpm=beats.bpm, phase=beats.phase, confidence=beats.confidence, duration_s=np.float64(out.duration_s))
     return out
 
 

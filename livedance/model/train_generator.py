@@ -164,8 +164,6 @@ class GeneratorRunConfig:
             with the same music: twice the dances, against memorising the 26 Tang train clips.
         corrupt: upper bound of the history token-corruption rate (T2M-GPT; see
             :meth:`~livedance.model.generator.DanceGenerator.forward`), in [0, 1]; 0 disables it.
-        dropout: training-time dropout (:attr:`~livedance.model.generator.GeneratorConfig.dropout`), in
-            [0, 1); 0 disables it.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -185,7 +183,6 @@ class GeneratorRunConfig:
     progress: bool = True
     corrupt: float = 0.0
     mirror: bool = False
-    dropout: float = 0.0
     overrides: dict = field(default_factory=dict)
 
 
@@ -260,7 +257,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     name = "generator" if cfg.model == "livedance" else "baseline"
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
             "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
-            "mirror": cfg.mirror, "dropout": cfg.dropout,
+            "mirror": cfg.mirror, "dropout": gcfg.dropout,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -300,8 +297,6 @@ def _model_config(cfg: GeneratorRunConfig, tok):
 
     base = dict(parts=tuple(tok.config.parts), levels=tok.config.levels, codebook_size=tok.config.codebook_size,
                 stride=tok.stride)
-    if cfg.dropout:
-        base["dropout"] = cfg.dropout
     base.update(cfg.overrides)
     return GeneratorConfig(**base)
 
