@@ -201,6 +201,19 @@ def test_load_generator_refuses_missing_and_mismatched_weights(parts, tmp_path):
     save_model(parts["gen"], gen_stem, {"model": "livedance", "tokenizer_sha256": sha})
     graph, rep, doc = load_step_graph(gen_stem, tokenizer=tok_stem)
     assert doc["tokenizer_sha256"] == sha and graph.context_tokens == parts["tok"].decoder_context_tokens
+    # a decoder-tuned tokenizer (other decoder weights) is accepted when it lists the generator's tokenizer
+    # in same_codes_as, refused when it does not
+    import copy
+
+    tuned = copy.deepcopy(parts["tok"])
+    with torch.no_grad():
+        next(tuned.decoders.parameters()).add_(0.01)
+    tuned.save(tok_stem, parts["rep"], extra={"same_codes_as": [sha]})
+    assert json.loads(tok_stem.with_suffix(".json").read_text())["sha256"] != sha
+    load_step_graph(gen_stem, tokenizer=tok_stem)
+    tuned.save(tok_stem, parts["rep"], extra={"same_codes_as": ["1" * 64]})
+    with pytest.raises(WeightsError, match="same_codes_as"):
+        load_step_graph(gen_stem, tokenizer=tok_stem)
 
 
 def test_frames_carry_the_pelvis_world_position(parts):
@@ -322,19 +335,23 @@ def test_onnx_cache_key_changes_with_any_config_field_or_tensor(parts):
     assert graph_key(StepGraph(changed, parts["tok"]).eval()) != key
 
 
-def test_top_k_graph_exports_and_agrees_with_torch(parts):
-    """top_k is baked into the exported graph (TopK + ReduceMin): ONNX Runtime loads it and samples the
-    same codes as torch (test_generator checks that the codes stay among the top k)."""
+@pytest.mark.parametrize("cut", [{"top_k": 3}, {"min_p": 0.3}], ids=["top_k", "min_p"])
+def test_truncated_sampling_graph_exports_and_agrees_with_torch(parts, cut):
+    """top_k (TopK + ReduceMin) and min_p (ReduceMax) are baked into the exported graph: ONNX Runtime loads
+    it and samples the same codes as torch (test_generator checks the cuts themselves); the cache key
+    tells the graphs apart."""
     from dataclasses import replace
 
     from livedance.engine import build_generator
+    from livedance.engine.loader import graph_key
     from livedance.engine.step_graph import StepGraph
     from livedance.model.generator import DanceGenerator
 
-    gen = DanceGenerator(replace(parts["gen"].config, top_k=3)).eval()
+    gen = DanceGenerator(replace(parts["gen"].config, **cut)).eval()
     gen.load_state_dict(parts["gen"].state_dict())
     graph = StepGraph(gen, parts["tok"]).eval()
-    onnx_path = parts["dir"] / "step-top3.onnx"
+    assert graph_key(graph) != graph_key(parts["graph"])
+    onnx_path = parts["dir"] / f"step-{next(iter(cut))}.onnx"
     a = build_generator(graph, parts["rep"], "torch", seed=3)
     b = build_generator(graph, parts["rep"], "onnx", onnx_path, seed=3)
     for ctx in _contexts(12):

@@ -202,6 +202,26 @@ def test_top_k_sampling_stays_among_the_k_most_likely_codes():
         GeneratorConfig(top_k=-1)
 
 
+def test_min_p_sampling_keeps_only_codes_near_the_mode():
+    """min-p keeps code i iff p_i(T) >= min_p * max_j p_j(T); a flat row keeps more codes than a peaked one."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(300, 64, generator=g) * torch.linspace(0.5, 4.0, 300)[:, None]  # flat ... peaked rows
+    gumbel = -torch.log(-torch.log(torch.rand(300, 64, generator=g).clamp(1e-9, 1 - 1e-9)))
+    T, m = 0.7, 0.2
+    p = torch.softmax(logits / T, -1)
+    allowed = p >= m * p.amax(-1, keepdim=True)
+    codes, conf = gumbel_sample(logits, gumbel, T, min_p=m)
+    assert bool(allowed.gather(-1, codes[:, None]).all())
+    free, _ = gumbel_sample(logits, gumbel, T)
+    assert not bool(allowed.gather(-1, free[:, None]).all())  # without the cut some samples fall outside
+    assert allowed[:50].sum() > allowed[-50:].sum()  # the cut adapts to the distribution's spread
+    torch.testing.assert_close(conf, torch.log_softmax(logits, -1).gather(-1, codes[:, None])[:, 0])
+    assert torch.equal(gumbel_sample(logits, gumbel, T, min_p=0.999)[0], logits.argmax(-1))
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ConfigError, match="min_p"):
+            GeneratorConfig(min_p=bad)
+
+
 def test_training_mask_counts():
     torch.manual_seed(0)
     m = training_mask((500,), 4)
@@ -282,9 +302,10 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
                                  "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)", FIDk=fid_k)]}))
         tests.append(t)
     out = tmp_path / "weights"
-    ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0, top_k=20)
+    ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0, top_k=20, min_p=0.1)
     shipped, doc = load_model(out / "generator")
     assert shipped.config.top_k == 20 and g.config.top_k == 0
+    assert shipped.config.min_p == pytest.approx(0.1) and g.config.min_p == 0.0
     assert shipped.config.temperature == pytest.approx(0.9) and g.config.temperature != pytest.approx(0.9)
     assert shipped.config.residual_temperature == 0.0 and g.config.residual_temperature is None
     for k, v in g.state_dict().items():
@@ -292,7 +313,7 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
     assert "val split" in doc["inference_note"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "## Generator" in card and "livedance train generator --minutes 1" in card and "residual levels argmax" in card
-    assert "top-k 20" in card
+    assert "top-k 20, min-p 0.1" in card
     assert "| livedance (generated), T=0.9 | 50.00 |" in card and "| 1 (0) |" in card
     assert "| baseline (generated) | 50.00 | 30.00 |" in card and "| 2 (0, 1) |" in card
     with pytest.raises(ConfigError, match="temperature"):

@@ -130,7 +130,7 @@ def test_generator_run_config_upgrade_fills_new_fields_with_defaults():
     from livedance.model.train_generator import upgrade_run_config
 
     new = GeneratorConfig(d_model=64).to_dict()
-    old = {k: v for k, v in new.items() if k not in ("top_k", "dropout")}
+    old = {k: v for k, v in new.items() if k not in ("top_k", "min_p", "dropout")}
     saved = {"model": "livedance", "generator": old, "tokens": 64}
     assert upgrade_run_config(saved) == {"model": "livedance", "generator": new, "tokens": 64, "corrupt": 0.0,
                                          "mirror": False}

@@ -82,6 +82,10 @@ def eval_command(
     top_k: Optional[int] = typer.Option(
         None, "--top-k", min=0, help="Top-k sampling of the 'livedance' row: sample among the k most likely codes "
         "(default: its weights' config; 0 = all). Choose it on --split val, like the temperature."),
+    min_p: Optional[float] = typer.Option(
+        None, "--min-p", min=0.0, max=0.999, help="Min-p sampling of the 'livedance' row: sample among the codes at "
+        "least this fraction as likely as the most likely one (default: its weights' config; 0 = off). Choose it on "
+        "--split val."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -108,9 +112,10 @@ def eval_command(
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
-    if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None) \
-            and "livedance" not in (models or ""):
-        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k apply to the 'livedance' row: "
+    if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
+            or min_p is not None) and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p apply to the "
+                          "'livedance' row: "
                           "add --models livedance")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
@@ -137,11 +142,13 @@ def eval_command(
                 label = f"{m} (generated)" + (f", T={temperature:g}" if own and temperature is not None else "") + (
                     f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "") + (
                     f", top-k={top_k}" if own and top_k is not None else "") + (
+                    f", min-p={min_p:g}" if own and min_p is not None else "") + (
                     f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
+                    min_p=min_p if own else None,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

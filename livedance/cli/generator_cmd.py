@@ -138,6 +138,8 @@ def ship_generator_cmd(
         None, "--residual-temperature", help="Temperature of the residual code levels to ship (0 = argmax)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=0, help="Top-k sampling to ship (0 = all codes; "
                                         "choose it on --split val with `livedance eval --top-k`)."),
+    min_p: Optional[float] = typer.Option(None, "--min-p", min=0.0, max=0.999, help="Min-p sampling to ship (0 = off; "
+                                          "choose it on --split val with `livedance eval --min-p`)."),
     eval_json: list[Path] = typer.Option([], "--eval-json", help="`livedance eval --split test --models "
                                          "livedance,baseline --seed S --json F` of these weights (repeat the option, "
                                          "one per seed), averaged into the model card."),
@@ -153,5 +155,5 @@ def ship_generator_cmd(
     from livedance.model.train_generator import ship_generator
 
     paths = ship_generator(run, temperature, eval_json, selection, residual_temperature=residual_temperature,
-                           top_k=top_k)
+                           top_k=top_k, min_p=min_p)
     Console().print(f"shipped {', '.join(paths)} and the Generator section of livedance/weights/MODEL_CARD.md", highlight=False)

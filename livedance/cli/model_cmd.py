@@ -54,3 +54,44 @@ def train_tokenizer_cmd(
         data_root=data_root, ship=ship, progress=progress,
     )
     run_training(cfg)
+
+
+@train_app.command("tokenizer-decoder")
+def train_tokenizer_decoder_cmd(
+    model: str = typer.Option("livedance", help="Which shipped tokenizer to tune: livedance (tokenizer.*) or "
+                              "baseline (baseline_tokenizer.*); --ship writes it back there."),
+    source: Optional[Path] = typer.Option(None, "--from", help="Tokenizer stem to start from (default: the "
+                                          "shipped one of --model)."),
+    steps: int = typer.Option(300, help="Optimiser steps (the LR schedule's length)."),
+    minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(Path("runs/tokenizer-decoder"), help="Run folder (checkpoints, log, tokenizer.*)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
+    lr: float = typer.Option(3e-4, help="Peak learning rate (AdamW)."),
+    acc_weight: float = typer.Option(1.0, help="Weight of the L1 of the normalised features' second difference."),
+    pos_acc_weight: float = typer.Option(50.0, help="Weight of the L1 of the FK joints' second difference "
+                                         "(metres per frame^2)."),
+    threads: int = typer.Option(1, help="torch CPU threads per process."),
+    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data "
+                                             "or $LIVEDANCE_DATA)."),
+    ship: bool = typer.Option(False, "--ship", help="Also overwrite the shipped tokenizer of --model and write its "
+                              "MODEL_CARD.md section."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Fine-tune a trained tokenizer's decoders against token-boundary jitter (docs/model.md).
+
+    Only the decoders learn, with Bailando's acceleration terms added to the tokenizer's loss; encoders,
+    codebooks and hint maps stay bit for bit, so generators trained on the source tokenizer keep working
+    (the new tokenizer lists the source's sha256 in same_codes_as). Prints MPJPE and the mean joint
+    acceleration at token-boundary frames against the others, before and after.
+
+    Example: livedance train tokenizer-decoder --steps 300 --ship
+    """
+    import torch
+
+    from livedance.model.decoder_tune import DecoderTuneConfig, run_decoder_tune
+
+    torch.set_num_threads(threads)
+    run_decoder_tune(DecoderTuneConfig(model=model, source=source, out=out, steps=steps, minutes=minutes, seed=seed,
+                                       resume=resume, lr=lr, acc_weight=acc_weight, pos_acc_weight=pos_acc_weight,
+                                       data_root=data_root, ship=ship, progress=progress))

@@ -37,7 +37,7 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
         WeightsError: missing / corrupt / mismatched files (the message names the file and the mismatch).
     """
     from livedance.engine.step_graph import StepGraph
-    from livedance.model.tokenizer import Tokenizer
+    from livedance.model.tokenizer import Tokenizer, same_codes
     from livedance.model.train_generator import load_model
 
     if model == "baseline" and tokenizer is None:  # the baseline ships with its own vq tokenizer
@@ -51,10 +51,11 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
     net, doc = load_model(stem)
     tok, rep, tdoc = Tokenizer.load(tokenizer)
     want, got = doc.get("tokenizer_sha256"), tdoc.get("sha256")
-    if want and got and want != got:
+    if not same_codes(want, tdoc):
         raise WeightsError(
             f"{stem.with_suffix('.json')}: trained with tokenizer sha256 {want[:12]}..., but the tokenizer loaded has "
-            f"{got[:12]}...; retrain the generator or restore the matching tokenizer weights"
+            f"{got[:12]}... (and does not list it in same_codes_as); retrain the generator or restore the matching "
+            "tokenizer weights"
         )
     tc = tok.config
     c = net.config
@@ -68,7 +69,7 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
 
 def graph_key(graph) -> str:
     """Cache key of an exported step graph: the first 20 hex digits of the sha256 over the generator's
-    config (every field that shapes the graph: temperature, top-k, chunk, mask iterations, ...; not
+    config (every field that shapes the graph: temperature, top-k, min-p, chunk, mask iterations, ...; not
     ``residual_temperature``, which scales the noise outside the graph, nor the training-only ``dropout``),
     the tokenizer's config and all
     tensors (the generator's and the tokenizer's), so a cached ONNX file is reused only for the same graph.
@@ -138,7 +139,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
                    temperature: float | None = None, residual_temperature: float | None = None,
-                   top_k: int | None = None):
+                   top_k: int | None = None, min_p: float | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -151,6 +152,7 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         residual_temperature: temperature of the residual levels (None: the weights' config; 0: argmax);
             applied by scaling the residual Gumbel noise, so the exported graph does not change.
         top_k: top-k sampling (None: the weights' config; 0: all codes); baked into the exported graph.
+        min_p: min-p sampling (None: the weights' config; 0: off); baked into the exported graph.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -163,6 +165,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
                        if v is not None}
     if top_k is not None:
         overrides["top_k"] = top_k
+    if min_p is not None:
+        overrides["min_p"] = float(min_p)
     if overrides:  # GeneratorConfig validates them (ConfigError)
         from dataclasses import replace
 

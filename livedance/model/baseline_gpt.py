@@ -98,7 +98,7 @@ class BaselineGPT(nn.Module):
     Args:
         config: :class:`GeneratorConfig`; uses ``parts``, ``levels``, ``codebook_size`` (the tokenizer's),
             ``d_model``, ``n_layers`` (GPT blocks), ``n_heads``, ``window``, ``feat_dim``, ``cond_dim``,
-            ``chunk``, ``lag_s``, ``temperature``, ``top_k``. ``mask_iters`` only sizes the (shared) noise input.
+            ``chunk``, ``lag_s``, ``temperature``, ``top_k``, ``min_p``. ``mask_iters`` only sizes the (shared) noise input.
         context: attention window in token slots.
     Raises:
         ConfigError: d_model not divisible by n_heads, context < 1.
@@ -236,7 +236,7 @@ class BaselineGPT(nn.Module):
             y = self.transformer(hist, hist_valid > 0.5)
             lg = self.logits(y[:, self.context - 1])  # (B, P, V, C)
             noise = torch.cat([gumbel_base[:, 0, k * P:(k + 1) * P].unsqueeze(2), gumbel_res[:, k]], dim=2)[:, :, :V]
-            c, _ = gumbel_sample(lg, noise, cfg.temperature, cfg.top_k)  # (B, P, V)
+            c, _ = gumbel_sample(lg, noise, cfg.temperature, cfg.top_k, cfg.min_p)  # (B, P, V)
             out.append(c)
             x_last = self.embed(c)
         return torch.stack(out, 1), hist, hist_valid, x_last
@@ -268,7 +268,7 @@ def load_baseline_graph(weights_dir=None):
     from livedance.engine.step_graph import StepGraph
     from livedance.errors import WeightsError
     from livedance.model.checkpoint import WEIGHTS_DIR
-    from livedance.model.tokenizer import Tokenizer
+    from livedance.model.tokenizer import Tokenizer, same_codes
     from livedance.model.train_generator import load_model
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
@@ -280,8 +280,9 @@ def load_baseline_graph(weights_dir=None):
     tok_stem = folder / str(doc.get("tokenizer", BASELINE_TOKENIZER_STEM))
     tok, rep, tdoc = Tokenizer.load(tok_stem)
     want, got = doc.get("tokenizer_sha256"), tdoc.get("sha256")
-    if want and got and want != got:
-        raise WeightsError(f"{src}: trained with tokenizer sha256 {want[:12]}..., but {tok_stem}.json has {got[:12]}...")
+    if not same_codes(want, tdoc):
+        raise WeightsError(f"{src}: trained with tokenizer sha256 {want[:12]}..., but {tok_stem}.json has {got[:12]}... "
+                           "(and does not list it in same_codes_as)")
     c, tc = net.config, tok.config
     if (tuple(c.parts), c.levels, c.codebook_size, c.stride) != (tuple(tc.parts), tc.levels, tc.codebook_size, tok.stride):
         raise WeightsError(f"{src}: parts/levels/codebook/stride {c.parts}/{c.levels}/{c.codebook_size}/{c.stride} do "

@@ -84,6 +84,9 @@ class GeneratorConfig:
             that the base level's choice of movement does not need (docs/model.md, "Sampling").
         top_k: at inference, sample every level among its k most likely codes only (top-k sampling;
             0 = all codes). Baked into the exported graph, like ``temperature``.
+        min_p: at inference, sample every level among the codes at least ``min_p`` times as likely as
+            its most likely code at ``temperature`` (min-p sampling, Nguyen et al. 2024; 0 = off).
+            Baked into the exported graph.
         dropout: training-time dropout probability (GPT-2 placement: on the token inputs and on every
             residual branch: the Mamba blocks, the chunk head's attention and MLP, the residual head's
             inputs), against memorising a small training set; identity in eval mode, so the step graph
@@ -111,6 +114,7 @@ class GeneratorConfig:
     temperature: float = 1.0
     residual_temperature: float | None = None
     top_k: int = 0
+    min_p: float = 0.0
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -129,6 +133,9 @@ class GeneratorConfig:
         if int(self.top_k) != self.top_k or self.top_k < 0:
             raise ConfigError(f"GeneratorConfig: top_k={self.top_k}; expected an integer >= 0 (0: sample all codes)")
         object.__setattr__(self, "top_k", int(self.top_k))
+        if not (math.isfinite(self.min_p) and 0.0 <= self.min_p < 1.0):
+            raise ConfigError(f"GeneratorConfig: min_p={self.min_p}; expected a fraction in [0, 1) (0: off)")
+        object.__setattr__(self, "min_p", float(self.min_p))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GeneratorConfig: dropout={self.dropout}; expected a probability in [0, 1)")
         rt = self.residual_temperature
@@ -490,7 +497,8 @@ class DanceGenerator(nn.Module):
             lg = self.chunk_logits(h_last, mk, codes_flat.view(B, K, P), masked_flat.view(B, K, P))
             return lg.reshape(B, K * P, cfg.codebook_size)
 
-        base = mask_predict(logits_fn, B, K * P, gumbel_base, cfg.temperature, cfg.mask_iters, cfg.top_k).view(B, K, P)
+        base = mask_predict(logits_fn, B, K * P, gumbel_base, cfg.temperature, cfg.mask_iters, cfg.top_k,
+                            cfg.min_p).view(B, K, P)
         # 4. residual levels, part-chained
         parts_codes = []
         for i in range(P):
@@ -500,7 +508,8 @@ class DanceGenerator(nn.Module):
             lv = [base[..., i]]
             for v in range(1, V):
                 acc = acc + self._level_emb(i, v - 1, lv[-1])
-                c, _ = gumbel_sample(self.res_mlp[i][v - 1](acc), gumbel_res[:, :, i, v - 1], cfg.temperature, cfg.top_k)
+                c, _ = gumbel_sample(self.res_mlp[i][v - 1](acc), gumbel_res[:, :, i, v - 1], cfg.temperature, cfg.top_k,
+                                     cfg.min_p)
                 lv.append(c)
             parts_codes.append(torch.stack(lv, dim=-1))  # (B, K, V)
         codes = torch.stack(parts_codes, dim=2)

@@ -29,8 +29,10 @@ def cosine_mask_counts(n_positions: int, n_iters: int) -> list[int]:
     return [max(0, min(c, n_positions - 1)) if i < n_iters - 1 else 0 for i, c in enumerate(counts)]
 
 
-def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int = 0) -> tuple[Tensor, Tensor]:
-    """Gumbel-max sampling with given noise, optionally from the ``top_k`` most likely codes only.
+def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int = 0,
+                  min_p: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Gumbel-max sampling with given noise, optionally truncated to the ``top_k`` most likely codes
+    and/or to the codes at least ``min_p`` times as likely as the most likely one.
 
     Args:
         logits: (..., C) float.
@@ -38,9 +40,14 @@ def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int
         temperature: softmax temperature (> 0).
         top_k: sample among the k most likely codes (top-k sampling, Fan et al. 2018); 0 or >= C: all.
             A Python int, so exported graphs keep fixed shapes.
+        min_p: min-p sampling (Nguyen et al. 2024, "Turning up the heat: min-p sampling"): keep the codes
+            whose probability at ``temperature`` is at least ``min_p`` times the largest one, i.e.
+            ``log p_i >= max_j log p_j + temperature * log(min_p)`` in the untempered log-probabilities.
+            Unlike top-k the cut adapts to how sure the model is: a peaked distribution keeps few codes,
+            a flat one many. 0 = off. A Python float (baked into exported graphs).
     Returns:
         ``(codes (...,) int64, log-probability of each sampled code (...,) float)`` (the log-probability
-        under the full softmax, before the top-k cut).
+        under the full softmax, before the top-k / min-p cut).
     """
     logp = F.log_softmax(logits, dim=-1)
     score = logp / temperature + gumbel
@@ -48,6 +55,9 @@ def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int
         # (ReduceMin, not a [..., -1:] slice: the TorchScript ONNX exporter slices the wrong axis there)
         kth = torch.topk(logp, top_k, dim=-1).values.amin(dim=-1, keepdim=True)
         score = torch.where(logp >= kth, score, torch.full_like(score, -1e9))
+    if min_p > 0.0:
+        floor = logp.amax(dim=-1, keepdim=True) + temperature * math.log(min_p)
+        score = torch.where(logp >= floor, score, torch.full_like(score, -1e9))
     codes = torch.argmax(score, dim=-1)
     conf = torch.gather(logp, -1, codes.unsqueeze(-1)).squeeze(-1)
     return codes, conf
@@ -69,7 +79,7 @@ def remask_least_confident(conf: Tensor, known: Tensor, n_mask: int) -> Tensor:
 
 def mask_predict(
     logits_fn: Callable[[Tensor, Tensor], Tensor], batch: int, n_positions: int, gumbel: Tensor, temperature: float,
-    n_iters: int, top_k: int = 0,
+    n_iters: int, top_k: int = 0, min_p: float = 0.0,
 ) -> Tensor:
     """Run the iterations.
 
@@ -80,6 +90,7 @@ def mask_predict(
         temperature: sampling temperature.
         n_iters: N (a Python int: the loop is unrolled in exported graphs).
         top_k: top-k sampling (see :func:`gumbel_sample`; 0 = off).
+        min_p: min-p sampling (see :func:`gumbel_sample`; 0 = off).
     Returns:
         (B, P) int64 codes.
     """
@@ -88,7 +99,7 @@ def mask_predict(
     known = torch.zeros(batch, n_positions, dtype=torch.bool, device=gumbel.device)
     for i in range(n_iters):
         logits = logits_fn(codes, ~known)
-        new, conf = gumbel_sample(logits, gumbel[:, i], temperature, top_k)
+        new, conf = gumbel_sample(logits, gumbel[:, i], temperature, top_k, min_p)
         codes = torch.where(known, codes, new)
         if counts[i] == 0:
             known = torch.ones_like(known)

@@ -57,6 +57,7 @@ __all__ = [
     "StreamingDecoder",
     "CausalConv1d",
     "TOKENIZER_FORMAT",
+    "same_codes",
 ]
 
 #: Ablation variants.
@@ -224,6 +225,24 @@ def _receptive_context(layers: nn.Sequential, rate: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------- model
+def same_codes(trained_with: str | None, tokenizer_doc: dict) -> bool:
+    """Whether a model trained on the tokenizer with sha256 ``trained_with`` may use this tokenizer.
+
+    True when ``trained_with`` is empty (an old record), equals the tokenizer file's ``sha256``, or is
+    listed in its ``same_codes_as``: the tokenizers it was made from by decoder fine-tuning
+    (:mod:`livedance.model.decoder_tune`), with encoders, codebooks and hint maps unchanged, so that every
+    code means the same pose.
+
+    Args:
+        trained_with: the ``tokenizer_sha256`` a generator's JSON records.
+        tokenizer_doc: the tokenizer's JSON (:meth:`Tokenizer.load`'s third value).
+    """
+    got = tokenizer_doc.get("sha256")
+    if not trained_with or not got or trained_with == got:
+        return True
+    return trained_with in tokenizer_doc.get("same_codes_as", [])
+
+
 class Tokenizer(nn.Module):
     """Part-chained residual VQ-VAE over normalised motion features (see the module docstring).
 

@@ -349,7 +349,7 @@ def load_model(stem: Path):
 def ship_generator(run_stem: str | Path, temperature: float | None = None,
                    eval_json: Sequence[str | Path] = (), selection_json: Sequence[str | Path] = (),
                    weights_dir: str | Path | None = None, residual_temperature: float | None = None,
-                   top_k: int | None = None) -> list[str]:
+                   top_k: int | None = None, min_p: float | None = None) -> list[str]:
     """Copy a trained generator into ``weights_dir`` (default ``livedance/weights``) as ``generator.*`` and
     write the ``Generator`` section of its ``MODEL_CARD.md`` (data, split, training command, metrics).
 
@@ -366,6 +366,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
             listed in the card as the selection.
         residual_temperature: residual levels' temperature to ship (None: keep the run's; 0: argmax).
         top_k: top-k sampling to ship (None: keep the run's; 0: all codes).
+        min_p: min-p sampling to ship (None: keep the run's; 0: off).
     Returns:
         the written paths (weights, config, card).
     Raises:
@@ -384,6 +385,8 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         model.config = replace(model.config, residual_temperature=float(residual_temperature))
     if top_k is not None:
         model.config = replace(model.config, top_k=int(top_k))
+    if min_p is not None:
+        model.config = replace(model.config, min_p=float(min_p))
     sel_docs = [_read_eval(p) for p in selection_json]
     test_docs = [_read_eval(p) for p in eval_json]
     sel = _mean_rows(sel_docs, lambda label: label.startswith("livedance"))
@@ -393,7 +396,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         split = sel_docs[0].get("split")
         extra["inference_note"] = (
             f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}; top-k: "
-            f"{model.config.top_k or 'all codes'}) chosen after training "
+            f"{model.config.top_k or 'all codes'}; min-p: {model.config.min_p or 'off'}) chosen after training "
             f"by the lowest FIDk + FIDg (mean over sampling seeds) on the {split} split (livedance eval --split {split} --temperature T "
             "--residual-temperature R); the weights were trained independently of it")
     paths = save_model(model, folder / "generator", extra)
@@ -451,10 +454,10 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     sel = ""
     if selection:
         sel = (f"\n- Sampling: temperature {c.temperature:g}, residual levels {_res_t(c)}, top-k "
-               f"{c.top_k or 'off'}; chosen on the "
+               f"{c.top_k or 'off'}, min-p {c.min_p or 'off'}; chosen on the "
                f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
                f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
-               "[--top-k K] --seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
+               "[--top-k K] [--min-p M] --seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
                + head + "\n" + "\n".join(_fmt_row(r) for r in selection) + "\n")
     met = ""
     if test:

@@ -85,16 +85,22 @@ class WindowDataset(torch.utils.data.Dataset):
 
 
 def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 0.5,
-                   rep: Representation | None = None, pos_weight: float = 0.0, root_weight: float = 0.0):
+                   rep: Representation | None = None, pos_weight: float = 0.0, root_weight: float = 0.0,
+                   acc_weight: float = 0.0, pos_acc_weight: float = 0.0):
     """Training loss of a :class:`Tokenizer` (or its DDP wrapper) on a batch x (B, T, D) normalised.
 
     ``L1(x_hat, x) + vel_weight * L1(diff x_hat, diff x) + pos_weight * L1(P(x_hat), P(x))
-    + root_weight * L1(x_hat[root], x[root]) + commitment`` with ``P`` = :meth:`Representation.pose_positions`
-    (pelvis-relative FK positions in metres with the canonical skeleton) and ``root`` the heading velocity,
-    ground velocity and height channels (:attr:`Representation.root_channels`); the last two need ``rep``.
+    + root_weight * L1(x_hat[root], x[root]) + acc_weight * L1(diff2 x_hat, diff2 x)
+    + pos_acc_weight * L1(diff2 P(x_hat), diff2 P(x)) + commitment`` with ``P`` =
+    :meth:`Representation.pose_positions` (pelvis-relative FK positions in metres with the canonical
+    skeleton), ``root`` the heading velocity, ground velocity and height channels
+    (:attr:`Representation.root_channels`) and ``diff2`` the second difference over frames (Bailando's
+    acceleration term, Siyao et al. 2022, Eq. 2; metres per frame^2 for positions); the position terms need
+    ``rep``.
 
     Returns:
-        ``(loss, {"recon": ..., "vel": ..., "commit": ..., "pos": ...})``, scalars.
+        ``(loss, {"recon": ..., "vel": ..., "commit": ..., "pos": ..., "root": ..., "acc": ..., "pos_acc": ...})``,
+        scalars (each term only when its weight is > 0).
     """
     out = model(x)
     y = out["recon"]
@@ -102,8 +108,11 @@ def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 
     vel = F.l1_loss(y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1])
     loss = rec + vel_weight * vel + out["commit"]
     metrics = {"recon": rec.detach(), "vel": vel.detach(), "commit": out["commit"].detach()}
-    if pos_weight > 0 and rep is not None:
-        pos = F.l1_loss(rep.pose_positions(y), rep.pose_positions(x))
+    py = px = None
+    if (pos_weight > 0 or pos_acc_weight > 0) and rep is not None:
+        py, px = rep.pose_positions(y), rep.pose_positions(x)
+    if pos_weight > 0 and py is not None:
+        pos = F.l1_loss(py, px)
         loss = loss + pos_weight * pos
         metrics["pos"] = pos.detach()
     if root_weight > 0 and rep is not None:
@@ -112,7 +121,20 @@ def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 
         root = F.l1_loss(y[..., idx], x[..., idx])
         loss = loss + root_weight * root
         metrics["root"] = root.detach()
+    if acc_weight > 0:
+        acc = F.l1_loss(_diff2(y), _diff2(x))
+        loss = loss + acc_weight * acc
+        metrics["acc"] = acc.detach()
+    if pos_acc_weight > 0 and py is not None:
+        pos_acc = F.l1_loss(_diff2(py), _diff2(px))
+        loss = loss + pos_acc_weight * pos_acc
+        metrics["pos_acc"] = pos_acc.detach()
     return loss, metrics
+
+
+def _diff2(y: torch.Tensor) -> torch.Tensor:
+    """Second difference over dim 1 (frames): (B, T, ...) -> (B, T - 2, ...)."""
+    return y[:, 2:] - 2.0 * y[:, 1:-1] + y[:, :-2]
 
 
 @torch.no_grad()

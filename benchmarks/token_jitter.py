@@ -1,0 +1,76 @@
+"""Token-boundary jitter of dances: mean joint acceleration by frame position within a 4-frame token.
+
+The tokenizers decode 4 frames per token with a causal decoder, so a step between tokens shows as extra
+acceleration at one frame position in 4 (docs/model.md, "Token-boundary jitter"). This prints, for the real
+dances of a split and for every folder of generated dances given, the mean joint acceleration (m/s^2, SMPL-24
+joint positions at the data's 25 fps, central second difference) at each frame position mod 4, the boundary
+position's ratio to the mean of the others, and the overall mean.
+
+Usage::
+
+    livedance eval --split test --models livedance,baseline --seed 0 --models-out runs/motions-s0
+    .venv/bin/python benchmarks/token_jitter.py runs/motions-s0/livedance runs/motions-s0/baseline
+
+Needs the Tang 2018 data (``../shared/data`` or ``$LIVEDANCE_DATA``) for the real dances' row.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+STRIDE = 4
+
+
+def acceleration_by_position(positions: list[np.ndarray], fps: float) -> np.ndarray:
+    """(STRIDE,) mean joint acceleration (m/s^2) at frames whose index mod STRIDE is 0..STRIDE-1.
+
+    Args:
+        positions: per clip (T, J, 3) joint positions in metres at ``fps``; frame 0 starts a token.
+    """
+    sums, counts = np.zeros(STRIDE), np.zeros(STRIDE)
+    for p in positions:
+        a = np.linalg.norm(p[2:] - 2.0 * p[1:-1] + p[:-2], axis=-1).mean(-1) * fps * fps  # at frames 1..T-2
+        k = np.arange(1, len(a) + 1) % STRIDE
+        np.add.at(sums, k, a)
+        np.add.at(counts, k, 1)
+    return sums / np.maximum(counts, 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("motions", nargs="*", type=Path, help="folders of motion npz files (livedance eval --models-out)")
+    ap.add_argument("--split", default="test", help="split whose real dances form the first row (default test)")
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from livedance.data.dataset import load_split
+    from livedance.eval.motion_io import find_motions
+
+    rows = []
+    clips = load_split(args.split, progress=False)
+    rows.append((f"real dances ({args.split})", [np.asarray(c.positions, np.float64) for c in clips], clips[0].fps))
+    for folder in args.motions:
+        files = find_motions(folder)
+        if not files:
+            raise SystemExit(f"{folder}: no motion npz files (expected the output of livedance eval --models-out)")
+        rows.append(("/".join(folder.parts[-2:]), [np.asarray(f.positions, np.float64) for f in files], files[0].fps))
+    tab = Table(title="mean joint acceleration (m/s^2) by frame position in the token (frame index mod 4)",
+                title_justify="left")
+    for col in ("dances", "clips", *(f"mod 4 = {k}" for k in range(STRIDE)), "boundary / others", "mean"):
+        tab.add_column(col, justify="left" if col == "dances" else "right")
+    for name, pos, fps in rows:
+        a = acceleration_by_position(pos, fps)
+        b = STRIDE - 1  # the second difference at frame 4n + 3 spans the step from token n to n + 1
+        others = np.delete(a, b).mean()
+        tab.add_row(name, str(len(pos)), *(f"{v:.2f}" for v in a), f"{a[b] / others:.2f}", f"{a.mean():.2f}")
+    Console(width=110).print(tab)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
