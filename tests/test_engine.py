@@ -299,13 +299,17 @@ def test_stall_guard_boosts_the_noise_only_while_music_plays_and_the_dance_stand
         return log, g.n_stall_steps
 
     off, n_off = run(StallGuard(enabled=False), 0.9)
-    on, n_on = run(StallGuard(boost=1.5, window_s=2.0), 0.9)
+    on, n_on = run(StallGuard(boost=1.5, growth=1.0, window_s=2.0), 0.9)
     quiet, n_quiet = run(StallGuard(boost=1.5, window_s=2.0), 0.0)  # the tracker hears no music
     ratios = [float(np.abs(b).sum() / np.abs(a).sum()) for a, b in zip(off, on)]
     first = next(i for i, r in enumerate(ratios) if r > 1.01)
     assert 5 <= first <= 8  # 2 s of still frames (50 at 25 fps) are needed first: after step 7 (56 frames)
     np.testing.assert_allclose(ratios[first:], 1.5, rtol=1e-5)
     assert n_on == len(ratios) - first + 1 and n_off == 0 and n_quiet == 0  # the last decision boosts step 13
+    # the default guard grows the boost by `growth` per further stalled step, up to max_boost
+    grow, _ = run(StallGuard(boost=1.5, growth=2.0, max_boost=4.0, window_s=2.0), 0.9)
+    ratios = [float(np.abs(b).sum() / np.abs(a).sum()) for a, b in zip(off, grow)]
+    np.testing.assert_allclose(ratios[first:first + 4], [1.5, 3.0, 4.0, 4.0], rtol=1e-5)
     for a, b in zip(off, quiet):
         np.testing.assert_array_equal(a, b)
 

@@ -44,14 +44,18 @@ class StallGuard:
     ``benchmarks/model.py --freeze``). While the beat tracker hears music (confidence >= ``min_confidence``)
     and the mean body-joint rotation speed over the last ``window_s`` seconds is below ``stall_rad_s``,
     the base level's Gumbel noise is scaled by ``boost`` (= sampling at ``boost`` x the temperature, the
-    graph stays the same); it returns to 1 as soon as the dance moves again.
+    graph stays the same), and by ``growth`` more for every further stalled step, up to ``max_boost``: a
+    fixed boost escaped some attractors and not others (docs/model.md, "Stall guard"). The scale returns to
+    1 as soon as the dance moves again.
 
     Attributes:
         enabled: apply the guard.
         stall_rad_s: stall threshold, radians per second (mean geodesic angle between successive frames'
             local rotations of SMPL-X body joints 1..21, times the frame rate).
         window_s: averaging window, seconds.
-        boost: noise scale while stalled (>= 1).
+        boost: noise scale at the first stalled step (>= 1).
+        growth: factor on the scale for each further consecutive stalled step (>= 1; 1 = a fixed boost).
+        max_boost: the largest scale (>= boost).
         min_confidence: beat-tracker confidence from which the music counts as playing.
     """
 
@@ -59,6 +63,8 @@ class StallGuard:
     stall_rad_s: float = 0.15
     window_s: float = 2.0
     boost: float = 1.5
+    growth: float = 1.25
+    max_boost: float = 4.0
     min_confidence: float = 0.3
 
 
@@ -118,6 +124,7 @@ class LearnedGenerator:
         self._speeds = np.zeros(0, np.float32)  # recent body-joint rotation speeds, rad/s (stall guard)
         self._prev_q: np.ndarray | None = None
         self._boost = 1.0
+        self._stalled_run = 0  # consecutive stalled steps (the guard's boost grows with it)
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -188,7 +195,8 @@ class LearnedGenerator:
         self._speeds = np.concatenate([self._speeds, speed.astype(np.float32)])[-n:]
         stalled = (g.enabled and not self.greedy and self._speeds.size >= n and confidence >= g.min_confidence
                    and float(self._speeds.mean()) < g.stall_rad_s)
-        self._boost = float(g.boost) if stalled else 1.0
+        self._stalled_run = self._stalled_run + 1 if stalled else 0
+        self._boost = min(float(g.max_boost), float(g.boost) * float(g.growth) ** (self._stalled_run - 1)) if stalled else 1.0
         self.n_stall_steps += int(stalled)
 
     def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:
