@@ -132,7 +132,7 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
         dict with ``per_minute`` (m/s), ``ratio_last_first``, ``real_ratio`` (the real dances' ratio in
         the same layout, their speeds placed where their excerpts play), ``n_bad``, ``songs``, ``layout``.
     Raises:
-        ValueError: unknown layout.
+        ValueError: unknown layout, or ``bookend`` with fewer than 2 minutes.
     """
     from livedance.data.audio_io import load_audio
     from livedance.data.dataset import load_split
@@ -141,6 +141,8 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
 
     if layout not in ("bookend", "cycle"):
         raise ValueError(f"layout {layout!r}: expected 'bookend' or 'cycle'")
+    if layout == "bookend" and minutes < 2:
+        raise ValueError(f"minutes={minutes}: the bookend layout needs at least 2 minutes")
     clips = load_split(split, progress=False)
     body_s = minutes * 60 - (60.0 if layout == "bookend" else 0.0)
     a22, a44, real, total, i = [], [], [], 0.0, 0
@@ -151,7 +153,8 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
         a44.append(load_audio(c.audio_path, sr=44100, offset_s=c.audio_offset_s, duration_s=d)[0])
         p = np.asarray(c.positions, np.float64)
         rel = p - p[:, :1]
-        real.append(np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * c.fps)  # (T-1,) m/s at c.fps
+        sp = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * c.fps  # (T-1,) m/s at c.fps
+        real.append(np.append(sp, sp[-1]))  # (T,): one value per frame, so the clips stay on the audio's clock
         total += d
         i += 1
     n22, n44, n_real = int(body_s * 22050), int(body_s * 44100), int(body_s * clips[0].fps)

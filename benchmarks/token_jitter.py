@@ -1,10 +1,11 @@
 """Token-boundary jitter of dances: mean joint acceleration by frame position within a 4-frame token.
 
 The tokenizers decode 4 frames per token with a causal decoder, so a step between tokens shows as extra
-acceleration at one frame position in 4 (docs/model.md, "Token-boundary jitter"). This prints, for the real
-dances of a split and for every folder of generated dances given, the mean joint acceleration (m/s^2, SMPL-24
-joint positions at the data's 25 fps, central second difference) at each frame position mod 4, the boundary
-position's ratio to the mean of the others, and the overall mean.
+acceleration at the two frames that straddle each boundary (docs/model.md, "Token-boundary jitter"). This
+prints, for the real dances of a split and for every folder of generated dances given, the mean joint
+acceleration (m/s^2, SMPL-24 joint positions at 25 fps, central second difference) at each frame position
+mod 4, the ratio of positions 3 and 0 (around a boundary) to positions 1 and 2 (inside a token), and the
+overall mean.
 
 Usage::
 
@@ -58,16 +59,20 @@ def main() -> int:
         files = find_motions(folder)
         if not files:
             raise SystemExit(f"{folder}: no motion npz files (expected the output of livedance eval --models-out)")
+        if abs(files[0].fps - 25.0) > 1e-6:
+            raise SystemExit(f"{folder}: motions at {files[0].fps:g} fps; the token positions assume the "
+                             "tokenizer's 25 fps (4 frames per token)")
         rows.append(("/".join(folder.parts[-2:]), [np.asarray(f.positions, np.float64) for f in files], files[0].fps))
     tab = Table(title="mean joint acceleration (m/s^2) by frame position in the token (frame index mod 4)",
                 title_justify="left")
-    for col in ("dances", "clips", *(f"mod 4 = {k}" for k in range(STRIDE)), "boundary / others", "mean"):
+    for col in ("dances", "clips", *(f"mod 4 = {k}" for k in range(STRIDE)), "boundary (3, 0) / inside (1, 2)",
+                "mean"):
         tab.add_column(col, justify="left" if col == "dances" else "right")
     for name, pos, fps in rows:
         a = acceleration_by_position(pos, fps)
-        b = STRIDE - 1  # the second difference at frame 4n + 3 spans the step from token n to n + 1
-        others = np.delete(a, b).mean()
-        tab.add_row(name, str(len(pos)), *(f"{v:.2f}" for v in a), f"{a[b] / others:.2f}", f"{a.mean():.2f}")
+        # a step from token n to n + 1 shows in the second differences at frames 4n + 3 and 4n + 4
+        boundary, inside = a[[STRIDE - 1, 0]].mean(), a[1:STRIDE - 1].mean()
+        tab.add_row(name, str(len(pos)), *(f"{v:.2f}" for v in a), f"{boundary / inside:.2f}", f"{a.mean():.2f}")
     Console(width=110).print(tab)
     return 0
 

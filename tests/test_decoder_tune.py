@@ -12,7 +12,7 @@ from livedance.data.tang import default_data_root
 from livedance.errors import ConfigError
 from livedance.model.checkpoint import WEIGHTS_DIR
 from livedance.model.decoder_tune import DecoderOnly, DecoderTuneConfig
-from livedance.model.tokenizer import Tokenizer, TokenizerConfig, same_codes
+from livedance.model.tokenizer import Tokenizer, TokenizerConfig, code_lineage, same_codes
 from livedance.model.train_tokenizer import tokenizer_loss
 
 torch.set_num_threads(1)
@@ -80,6 +80,31 @@ def test_same_codes_rule():
     assert same_codes("b" * 64, doc) and same_codes("a" * 64, doc) and same_codes(None, doc)
     assert not same_codes("c" * 64, doc)
     assert not same_codes("a" * 64, {"sha256": "b" * 64})
+    assert not same_codes("a" * 64, {"sha256": "b" * 64, "same_codes_as": "a" * 64 + "x"})  # not a list
+    assert code_lineage(doc) == {"a" * 64, "b" * 64} and code_lineage({"same_codes_as": "x"}) == set()
+    assert code_lineage({"sha256": "c" * 64, "same_codes_as": ["a" * 64]}) & code_lineage(doc)  # siblings
+
+
+def test_shipping_a_tokenizer_with_other_codes_is_refused(tmp_path):
+    if not (WEIGHTS_DIR / "tokenizer.json").is_file():
+        pytest.skip("needs the shipped tokenizer")
+    from livedance.model.decoder_tune import run_decoder_tune
+    from livedance.model.representation import Representation
+
+    other = _tok()
+    other.save(tmp_path / "other", Representation())
+    before = (WEIGHTS_DIR / "tokenizer.json").read_text()
+    with pytest.raises(ConfigError, match="does not have the codes of the shipped tokenizer"):
+        run_decoder_tune(DecoderTuneConfig(source=tmp_path / "other", ship=True, out=tmp_path / "run", progress=False))
+    assert (WEIGHTS_DIR / "tokenizer.json").read_text() == before and not (tmp_path / "run").exists()
+
+
+def test_stall_guard_settings_are_validated():
+    from livedance.engine.learned import StallGuard
+
+    for bad in (dict(boost=0.5), dict(growth=0.9), dict(boost=2.0, max_boost=1.5), dict(window_s=0.0)):
+        with pytest.raises(ConfigError, match="StallGuard"):
+            StallGuard(**bad)
 
 
 def test_config_is_validated():
@@ -96,10 +121,14 @@ def test_a_short_run_on_the_shipped_tokenizer_keeps_its_codes_and_records_them(t
 
     src, _, src_doc = Tokenizer.load()
     shipped_before = (WEIGHTS_DIR / "tokenizer.safetensors").read_bytes()
-    res = run_decoder_tune(DecoderTuneConfig(steps=3, batch_size=4, out=tmp_path / "run", data_root=DATA,
-                                             progress=False))
+    if "decoder_tune" in src_doc:  # the shipped one is tuned already: a run without --from is refused
+        with pytest.raises(ConfigError, match="already decoder-tuned"):
+            run_decoder_tune(DecoderTuneConfig(steps=3, out=tmp_path / "run", data_root=DATA, progress=False))
+    res = run_decoder_tune(DecoderTuneConfig(source=WEIGHTS_DIR / "tokenizer", steps=3, batch_size=4,
+                                             out=tmp_path / "run", data_root=DATA, progress=False))
     tuned, _, doc = Tokenizer.load(tmp_path / "run" / "tokenizer")
     assert doc["same_codes_as"][0] == src_doc["sha256"] and doc["sha256"] != src_doc["sha256"]
+    assert set(src_doc.get("same_codes_as", [])) <= set(doc["same_codes_as"])  # the lineage is kept
     assert same_codes(src_doc["sha256"], doc)
     for k, v in src.state_dict().items():
         if not k.startswith("decoders."):
@@ -109,10 +138,10 @@ def test_a_short_run_on_the_shipped_tokenizer_keeps_its_codes_and_records_them(t
     assert res["after"]["all"] > 0 and (WEIGHTS_DIR / "tokenizer.safetensors").read_bytes() == shipped_before
 
 
-def test_the_shipped_tokenizer_has_no_token_boundary_step():
-    """The real dances' boundary / other acceleration ratio is about 1. The first shipped tokenizer's was 1.55,
-    with 2x the real dances' acceleration at the boundary frames (docs/model.md); the shipped one, decoder-tuned,
-    must stay near the real dances' level there."""
+def test_the_shipped_tokenizer_has_a_reduced_token_boundary_step():
+    """The real dances' boundary / inside acceleration ratio is about 1. The tokenizer as trained had 1.7x the
+    real dances' acceleration at the frames around token boundaries (docs/model.md); the shipped one,
+    decoder-tuned, must stay near the real dances' level there."""
     if not (DATA / "dance-tang2018").is_dir() or not (WEIGHTS_DIR / "tokenizer.safetensors").is_file():
         pytest.skip("needs the Tang 2018 data and the shipped tokenizer")
     from livedance.data.dataset import load_split
@@ -123,4 +152,4 @@ def test_the_shipped_tokenizer_has_no_token_boundary_step():
     real = token_boundary_acceleration(None, rep, clips)
     got = token_boundary_acceleration(tok, rep, clips)
     assert 0.9 < real["ratio"] < 1.1
-    assert got["ratio"] < 1.45 and got["boundary"] < 1.2 * real["boundary"]
+    assert got["boundary"] < 1.15 * real["boundary"]  # the tokenizer as trained: 1.7x

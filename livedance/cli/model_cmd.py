@@ -60,12 +60,14 @@ def train_tokenizer_cmd(
 def train_tokenizer_decoder_cmd(
     model: str = typer.Option("livedance", help="Which shipped tokenizer to tune: livedance (tokenizer.*) or "
                               "baseline (baseline_tokenizer.*); --ship writes it back there."),
-    source: Optional[Path] = typer.Option(None, "--from", help="Tokenizer stem to start from (default: the "
-                                          "shipped one of --model)."),
+    source: Optional[Path] = typer.Option(None, "--from", help="Tokenizer stem to start from, normally the one as "
+                                          "trained, e.g. runs/tokenizer-hrvq/tokenizer (default: the shipped one of "
+                                          "--model, refused when that one is already tuned)."),
     steps: int = typer.Option(300, help="Optimiser steps (the LR schedule's length)."),
     minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early)."),
     seed: int = typer.Option(0, help="Random seed."),
-    out: Path = typer.Option(Path("runs/tokenizer-decoder"), help="Run folder (checkpoints, log, tokenizer.*)."),
+    out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log, tokenizer.*, metrics.json); "
+                                       "default runs/tokenizer-decoder-<model>."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
     lr: float = typer.Option(3e-4, help="Peak learning rate (AdamW)."),
     acc_weight: float = typer.Option(1.0, help="Weight of the L1 of the normalised features' second difference."),
@@ -83,9 +85,9 @@ def train_tokenizer_decoder_cmd(
     Only the decoders learn, with Bailando's acceleration terms added to the tokenizer's loss; encoders,
     codebooks and hint maps stay bit for bit, so generators trained on the source tokenizer keep working
     (the new tokenizer lists the source's sha256 in same_codes_as). Prints MPJPE and the mean joint
-    acceleration at token-boundary frames against the others, before and after.
+    acceleration around token boundaries against inside tokens, before and after.
 
-    Example: livedance train tokenizer-decoder --steps 300 --ship
+    Example: livedance train tokenizer-decoder --from runs/tokenizer-hrvq/tokenizer --ship
     """
     import torch
 

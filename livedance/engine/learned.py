@@ -46,7 +46,8 @@ class StallGuard:
     the base level's Gumbel noise is scaled by ``boost`` (= sampling at ``boost`` x the temperature, the
     graph stays the same), and by ``growth`` more for every further stalled step, up to ``max_boost``: a
     fixed boost escaped some attractors and not others (docs/model.md, "Stall guard"). The scale returns to
-    1 as soon as the dance moves again.
+    1 as soon as the dance moves again. The noise scale acts like a higher temperature on the Gumbel-max
+    choice; a top-k or min-p cut baked into the graph stays the one of the shipped temperature.
 
     Attributes:
         enabled: apply the guard.
@@ -66,6 +67,16 @@ class StallGuard:
     growth: float = 1.25
     max_boost: float = 4.0
     min_confidence: float = 0.3
+
+    def __post_init__(self) -> None:
+        from livedance.errors import ConfigError
+
+        if not (self.stall_rad_s >= 0 and self.window_s > 0 and 1.0 <= self.boost <= self.max_boost
+                and self.growth >= 1.0 and 0.0 <= self.min_confidence <= 1.0):
+            raise ConfigError(
+                f"StallGuard: stall_rad_s={self.stall_rad_s}, window_s={self.window_s}, boost={self.boost}, "
+                f"growth={self.growth}, max_boost={self.max_boost}, min_confidence={self.min_confidence}; expected "
+                "stall_rad_s >= 0, window_s > 0, 1 <= boost <= max_boost, growth >= 1, min_confidence in [0, 1]")
 
 
 class LearnedGenerator:
@@ -123,8 +134,7 @@ class LearnedGenerator:
         self.steps = 0
         self._speeds = np.zeros(0, np.float32)  # recent body-joint rotation speeds, rad/s (stall guard)
         self._prev_q: np.ndarray | None = None
-        self._boost = 1.0
-        self._stalled_run = 0  # consecutive stalled steps (the guard's boost grows with it)
+        self._boost = 1.0  # the stall guard's noise scale for the next step (grows while a stall lasts)
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -195,8 +205,12 @@ class LearnedGenerator:
         self._speeds = np.concatenate([self._speeds, speed.astype(np.float32)])[-n:]
         stalled = (g.enabled and not self.greedy and self._speeds.size >= n and confidence >= g.min_confidence
                    and float(self._speeds.mean()) < g.stall_rad_s)
-        self._stalled_run = self._stalled_run + 1 if stalled else 0
-        self._boost = min(float(g.max_boost), float(g.boost) * float(g.growth) ** (self._stalled_run - 1)) if stalled else 1.0
+        if not stalled:
+            self._boost = 1.0
+        elif self._boost <= 1.0:  # the first stalled step
+            self._boost = min(float(g.boost), float(g.max_boost))
+        else:  # grows step by step (no power of the run length: a long stall cannot overflow)
+            self._boost = min(float(g.max_boost), self._boost * float(g.growth))
         self.n_stall_steps += int(stalled)
 
     def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:

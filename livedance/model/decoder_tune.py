@@ -3,9 +3,10 @@
 Why: the tokenizer's decoder is causal, so frame 4n + 4 is the first frame that sees token n + 1. The
 quantisation error changes from one token to the next, and the decoded motion steps there, every 4 frames
 (6.25 Hz at 25 fps). Measured on the test split (whole clips encoded and decoded with the first shipped
-tokenizer): the mean joint acceleration is 6.1 m/s^2 at the token-boundary frames against 3.7-4.4 m/s^2 at
-the others, while the real dances are flat at 3.1 m/s^2. The generated dances show the same step twice as
-large (docs/model.md, "Token-boundary jitter"), and the kinetic features count it as extra acceleration.
+tokenizer): the mean joint acceleration is 5.6 m/s^2 at the two frames that straddle each token boundary
+against 4.0 m/s^2 inside tokens, while the real dances are flat at 3.3 m/s^2. The generated dances show the
+same step about twice as large (docs/model.md, "Token-boundary jitter"), and the kinetic features count it
+as extra acceleration.
 
 What: Bailando trains its VQ-VAE with velocity *and acceleration* reconstruction terms (Siyao et al. 2022,
 Sec. 3.1, Eq. 2). Here only the decoders are fine-tuned with them added
@@ -31,9 +32,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from livedance.errors import ConfigError, WeightsError
+from livedance.errors import ConfigError, DataError, WeightsError
 from livedance.model.representation import Representation
-from livedance.model.tokenizer import Tokenizer
+from livedance.model.tokenizer import Tokenizer, code_lineage
 
 __all__ = ["DecoderTuneConfig", "DecoderOnly", "token_boundary_acceleration", "run_decoder_tune"]
 
@@ -73,10 +74,11 @@ def _acceleration(pos: np.ndarray, fps: float) -> np.ndarray:
 
 def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation, clips: Sequence[Any],
                                 fps: float = 25.0) -> dict[str, float]:
-    """Mean joint acceleration at token-boundary frames against the other frames.
+    """Mean joint acceleration at the frames around token boundaries against the frames inside tokens.
 
-    The central second difference at frame 4n + 3 spans frames 4n + 2 .. 4n + 4, so it is the one that
-    sees a step between token n and token n + 1. Positions are :meth:`Representation.pose_positions`
+    A step between token n (frames 4n .. 4n + 3) and token n + 1 shows in the two central second
+    differences that straddle it, at frames 4n + 3 and 4n + 4 (positions 3 and 0 in a token); positions
+    1 and 2 see only the inside of a token. Positions are :meth:`Representation.pose_positions`
     (pelvis-relative FK joints in the heading frame, each clip's skeleton), so the root's path is left out.
 
     Args:
@@ -86,9 +88,10 @@ def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation
         clips: MotionClips (``local_rotmats``, ``root_translation``, ``rest_offsets``).
         fps: the clips' frame rate (the Tang data: 25).
     Returns:
-        ``{"boundary", "other"}`` in m/s^2 and ``"ratio"`` = boundary / other.
+        ``{"boundary", "other"}`` in m/s^2 (positions 3 and 0; positions 1 and 2) and ``"ratio"`` =
+        boundary / other.
     Raises:
-        ConfigError: no clip is long enough (>= 8 frames).
+        DataError: no clip is at least two tokens long.
     """
     stride = tokenizer.stride if tokenizer is not None else 4
     b_sum = o_sum = 0.0
@@ -103,11 +106,12 @@ def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation
         off = np.asarray(c.rest_offsets, np.float32)
         pos = rep.pose_positions(rep.denormalize(x[0]), normalized=False, rest_offsets=off).numpy()
         a = _acceleration(pos, fps)
-        at_boundary = (np.arange(1, len(a) + 1) % stride) == stride - 1
+        pos_in_token = np.arange(1, len(a) + 1) % stride
+        at_boundary = (pos_in_token == stride - 1) | (pos_in_token == 0)
         b_sum, b_n = b_sum + float(a[at_boundary].sum()), b_n + int(at_boundary.sum())
         o_sum, o_n = o_sum + float(a[~at_boundary].sum()), o_n + int((~at_boundary).sum())
     if b_n == 0 or o_n == 0:
-        raise ConfigError("token_boundary_acceleration: no clip of at least 8 frames")
+        raise DataError(f"token_boundary_acceleration: no clip of at least {2 * stride} frames (two tokens)")
     boundary, other = b_sum / b_n, o_sum / o_n
     return {"boundary": boundary, "other": other, "ratio": boundary / other}
 
@@ -118,7 +122,7 @@ class DecoderTuneConfig:
 
     model: str = "livedance"
     source: Path | None = None
-    out: Path = Path("runs/tokenizer-decoder")
+    out: Path | None = None  # None: runs/tokenizer-decoder-<model>
     steps: int = 300
     minutes: float | None = None
     seed: int = 0
@@ -153,7 +157,7 @@ def _command(cfg: DecoderTuneConfig) -> str:
     src = f" --from {cfg.source}" if cfg.source is not None else ""
     mins = f" --minutes {cfg.minutes:g}" if cfg.minutes else ""
     return (f"livedance train tokenizer-decoder --model {cfg.model}{src} --steps {cfg.steps}{mins} --seed {cfg.seed} "
-            f"--acc-weight {cfg.acc_weight:g} --pos-acc-weight {cfg.pos_acc_weight:g} --lr {cfg.lr:g} --threads 1")
+            f"--acc-weight {cfg.acc_weight:g} --pos-acc-weight {cfg.pos_acc_weight:g} --lr {cfg.lr:g}")
 
 
 def _frozen_state(tok: Tokenizer) -> dict[str, Tensor]:
@@ -171,8 +175,10 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
         dict with ``before`` / ``after`` (MPJPE mm per part and token-boundary acceleration on
         ``eval_split``, and the real dances' acceleration as ``real``), ``steps``, ``elapsed_s``, ``paths``.
     Raises:
-        ConfigError: bad settings. WeightsError: the source tokenizer is missing or corrupt, or a frozen
-        tensor changed (a bug; nothing is written then). DataError: the data is missing.
+        ConfigError: bad settings, or ``ship`` with a source whose codes are not those of the shipped
+        tokenizer it would replace (the shipped models would stop loading). WeightsError: the source
+        tokenizer is missing or corrupt, or a frozen tensor changed (a bug; nothing is written then).
+        DataError: the data is missing.
     """
     from livedance.data.dataset import load_split
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
@@ -183,6 +189,22 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
     source = cfg.source if cfg.source is not None else WEIGHTS_DIR / SHIPPED_STEMS[cfg.model]
     tok, rep, doc = Tokenizer.load(source)
     src_sha = str(doc.get("sha256", ""))
+    if cfg.source is None and "decoder_tune" in doc:
+        raise ConfigError(
+            f"--model {cfg.model}: the shipped {source.name} is already decoder-tuned (from sha256 "
+            f"{doc['decoder_tune'].get('source_sha256', '?')[:12]}...); a second run would tune it again. Pass "
+            f"--from with the tokenizer as trained (e.g. runs/tokenizer-hrvq/tokenizer), or --from {source} to "
+            "tune it once more on purpose")
+    out = Path(cfg.out) if cfg.out is not None else Path("runs") / f"tokenizer-decoder-{cfg.model}"
+    target = WEIGHTS_DIR / SHIPPED_STEMS[cfg.model]
+    if cfg.ship and target.with_suffix(".json").is_file():
+        shipped = json.loads(target.with_suffix(".json").read_text())
+        if not code_lineage(shipped) & code_lineage(doc):
+            raise ConfigError(
+                f"--ship --model {cfg.model}: {source} does not have the codes of the shipped {target.name} "
+                f"(sha256 {str(shipped.get('sha256', ''))[:12]}...): the shipped models trained on those codes would "
+                "stop loading. "
+                "Tune the shipped tokenizer (leave out --from), or drop --ship")
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     train = load_split("train", data_root=cfg.data_root, progress=show)
@@ -204,8 +226,9 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
         return tokenizer_loss(m, b, cfg.vel_weight, rep, cfg.pos_weight, cfg.root_weight, cfg.acc_weight,
                               cfg.pos_acc_weight)
 
-    trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist)
+    trainer = Trainer(model, ds, loss_fn, tcfg, out, resume=cfg.resume, run_config=run_config, dist=dist)
     res = trainer.fit()
+    tok.cpu()  # the Trainer may have moved it to a GPU; the checks and the metrics below run on the CPU
     result: dict[str, Any] = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by}
     if not dist.is_main:
         return result
@@ -224,8 +247,8 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
                                                                            if k != "acceleration"}}
     extra["decoder_tune"] = {**info, "eval_split": cfg.eval_split, "before": before, "after": after, "real": real}
     extra["same_codes_as"] = [src_sha, *[s for s in doc.get("same_codes_as", []) if s != src_sha]]
-    paths = tok.save(Path(cfg.out) / "tokenizer", rep, extra)
-    (Path(cfg.out) / "metrics.json").write_text(json.dumps(extra["decoder_tune"], indent=1, default=float))
+    paths = tok.save(out / "tokenizer", rep, extra)
+    (out / "metrics.json").write_text(json.dumps(extra["decoder_tune"], indent=1, default=float))
     result.update(before=before, after=after, real=real, paths=[str(p) for p in paths])
     if cfg.ship:
         shipped = tok.save(WEIGHTS_DIR / SHIPPED_STEMS[cfg.model], rep, extra)
@@ -251,7 +274,8 @@ model trained on the source tokenizer's codes (sha256 {info['source_sha256'][:12
   joint acceleration L1 (m per frame^2): Bailando's VQ-VAE acceleration term (Siyao et al. 2022, Eq. 2).
   Train split windows.
 - Metrics ({cfg.eval_split} split, whole clips encoded and decoded):
-  - mean joint acceleration at token-boundary / other frames: {ab['boundary']:.2f} / {ab['other']:.2f} m/s^2
+  - mean joint acceleration around token boundaries (the two frames that straddle one) / inside tokens:
+    {ab['boundary']:.2f} / {ab['other']:.2f} m/s^2
     before, {aa['boundary']:.2f} / {aa['other']:.2f} after; real dances {real['boundary']:.2f} / {real['other']:.2f};
   - MPJPE (mm), before -> after: {mm}.
   - Generated dances: `benchmarks/token_jitter.py` (docs/model.md).
@@ -263,7 +287,7 @@ def _print_table(cfg: DecoderTuneConfig, before: dict, after: dict, real: dict) 
     from rich.table import Table
 
     tab = Table(title=f"tokenizer decoder fine-tune ({cfg.model}), {cfg.eval_split} split")
-    for col in ("", "all (mm)", "lower (mm)", "upper (mm)", "root (mm)", "acc. boundary / other (m/s^2)"):
+    for col in ("", "all (mm)", "lower (mm)", "upper (mm)", "root (mm)", "acc. boundary / inside (m/s^2)"):
         tab.add_column(col, justify="right" if col else "left")
     for name, m in (("before", before), ("after", after)):
         a = m["acceleration"]

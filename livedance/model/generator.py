@@ -86,7 +86,8 @@ class GeneratorConfig:
             0 = all codes). Baked into the exported graph, like ``temperature``.
         min_p: at inference, sample every level among the codes at least ``min_p`` times as likely as
             its most likely code at ``temperature`` (min-p sampling, Nguyen et al. 2024; 0 = off).
-            Baked into the exported graph.
+            Baked into the exported graph at ``temperature``: the residual temperature and the stall
+            guard scale the Gumbel noise only, so for them the cut stays the base temperature's.
         dropout: training-time dropout probability (GPT-2 placement: on the token inputs and on every
             residual branch: the Mamba blocks, the chunk head's attention and MLP, the residual head's
             inputs), against memorising a small training set; identity in eval mode, so the step graph

@@ -58,6 +58,7 @@ __all__ = [
     "CausalConv1d",
     "TOKENIZER_FORMAT",
     "same_codes",
+    "code_lineage",
 ]
 
 #: Ablation variants.
@@ -228,10 +229,11 @@ def _receptive_context(layers: nn.Sequential, rate: int) -> int:
 def same_codes(trained_with: str | None, tokenizer_doc: dict) -> bool:
     """Whether a model trained on the tokenizer with sha256 ``trained_with`` may use this tokenizer.
 
-    True when ``trained_with`` is empty (an old record), equals the tokenizer file's ``sha256``, or is
-    listed in its ``same_codes_as``: the tokenizers it was made from by decoder fine-tuning
-    (:mod:`livedance.model.decoder_tune`), with encoders, codebooks and hint maps unchanged, so that every
-    code means the same pose.
+    True when ``trained_with`` is empty (a record older than the check), when the tokenizer's JSON has no
+    ``sha256`` to compare (likewise), when it equals the tokenizer file's ``sha256``, or when it is listed
+    in its ``same_codes_as``: the tokenizers it was made from by decoder fine-tuning
+    (:mod:`livedance.model.decoder_tune`, which checks encoders, codebooks and hint maps bit for bit), so
+    that every code means the same pose. A ``same_codes_as`` that is not a list of strings counts as empty.
 
     Args:
         trained_with: the ``tokenizer_sha256`` a generator's JSON records.
@@ -240,7 +242,20 @@ def same_codes(trained_with: str | None, tokenizer_doc: dict) -> bool:
     got = tokenizer_doc.get("sha256")
     if not trained_with or not got or trained_with == got:
         return True
-    return trained_with in tokenizer_doc.get("same_codes_as", [])
+    listed = tokenizer_doc.get("same_codes_as", [])
+    return isinstance(listed, list) and any(isinstance(s, str) and s == trained_with for s in listed)
+
+
+def code_lineage(tokenizer_doc: dict) -> set[str]:
+    """The sha256s of the tokenizers whose codes this one has: its own and those in ``same_codes_as``.
+
+    Two tokenizers with intersecting lineages encode and de-quantise alike (decoder fine-tunes of one
+    trained tokenizer), so a model trained on either's codes runs on both (:func:`same_codes`).
+    """
+    listed = tokenizer_doc.get("same_codes_as", [])
+    out = {s for s in listed if isinstance(s, str)} if isinstance(listed, list) else set()
+    own = tokenizer_doc.get("sha256")
+    return out | ({own} if isinstance(own, str) and own else set())
 
 
 class Tokenizer(nn.Module):

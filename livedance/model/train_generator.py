@@ -398,7 +398,7 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
             f"temperature {model.config.temperature:g} (residual levels: {_res_t(model.config)}; top-k: "
             f"{model.config.top_k or 'all codes'}; min-p: {model.config.min_p or 'off'}) chosen after training "
             f"by the lowest FIDk + FIDg (mean over sampling seeds) on the {split} split (livedance eval --split {split} --temperature T "
-            "--residual-temperature R); the weights were trained independently of it")
+            "--residual-temperature R [--top-k K] [--min-p M]); the weights were trained independently of it")
     paths = save_model(model, folder / "generator", extra)
     card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(
         model, extra, sel, sel_docs[0] if sel_docs else None, test, test_docs[0] if test_docs else None))
