@@ -135,6 +135,7 @@ class LearnedGenerator:
         self._speeds = np.zeros(0, np.float32)  # recent body-joint rotation speeds, rad/s (stall guard)
         self._prev_q: np.ndarray | None = None
         self._boost = 1.0  # the stall guard's noise scale for the next step (grows while a stall lasts)
+        self._was_stalled = False
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -207,10 +208,11 @@ class LearnedGenerator:
                    and float(self._speeds.mean()) < g.stall_rad_s)
         if not stalled:
             self._boost = 1.0
-        elif self._boost <= 1.0:  # the first stalled step
+        elif not self._was_stalled:  # the first stalled step
             self._boost = min(float(g.boost), float(g.max_boost))
         else:  # grows step by step (no power of the run length: a long stall cannot overflow)
             self._boost = min(float(g.max_boost), self._boost * float(g.growth))
+        self._was_stalled = stalled
         self.n_stall_steps += int(stalled)
 
     def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:
