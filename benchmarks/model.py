@@ -116,6 +116,12 @@ def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: 
             "rtf_gen_runs": [dur / x for x in gen_s]}
 
 
+def _root_relative_speed(positions: np.ndarray, fps: float) -> np.ndarray:
+    """(T, J, 3) joint positions (m) -> (T - 1,) mean root-relative joint speed, m/s (dancing, not travelling)."""
+    rel = positions - positions[:, :1]
+    return np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * fps
+
+
 def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str = "test",
                  layout: str = "bookend") -> dict:
     """A split's danced excerpts back to back for ``minutes`` minutes; mean root-relative joint speed per minute.
@@ -151,9 +157,7 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
         d = c.num_frames / c.fps
         a22.append(load_audio(c.audio_path, sr=22050, offset_s=c.audio_offset_s, duration_s=d)[0])
         a44.append(load_audio(c.audio_path, sr=44100, offset_s=c.audio_offset_s, duration_s=d)[0])
-        p = np.asarray(c.positions, np.float64)
-        rel = p - p[:, :1]
-        sp = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * c.fps  # (T-1,) m/s at c.fps
+        sp = _root_relative_speed(np.asarray(c.positions, np.float64), c.fps)
         real.append(np.append(sp, sp[-1]))  # (T,): one value per frame, so the clips stay on the audio's clock
         total += d
         i += 1
@@ -165,9 +169,7 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
         sp_real = np.concatenate([sp_real, sp_real[: int(60 * clips[0].fps)]])
     gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1)
     m = generate_song(gen, clips[0].audio_path, 0.0, None, seed=0, audio=(x22, x44))
-    pos = motion_positions(m, rep.rest_offsets)
-    rel = pos - pos[:, :1]  # root-relative: dancing, not travelling
-    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).mean(-1) * m.fps  # (T-1,) m/s
+    speed = _root_relative_speed(motion_positions(m, rep.rest_offsets), m.fps)
     per_min = [float(speed[int(k * 60 * m.fps): int((k + 1) * 60 * m.fps)].mean()) for k in range(int(minutes))]
     f_real = clips[0].fps
     real_min = [float(sp_real[int(k * 60 * f_real): int((k + 1) * 60 * f_real)].mean()) for k in (0, int(minutes) - 1)]

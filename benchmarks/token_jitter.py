@@ -22,22 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-STRIDE = 4
-
-
-def acceleration_by_position(positions: list[np.ndarray], fps: float) -> np.ndarray:
-    """(STRIDE,) mean joint acceleration (m/s^2) at frames whose index mod STRIDE is 0..STRIDE-1.
-
-    Args:
-        positions: per clip (T, J, 3) joint positions in metres at ``fps``; frame 0 starts a token.
-    """
-    sums, counts = np.zeros(STRIDE), np.zeros(STRIDE)
-    for p in positions:
-        a = np.linalg.norm(p[2:] - 2.0 * p[1:-1] + p[:-2], axis=-1).mean(-1) * fps * fps  # at frames 1..T-2
-        k = np.arange(1, len(a) + 1) % STRIDE
-        np.add.at(sums, k, a)
-        np.add.at(counts, k, 1)
-    return sums / np.maximum(counts, 1)
+STRIDE = 4  # frames per token (the tokenizers at 25 fps)
 
 
 def main() -> int:
@@ -51,6 +36,7 @@ def main() -> int:
 
     from livedance.data.dataset import load_split
     from livedance.eval.motion_io import find_motions
+    from livedance.model.decoder_tune import acceleration_by_token_position, boundary_and_inside
 
     rows = []
     clips = load_split(args.split, progress=False)
@@ -69,9 +55,8 @@ def main() -> int:
                 "mean"):
         tab.add_column(col, justify="left" if col == "dances" else "right")
     for name, pos, fps in rows:
-        a = acceleration_by_position(pos, fps)
-        # a step from token n to n + 1 shows in the second differences at frames 4n + 3 and 4n + 4
-        boundary, inside = a[[STRIDE - 1, 0]].mean(), a[1:STRIDE - 1].mean()
+        a, n = acceleration_by_token_position(pos, fps, STRIDE)
+        boundary, inside = boundary_and_inside(a, n)
         tab.add_row(name, str(len(pos)), *(f"{v:.2f}" for v in a), f"{boundary / inside:.2f}", f"{a.mean():.2f}")
     Console(width=110).print(tab)
     return 0

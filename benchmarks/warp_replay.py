@@ -52,6 +52,7 @@ def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, 
     heard when the frame shown at s is rendered).
     """
     from livedance.beats.tracker import BeatTracker, TrackerConfig
+    from livedance.live.listener import grid_anchor
 
     tr = BeatTracker(TrackerConfig(sample_rate=sr))
     hop, fed, grids = tr.cfg.hop, 0, []
@@ -65,8 +66,8 @@ def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, 
         if bpm <= 0 or not tr.confidence >= min_confidence:
             grids.append(None)
             continue
-        got = tr.predict_beats(1, tr.time_s - 60.0 / bpm)
-        grids.append((float(got[0]), 60.0 / bpm) if got.size else None)
+        anchor = grid_anchor(tr)  # the listener's rule
+        grids.append((anchor, 60.0 / bpm) if anchor is not None else None)
     return grids
 
 

@@ -301,10 +301,8 @@ class Listener:
         if reacquiring and not silent and prev.bpm > 0 and (bpm <= 0 or conf < 0.2):
             self._beat = _replace(prev, silent=False, lost=False, analysed_s=analysed, loudness=loudness)
             return
-        beat_s = None
-        if bpm > 0:
-            got = tr.predict_beats(1, tr.time_s - 60.0 / bpm)
-            beat_s = float(got[0]) + self._offset_s if got.size else None
+        beat = grid_anchor(tr)
+        beat_s = beat + self._offset_s if beat is not None else None
         self._beat = BeatSnapshot(
             bpm=bpm if beat_s is not None else 0.0,
             beat_s=beat_s,
@@ -325,6 +323,16 @@ class Listener:
         self._ms.clear()
         self._ms_n, self._ms_sum = 0, 0.0
         self._reacquire_until = time.perf_counter() + self.reacquire_s
+
+
+def grid_anchor(tracker: BeatTracker) -> float | None:
+    """The beat the published grid is anchored on: the tracker's first predicted beat after
+    ``time_s - one period`` (the latest beat, heard or due), tracker seconds; None without a tempo."""
+    bpm = float(tracker.bpm)
+    if bpm <= 0:
+        return None
+    got = tracker.predict_beats(1, tracker.time_s - 60.0 / bpm)
+    return float(got[0]) if got.size else None
 
 
 def _replace(snap: BeatSnapshot, **kw) -> BeatSnapshot:

@@ -35,8 +35,10 @@ from torch import Tensor, nn
 from livedance.errors import ConfigError, DataError, WeightsError
 from livedance.model.representation import Representation
 from livedance.model.tokenizer import Tokenizer, code_lineage
+from livedance.model.train_tokenizer import TokenizerRunConfig
 
-__all__ = ["DecoderTuneConfig", "DecoderOnly", "token_boundary_acceleration", "run_decoder_tune"]
+__all__ = ["DecoderTuneConfig", "DecoderOnly", "acceleration_by_token_position", "boundary_and_inside",
+           "token_boundary_acceleration", "run_decoder_tune"]
 
 #: Which shipped tokenizer each ``--model`` tunes, and where ``--ship`` writes it (in ``livedance/weights``).
 SHIPPED_STEMS = {"livedance": "tokenizer", "baseline": "baseline_tokenizer"}
@@ -67,19 +69,59 @@ class DecoderOnly(nn.Module):
         return {"recon": self.tok.decode_latents(zq)[:, : x.shape[1]], "commit": x.new_zeros(())}
 
 
-def _acceleration(pos: np.ndarray, fps: float) -> np.ndarray:
-    """(T, J, 3) positions (m) -> (T - 2,) mean joint acceleration magnitude (m/s^2) at frames 1 .. T-2."""
-    return np.linalg.norm(pos[2:] - 2.0 * pos[1:-1] + pos[:-2], axis=-1).mean(-1) * fps * fps
+def acceleration_by_token_position(positions: Sequence[np.ndarray], fps: float, stride: int = 4
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean joint acceleration at each frame position within a token, over clips.
+
+    Args:
+        positions: per clip (T, J, 3) joint positions in metres at ``fps``, frame 0 the first frame of a
+            token; clips shorter than 3 frames add nothing.
+        fps: frames per second. stride: frames per token (the tokenizers': 4).
+    Returns:
+        ``(mean (stride,) float64 m/s^2, count (stride,) int64)``: the central second difference's joint
+        mean magnitude at frames f = 1 .. T-2, grouped by f mod stride.
+    """
+    sums, counts = np.zeros(stride), np.zeros(stride, np.int64)
+    for p in positions:
+        p = np.asarray(p, np.float64)
+        if len(p) < 3:
+            continue
+        a = np.linalg.norm(p[2:] - 2.0 * p[1:-1] + p[:-2], axis=-1).mean(-1) * fps * fps
+        k = np.arange(1, len(a) + 1) % stride
+        np.add.at(sums, k, a)
+        np.add.at(counts, k, 1)
+    return sums / np.maximum(counts, 1), counts
+
+
+def boundary_and_inside(mean: np.ndarray, count: np.ndarray) -> tuple[float, float]:
+    """Frame-weighted mean acceleration around token boundaries and inside tokens.
+
+    A step between token n (frames 4n .. 4n + 3) and token n + 1 shows in the two central second
+    differences that straddle it, at positions stride - 1 and 0; the other positions see only the inside
+    of a token.
+
+    Args:
+        mean, count: :func:`acceleration_by_token_position`'s outputs.
+    Returns:
+        ``(boundary, inside)`` m/s^2 (NaN where no frame counts).
+    """
+    edge = np.zeros(len(mean), bool)
+    edge[[0, -1]] = True
+
+    def avg(m: np.ndarray) -> float:
+        n = count[m].sum()
+        return float((mean[m] * count[m]).sum() / n) if n else float("nan")
+
+    return avg(edge), avg(~edge)
 
 
 def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation, clips: Sequence[Any],
                                 fps: float = 25.0) -> dict[str, float]:
-    """Mean joint acceleration at the frames around token boundaries against the frames inside tokens.
+    """Mean joint acceleration at the frames around token boundaries against the frames inside tokens
+    (:func:`boundary_and_inside`), for whole clips encoded and decoded.
 
-    A step between token n (frames 4n .. 4n + 3) and token n + 1 shows in the two central second
-    differences that straddle it, at frames 4n + 3 and 4n + 4 (positions 3 and 0 in a token); positions
-    1 and 2 see only the inside of a token. Positions are :meth:`Representation.pose_positions`
-    (pelvis-relative FK joints in the heading frame, each clip's skeleton), so the root's path is left out.
+    Positions are :meth:`Representation.pose_positions` (pelvis-relative FK joints in the heading frame,
+    each clip's skeleton), so the root's path is left out.
 
     Args:
         tokenizer: in eval mode; whole clips are encoded and decoded. None scores the clips themselves
@@ -94,8 +136,7 @@ def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation
         DataError: no clip is at least two tokens long.
     """
     stride = tokenizer.stride if tokenizer is not None else 4
-    b_sum = o_sum = 0.0
-    b_n = o_n = 0
+    positions = []
     for c in clips:
         x = torch.from_numpy(rep.encode(c))[None]
         if x.shape[1] < 2 * stride:
@@ -104,15 +145,10 @@ def token_boundary_acceleration(tokenizer: Tokenizer | None, rep: Representation
             with torch.no_grad():
                 x = tokenizer.decode(tokenizer.encode(x))[:, : x.shape[1]]
         off = np.asarray(c.rest_offsets, np.float32)
-        pos = rep.pose_positions(rep.denormalize(x[0]), normalized=False, rest_offsets=off).numpy()
-        a = _acceleration(pos, fps)
-        pos_in_token = np.arange(1, len(a) + 1) % stride
-        at_boundary = (pos_in_token == stride - 1) | (pos_in_token == 0)
-        b_sum, b_n = b_sum + float(a[at_boundary].sum()), b_n + int(at_boundary.sum())
-        o_sum, o_n = o_sum + float(a[~at_boundary].sum()), o_n + int((~at_boundary).sum())
-    if b_n == 0 or o_n == 0:
+        positions.append(rep.pose_positions(rep.denormalize(x[0]), normalized=False, rest_offsets=off).numpy())
+    if not positions:
         raise DataError(f"token_boundary_acceleration: no clip of at least {2 * stride} frames (two tokens)")
-    boundary, other = b_sum / b_n, o_sum / o_n
+    boundary, other = boundary_and_inside(*acceleration_by_token_position(positions, fps, stride))
     return {"boundary": boundary, "other": other, "ratio": boundary / other}
 
 
@@ -132,9 +168,9 @@ class DecoderTuneConfig:
     hop: int = 8
     lr: float = 3e-4
     warmup_steps: int = 20
-    vel_weight: float = 0.5
-    pos_weight: float = 5.0
-    root_weight: float = 0.5
+    vel_weight: float = TokenizerRunConfig.vel_weight  # the tokenizer's own loss terms, as trained
+    pos_weight: float = TokenizerRunConfig.pos_weight
+    root_weight: float = TokenizerRunConfig.root_weight
     acc_weight: float = 1.0
     pos_acc_weight: float = 50.0
     data_root: Path | None = None
