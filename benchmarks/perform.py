@@ -20,7 +20,10 @@ prints:
   ``livedance.beats.scoring.align_grid_to_onsets``);
 * reaction on a silence-music-silence file made by concatenation: time from the music stopping until
   the avatar has settled to idle (goal <= 2 s), and from the music starting until it dances on the
-  beat (goal <= 3 s); repeated ``--reaction-runs`` times (default 3), the median and every run shown.
+  beat (goal <= 3 s); repeated ``--reaction-runs`` times (default 5), run i with the dancer's sampling
+  seed i (``livedance perform --seed``): the start depends on the dancer's first motion beats, so the
+  figure is the median over dancers, with every run shown (``--same-seed`` repeats seed 0).
+  ``benchmarks/warp_replay.py --reaction`` replays the same show without threads for many seeds.
 
 Usage::
 
@@ -142,12 +145,35 @@ def offsets(motion_t: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return np.where(np.abs(motion_t - left) < np.abs(motion_t - right), motion_t - left, motion_t - right)
 
 
-def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False, warp: bool = True):
+def parse_set(items: list[str], cls=None, flag: str = "--warp-set") -> dict:
+    """``FIELD=VALUE`` strings -> overrides of the dataclass ``cls`` (default
+    :class:`~livedance.live.warp.WarpConfig`); values are parsed as JSON (numbers, true / false).
+
+    Raises:
+        SystemExit: an item without ``=`` or a field the dataclass does not have (the message lists them).
+    """
+    if cls is None:
+        from livedance.live.warp import WarpConfig as cls
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in cls.__dataclass_fields__:
+            raise SystemExit(f"{flag} {item!r}: expected FIELD=VALUE with a {cls.__name__} field "
+                             f"({', '.join(cls.__dataclass_fields__)})")
+        out[key] = json.loads(value)
+    return out
+
+
+def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False, warp: bool = True,
+             warp_kw: dict | None = None, seed: int = 0):
     """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu).
 
     The generator is the one ``livedance perform`` uses: the shipped learned model (ONNX Runtime), or
     the procedural dancer with ``procedural=True`` (or when no weights load). ``warp``: the
-    beat-synchronous playback warp of the learned model (``PerformConfig.warp.enabled``).
+    beat-synchronous playback warp of the learned model (``PerformConfig.warp.enabled``); ``warp_kw``:
+    other :class:`~livedance.live.warp.WarpConfig` fields to change (``--warp-set``); ``seed``: the learned
+    dancer's sampling seed (``livedance perform --seed``).
     """
     from livedance.audio.file import FileSource
     from livedance.live.performer import PerformConfig, Performer
@@ -156,14 +182,15 @@ def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedura
     from livedance.live.warp import WarpConfig
 
     gen, desc = load_generator(None, procedural)
-    print(f"generator: {desc}")
+    gen.reset(seed)
+    print(f"generator: {desc}, seed {seed}")
 
     sink_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a receiver that never reads
     sink_sock.bind(("127.0.0.1", 0))
     vmc = VMCSink("127.0.0.1", sink_sock.getsockname()[1], "vrm0")
     rec = MemoryRecorder(int((seconds + 5) * 60))
     src = FileSource(path, realtime=True, loop=loop, duration_s=None)
-    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s, warp=WarpConfig(enabled=warp)))
+    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s, warp=WarpConfig(enabled=warp, **(warp_kw or {}))))
     c0, w0 = time.process_time(), time.perf_counter()
     p.run(duration_s=seconds)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -195,7 +222,7 @@ def main_run(args) -> dict:
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
     p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1,
-                                 procedural=args.procedural, warp=not args.no_warp)
+                                 procedural=args.procedural, warp=not args.no_warp, warp_kw=args.warp_kw)
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
@@ -257,8 +284,51 @@ def print_start_detail(beats_s: np.ndarray, offs: np.ndarray, performer, lead: f
               f"nearest hit {1000 * d:5.0f} ms ({kind})")
 
 
-def reaction_run(args) -> dict:
-    """Silence (lead) + music (body) + silence (tail), made by concatenation; settle and start times."""
+def reaction_figures(t_stream: np.ndarray, q: np.ndarray, r: np.ndarray, song: Path, offset_s: float, lead: float,
+                     body: float) -> dict:
+    """Settle and start figures of a silence (``lead`` s) + music (``body`` s of ``song`` from ``offset_s``) +
+    silence show, from its shown frames.
+
+    Args:
+        t_stream: (T,) float64 show time of each frame on the stream clock, seconds (60 fps).
+        q: (T, 55, 4) float32 local quaternions; r: (T, 3) float32 pelvis position, metres.
+        song, offset_s, lead, body: the song and the layout of the show.
+
+    Returns:
+        dict: ``idle`` / ``dance`` (median smoothed speed in the silence and in the music, m per frame),
+        ``settle`` (s after the music stops until the speed stays under idle + 10 % of the range),
+        ``start`` (s after the music starts to the first of 4 motion beats in a row within 70 ms of
+        music beats, while dancing; NaN if never), ``motion_beats_s`` (stream seconds, during the
+        music) and ``offsets_s`` (their signed offsets from the nearest music beat).
+    """
+    mt, speed = motion_beat_times(t_stream, q, r, 60.0)
+    ts = 0.5 * (t_stream[1:] + t_stream[:-1])
+    idle = np.median(speed[(ts > 1.0) & (ts < lead - 0.5)])
+    dance = np.median(speed[(ts > lead + 8) & (ts < lead + body - 1)])
+    thr = idle + 0.1 * (dance - idle)
+    t_stop = lead + body
+    above = np.where((ts > t_stop) & (speed > thr))[0]
+    settle = float(ts[above[-1]] - t_stop) if len(above) else 0.0
+    # beats of the body on the stream clock
+    song_beats = music_beats(song, offset_s + body + 1)
+    bb = song_beats[(song_beats >= offset_s) & (song_beats < offset_s + body)]
+    bb = bb - offset_s + lead
+    mts = mt[(mt > lead) & (mt < lead + body)]
+    signed = offsets(mts, bb)
+    off = np.abs(signed)
+    start = float("nan")
+    for i in range(len(mts) - 4):  # first of 4 motion beats in a row on music beats, while dancing
+        k = np.searchsorted(ts, mts[i : i + 4])
+        if np.all(off[i : i + 4] <= 0.07) and np.all(speed[np.minimum(k, len(speed) - 1)] > thr):
+            start = float(mts[i] - lead)
+            break
+    return {"idle": float(idle), "dance": float(dance), "settle": settle, "start": start, "motion_beats_s": mts,
+            "offsets_s": signed}
+
+
+def reaction_run(args, seed: int = 0) -> dict:
+    """Silence (lead) + music (body) + silence (tail), made by concatenation; settle and start times of the
+    dancer with sampling seed ``seed``."""
     import soundfile as sf
 
     from livedance.data.audio_io import load_audio
@@ -274,33 +344,13 @@ def reaction_run(args) -> dict:
         print(f"reaction run: {lead:g} s silence + {body:g} s of {path.name} from {args.reaction_offset:g} s + "
               f"{tail:g} s silence ...", file=sys.stderr, flush=True)
         p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False, procedural=args.procedural,
-                                     warp=not args.no_warp)
+                                     warp=not args.no_warp, warp_kw=args.warp_kw, seed=seed)
     n = rec.n
     t_stream = rec.t[:n] - p.stream_origin  # when each frame is seen, on the stream clock
-    mt, speed = motion_beat_times(rec.t[:n], rec.q[:n], rec.r[:n], 60.0)
-    mt = mt - p.stream_origin
-    ts = 0.5 * (t_stream[1:] + t_stream[:-1])
-    idle = np.median(speed[(ts > 1.0) & (ts < lead - 0.5)])
-    dance = np.median(speed[(ts > lead + 8) & (ts < lead + body - 1)])
-    thr = idle + 0.1 * (dance - idle)
-    t_stop = lead + body
-    after = ts > t_stop
-    above = np.where(after & (speed > thr))[0]
-    settle = float(ts[above[-1]] - t_stop) if len(above) else 0.0
-    # beats of the body on the stream clock
-    song_beats = music_beats(path, args.reaction_offset + body + 1)
-    bb = song_beats[(song_beats >= args.reaction_offset) & (song_beats < args.reaction_offset + body)]
-    bb = bb - args.reaction_offset + lead
-    mts = mt[(mt > lead) & (mt < lead + body)]
-    off = np.abs(offsets(mts, bb))
+    fig = reaction_figures(t_stream, rec.q[:n], rec.r[:n], path, args.reaction_offset, lead, body)
     if getattr(args, "start_detail", False):
-        print_start_detail(mts - lead, offsets(mts, bb), p, lead)
-    start = float("nan")
-    for i in range(len(mts) - 4):  # first of 4 motion beats in a row on music beats, while dancing
-        k = np.searchsorted(ts, mts[i : i + 4])
-        if np.all(off[i : i + 4] <= 0.07) and np.all(speed[np.minimum(k, len(speed) - 1)] > thr):
-            start = float(mts[i] - lead)
-            break
+        print_start_detail(fig["motion_beats_s"] - lead, fig["offsets_s"], p, lead)
+    idle, dance, settle, start = fig["idle"], fig["dance"], fig["settle"], fig["start"]
     return {
         "idle_speed_mm_per_frame": float(idle * 1e3),
         "dance_speed_mm_per_frame": float(dance * 1e3),
@@ -319,9 +369,12 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at the start for the beat offset")
     ap.add_argument("--reaction-offset", type=float, default=60.0, help="song time (s) of the reaction run's music")
     ap.add_argument("--no-reaction", action="store_true", help="skip the silence-music-silence run")
-    ap.add_argument("--reaction-runs", type=int, default=3,
-                    help="repeat the reaction run this many times (the start figure varies from run to run: the "
-                         "table gives the median and every run; default 3, about 45 s each)")
+    ap.add_argument("--reaction-runs", type=int, default=5,
+                    help="repeat the reaction run this many times, run i with the dancer's sampling seed i (the start "
+                         "depends on the dancer's first motion beats: the table gives the median over the dancers and "
+                         "every run; default 5, about 45 s each)")
+    ap.add_argument("--same-seed", action="store_true",
+                    help="every reaction run with seed 0 (the run-to-run spread of one dance, as before session 7)")
     ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     ap.add_argument("--procedural", action="store_true", help="measure the procedural dancer instead of the shipped model")
@@ -329,7 +382,10 @@ def main() -> int:
                     help="reaction run: list each motion beat of the first 10 s of music (offset from the music "
                          "beat, distance to the warp's nearest hit) to see why the start is late")
     ap.add_argument("--no-warp", action="store_true", help="show the learned model without the beat-synchronous playback warp")
+    ap.add_argument("--warp-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a WarpConfig field to change (repeatable; values as JSON), e.g. --warp-set skip_cost=1.0")
     args = ap.parse_args()
+    args.warp_kw = parse_set(args.warp_set)
     if args.start_detail and (args.no_reaction or args.procedural or args.no_warp):
         ap.error("--start-detail lists the warp's hits in the reaction run: it needs the reaction run, the learned "
                  "model and the warp (drop --no-reaction / --procedural / --no-warp)")
@@ -352,8 +408,8 @@ def main() -> int:
         out["main"] = main_run(args)
     if not args.no_reaction:
         runs = []
-        for _ in range(max(1, args.reaction_runs)):
-            runs.append(reaction_run(args))
+        for i in range(max(1, args.reaction_runs)):
+            runs.append(reaction_run(args, seed=0 if args.same_seed else i))
             args.start_detail = False  # the detail is printed for the first run only
         out["reaction"] = dict(runs[0])
         for key in ("settle_to_idle_s", "start_dancing_on_beat_s"):

@@ -19,15 +19,24 @@ This replays the same pieces without threads or a clock, so warp settings can be
    warp's hits: "hit" (within 30 ms of a moment the warp reached a motion beat at its music beat),
    "moved" (30-150 ms from one), "other" (none within 150 ms).
 
+With ``--reaction`` it replays the live benchmark's reaction show instead (6 s of silence, 30 s of the song
+from ``--reaction-offset``, 8 s of silence; the model dances through the silences, as live, and is
+cross-faded to the idle pose while the listener's silence gate is closed, as ``Performer`` does) and prints,
+per dance, the time from the music's start to dancing on the beat and from its stop to idle, scored exactly
+as ``benchmarks/perform.py`` does. The start depends on the dancer's first motion beats, so it is a figure
+over many dances (seeds), which the live benchmark cannot afford (45 s per run).
+
 Usage::
 
     .venv/bin/python benchmarks/warp_replay.py                          # defaults, dances 0 1 2
+    .venv/bin/python benchmarks/warp_replay.py --reaction --seeds 0 1 2 3 4 5 6 7 8 9 10 11   # start / settle
     .venv/bin/python benchmarks/warp_replay.py --set lag_weight=0.5     # a WarpConfig field changed
     .venv/bin/python benchmarks/warp_replay.py --tracker-set phase_switch_beats=0   # the grid's tracker only
     .venv/bin/python benchmarks/warp_replay.py --seeds 0 --seconds 60   # quicker
 
 Needs ``../shared/data/music/muldjord-armygeddon`` (song and chart) and the shipped model weights.
-About 3 minutes for the default three dances of the whole song on the development machine.
+About 3 minutes for the default three dances of the whole song on the development machine; ``--reaction``
+about 4 s per dance.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from perform import MIDI, SONG, joint_positions, offsets  # noqa: E402  (benchmarks/perform.py helpers)
+from perform import MIDI, SONG, joint_positions, offsets, parse_set, reaction_figures  # noqa: E402  (benchmarks/perform.py helpers)
 
 LEAD_S = 0.15  # the scheduler runs the model this far ahead of the output clock
 FPS = 60.0
@@ -74,6 +83,95 @@ def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, 
     return grids
 
 
+def silence_gate(audio: np.ndarray, sr: int, times_s: np.ndarray, window_s: float = 0.3, level_db: float = -55.0) -> np.ndarray:
+    """(len(times_s),) bool: the listener's fast silence gate at each time (RMS of the last ``window_s`` seconds
+    below ``level_db`` dBFS; ``livedance.live.listener`` defaults)."""
+    c = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    hi = np.clip((np.asarray(times_s) * sr).astype(int), 0, len(audio))
+    lo = np.clip(hi - int(window_s * sr), 0, len(audio))
+    ms = (c[hi] - c[lo]) / np.maximum(hi - lo, 1)
+    return 10.0 * np.log10(np.maximum(ms, 1e-20)) < level_db
+
+
+def fade_to_idle(q: np.ndarray, root: np.ndarray, silent_at_step: np.ndarray, fade_s: float = 0.5, chunk: int = 8,
+                 fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
+    """The performer's cross-fade to the idle pose while the music is silent (``Performer._fade_to_idle``),
+    applied per model step of ``chunk`` frames: ``silent_at_step[i]`` is the gate when step i was computed."""
+    from livedance.live.procedural import ProceduralGenerator
+    from livedance.live.rest import default_rest_offsets
+    from livedance.live.timeline import slerp
+
+    idle = ProceduralGenerator(rest_offsets=default_rest_offsets())
+    q, root = q.copy(), root.copy()
+    w, rate = 0.0, 1.0 / (fps * fade_s)
+    for i in range(len(q)):
+        target = 0.0 if silent_at_step[i // chunk] else 1.0
+        w = min(w + rate, target) if target > w else max(w - rate, target)
+        if w < 1.0:
+            iq, ir = idle.safe_pose(i / fps)
+            q[i] = slerp(iq, q[i], w)
+            root[i] = ir + w * (root[i] - ir)
+    return q, root
+
+
+def reaction(args, warp_kw: dict, tracker_kw: dict) -> int:
+    """``--reaction``: the live benchmark's reaction show (6 s silence + 30 s of the song from
+    ``--reaction-offset`` + 8 s silence), replayed per seed: dance offline through the causal step path (the
+    model runs through the silences, as live), fade to idle while the gate is silent, the tracker's grid, the
+    warp; the start and settle figures exactly as ``benchmarks/perform.py`` scores them."""
+    import tempfile
+
+    import soundfile as sf
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from livedance.data.audio_io import load_audio
+    from livedance.engine import load_generator
+    from livedance.engine.offline import generate_song
+    from livedance.live.warp import WarpConfig
+
+    torch.set_num_threads(1)
+    lead, body, tail = 6.0, 30.0, 8.0
+    x, sr = load_audio(SONG, sr=44100, offset_s=args.reaction_offset, duration_s=body)
+    y = np.concatenate([np.zeros(int(lead * sr), np.float32), x, np.zeros(int(tail * sr), np.float32)])
+    seconds = len(y) / sr - 1.0
+    cfg = WarpConfig(**warp_kw)
+    grids = tracker_grids(y, sr, seconds, args.latency_ms / 1e3, cfg.min_confidence, tracker_kw)
+    gen = load_generator(None)
+    rest_pelvis = np.asarray(gen.rep.rest_offsets[0], np.float32)
+    step_t = np.arange(int((seconds + 1.0) * 25.0 / 8) + 2) * 8 / 25.0
+    silent = silence_gate(y, sr, step_t - LEAD_S)
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        f = Path(td) / "silence_music_silence.wav"
+        sf.write(f, y, sr)
+        for seed in args.seeds:
+            m = generate_song(gen, f, 0.0, seconds + 1.0, seed)
+            q, r = fade_to_idle(m.local_quats, m.root_translation + rest_pelvis, silent)
+            out = replay(q, r, grids, warp_kw)
+            fig = reaction_figures(out["t"], out["q"], out["r"], SONG, args.reaction_offset,
+                                   lead, body)
+            rows.append({"seed": seed, "start": fig["start"], "settle": fig["settle"],
+                         "hits": int(out["warp"].beats_hit), "resyncs": int(out["warp"].resyncs)})
+            print(f"dance {seed}: start {fig['start']:.2f} s, settle {fig['settle']:.2f} s", file=sys.stderr, flush=True)
+    starts = np.array([r["start"] for r in rows])
+    tab = Table(title=f"warp replay, reaction show ({lead:g} s silence + {body:g} s of Armygeddon from "
+                      f"{args.reaction_offset:g} s + {tail:g} s silence), WarpConfig {warp_kw or 'defaults'}, "
+                      f"grid TrackerConfig {tracker_kw or 'defaults'}", title_justify="left")
+    for col in ("dance", "music starts -> on the beat", "music stops -> idle", "warp hits", "resyncs"):
+        tab.add_column(col, justify="right")
+    for r in rows:
+        tab.add_row(str(r["seed"]), f"{r['start']:.2f} s", f"{r['settle']:.2f} s", str(r["hits"]), str(r["resyncs"]))
+    med = float(np.median(np.nan_to_num(starts, nan=np.inf)))
+    tab.add_row("median", f"{med:.2f} s", f"{np.median([r['settle'] for r in rows]):.2f} s", "", "")
+    tab.add_row("<= 3 s", f"{int(np.sum(starts <= 3.0))} of {len(rows)}", "", "", "")
+    Console().print(tab)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"warp": warp_kw, "tracker": tracker_kw, "reaction": rows}, indent=1))
+    return 0
+
+
 def replay(q: np.ndarray, root: np.ndarray, grids: list, warp_kw: dict) -> dict:
     """Run detector + warp + timeline over the ticks; returns the shown times, poses and the warp's hits.
 
@@ -95,6 +193,7 @@ def replay(q: np.ndarray, root: np.ndarray, grids: list, warp_kw: dict) -> dict:
     n_next, beats, hits = 0, None, []
     T = np.arange(len(grids)) / FPS
     Q = np.zeros((len(grids), q.shape[1], 4), np.float32)
+    TAU = np.zeros(len(grids))
     R = np.zeros((len(grids), 3), np.float32)
     for k, s in enumerate(T):
         while n_next / fps_m <= s + LEAD_S and n_next + chunk <= len(q):
@@ -107,8 +206,8 @@ def replay(q: np.ndarray, root: np.ndarray, grids: list, warp_kw: dict) -> dict:
         if warp.beats_hit > before:
             hits.append(warp.recent_hits[-1][0])
         smp = tl.sample(tau)
-        Q[k], R[k] = smp.local_quats, smp.root
-    return {"t": T, "q": Q, "r": R, "hits": np.asarray(hits), "warp": warp}
+        Q[k], R[k], TAU[k] = smp.local_quats, smp.root, tau
+    return {"t": T, "q": Q, "r": R, "tau": TAU, "hits": np.asarray(hits), "warp": warp}
 
 
 def score(out: dict, chart: np.ndarray, aligned: np.ndarray, seconds: float) -> dict:
@@ -135,22 +234,6 @@ def score(out: dict, chart: np.ndarray, aligned: np.ndarray, seconds: float) -> 
     return res
 
 
-def parse_set(items: list[str], cls=None, flag: str = "--set") -> dict:
-    """``key=value`` strings -> overrides of the dataclass ``cls`` (default WarpConfig; values parsed as JSON:
-    numbers, true/false)."""
-    if cls is None:
-        from livedance.live.warp import WarpConfig as cls
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in cls.__dataclass_fields__:
-            raise SystemExit(f"{flag} {item!r}: expected FIELD=VALUE with a {cls.__name__} field "
-                             f"({', '.join(cls.__dataclass_fields__)})")
-        out[key] = json.loads(value)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds of the dances (default 0 1 2)")
@@ -161,14 +244,20 @@ def main() -> int:
                     help="a TrackerConfig field to change for the warp's grid only (repeatable); the dances keep "
                          "the default tracker, so two settings are compared on the same dances")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--reaction", action="store_true",
+                    help="replay the live benchmark's reaction show instead (silence, 30 s of the song, silence) and "
+                         "print the start and settle figures per dance")
+    ap.add_argument("--reaction-offset", type=float, default=60.0, help="song time (s) of the reaction show's music")
     args = ap.parse_args()
     if not (SONG.exists() and MIDI.exists()):
         print(f"needs {SONG} and {MIDI} (../shared/data)")
         return 2
-    warp_kw = parse_set(args.set)
+    warp_kw = parse_set(args.set, flag="--set")
     from livedance.beats.tracker import TrackerConfig
 
     tracker_kw = parse_set(args.tracker_set, TrackerConfig, "--tracker-set")
+    if args.reaction:
+        return reaction(args, warp_kw, tracker_kw)
 
     import torch
     from rich.console import Console

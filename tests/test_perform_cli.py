@@ -62,3 +62,24 @@ def test_latency_defaults_to_the_calibrated_value(tmp_path, monkeypatch):
 
     with pytest.raises(ConfigError):
         default_latency_ms()
+
+
+def test_seed_reaches_the_dancer(short_wav, monkeypatch, capsys):
+    """``--seed N`` resets the dancer with N before the show (the learned model's sampling seed); a negative seed
+    is a usage error."""
+    import livedance.live.setup as setup
+    from livedance.live.procedural import ProceduralGenerator
+
+    seeds = []
+
+    class Spy(ProceduralGenerator):
+        def reset(self, seed: int = 0) -> None:
+            seeds.append(seed)
+            super().reset(seed)
+
+    monkeypatch.setattr(setup, "load_generator", lambda model, procedural, fps=60.0: (Spy(), "spy dancer"))
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--seed", "7", "--duration", "0.3"])
+    assert code == 0, capsys.readouterr().err
+    assert seeds and seeds[-1] == 7  # (the constructor resets with 0 first; nothing resets it after --seed)
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--seed", "-1"])
+    assert code == 2 and "--seed" in capsys.readouterr().err

@@ -65,6 +65,10 @@ def perform_command(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
     model: Optional[str] = typer.Option(None, "--model", help="Model weights to dance with (default: the shipped model)."),
     procedural: bool = typer.Option(False, "--procedural", help="Use the procedural dancer, not the learned model."),
+    seed: int = typer.Option(
+        0, "--seed", min=0,
+        help="Sampling seed of the learned dancer: the same song and seed dance alike, another seed dances it differently.",
+    ),
     profile: str = typer.Option("vrm0", "--profile", help="Avatar profile for VMC: vrm0, vrm1, mixamo, ue_mannequin or a JSON path."),
     control_port: Optional[int] = typer.Option(
         None, "--control-port",
@@ -119,6 +123,7 @@ def perform_command(
     if osc is not None:
         parse_endpoint(osc, "--osc")
     gen, gen_desc = load_generator(model, procedural)
+    gen.reset(seed)
     rest = default_rest_offsets()
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
     if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):
