@@ -227,6 +227,8 @@ def reaction_table(items: list[dict], configs: dict[str, TrackerConfig], console
 def reaction_configs() -> dict[str, TrackerConfig]:
     """Configurations of the reaction table."""
     return {"default": TrackerConfig(),
+            "before session 7 (switch 1.5 s, octave_challenger off)": TrackerConfig(
+                tempo=TempoConfig(octave_challenger=False, switch_time_s=1.5)),
             "both off (before session 6)": TrackerConfig(young_phase_decay=0.0, phase_switch_beats=0.0),
             "fixed hysteresis (young_time_s 0; no young phase options either)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)),
             "+ young smoothing (young_smooth)": TrackerConfig(tempo=TempoConfig(young_smooth=True)),
@@ -316,6 +318,9 @@ def grid_error_table(data: Path, configs: dict[str, TrackerConfig], console) -> 
 def tang_configs() -> dict[str, TrackerConfig]:
     """Configurations scored on the Tang sanity set."""
     return {"default": TrackerConfig(),
+            "octave_challenger off": TrackerConfig(tempo=TempoConfig(octave_challenger=False)),
+            "before session 7 (switch 1.5 s, octave_challenger off)": TrackerConfig(
+                tempo=TempoConfig(octave_challenger=False, switch_time_s=1.5)),
             "both off (before session 6)": TrackerConfig(young_phase_decay=0.0, phase_switch_beats=0.0),
             "old default (no cap, no reset)": TrackerConfig(adaptive_cap=0.0, silence_reset_s=0.0),
             "young off (fixed hysteresis)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)), **bank_configs()}
@@ -395,6 +400,9 @@ def main() -> None:
     abl = Table(title="Ablations of ours (F untrimmed)")
     variants = {
         "default": TrackerConfig(),
+        "octave_challenger off": TrackerConfig(tempo=TempoConfig(octave_challenger=False)),
+        "before session 7 (switch 1.5 s, octave_challenger off)": TrackerConfig(
+            tempo=TempoConfig(octave_challenger=False, switch_time_s=1.5)),
         "young_phase_decay 0": TrackerConfig(young_phase_decay=0.0),
         "phase_switch_beats 0": TrackerConfig(phase_switch_beats=0.0),
         "both off (before session 6)": TrackerConfig(young_phase_decay=0.0, phase_switch_beats=0.0),
@@ -406,10 +414,12 @@ def main() -> None:
         "no adaptive cap": TrackerConfig(adaptive_cap=0.0),
         "no silence reset": TrackerConfig(silence_reset_s=0.0),
         "+ z 2 + warm 4": TrackerConfig(strength_z=2.0, warm_beats=4.0),
+        "switch 1.5 s (before session 7)": TrackerConfig(),
         "+ switch 0.75 s": TrackerConfig(),
         "young off (fixed hysteresis)": TrackerConfig(tempo=TempoConfig(young_time_s=0.0)),
     }
     variants["+ switch 0.75 s"].tempo.switch_time_s = 0.75
+    variants["switch 1.5 s (before session 7)"].tempo.switch_time_s = 1.5
     variants.update(bank_configs())
     for col in ("clip", *variants):
         abl.add_column(col, justify="left" if col == "clip" else "right")

@@ -12,7 +12,8 @@ acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical 
   log-normal prior over tempo  w(bpm) = exp(-0.5 (log2(bpm / prior_bpm) / prior_octaves)^2);
 * the tracked period follows the best peak inside +-4 % (tempo smoothing), and moves to a peak at
   another metrical level (ratio 2, 1/2, 3/2, 2/3 or anywhere else) only after that peak has beaten the
-  current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis);
+  current one by ``switch_margin`` for ``switch_time_s`` (octave-error hysteresis; a challenger that
+  moves to its own octave keeps its count, ``octave_challenger``);
 * while the tracker is young (the first ``young_time_s`` after a reset), the hysteresis against a
   clearly leading challenger (optionally also the smoothing) is shortened in proportion to its age, so the tempo
   chosen on the first second of history is corrected quickly (fast lock after a silence);
@@ -23,6 +24,7 @@ acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,11 @@ class TempoConfig:
             factor times the tracked tempo's (a clear lead); closer calls keep the full
             ``switch_time_s`` (with 1.5, or without this condition, Tang song R_2 jumps between
             metrical levels in its first seconds).
+        octave_challenger: a challenger's octave (2x, 4x, 1/2, 1/4 its period) continues the
+            challenger's hysteresis count instead of starting it afresh, and the switch goes to the octave
+            leading at that moment. A competing metrical class often wins first at one octave and then at
+            the other (country: 126 BPM tracked, 169 leads from 5.5 s, then 84 from 6.5 s); counted
+            apart, each needed its own ``switch_time_s`` (docs/beats.md, "Ninth follow-up").
     """
 
     min_bpm: float = 55.0
@@ -90,7 +97,7 @@ class TempoConfig:
     n_harmonics: int = 4
     harmonic_exponent: float = 2.0
     switch_margin: float = 1.15
-    switch_time_s: float = 1.5
+    switch_time_s: float = 1.0
     track_tolerance: float = 0.04
     smooth_time_s: float = 3.0
     unbiased: bool = False
@@ -106,6 +113,7 @@ class TempoConfig:
     young_min_frac: float = 0.1
     young_margin: float = 2.0
     young_smooth: bool = False
+    octave_challenger: bool = True
 
 
 class TempoEstimator:
@@ -264,8 +272,10 @@ class TempoEstimator:
             fast = young < 1.0 and s_best >= c.young_margin * s_cur
             switch_frames = max(1, int(round(self._switch_frames * (young if fast else 1.0))))
             if s_best > c.switch_margin * s_cur:
-                if self._challenger is not None and abs(best / self._challenger - 1) <= c.track_tolerance:
+                if self._challenger is not None and self._same_challenger(best):
                     self._challenger_frames += 1
+                    if c.octave_challenger:
+                        self._challenger = best  # the switch goes to the octave leading now
                 else:
                     self._challenger, self._challenger_frames = best, 1
                 if self._challenger_frames >= switch_frames:
@@ -343,6 +353,18 @@ class TempoEstimator:
         second = float(G[away].max()) if away.any() else 0.0
         here = float(G[np.abs(self._periods / self.period - 1) <= c.track_tolerance].max())
         self.bank_lead = max(0.0, here - second)
+
+    def _same_challenger(self, period: float) -> bool:
+        """Whether ``period`` (frames) continues the pending challenger: within the tracking tolerance of it,
+        or (with ``octave_challenger``) of one of its octaves (2x, 4x, 1/2, 1/4)."""
+        c = self.cfg
+        r = period / self._challenger
+        if abs(r - 1) <= c.track_tolerance:
+            return True
+        if not c.octave_challenger:
+            return False
+        k = round(math.log2(r))
+        return k != 0 and abs(r / 2.0 ** k - 1) <= c.track_tolerance
 
     def _local_best(self, period: float) -> float:
         """Best salience peak within the tracking tolerance of ``period`` (frames)."""
