@@ -393,6 +393,31 @@ def test_stop_joins_every_thread_within_a_second(click_wav):
         Performer(FileSource(path), config=PerformConfig(fps=0))
 
 
+def test_the_show_freezes_the_garbage_collector_before_the_stream_and_thaws_it_at_stop(click_wav):
+    """``PerformConfig.gc_freeze``: a full collection holds the GIL for 100-200 ms, so the objects that exist
+    when the show starts are frozen out of the collector's reach while it runs (and only then); with the
+    option off nothing is frozen."""
+    import gc
+
+    path, _ = click_wav
+    assert gc.get_freeze_count() == 0
+    p = Performer(FileSource(path, realtime=True), [Collect()], config=PerformConfig())
+    p.start()
+    try:
+        time.sleep(0.2)
+        assert gc.get_freeze_count() > 1000  # at least the imported modules and the dancer
+    finally:
+        p.stop()
+    assert gc.get_freeze_count() == 0
+    p = Performer(FileSource(path, realtime=True), [Collect()], config=PerformConfig(gc_freeze=False))
+    p.start()
+    try:
+        time.sleep(0.2)
+        assert gc.get_freeze_count() == 0
+    finally:
+        p.stop()
+
+
 def test_ableton_link_peers_set_the_tempo_of_the_dance(click_wav):
     """While the Link session has peers, the DJ's tempo (100 BPM) wins over the 120 BPM clicks."""
     import asyncio

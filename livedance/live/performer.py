@@ -30,6 +30,7 @@ listener's :attr:`~livedance.live.listener.Listener.stream_origin`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -99,6 +100,12 @@ class PerformConfig:
             output clock up to 5 ms past its deadline. None leaves it alone.
         warp: beat-synchronous playback warp of a learned generator (:class:`~livedance.live.warp.WarpConfig`;
             ``WarpConfig(enabled=False)`` shows the model's frames at stream time, as before).
+        gc_freeze: before anything starts, run one full garbage collection and move every object that
+            exists then (the model, the imported modules: about 390 000 objects) out of the collector's
+            reach (``gc.freeze()``; ``gc.unfreeze()`` at stop). A full (generation 2) collection
+            traverses all of them while holding the GIL: 100-200 ms on the development machine, during
+            which the output clock cannot tick (measured: 2 skipped ticks, 62 ms late, in a 90 s run;
+            with the freeze none, 2 ms at most; docs/perform.md). Costs one such collection at start.
     """
 
     fps: float = 60.0
@@ -112,6 +119,7 @@ class PerformConfig:
     gil_switch_s: float | None = 0.0005
     rt_priority: int | None = 20
     warp: WarpConfig = field(default_factory=WarpConfig)
+    gc_freeze: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -240,6 +248,7 @@ class Performer:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        self._frozen = False  # gc.freeze() done by start(), undone by stop()
         self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
         self._warned_clock = False
         self._warned_gen = False
@@ -264,11 +273,20 @@ class Performer:
         self._started = True
         if self._control_server is not None:
             self._control_server.start()
+        if self.config.gc_freeze:
+            # before the audio stream runs: the collection holds the GIL for 100-200 ms, which a running
+            # source's watchdog would take for a lost device (PerformConfig.gc_freeze)
+            gc.collect()
+            gc.freeze()
+            self._frozen = True
         try:
             self.listener.start()
         except BaseException:
             if self._control_server is not None:
                 self._control_server.stop()
+            if self._frozen:
+                gc.unfreeze()
+                self._frozen = False
             raise
         self._t_start = time.perf_counter()
         if self.config.gil_switch_s is not None:
@@ -289,6 +307,9 @@ class Performer:
         self._stopped = True
         deadline = time.perf_counter() + timeout
         self._stop.set()
+        if self._frozen:
+            gc.unfreeze()  # the show's objects go back to the collector's oldest generation
+            self._frozen = False
         for th in self._threads:
             th.join(timeout=max(deadline - time.perf_counter(), 0.01))
         self.listener.stop(timeout=max(deadline - time.perf_counter(), 0.01))
