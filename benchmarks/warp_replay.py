@@ -173,7 +173,7 @@ def reaction(args, warp_kw: dict, tracker_kw: dict) -> int:
 
 
 def replay(q: np.ndarray, root: np.ndarray, grids: list, warp_kw: dict) -> dict:
-    """Run detector + warp + timeline over the ticks; returns the shown times, poses and the warp's hits.
+    """Run detector + warp + timeline over the ticks; returns the shown times, poses, motion times tau and the warp's hits.
 
     Args:
         q: (T, 55, 4) float32 local quaternions (x, y, z, w) at 25 fps. root: (T, 3) pelvis world

@@ -105,7 +105,8 @@ class PerformConfig:
             reach (``gc.freeze()``; ``gc.unfreeze()`` at stop). A full (generation 2) collection
             traverses all of them while holding the GIL: 100-200 ms on the development machine, during
             which the output clock cannot tick (measured: 2 skipped ticks, 62 ms late, in a 90 s run;
-            with the freeze none, 2 ms at most; docs/perform.md). Costs one such collection at start.
+            with the freeze none, 2 ms at most; docs/perform.md). Costs one such collection at start. The
+            freeze is process-wide: with two shows in one process, the first to stop thaws both.
     """
 
     fps: float = 60.0
