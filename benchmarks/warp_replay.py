@@ -83,9 +83,15 @@ def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, 
     return grids
 
 
-def silence_gate(audio: np.ndarray, sr: int, times_s: np.ndarray, window_s: float = 0.3, level_db: float = -55.0) -> np.ndarray:
-    """(len(times_s),) bool: the listener's fast silence gate at each time (RMS of the last ``window_s`` seconds
-    below ``level_db`` dBFS; ``livedance.live.listener`` defaults)."""
+def silence_gate(audio: np.ndarray, sr: int, times_s: np.ndarray) -> np.ndarray:
+    """(len(times_s),) bool: the listener's fast silence gate at each time (RMS of the last ``silence_window_s``
+    seconds below ``silence_db`` dBFS, with ``livedance.live.listener.Listener``'s own defaults)."""
+    import inspect
+
+    from livedance.live.listener import Listener
+
+    params = inspect.signature(Listener).parameters
+    window_s, level_db = params["silence_window_s"].default, params["silence_db"].default
     c = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
     hi = np.clip((np.asarray(times_s) * sr).astype(int), 0, len(audio))
     lo = np.clip(hi - int(window_s * sr), 0, len(audio))
@@ -95,22 +101,19 @@ def silence_gate(audio: np.ndarray, sr: int, times_s: np.ndarray, window_s: floa
 
 def fade_to_idle(q: np.ndarray, root: np.ndarray, silent_at_step: np.ndarray, fade_s: float = 0.5, chunk: int = 8,
                  fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
-    """The performer's cross-fade to the idle pose while the music is silent (``Performer._fade_to_idle``),
-    applied per model step of ``chunk`` frames: ``silent_at_step[i]`` is the gate when step i was computed."""
+    """The performer's cross-fade to the idle pose (:func:`livedance.live.performer.fade_to_idle`), applied per
+    model step of ``chunk`` frames: ``silent_at_step[i]`` is the silence gate when step i was computed."""
+    from livedance.engine.base import MotionFrames
+    from livedance.live.performer import fade_to_idle as fade
     from livedance.live.procedural import ProceduralGenerator
     from livedance.live.rest import default_rest_offsets
-    from livedance.live.timeline import slerp
 
     idle = ProceduralGenerator(rest_offsets=default_rest_offsets())
-    q, root = q.copy(), root.copy()
-    w, rate = 0.0, 1.0 / (fps * fade_s)
-    for i in range(len(q)):
-        target = 0.0 if silent_at_step[i // chunk] else 1.0
-        w = min(w + rate, target) if target > w else max(w - rate, target)
-        if w < 1.0:
-            iq, ir = idle.safe_pose(i / fps)
-            q[i] = slerp(iq, q[i], w)
-            root[i] = ir + w * (root[i] - ir)
+    q, root, w = q.copy(), root.copy(), 0.0
+    for k, i in enumerate(range(0, len(q), chunk)):
+        mf, w = fade(MotionFrames(q[i:i + chunk], root[i:i + chunk], fps, i / fps), w, bool(silent_at_step[k]),
+                     fade_s, idle.safe_pose)
+        q[i:i + chunk], root[i:i + chunk] = mf.local_quats, mf.root_translation
     return q, root
 
 

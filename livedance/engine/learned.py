@@ -228,8 +228,7 @@ class LearnedGenerator:
         x = np.where(ok_in[:, None], feats, 0.0).astype(np.float32)
         # numpy decode (torch's per-op dispatch cost more than the arithmetic on 8 frames); roma's quaternion
         rot, transl = self.rep.decode(x, start_xz=self._xz, start_heading=np.float32(self._heading))
-        hv = self.rep.root_channels["heading_velocity"]
-        yaw = float((x[:, hv] * self.rep.std[hv] + self.rep.mean[hv]).sum())
+        yaw = float(self.rep.denormalize(x)[:, self.rep.root_channels["heading_velocity"]].sum())
         q[:, :22] = roma.rotmat_to_unitquat(torch.from_numpy(rot)).numpy()
         root[:] = transl
         good = ok_in & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(root).all(axis=1)

@@ -194,6 +194,42 @@ class PerformStats:
     warp_errors: int = 0
 
 
+def fade_to_idle(frames: MotionFrames, presence: float, silent: bool, fade_s: float,
+                 idle_pose) -> tuple[MotionFrames, float]:
+    """Cross-fade a learned generator's frames towards the idle pose while the music is silent.
+
+    A learned model keeps dancing on its recurrent state after the music stops; the show wants the avatar
+    to settle. The presence weight w ramps linearly (over ``fade_s`` seconds) towards 0 while ``silent`` and
+    back to 1 when music returns; each frame is ``slerp(idle, model, w)`` for rotations and a lerp for the
+    root.
+
+    Args:
+        frames: the generator's :class:`MotionFrames` (N frames at ``frames.fps``).
+        presence: w before the first of them, in [0, 1].
+        silent: the listener's silence gate when the frames were made.
+        fade_s: seconds for a full fade (> 0).
+        idle_pose: ``t_s -> ((55, 4) float32 quats, (3,) float32 root m)``, the idle pose at stream time t_s
+            (:meth:`ProceduralGenerator.safe_pose`).
+
+    Returns:
+        (the faded frames, or ``frames`` itself when w stays 1; w after the last frame).
+    """
+    target = 0.0 if silent else 1.0
+    n = len(frames)
+    rate = 1.0 / (frames.fps * max(fade_s, 1e-3))
+    w = np.clip(presence + np.sign(target - presence) * rate * np.arange(1, n + 1),
+                min(presence, target), max(presence, target))
+    if presence >= 1.0 and target >= 1.0:
+        return frames, float(w[-1])
+    q = np.array(frames.local_quats, np.float32)
+    r = np.array(frames.root_translation, np.float32)
+    for i in range(n):
+        iq, ir = idle_pose(frames.t0_s + i / frames.fps)
+        q[i] = slerp(iq, q[i], float(w[i]))
+        r[i] = ir + float(w[i]) * (r[i] - ir)
+    return MotionFrames(q, r, frames.fps, frames.t0_s, frames.n_bad), float(w[-1])
+
+
 class Performer:
     """The live loop (see the module docstring).
 
@@ -553,29 +589,12 @@ class Performer:
         return frames
 
     def _fade_to_idle(self, frames: MotionFrames) -> MotionFrames:
-        """Cross-fade a learned generator's frames to the idle pose while the music is silent.
-
-        A learned model keeps dancing on its recurrent state after the music stops; the show wants the
-        avatar to settle. The presence weight ramps linearly (over ``config.idle_fade_s``) towards 0
-        while the listener's silence gate is closed and back to 1 when music returns; each frame is
-        ``slerp(idle, model, w)`` for rotations and a lerp for the root, with the procedural dancer's
-        breathing pose (:meth:`ProceduralGenerator.safe_pose`) as idle. Runs on the scheduler thread.
-        """
-        target = 0.0 if self.beat().silent else 1.0
-        w0 = self._presence
-        n = len(frames)
-        rate = 1.0 / (frames.fps * max(self.config.idle_fade_s, 1e-3))
-        w = np.clip(w0 + np.sign(target - w0) * rate * np.arange(1, n + 1), min(w0, target), max(w0, target))
-        self._presence = float(w[-1])
-        if w0 >= 1.0 and target >= 1.0:
-            return frames
-        q = np.array(frames.local_quats, np.float32)
-        r = np.array(frames.root_translation, np.float32)
-        for i in range(n):
-            iq, ir = self.fallback.safe_pose(frames.t0_s + i / frames.fps)
-            q[i] = slerp(iq, q[i], float(w[i]))
-            r[i] = ir + float(w[i]) * (r[i] - ir)
-        return MotionFrames(q, r, frames.fps, frames.t0_s, frames.n_bad)
+        """Cross-fade a learned generator's frames to the idle pose while the music is silent
+        (:func:`fade_to_idle`, with the procedural dancer's breathing pose as idle). Runs on the scheduler
+        thread."""
+        frames, self._presence = fade_to_idle(frames, self._presence, self.beat().silent, self.config.idle_fade_s,
+                                              self.fallback.safe_pose)
+        return frames
 
     @staticmethod
     def _check(frames: MotionFrames, gen: MotionGenerator) -> None:

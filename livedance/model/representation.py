@@ -398,6 +398,8 @@ class Representation:
 
     def normalize(self, raw):
         """(..., D) raw features -> normalised ``(raw - mean) / std`` (numpy or torch, same type back)."""
+        if not isinstance(raw, torch.Tensor):  # numpy in, numpy arithmetic (no torch round trip)
+            return (np.asarray(raw) - self.mean) / self.std
         x, is_t = _as_tensor(raw)
         out = (x - torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)) / torch.as_tensor(
             self.std, dtype=x.dtype, device=x.device)
@@ -405,6 +407,8 @@ class Representation:
 
     def denormalize(self, x):
         """(..., D) normalised features -> raw ``x * std + mean`` (numpy or torch, same type back)."""
+        if not isinstance(x, torch.Tensor):  # numpy in, numpy arithmetic (no torch round trip)
+            return np.asarray(x) * self.std + self.mean
         t, is_t = _as_tensor(x)
         out = t * torch.as_tensor(self.std, dtype=t.dtype, device=t.device) + torch.as_tensor(
             self.mean, dtype=t.dtype, device=t.device)
@@ -489,7 +493,7 @@ class Representation:
         if x.ndim < 2 or x.shape[-1] != self.dim:
             raise DataError(f"representation.decode: features have shape {tuple(x.shape)}, expected (..., T, {self.dim})")
         f = x.astype(np.float32, copy=False)
-        raw = f * self.std + self.mean if normalized else f
+        raw = self.denormalize(f) if normalized else f
         lo = raw[..., self.part_slices["lower"]]
         up = raw[..., self.part_slices["upper"]]
         lead = raw.shape[:-1]
