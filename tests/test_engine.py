@@ -168,6 +168,28 @@ def test_tensorrt_backend_is_honest_without_tensorrt(tmp_path):
         pytest.skip("tensorrt is installed: the TensorRT backend is exercised on GPU hosts (docs/gpu.md)")
 
 
+def test_cuda_graph_needs_a_cuda_device(parts):
+    from livedance.engine import build_generator
+    from livedance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cuda_graph=True needs a CUDA device"):
+        build_generator(parts["graph"], parts["rep"], "torch", seed=0, cuda_graph=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (docs/gpu.md has the H100 run)")
+def test_cuda_graph_replay_equals_cpu_eager_over_a_song(parts):  # pragma: no cover - GPU hosts only
+    import copy
+
+    from livedance.engine import build_generator
+
+    a = build_generator(parts["graph"], parts["rep"], "torch", seed=3)
+    b = build_generator(copy.deepcopy(parts["graph"]), parts["rep"], "torch", seed=3, device="cuda", cuda_graph=True)
+    for ctx in _contexts(20):
+        fa, fb = a.step(ctx), b.step(ctx)
+        assert (a._pend_codes == b._pend_codes).all()
+        assert np.abs(fa.local_quats - fb.local_quats).max() < 1e-4
+
+
 def test_offline_generation_through_the_step_path(parts):
     from livedance.data.audio_io import load_audio
     from livedance.engine import build_generator

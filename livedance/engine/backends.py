@@ -21,32 +21,72 @@ BACKENDS = ("onnx", "torch", "tensorrt")
 class TorchBackend:
     """Runs the :class:`StepGraph` in torch eager mode (CPU, or CUDA where mamba-ssm's kernels then apply).
 
+    On CUDA, ``cuda_graph=True`` captures the whole step once (on the first :meth:`run`, after three
+    warm-up calls on a side stream) into a ``torch.cuda.CUDAGraph`` and replays it: one launch per step
+    instead of a few hundred, which is what batch-1 latency on a GPU is bound by (docs/gpu.md has the
+    figures). The step graph is functional with fixed shapes (every state is an input), so the graph
+    needs no invalidation; each run copies the inputs into the captured buffers and the outputs out.
+
     Args:
         graph: the step graph (put in eval mode here).
         device: torch device string.
         threads: torch intra-op threads (None: leave as is).
+        cuda_graph: capture and replay a CUDA graph (CUDA devices only).
+    Raises:
+        ConfigError: ``cuda_graph`` on a device that is not CUDA.
     """
 
     name = "torch"
 
-    def __init__(self, graph, device: str = "cpu", threads: int | None = 1):
+    def __init__(self, graph, device: str = "cpu", threads: int | None = 1, cuda_graph: bool = False):
         import torch
 
+        if cuda_graph and not str(device).startswith("cuda"):
+            raise ConfigError(f"torch backend: cuda_graph=True needs a CUDA device, got device={device!r}")
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.torch = torch
         self.graph = graph.eval().to(device)
         self.device = device
+        self.cuda_graph = bool(cuda_graph)
         self.names = graph.input_names()
         self.out_names = graph.output_names()
+        self._captured = None  # (CUDAGraph, static inputs, static outputs) once captured
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step: named numpy inputs -> named numpy outputs."""
         t = self.torch
+        if self.cuda_graph:
+            return self._replay(inputs)
         with t.inference_mode():
             args = [t.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.names]
             outs = self.graph(*args)
         return {n: o.detach().cpu().numpy() for n, o in zip(self.out_names, outs)}
+
+    def _capture(self, inputs: dict[str, np.ndarray]) -> None:
+        t = self.torch
+        static = [t.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.names]
+        side = t.cuda.Stream()
+        side.wait_stream(t.cuda.current_stream())
+        with t.inference_mode(), t.cuda.stream(side):
+            for _ in range(3):  # kernel autotuning, Triton compiles and allocator pools settle outside the capture
+                self.graph(*static)
+        t.cuda.current_stream().wait_stream(side)
+        cuda_graph = t.cuda.CUDAGraph()
+        with t.inference_mode(), t.cuda.graph(cuda_graph):
+            outs = self.graph(*static)
+        self._captured = (cuda_graph, static, outs)
+
+    def _replay(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        t = self.torch
+        if self._captured is None:
+            self._capture(inputs)
+        cuda_graph, static, outs = self._captured
+        with t.inference_mode():
+            for buf, n in zip(static, self.names):
+                buf.copy_(t.from_numpy(np.ascontiguousarray(inputs[n])))
+            cuda_graph.replay()
+            return {n: o.cpu().numpy() for n, o in zip(self.out_names, outs)}
 
 
 def export_onnx(graph, path: str | Path, opset: int = 17) -> Path:

@@ -88,7 +88,8 @@ def graph_key(graph) -> str:
 
 
 def build_generator(graph, representation, backend: str = "onnx", onnx_path: str | Path | None = None,
-                    seed: int = 0, greedy: bool = False, threads: int = 1, description: str = "", device: str = "cpu"):
+                    seed: int = 0, greedy: bool = False, threads: int = 1, description: str = "", device: str = "cpu",
+                    cuda_graph: bool = False):
     """Wrap a step graph in a backend and a :class:`LearnedGenerator`.
 
     Args:
@@ -99,13 +100,14 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         seed, greedy: sampling (see :class:`LearnedGenerator`).
         threads: CPU threads of the backend.
         device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
+        cuda_graph: on CUDA, capture the step once and replay it (:class:`TorchBackend`; docs/gpu.md).
     """
     from livedance.engine.backends import OnnxBackend, TensorRTBackend, TorchBackend, check_backend, export_onnx
     from livedance.engine.learned import LearnedGenerator
 
     check_backend(backend)
     if backend == "torch":
-        be = TorchBackend(graph, device=device, threads=threads)
+        be = TorchBackend(graph, device=device, threads=threads, cuda_graph=cuda_graph)
     else:
         if onnx_path is None:
             raise WeightsError("the onnx/tensorrt backends need an ONNX file path")
@@ -133,7 +135,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
                    temperature: float | None = None, residual_temperature: float | None = None,
-                   top_k: int | None = None, min_p: float | None = None):
+                   top_k: int | None = None, min_p: float | None = None, cuda_graph: bool = False):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -142,6 +144,7 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         seed, greedy: sampling. kind: ``'livedance'`` or ``'baseline'`` for the default weights.
         threads: CPU threads of the backend. tokenizer: tokenizer stem (None: the shipped one).
         device: torch device for the ``torch`` backend (``"cuda"``: mamba-ssm's kernels when importable).
+        cuda_graph: with ``device="cuda"``, replay the step as one captured CUDA graph (docs/gpu.md).
         temperature: sampling temperature (None: the trained config's, 1.0); baked into the exported graph.
         residual_temperature: temperature of the residual levels (None: the weights' config; 0: argmax);
             applied by scaling the residual Gumbel noise, so the exported graph does not change.
@@ -150,7 +153,7 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
-        WeightsError: missing / corrupt / mismatched weights.
+        WeightsError: missing / corrupt / mismatched weights. ConfigError: ``cuda_graph`` off CUDA.
     """
     from livedance.data.dataset import default_cache_dir
 
@@ -169,4 +172,5 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
     return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
-                           description=f"{doc.get('model', kind)} ({backend})", device=device)
+                           description=f"{doc.get('model', kind)} ({backend})", device=device,
+                           cuda_graph=cuda_graph)
