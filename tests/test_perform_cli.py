@@ -77,9 +77,36 @@ def test_seed_reaches_the_dancer(short_wav, monkeypatch, capsys):
             seeds.append(seed)
             super().reset(seed)
 
-    monkeypatch.setattr(setup, "load_generator", lambda model, procedural, fps=60.0: (Spy(), "spy dancer"))
+    monkeypatch.setattr(setup, "load_generator", lambda model, procedural, fps=60.0, **engine: (Spy(), "spy dancer"))
     code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--seed", "7", "--duration", "0.3"])
     assert code == 0, capsys.readouterr().err
     assert seeds and seeds[-1] == 7  # (the constructor resets with 0 first; nothing resets it after --seed)
     code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--seed", "-1"])
     assert code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_engine_options_reach_the_loader_and_bad_ones_fail_at_start(short_wav, capsys):
+    """``--backend torch`` dances on the CPU; an engine that cannot open here (no CUDA, no tensorrt) or that
+    contradicts another option is one clear line at start with status 2, never a silent fallback."""
+    import torch
+
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--backend", "torch",
+                 "--duration", "0.5"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and "torch on cpu" in err, err
+    cases = [
+        (["--backend", "tpu"], "expected one of onnx, torch, tensorrt"),
+        (["--procedural", "--backend", "torch"], "do not apply with --procedural"),
+        (["--device", "cuda"], "apply to --backend torch"),
+        (["--backend", "torch", "--cuda-graph"], "needs a CUDA device"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--backend", "torch", "--device", "cuda"], "sees no CUDA device"))
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        cases.append((["--backend", "tensorrt"], "cannot import tensorrt"))
+    for args, needle in cases:
+        code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", *args])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 2 and needle in err and "Traceback" not in err, (args, err)

@@ -33,7 +33,8 @@ class TorchBackend:
         threads: torch intra-op threads (None: leave as is).
         cuda_graph: capture and replay a CUDA graph (CUDA devices only).
     Raises:
-        ConfigError: ``cuda_graph`` on a device that is not CUDA.
+        ConfigError: ``cuda_graph`` on a device that is not CUDA. DeviceNotFoundError: a CUDA device asked
+            for where torch sees none.
     """
 
     name = "torch"
@@ -43,6 +44,9 @@ class TorchBackend:
 
         if cuda_graph and not str(device).startswith("cuda"):
             raise ConfigError(f"torch backend: cuda_graph=True needs a CUDA device, got device={device!r}")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise DeviceNotFoundError(f"torch backend: device {device!r} asked for, but this torch ({torch.__version__}) "
+                                      "sees no CUDA device; use device 'cpu' (docs/gpu.md)")
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.torch = torch

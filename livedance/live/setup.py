@@ -110,20 +110,40 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512):
     return LiveSource(device=spec, block_size=block_size)
 
 
-def load_generator(model: str | None, procedural: bool, fps: float = 60.0):
+def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backend: str = "onnx", device: str = "cpu",
+                   cuda_graph: bool = False):
     """The dance generator: the learned model's engine, or the procedural dancer.
 
     Args:
         model: path to model weights (None: the shipped default, if any).
         procedural: use the procedural dancer and do not look for a model.
         fps: frame rate of the procedural dancer.
+        backend, device, cuda_graph: the learned model's engine (:func:`livedance.engine.load_generator`):
+            ``'onnx'`` on the CPU by default; ``'torch'`` with ``device='cuda'`` (and ``cuda_graph``) or
+            ``'tensorrt'`` on a GPU host (docs/gpu.md).
 
     Returns:
-        (generator, description). When the model cannot be loaded the procedural dancer is returned and
-        the description says why (the show goes on; a warning is logged).
+        (generator, description). When the model cannot be loaded with the default engine the procedural
+        dancer is returned and the description says why (the show goes on; a warning is logged).
+
+    Raises:
+        ConfigError: an engine choice together with ``procedural``, or an unknown backend.
+        LivedanceError: an engine the user chose explicitly (not the default) that cannot be opened, e.g.
+            no CUDA device or no tensorrt (:class:`~livedance.errors.DeviceNotFoundError`): said at start,
+            rather than dancing with another engine than the one asked for.
     """
     from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
 
+    chosen = backend != "onnx" or device != "cpu" or bool(cuda_graph)
+    if chosen and procedural:
+        raise ConfigError("--backend / --device / --cuda-graph choose the learned model's engine; "
+                          "they do not apply with --procedural")
+    if chosen:
+        from livedance.engine.backends import check_backend
+
+        check_backend(backend)
+        if (device != "cpu" or cuda_graph) and backend != "torch":
+            raise ConfigError(f"--device {device} / --cuda-graph apply to --backend torch, not {backend!r}")
     proc = ProceduralGenerator(ProceduralConfig(fps=fps))
     if procedural:
         return proc, "procedural dancer"
@@ -137,12 +157,16 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0):
         if model is not None:
             _log.warning("--model %s: %s; dancing with the procedural dancer", model, why)
         return proc, f"procedural dancer ({why})"
+    engine = {"backend": backend, "device": device, "cuda_graph": bool(cuda_graph)} if chosen else {}
     try:
-        gen = loader(model) if model is not None else loader()
+        gen = loader(model, **engine) if model is not None else loader(**engine)
     except (LivedanceError, OSError, ValueError, RuntimeError, ImportError) as err:
+        if chosen:
+            raise
         _log.warning("model weights did not load (%s); dancing with the procedural dancer", err)
         return proc, f"procedural dancer (model did not load: {err})"
-    return gen, f"model {model or '(default)'}"
+    where = f", {backend}" + (f" on {device}" if backend == "torch" else "") + (" (CUDA graph)" if cuda_graph else "")
+    return gen, f"model {model or '(default)'}" + (where if chosen else "")
 
 
 def build_sinks(
