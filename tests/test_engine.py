@@ -168,6 +168,32 @@ def test_tensorrt_backend_is_honest_without_tensorrt(tmp_path):
         pytest.skip("tensorrt is installed: the TensorRT backend is exercised on GPU hosts (docs/gpu.md)")
 
 
+def test_warm_up_runs_the_backend_and_leaves_the_dance_unchanged(parts):
+    """build_generator warms the backend up (one run on zero inputs); the state is untouched, so the dance
+    equals that of a generator that was never warmed up."""
+    from livedance.engine import build_generator
+    from livedance.engine.backends import TorchBackend
+    from livedance.engine.learned import LearnedGenerator
+
+    runs = []
+
+    class Counting(TorchBackend):
+        def run(self, inputs):
+            runs.append(inputs)
+            return super().run(inputs)
+
+    cold = LearnedGenerator(Counting(parts["graph"]), parts["graph"].input_shapes(1), parts["graph"].config,
+                            parts["rep"], seed=5)
+    assert not runs and cold.steps == 0
+    warm = build_generator(parts["graph"], parts["rep"], "torch", seed=5)
+    assert warm.steps == 0 and all(not v.any() for v in warm._states.values())
+    cold.warm_up(2)
+    assert len(runs) == 2 and all(not v.any() for v in runs[0].values()) and cold.steps == 0
+    for ctx in _contexts(5):
+        a, b = cold.step(ctx), warm.step(ctx)
+        assert np.array_equal(a.local_quats, b.local_quats)
+
+
 def test_cuda_graph_needs_a_cuda_device(parts):
     from livedance.engine import build_generator
     from livedance.errors import ConfigError

@@ -155,6 +155,17 @@ class LearnedGenerator:
             rows = np.concatenate([np.repeat(rows[:1], W - rows.shape[0], axis=0), rows])
         return rows
 
+    def warm_up(self, runs: int = 1) -> None:
+        """Run the backend ``runs`` times on all-zero inputs and discard the outputs; the generator's state
+        (recurrent states, pending codes, sampling noise, step count) is untouched, so the dance is the same
+        with or without it. Pays one-time costs before a show instead of on its first step: ONNX Runtime's
+        first-run allocations, Triton's kernel compiles, and the CUDA-graph capture of
+        :class:`~livedance.engine.backends.TorchBackend` (``cuda_graph=True``).
+        """
+        zeros = {n: self._zeros(n) for n in self._shapes}
+        for _ in range(max(0, int(runs))):
+            self.backend.run(zeros)
+
     # ------------------------------------------------------------------ step
     def step(self, music: MusicContext) -> MotionFrames:
         """Produce the next ``frames_per_step`` frames from ``music.t_first_frame_s`` (see the module docstring)."""

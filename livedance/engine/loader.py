@@ -101,6 +101,9 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         threads: CPU threads of the backend.
         device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
         cuda_graph: on CUDA, capture the step once and replay it (:class:`TorchBackend`; docs/gpu.md).
+    Returns:
+        a :class:`LearnedGenerator`, warmed up (:meth:`LearnedGenerator.warm_up`: one step on zero inputs,
+        state untouched).
     """
     from livedance.engine.backends import OnnxBackend, TensorRTBackend, TorchBackend, check_backend, export_onnx
     from livedance.engine.learned import LearnedGenerator
@@ -128,8 +131,10 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
             # again once; a second failure is reported.
             export_onnx(graph, onnx_path)
             be = open_backend()
-    return LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
-                            description=description or backend)
+    gen = LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
+                           description=description or backend)
+    gen.warm_up()  # one-time costs (first-run allocations, kernel compiles, CUDA-graph capture) before any show
+    return gen
 
 
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
