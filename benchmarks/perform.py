@@ -166,16 +166,18 @@ def parse_set(items: list[str], cls=None, flag: str = "--warp-set") -> dict:
 
 
 def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False, warp: bool = True,
-             warp_kw: dict | None = None, seed: int = 0):
+             warp_kw: dict | None = None, seed: int = 0, intro_kw: dict | None = None):
     """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu).
 
     The generator is the one ``livedance perform`` uses: the shipped learned model (ONNX Runtime), or
     the procedural dancer with ``procedural=True`` (or when no weights load). ``warp``: the
     beat-synchronous playback warp of the learned model (``PerformConfig.warp.enabled``); ``warp_kw``:
     other :class:`~livedance.live.warp.WarpConfig` fields to change (``--warp-set``); ``seed``: the learned
-    dancer's sampling seed (``livedance perform --seed``).
+    dancer's sampling seed (``livedance perform --seed``); ``intro_kw``: :class:`~livedance.live.intro.IntroConfig`
+    fields to change (``--intro-set``, ``--no-intro``).
     """
     from livedance.audio.file import FileSource
+    from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.setup import load_generator
     from livedance.live.sinks import VMCSink
@@ -190,7 +192,8 @@ def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedura
     vmc = VMCSink("127.0.0.1", sink_sock.getsockname()[1], "vrm0")
     rec = MemoryRecorder(int((seconds + 5) * 60))
     src = FileSource(path, realtime=True, loop=loop, duration_s=None)
-    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(fps=60.0, latency_s=latency_s, warp=WarpConfig(enabled=warp, **(warp_kw or {}))))
+    p = Performer(src, [vmc, rec], generator=gen, config=PerformConfig(
+        fps=60.0, latency_s=latency_s, warp=WarpConfig(enabled=warp, **(warp_kw or {})), intro=IntroConfig(**(intro_kw or {}))))
     c0, w0 = time.process_time(), time.perf_counter()
     p.run(duration_s=seconds)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -222,7 +225,8 @@ def main_run(args) -> dict:
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
     p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1,
-                                 procedural=args.procedural, warp=not args.no_warp, warp_kw=args.warp_kw)
+                                 procedural=args.procedural, warp=not args.no_warp, warp_kw=args.warp_kw,
+                                 intro_kw=args.intro_kw)
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
@@ -344,7 +348,8 @@ def reaction_run(args, seed: int = 0) -> dict:
         print(f"reaction run: {lead:g} s silence + {body:g} s of {path.name} from {args.reaction_offset:g} s + "
               f"{tail:g} s silence ...", file=sys.stderr, flush=True)
         p, rec, wall, cpu = run_loop(f, lead + body + tail, args.latency_ms / 1000, loop=False, procedural=args.procedural,
-                                     warp=not args.no_warp, warp_kw=args.warp_kw, seed=seed)
+                                     warp=not args.no_warp, warp_kw=args.warp_kw, seed=seed,
+                                     intro_kw=args.intro_kw)
     n = rec.n
     t_stream = rec.t[:n] - p.stream_origin  # when each frame is seen, on the stream clock
     fig = reaction_figures(t_stream, rec.q[:n], rec.r[:n], path, args.reaction_offset, lead, body)
@@ -382,10 +387,18 @@ def main() -> int:
                     help="reaction run: list each motion beat of the first 10 s of music (offset from the music "
                          "beat, distance to the warp's nearest hit) to see why the start is late")
     ap.add_argument("--no-warp", action="store_true", help="show the learned model without the beat-synchronous playback warp")
+    ap.add_argument("--no-intro", action="store_true", help="without the on-beat intro (IntroConfig.seconds = 0)")
+    ap.add_argument("--intro-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="an IntroConfig field to change (repeatable), e.g. --intro-set seconds=3")
     ap.add_argument("--warp-set", action="append", default=[], metavar="FIELD=VALUE",
                     help="a WarpConfig field to change (repeatable; values as JSON), e.g. --warp-set skip_cost=1.0")
     args = ap.parse_args()
     args.warp_kw = parse_set(args.warp_set)
+    from livedance.live.intro import IntroConfig
+
+    args.intro_kw = parse_set(args.intro_set, IntroConfig, "--intro-set")
+    if args.no_intro:
+        args.intro_kw["seconds"] = 0.0
     if args.start_detail and (args.no_reaction or args.procedural or args.no_warp):
         ap.error("--start-detail lists the warp's hits in the reaction run: it needs the reaction run, the learned "
                  "model and the warp (drop --no-reaction / --procedural / --no-warp)")

@@ -24,12 +24,16 @@ from ``--reaction-offset``, 8 s of silence; the model dances through the silence
 cross-faded to the idle pose while the listener's silence gate is closed, as ``Performer`` does) and prints,
 per dance, the time from the music's start to dancing on the beat and from its stop to idle, scored exactly
 as ``benchmarks/perform.py`` does. The start depends on the dancer's first motion beats, so it is a figure
-over many dances (seeds), which the live benchmark cannot afford (45 s per run).
+over many dances (seeds), which the live benchmark cannot afford (45 s per run). The performer's on-beat
+intro (:mod:`livedance.live.intro`: the procedural dancer leads when the music starts, then hands over between
+beats) is replayed too, with the same functions; ``--no-intro`` replays the show without it.
 
 Usage::
 
     .venv/bin/python benchmarks/warp_replay.py                          # defaults, dances 0 1 2
     .venv/bin/python benchmarks/warp_replay.py --reaction --seeds 0 1 2 3 4 5 6 7 8 9 10 11   # start / settle
+    .venv/bin/python benchmarks/warp_replay.py --reaction --no-intro              # without the on-beat intro
+    .venv/bin/python benchmarks/warp_replay.py --reaction --intro-set seconds=3   # an IntroConfig field changed
     .venv/bin/python benchmarks/warp_replay.py --set lag_weight=0.5     # a WarpConfig field changed
     .venv/bin/python benchmarks/warp_replay.py --tracker-set phase_switch_beats=0   # the grid's tracker only
     .venv/bin/python benchmarks/warp_replay.py --seeds 0 --seconds 60   # quicker
@@ -56,12 +60,12 @@ FPS = 60.0
 
 
 def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, min_confidence: float,
-                  tracker_kw: dict | None = None) -> list:
+                  tracker_kw: dict | None = None, confidences: list | None = None) -> list:
     """Per 60 fps tick, the (anchor_s, period_s) grid the warp would get, or None (not confident yet).
 
     The causal tracker (``TrackerConfig`` defaults, with ``tracker_kw`` changed) is fed the song in
     512-sample hops up to ``s - latency_s`` (what the listener has heard when the frame shown at s is
-    rendered).
+    rendered). ``confidences``, when given, receives the tracker's confidence per tick.
     """
     from livedance.beats.tracker import BeatTracker, TrackerConfig
     from livedance.live.listener import grid_anchor
@@ -75,6 +79,8 @@ def tracker_grids(audio: np.ndarray, sr: int, seconds: float, latency_s: float, 
             tr.push(audio[fed:upto])
             fed = upto
         bpm = tr.bpm
+        if confidences is not None:
+            confidences.append(float(tr.confidence) if bpm > 0 else 0.0)
         if bpm <= 0 or not tr.confidence >= min_confidence:
             grids.append(None)
             continue
@@ -117,6 +123,33 @@ def fade_to_idle(q: np.ndarray, root: np.ndarray, silent_at_step: np.ndarray, fa
     return q, root
 
 
+def intro_blend(out: dict, grids: list, confs: list, silent_tick: np.ndarray, intro_kw: dict) -> dict:
+    """The performer's on-beat intro (:mod:`livedance.live.intro`) on replayed ticks: a procedural dancer stepped
+    on the tracker's grid at show time, blended with the shown (warped) learned poses by ``IntroGate``'s weight."""
+    from livedance.engine.base import MusicContext
+    from livedance.live.intro import IntroConfig, IntroGate, blend_poses
+    from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
+    from livedance.live.rest import default_rest_offsets
+
+    cfg = IntroConfig(**intro_kw)
+    gate = IntroGate(cfg)
+    dancer = ProceduralGenerator(ProceduralConfig(fps=FPS), rest_offsets=default_rest_offsets())
+    T, Q, R = out["t"], out["q"].copy(), out["r"].copy()
+    n = dancer.frames_per_step
+    qi = np.zeros_like(Q)
+    ri = np.zeros_like(R)
+    for i in range(0, len(T), n):
+        g = grids[i]
+        bpm, phase = (60.0 / g[1], ((T[i] - g[0]) / g[1]) % 1.0) if g is not None else (0.0, 0.0)
+        mf = dancer.step(MusicContext(np.zeros((0, 180), np.float32), np.zeros(0), bpm, phase, confs[i], float(T[i])))
+        m = min(n, len(T) - i)
+        qi[i:i + m], ri[i:i + m] = mf.local_quats[:m], mf.root_translation[:m]
+    for k, s in enumerate(T):
+        w = gate.update(float(s), bool(silent_tick[k]), grids[k])
+        Q[k], R[k] = blend_poses(qi[k], ri[k], Q[k], R[k], w)
+    return {**out, "q": Q, "r": R}
+
+
 def reaction(args, warp_kw: dict, tracker_kw: dict) -> int:
     """``--reaction``: the live benchmark's reaction show (6 s silence + 30 s of the song from
     ``--reaction-offset`` + 8 s silence), replayed per seed: dance offline through the causal step path (the
@@ -140,7 +173,14 @@ def reaction(args, warp_kw: dict, tracker_kw: dict) -> int:
     y = np.concatenate([np.zeros(int(lead * sr), np.float32), x, np.zeros(int(tail * sr), np.float32)])
     seconds = len(y) / sr - 1.0
     cfg = WarpConfig(**warp_kw)
-    grids = tracker_grids(y, sr, seconds, args.latency_ms / 1e3, cfg.min_confidence, tracker_kw)
+    confs: list = []
+    grids = tracker_grids(y, sr, seconds, args.latency_ms / 1e3, cfg.min_confidence, tracker_kw, confs)
+    silent_tick = silence_gate(y, sr, np.arange(len(grids)) / FPS - args.latency_ms / 1e3)
+    from livedance.live.intro import IntroConfig
+
+    intro_kw = parse_set(args.intro_set, IntroConfig, "--intro-set") if args.intro_set else {}
+    if args.no_intro:
+        intro_kw["seconds"] = 0.0
     gen = load_generator(None)
     rest_pelvis = np.asarray(gen.rep.rest_offsets[0], np.float32)
     step_t = np.arange(int((seconds + 1.0) * 25.0 / 8) + 2) * 8 / 25.0
@@ -152,7 +192,7 @@ def reaction(args, warp_kw: dict, tracker_kw: dict) -> int:
         for seed in args.seeds:
             m = generate_song(gen, f, 0.0, seconds + 1.0, seed)
             q, r = fade_to_idle(m.local_quats, m.root_translation + rest_pelvis, silent)
-            out = replay(q, r, grids, warp_kw)
+            out = intro_blend(replay(q, r, grids, warp_kw), grids, confs, silent_tick, intro_kw)
             fig = reaction_figures(out["t"], out["q"], out["r"], SONG, args.reaction_offset,
                                    lead, body)
             rows.append({"seed": seed, "start": fig["start"], "settle": fig["settle"],
@@ -250,6 +290,9 @@ def main() -> int:
     ap.add_argument("--reaction", action="store_true",
                     help="replay the live benchmark's reaction show instead (silence, 30 s of the song, silence) and "
                          "print the start and settle figures per dance")
+    ap.add_argument("--no-intro", action="store_true", help="--reaction without the on-beat intro (IntroConfig.seconds = 0)")
+    ap.add_argument("--intro-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="an IntroConfig field to change for --reaction (repeatable)")
     ap.add_argument("--reaction-offset", type=float, default=60.0, help="song time (s) of the reaction show's music")
     args = ap.parse_args()
     if not (SONG.exists() and MIDI.exists()):

@@ -42,6 +42,8 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--duration", "0"], "--duration"),
         (["--profile", "no-such-avatar"], "no-such-avatar"),
         (["--record", "take.mp4"], ".bvh or .npz"),
+        (["--intro-s", "-1"], "--intro-s"),
+        (["--intro-s", "nan"], "--intro-s"),
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err

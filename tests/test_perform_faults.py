@@ -22,6 +22,7 @@ from livedance.bridges.fk import forward_kinematics
 from livedance.bridges.frame import SMPLX_PARENTS
 from livedance.errors import ConfigError
 from livedance.eval.beat_align import motion_beats
+from livedance.live.intro import IntroConfig
 from livedance.live.performer import PerformConfig, Performer
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import RecorderThread, VMCSink, make_recorder
@@ -476,7 +477,8 @@ def test_learned_generator_fades_to_idle_when_the_music_stops(tmp_path):
     path = tmp_path / "music_then_silence.wav"
     sf.write(path, np.concatenate([x, np.zeros(int(3.0 * SR), np.float32)]), SR)
     col = Collect()
-    p = Performer(FileSource(path, realtime=True), [col], HoldPose(), config=PerformConfig(idle_fade_s=0.3))
+    p = Performer(FileSource(path, realtime=True), [col], HoldPose(),
+                  config=PerformConfig(idle_fade_s=0.3, intro=IntroConfig(seconds=0.0)))  # (the intro: below)
     p.run(duration_s=5.4)
     p.stop()
     origin = p.stream_origin
@@ -490,3 +492,29 @@ def test_learned_generator_fades_to_idle_when_the_music_stops(tmp_path):
     assert during and after
     assert np.median(during) < 0.05  # the model's pose is shown while music plays
     assert np.median(after) > 1.2  # settled back near the idle pose (90 deg away) after the music stopped
+
+
+def test_on_beat_intro_leads_then_hands_over_to_the_learned_dance(tmp_path):
+    """When the music starts, the procedural dancer (on the beat by construction) leads for
+    ``IntroConfig.seconds``; then the learned dance is shown alone. One start is counted, nothing fails."""
+    x, _ = click_track(5.0)
+    path = tmp_path / "music.wav"
+    sf.write(path, x, SR)
+    col = Collect()
+    p = Performer(FileSource(path, realtime=True), [col], HoldPose(),
+                  config=PerformConfig(intro=IntroConfig(seconds=1.5, fade_s=0.5)))
+    p.run(duration_s=4.8)
+    p.stop()
+    origin = p.stream_origin
+    dance_q = np.array([0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)])
+
+    def angle_to_dance(q):
+        return 2 * np.arccos(min(1.0, abs(float(np.dot(q[16], dance_q)))))
+
+    intro = [angle_to_dance(q) for t, q, _, _ in col.frames if 0.4 < t - origin < 1.4]
+    after = [angle_to_dance(q) for t, q, _, _ in col.frames if 2.8 < t - origin < 4.6]
+    assert intro and after
+    assert np.median(intro) > 0.5  # the intro dancer's arms, not the model's raised shoulder
+    assert np.median(after) < 0.05  # handed over: the model's pose alone
+    st = p.stats()
+    assert st.intro_starts == 1 and st.intro_ticks > 0 and st.intro_errors == 0 and st.clock_errors == 0

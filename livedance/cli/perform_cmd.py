@@ -86,6 +86,11 @@ def perform_command(
     ),
     no_controls: bool = typer.Option(False, "--no-controls", help="Do not listen for OSC controls."),
     link: bool = typer.Option(False, "--link", help="Join the Ableton Link session: while it has peers, its tempo and phase win."),
+    intro_s: float = typer.Option(
+        4.0, "--intro-s", min=0.0,
+        help="On-beat intro: for this many seconds after the music starts the procedural dancer (on the beat as soon as "
+        "the tracker is) leads, then the learned dance takes over in a beat-stepped cross-fade. 0 turns it off.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -105,6 +110,7 @@ def perform_command(
 
     from livedance.bridges.shutdown import exit_on_sigterm
     from livedance.errors import ConfigError
+    from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.rest import default_rest_offsets
     from livedance.live.setup import build_sinks, default_latency_ms, load_generator, open_source, parse_endpoint
@@ -124,7 +130,7 @@ def perform_command(
         if control_port is None and not _udp_port_free(port):
             console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
             port = None
-    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port,
+    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port, intro=IntroConfig(seconds=intro_s),
                         warp=WarpConfig(enabled=not no_warp))
     cfg.validate()
     # cheap checks first: a bad endpoint fails before the model loads or anything opens

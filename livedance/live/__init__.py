@@ -6,7 +6,8 @@
 * :class:`DeadlineClock`: drift-free fixed-rate ticks.
 * :class:`BeatWarp`, :class:`WarpConfig`, :class:`MotionBeatDetector`: beat-synchronous playback warp of the
   learned dancer (its motion beats land on the music's beats).
-* :class:`ProceduralGenerator`: the beat-synced procedural dancer (fallback and safe pose).
+* :class:`ProceduralGenerator`: the beat-synced procedural dancer (fallback, safe pose, on-beat intro).
+* :class:`IntroConfig`, :class:`IntroGate`: the on-beat intro (procedural dancer first, then the learned one).
 * :class:`ControlState`, :class:`ControlServer`: live OSC controls.
 * sinks: :class:`VMCSink`, :class:`RawOSCSink`, :class:`PreviewSink`, :class:`RecorderThread`,
   :func:`make_recorder`, :class:`SinkSet`.
@@ -14,6 +15,7 @@
 
 from livedance.live.clock import DeadlineClock
 from livedance.live.controls import ControlServer, ControlState
+from livedance.live.intro import IntroConfig, IntroGate
 from livedance.live.listener import BeatSnapshot, Listener
 from livedance.live.performer import PerformConfig, Performer, PerformStats
 from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
@@ -23,7 +25,7 @@ from livedance.live.timeline import MotionTimeline, slerp
 from livedance.live.warp import BeatWarp, MotionBeatDetector, WarpConfig
 
 __all__ = [
-    "BeatSnapshot", "BeatWarp", "ControlServer", "ControlState", "DeadlineClock", "Listener", "MotionBeatDetector", "MotionTimeline",
+    "BeatSnapshot", "BeatWarp", "ControlServer", "ControlState", "DeadlineClock", "IntroConfig", "IntroGate", "Listener", "MotionBeatDetector", "MotionTimeline",
     "PerformConfig", "PerformStats", "Performer", "PreviewSink", "ProceduralConfig", "ProceduralGenerator",
     "RawOSCSink", "RecorderThread", "SinkSet", "VMCSink", "WarpConfig", "default_rest_offsets", "make_recorder", "slerp",
 ]

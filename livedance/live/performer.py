@@ -21,6 +21,9 @@ Threads (each has a stop; :meth:`Performer.stop` joins them all within about a s
   frames it appends (FK speed minima, as the BAS) and publishes them as an immutable
   :class:`~livedance.live.warp.MotionBeats`; the clock varies the playback rate so that they land on the
   beat grid in use. The procedural dancer (phase-locked by construction) is shown at s unwarped.
+  When the music starts, a learned generator's pose is blended with an intro procedural dancer's
+  (stepped by the scheduler beside the model, sampled at s) for ``intro.seconds``, then handed over
+  between beats (:mod:`livedance.live.intro`).
 * **controls** (optional, :class:`~livedance.live.controls.ControlServer`): OSC on 127.0.0.1.
 * **recorder** (in the sink set, when recording): writes BVH/npz off the clock thread.
 
@@ -50,8 +53,9 @@ from livedance.errors import ConfigError
 from livedance.features import FeatureConfig
 from livedance.live.clock import DeadlineClock
 from livedance.live.controls import ControlServer, ControlState
+from livedance.live.intro import IntroConfig, IntroGate, blend_poses
 from livedance.live.listener import BeatSnapshot, Listener
-from livedance.live.procedural import ProceduralGenerator
+from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import SinkSet
 from livedance.live.timeline import MotionTimeline, slerp
@@ -100,6 +104,9 @@ class PerformConfig:
             output clock up to 5 ms past its deadline. None leaves it alone.
         warp: beat-synchronous playback warp of a learned generator (:class:`~livedance.live.warp.WarpConfig`;
             ``WarpConfig(enabled=False)`` shows the model's frames at stream time, as before).
+        intro: the on-beat intro of a learned generator (:class:`~livedance.live.intro.IntroConfig`): for
+            ``intro.seconds`` after the music starts the procedural dancer (phase-locked to the grid) leads,
+            then a beat-stepped cross-fade hands over to the learned dance. ``IntroConfig(seconds=0)``: off.
         gc_freeze: before anything starts, run one full garbage collection and move every object that
             exists then (the model, the imported modules: about 390 000 objects) out of the collector's
             reach (``gc.freeze()``; ``gc.unfreeze()`` at stop). A full (generation 2) collection
@@ -120,6 +127,7 @@ class PerformConfig:
     gil_switch_s: float | None = 0.0005
     rt_priority: int | None = 20
     warp: WarpConfig = field(default_factory=WarpConfig)
+    intro: IntroConfig = field(default_factory=IntroConfig)
     gc_freeze: bool = True
 
     def validate(self) -> None:
@@ -137,6 +145,9 @@ class PerformConfig:
         if not isinstance(self.warp, WarpConfig):
             raise ConfigError(f"PerformConfig.warp must be a WarpConfig, got {type(self.warp).__name__}")
         self.warp.validate()
+        if not isinstance(self.intro, IntroConfig):
+            raise ConfigError(f"PerformConfig.intro must be an IntroConfig, got {type(self.intro).__name__}")
+        self.intro.validate()
 
 
 @dataclass
@@ -167,6 +178,9 @@ class PerformStats:
         warp_mean_abs_rate_dev: mean |r - 1| of the playback rate over the warped ticks.
         warp_lag_s: the lag s - tau at the last tick, seconds.
         warp_errors: exceptions in the motion-beat detector or the warp (the tick then shows s).
+        intro_starts: music starts that began an on-beat intro (:mod:`livedance.live.intro`).
+        intro_ticks: ticks that showed some of the intro dancer (its weight above 0).
+        intro_errors: exceptions in the intro (the tick then shows the learned dance alone).
     """
 
     frames_sent: int = 0
@@ -192,6 +206,9 @@ class PerformStats:
     warp_mean_abs_rate_dev: float = 0.0
     warp_lag_s: float = 0.0
     warp_errors: int = 0
+    intro_starts: int = 0
+    intro_ticks: int = 0
+    intro_errors: int = 0
 
 
 def fade_to_idle(frames: MotionFrames, presence: float, silent: bool, fade_s: float,
@@ -296,6 +313,12 @@ class Performer:
         self._motion_beats: MotionBeats | None = None  # replaced whole by the scheduler (atomic)
         self._warp = BeatWarp(self.config.warp)
         self._warping = False  # the output clock showed warped motion time at its last tick
+        # on-beat intro: its own procedural dancer and timeline (scheduler thread), the gate (output clock)
+        self._intro_dancer = ProceduralGenerator(ProceduralConfig(fps=max(self.config.fps, 1.0)),
+                                                 rest_offsets=self.rest_offsets)
+        self._intro_timeline = MotionTimeline(capacity=max(256, int(4 * max(self.config.fps, 60.0) * 4)))
+        self._intro_next: float | None = None  # stream time of the intro dancer's next frame
+        self._intro_gate = IntroGate(self.config.intro)
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -445,12 +468,39 @@ class Performer:
                 self.timeline.append(frames)
                 next_t = frames.t0_s + len(frames) / frames.fps
                 self._detect_motion_beats(frames)
+                self._step_intro(frames.t0_s, next_t)
             except Exception as err:  # noqa: BLE001 - never let the scheduler die
                 self._stats.clock_errors += 1
                 if not self._warned_clock:
                     self._warned_clock = True
                     _log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
                 self._stop.wait(0.01)
+
+    def _intro_wanted(self) -> bool:
+        """The on-beat intro applies: on, and a learned generator (not a procedural dancer) dances."""
+        return self.config.intro.seconds > 0 and not isinstance(self.generator, ProceduralGenerator)
+
+    def _step_intro(self, t_from: float, t_until: float) -> None:
+        """Scheduler thread: run the intro's procedural dancer over [t_from, t_until) of show time while it
+        may be shown: in silence (so its phase lock is settled when the music starts) and until its
+        hand-over is done (about 1.7 ms per 320 ms of show; nothing once the learned dance is on its own).
+        Never raises."""
+        cfg = self.config.intro
+        on = self._intro_gate.music_on_s  # written by the output clock (one attribute: an atomic read)
+        if not self._intro_wanted() or (on is not None and t_from - on > cfg.seconds + cfg.fade_s + 2.0):
+            self._intro_next = None
+            return
+        try:
+            if self._intro_next is None or not t_from - 1.0 <= self._intro_next <= t_until:
+                self._intro_next = t_from
+            while self._intro_next < t_until:
+                mf = self._intro_dancer.step(self._beat_context(self._intro_next))
+                self._intro_timeline.append(mf)
+                self._intro_next = mf.t0_s + len(mf) / mf.fps
+        except Exception as err:  # noqa: BLE001 - the intro is an extra: the learned dance shows alone
+            self._stats.intro_errors += 1
+            self._intro_next = None
+            _log.debug("intro dancer: %s: %s", type(err).__name__, err)
 
     def _warp_wanted(self) -> bool:
         """The warp applies: enabled, and the learned generator (not a procedural dancer, which is
@@ -504,6 +554,27 @@ class Performer:
             _log.debug("warp: %s: %s", type(err).__name__, err)
             return s
 
+    def _intro(self, s: float, snap: BeatSnapshot, q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output clock: the learned pose blended with the intro dancer's at show time ``s``
+        (:mod:`livedance.live.intro`). Never raises: a failure counts in ``intro_errors`` and shows ``q, r``."""
+        if not self._intro_wanted():
+            return q, r
+        try:
+            starts = self._intro_gate.starts
+            w = self._intro_gate.update(s, snap.silent, self._warp_grid(snap))
+            self._stats.intro_starts += self._intro_gate.starts - starts
+            if w >= 1.0:
+                return q, r
+            smp = self._intro_timeline.sample(s)
+            if smp is None:
+                return q, r
+            self._stats.intro_ticks += 1
+            return blend_poses(smp.local_quats, smp.root, q, r, w)
+        except Exception as err:  # noqa: BLE001 - the output clock never dies
+            self._stats.intro_errors += 1
+            _log.debug("intro: %s: %s", type(err).__name__, err)
+            return q, r
+
     @property
     def link_active(self) -> bool:
         """True while the beat grid comes from the Ableton Link session (it has peers)."""
@@ -534,6 +605,17 @@ class Performer:
             )
         except Exception:  # noqa: BLE001 - Link trouble never stops the show: use the tracker
             self._link_snap = None
+
+    def _beat_context(self, t_first: float) -> MusicContext:
+        """The beat grid at ``t_first`` as a :class:`MusicContext` without features (the intro dancer's
+        input; :meth:`_music` drains the features for the learned generator)."""
+        snap = self.beat()
+        ctl = self.controls
+        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
+        phase = (snap.phase(t_first, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
+        return MusicContext(features=np.zeros((0, 0), np.float32), times_s=np.zeros(0), bpm=max(bpm, 0.0),
+                            beat_phase=phase, confidence=snap.confidence, t_first_frame_s=float(t_first),
+                            energy=float(ctl.energy))
 
     def _music(self, t_first: float) -> MusicContext:
         feats, times = self.listener.drain_features()
@@ -657,6 +739,7 @@ class Performer:
                 if smp.missed:
                     st.misses += 1
                 q, r = smp.local_quats, smp.root
+                q, r = self._intro(s, snap, q, r)
             self._last_pose = (q, r)
         frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
         bpm = snap.bpm + self.controls.bpm_offset if snap.bpm > 0 else 0.0
