@@ -182,16 +182,20 @@ def test_warm_up_runs_the_backend_and_leaves_the_dance_unchanged(parts):
             runs.append(inputs)
             return super().run(inputs)
 
-    cold = LearnedGenerator(Counting(parts["graph"]), parts["graph"].input_shapes(1), parts["graph"].config,
-                            parts["rep"], seed=5)
+    def make():
+        return LearnedGenerator(Counting(parts["graph"]), parts["graph"].input_shapes(1), parts["graph"].config,
+                                parts["rep"], seed=5)
+
+    cold = make()  # never warmed up
     assert not runs and cold.steps == 0
-    warm = build_generator(parts["graph"], parts["rep"], "torch", seed=5)
-    assert warm.steps == 0 and all(not v.any() for v in warm._states.values())
-    cold.warm_up(2)
-    assert len(runs) == 2 and all(not v.any() for v in runs[0].values()) and cold.steps == 0
+    warmed = make()
+    warmed.warm_up(2)
+    assert len(runs) == 2 and all(not v.any() for v in runs[0].values()) and warmed.steps == 0
+    built = build_generator(parts["graph"], parts["rep"], "torch", seed=5)  # warmed up inside
+    assert built.steps == 0 and all(not v.any() for v in built._states.values())
     for ctx in _contexts(5):
-        a, b = cold.step(ctx), warm.step(ctx)
-        assert np.array_equal(a.local_quats, b.local_quats)
+        a, b, c = cold.step(ctx), warmed.step(ctx), built.step(ctx)
+        assert np.array_equal(a.local_quats, b.local_quats) and np.array_equal(a.local_quats, c.local_quats)
 
 
 def test_cuda_graph_needs_a_cuda_device(parts):
@@ -200,6 +204,8 @@ def test_cuda_graph_needs_a_cuda_device(parts):
 
     with pytest.raises(ConfigError, match="cuda_graph=True needs a CUDA device"):
         build_generator(parts["graph"], parts["rep"], "torch", seed=0, cuda_graph=True)
+    with pytest.raises(ConfigError, match="apply to the torch backend"):  # not silently ignored
+        build_generator(parts["graph"], parts["rep"], "onnx", parts["dir"] / "step.onnx", cuda_graph=True)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (docs/gpu.md has the H100 run)")

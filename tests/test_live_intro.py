@@ -68,3 +68,30 @@ def test_blend_endpoints_and_midpoint():
 def test_bad_settings_are_config_errors(field, value):
     with pytest.raises(ConfigError, match=f"IntroConfig.{field}"):
         IntroConfig(**{field: value}).validate()
+
+
+def test_a_quiet_bar_inside_the_intro_keeps_its_weight_and_the_fade_never_goes_back():
+    """A short silence during the intro must not switch to the learned dancer (a one-tick pose jump), and a
+    grid that appears, moves or vanishes during the fade must not make the weight jump back."""
+    cfg = IntroConfig(seconds=2.0, fade_s=1.0, rearm_silence_s=2.0)
+    g = IntroGate(cfg)
+    g.update(0.0, True)
+    assert g.update(0.5, False, (0.5, 0.5)) == 0.0
+    assert g.update(1.0, True, None) == 0.0  # 0.7 s of quiet inside the intro: still the intro dancer
+    assert g.update(1.7, True, None) == 0.0
+    assert g.update(1.8, False, (0.5, 0.5)) == 0.0 and g.starts == 1
+    assert g.fade_end_s == pytest.approx(2.5 + 2 * 0.5)  # first beat at or after 0.5 + 2 s, then n = 2 beats
+    ws, s = [], 2.4
+    while s < 4.0:  # during the fade the grid jumps by a third of a beat, then disappears
+        grid = (0.5, 0.5) if s < 2.9 else ((0.67, 0.5) if s < 3.2 else None)
+        ws.append(g.update(s, False, grid))
+        s += 1 / 60
+    assert np.all(np.diff(ws) >= 0) and ws[-1] == 1.0
+    assert max(np.diff(ws)) < 0.1  # no jump: at most a smoothstep's slope per 60 fps tick
+
+
+def test_fade_end_without_a_start_or_with_the_intro_off_is_none():
+    assert IntroGate(IntroConfig()).fade_end_s is None
+    g = IntroGate(IntroConfig(seconds=0.0))
+    g.update(0.0, True)
+    assert g.update(1.0, False) == 1.0 and g.fade_end_s is None

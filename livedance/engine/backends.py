@@ -69,16 +69,17 @@ class TorchBackend:
 
     def _capture(self, inputs: dict[str, np.ndarray]) -> None:
         t = self.torch
-        static = [t.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.names]
-        side = t.cuda.Stream()
-        side.wait_stream(t.cuda.current_stream())
-        with t.inference_mode(), t.cuda.stream(side):
-            for _ in range(3):  # kernel autotuning, Triton compiles and allocator pools settle outside the capture
-                self.graph(*static)
-        t.cuda.current_stream().wait_stream(side)
-        cuda_graph = t.cuda.CUDAGraph()
-        with t.inference_mode(), t.cuda.graph(cuda_graph):
-            outs = self.graph(*static)
+        with t.cuda.device(t.device(self.device)):  # streams and the graph on the backend's own device
+            static = [t.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in self.names]
+            side = t.cuda.Stream()
+            side.wait_stream(t.cuda.current_stream())
+            with t.inference_mode(), t.cuda.stream(side):
+                for _ in range(3):  # kernel autotuning, Triton compiles and allocator pools settle outside the capture
+                    self.graph(*static)
+            t.cuda.current_stream().wait_stream(side)
+            cuda_graph = t.cuda.CUDAGraph()
+            with t.inference_mode(), t.cuda.graph(cuda_graph):
+                outs = self.graph(*static)
         self._captured = (cuda_graph, static, outs)
 
     def _replay(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -86,7 +87,7 @@ class TorchBackend:
         if self._captured is None:
             self._capture(inputs)
         cuda_graph, static, outs = self._captured
-        with t.inference_mode():
+        with t.inference_mode(), t.cuda.device(t.device(self.device)):
             for buf, n in zip(static, self.names):
                 buf.copy_(t.from_numpy(np.ascontiguousarray(inputs[n])))
             cuda_graph.replay()

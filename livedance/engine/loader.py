@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from livedance.errors import WeightsError
+from livedance.errors import ConfigError, WeightsError
 
 __all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key"]
 
@@ -104,11 +104,16 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
     Returns:
         a :class:`LearnedGenerator`, warmed up (:meth:`LearnedGenerator.warm_up`: one step on zero inputs,
         state untouched).
+    Raises:
+        ConfigError: an unknown backend, or ``device`` / ``cuda_graph`` with a backend other than torch.
+        WeightsError: the ONNX file cannot be written or loaded. DeviceNotFoundError: no CUDA / no tensorrt.
     """
     from livedance.engine.backends import OnnxBackend, TensorRTBackend, TorchBackend, check_backend, export_onnx
     from livedance.engine.learned import LearnedGenerator
 
     check_backend(backend)
+    if backend != "torch" and (str(device) != "cpu" or cuda_graph):
+        raise ConfigError(f"device {device!r} / cuda_graph apply to the torch backend, not {backend!r}")
     if backend == "torch":
         be = TorchBackend(graph, device=device, threads=threads, cuda_graph=cuda_graph)
     else:

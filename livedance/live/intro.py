@@ -10,9 +10,14 @@ median of 2.2 to 3.5 s and up to 8.5 s for the learned dancer alone; docs/perfor
 So for ``seconds`` after the music starts (the listener's silence gate opening after at least
 ``rearm_silence_s`` of silence) the shown pose is the procedural dancer's, sampled at show time s (it is
 not warped), and then it cross-fades to the learned dancer's warped pose over ``fade_s``: per joint
-``slerp(q_intro, q_learned, w)``, the root lerped, with
-
-    w(s) = clip((s - s_on - seconds) / fade_s, 0, 1).
+``slerp(q_intro, q_learned, w)``, the root lerped. With a beat grid (the usual case) w moves only between
+beats: from the first beat at or after ``s_on + seconds`` it climbs by 1/n per beat (n = fade_s / period)
+with a smoothstep inside each beat, so dw/ds = 0 on the beats, where both dances have their motion
+beats; a steady ramp would add (dw/ds) x (pose difference) to the joint speed and smear them. Without a
+grid, w(s) = clip((s - s_on - seconds) / fade_s, 0, 1). The grid is the latest one seen (kept while the
+tracker has none), and w never goes down during a fade (:class:`IntroGate`). (Freezing the grid at the
+fade's start was tried: on the replay the hand-over window's median offset rose from 27.0 to 34.8 ms, the
+tracker's grid of the first seconds being the less settled one.)
 
 The learned dancer runs all along (its state and the warp are in step by the hand-over). ``seconds`` = 0
 turns the intro off. Functions here are pure; the performer keeps the state (:class:`IntroGate`) on the
@@ -109,7 +114,13 @@ def blend_poses(q_intro: np.ndarray, r_intro: np.ndarray, q: np.ndarray, r: np.n
 
 
 class IntroGate:
-    """When the music started, from the silence gate seen tick by tick (output clock thread only).
+    """When the music started and how far the hand-over is, from the silence gate and the beat grid seen
+    tick by tick (output clock thread; :attr:`music_on_s` and :attr:`fade_end_s` may be read from others).
+
+    A start is the gate opening after at least ``rearm_silence_s`` of silence (the show begins in silence).
+    A shorter silence inside the intro keeps its weight (the intro dancer fades to idle by itself), so the
+    pose never jumps between the two dancers. The cross-fade follows the latest grid seen (kept while the
+    tracker has none), and the weight never goes down during one intro.
 
     Args:
         cfg: the intro's settings.
@@ -119,26 +130,44 @@ class IntroGate:
         self.cfg = cfg
         self.music_on_s: float | None = None
         self._silent_since: float | None = 0.0  # the show starts in silence: the first sound is a start
+        self._grid: tuple[float, float] | None = None
+        self._w = 1.0
         self.starts = 0
 
     def update(self, s: float, silent: bool, grid: tuple[float, float] | None = None) -> float:
-        """Feed the gate at show time ``s`` (with the beat grid, if known); returns the learned dance's weight
-        (:func:`intro_weight`)."""
+        """Feed the gate at show time ``s`` (seconds; with the beat grid ``(anchor_s, period_s)``, if known);
+        returns the learned dance's weight in [0, 1] (:func:`intro_weight`)."""
         if silent:
             if self._silent_since is None:
                 self._silent_since = s
             if s - self._silent_since >= self.cfg.rearm_silence_s:
                 self.music_on_s = None
-            return 1.0  # in silence the learned dance is faded to idle already (performer.fade_to_idle)
-        if self._silent_since is not None:
-            rearm = self.music_on_s is None
+        elif self._silent_since is not None:
             self._silent_since = None
-            if rearm:
+            if self.music_on_s is None:
                 self.music_on_s = s
                 self.starts += 1
-        return intro_weight(s, self.music_on_s, self.cfg, grid)
+                self._grid, self._w = None, 0.0
+        if self.music_on_s is None or self.cfg.seconds <= 0:
+            return 1.0  # no intro under way (in silence the learned dance is faded to idle: performer.fade_to_idle)
+        if grid is not None and grid[1] > 0:
+            self._grid = (float(grid[0]), float(grid[1]))  # the latest grid (kept while the tracker has none)
+        self._w = max(self._w, intro_weight(s, self.music_on_s, self.cfg, self._grid))
+        return self._w
+
+    @property
+    def fade_end_s(self) -> float | None:
+        """Show time (s) by which the hand-over is complete, or None while no intro is under way."""
+        on, c = self.music_on_s, self.cfg
+        if on is None or c.seconds <= 0:
+            return None
+        if self._grid is None:
+            return on + c.seconds + c.fade_s + 2.0  # no grid yet: a beat-stepped fade ends within 2 periods more
+        anchor, period = self._grid
+        first = anchor + math.ceil((on + c.seconds - anchor) / period - 1e-9) * period
+        return first + max(1, round(c.fade_s / period)) * period
 
     @property
     def active(self) -> bool:
-        """True while the intro (or its cross-fade) is under way."""
+        """True from a start until the next re-arm (the learned dance may be shown alone for most of it)."""
         return self.music_on_s is not None and self.cfg.seconds > 0

@@ -485,14 +485,14 @@ class Performer:
         may be shown: in silence (so its phase lock is settled when the music starts) and until its
         hand-over is done (about 1.7 ms per 320 ms of show; nothing once the learned dance is on its own).
         Never raises."""
-        cfg = self.config.intro
-        on = self._intro_gate.music_on_s  # written by the output clock (one attribute: an atomic read)
-        if not self._intro_wanted() or (on is not None and t_from - on > cfg.seconds + cfg.fade_s + 2.0):
+        end = self._intro_gate.fade_end_s  # the output clock's gate (reads of single attributes: atomic)
+        done = end is not None and t_from > end + 0.5 and not self.beat().silent
+        if not self._intro_wanted() or done:
             self._intro_next = None
             return
         try:
-            if self._intro_next is None or not t_from - 1.0 <= self._intro_next <= t_until:
-                self._intro_next = t_from
+            if self._intro_next is None or not t_from - 1.0 <= self._intro_next <= t_until + 1.0:
+                self._intro_next = t_from  # (re)start; a dancer already ahead of t_until just waits
             while self._intro_next < t_until:
                 mf = self._intro_dancer.step(self._beat_context(self._intro_next))
                 self._intro_timeline.append(mf)

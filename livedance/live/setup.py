@@ -154,6 +154,8 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         loader = None
     if loader is None:
         why = "no learned engine is installed"
+        if chosen:
+            raise ConfigError(f"--backend {backend}: {why} (the livedance.engine package does not import)")
         if model is not None:
             _log.warning("--model %s: %s; dancing with the procedural dancer", model, why)
         return proc, f"procedural dancer ({why})"
