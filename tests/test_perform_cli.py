@@ -44,6 +44,7 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--record", "take.mp4"], ".bvh or .npz"),
         (["--intro-s", "-1"], "--intro-s"),
         (["--intro-s", "nan"], "--intro-s"),
+        (["--stage-radius", "-1"], "--stage-radius"),
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err

@@ -91,6 +91,11 @@ def perform_command(
         help="On-beat intro: for this many seconds after the music starts the procedural dancer (on the beat as soon as "
         "the tracker is) leads, then the learned dance takes over in a beat-stepped cross-fade. 0 turns it off.",
     ),
+    stage_radius: float = typer.Option(
+        1.0, "--stage-radius", min=0.0,
+        help="Keep the learned dancer's pelvis within this many metres of where it started (the model travels like "
+        "the ballroom dances it learned from; a VMC avatar would walk out of view). 0 turns the leash off.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -112,6 +117,7 @@ def perform_command(
     from livedance.errors import ConfigError
     from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
+    from livedance.live.stage import StageConfig
     from livedance.live.rest import default_rest_offsets
     from livedance.live.setup import build_sinks, default_latency_ms, load_generator, open_source, parse_endpoint
     from livedance.live.warp import WarpConfig
@@ -131,6 +137,7 @@ def perform_command(
             console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
             port = None
     cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port, intro=IntroConfig(seconds=intro_s),
+                        stage=StageConfig(radius_m=stage_radius),
                         warp=WarpConfig(enabled=not no_warp))
     cfg.validate()
     # cheap checks first: a bad endpoint fails before the model loads or anything opens

@@ -8,6 +8,7 @@
   learned dancer (its motion beats land on the music's beats).
 * :class:`ProceduralGenerator`: the beat-synced procedural dancer (fallback, safe pose, on-beat intro).
 * :class:`IntroConfig`, :class:`IntroGate`: the on-beat intro (procedural dancer first, then the learned one).
+* :class:`StageConfig`, :class:`StageLeash`: keeps a travelling learned dancer within a radius of the stage centre.
 * :class:`ControlState`, :class:`ControlServer`: live OSC controls.
 * sinks: :class:`VMCSink`, :class:`RawOSCSink`, :class:`PreviewSink`, :class:`RecorderThread`,
   :func:`make_recorder`, :class:`SinkSet`.
@@ -21,11 +22,12 @@ from livedance.live.performer import PerformConfig, Performer, PerformStats
 from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import PreviewSink, RawOSCSink, RecorderThread, SinkSet, VMCSink, make_recorder
+from livedance.live.stage import StageConfig, StageLeash
 from livedance.live.timeline import MotionTimeline, slerp
 from livedance.live.warp import BeatWarp, MotionBeatDetector, WarpConfig
 
 __all__ = [
     "BeatSnapshot", "BeatWarp", "ControlServer", "ControlState", "DeadlineClock", "IntroConfig", "IntroGate", "Listener", "MotionBeatDetector", "MotionTimeline",
     "PerformConfig", "PerformStats", "Performer", "PreviewSink", "ProceduralConfig", "ProceduralGenerator",
-    "RawOSCSink", "RecorderThread", "SinkSet", "VMCSink", "WarpConfig", "default_rest_offsets", "make_recorder", "slerp",
+    "RawOSCSink", "RecorderThread", "SinkSet", "StageConfig", "StageLeash", "VMCSink", "WarpConfig", "default_rest_offsets", "make_recorder", "slerp",
 ]

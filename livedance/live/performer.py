@@ -58,6 +58,7 @@ from livedance.live.listener import BeatSnapshot, Listener
 from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
 from livedance.live.rest import default_rest_offsets
 from livedance.live.sinks import SinkSet
+from livedance.live.stage import StageConfig, StageLeash
 from livedance.live.timeline import MotionTimeline, slerp
 from livedance.live.warp import BeatWarp, MotionBeatDetector, MotionBeats, WarpConfig
 from livedance.motion.skeleton import SMPLX_PARENTS
@@ -107,6 +108,9 @@ class PerformConfig:
         intro: the on-beat intro of a learned generator (:class:`~livedance.live.intro.IntroConfig`): for
             ``intro.seconds`` after the music starts the procedural dancer (phase-locked to the grid) leads,
             then a beat-stepped cross-fade hands over to the learned dance. ``IntroConfig(seconds=0)``: off.
+        stage: the stage leash of a learned generator (:class:`~livedance.live.stage.StageConfig`): the
+            shown pelvis stays within ``stage.radius_m`` of where the dance started (the model travels
+            like the ballroom dances it learned from: 17-25 m in 3 minutes). ``StageConfig(radius_m=0)``: off.
         gc_freeze: before anything starts, run one full garbage collection and move every object that
             exists then (the model, the imported modules: about 390 000 objects) out of the collector's
             reach (``gc.freeze()``; ``gc.unfreeze()`` at stop). A full (generation 2) collection
@@ -128,6 +132,7 @@ class PerformConfig:
     rt_priority: int | None = 20
     warp: WarpConfig = field(default_factory=WarpConfig)
     intro: IntroConfig = field(default_factory=IntroConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
     gc_freeze: bool = True
 
     def validate(self) -> None:
@@ -148,6 +153,9 @@ class PerformConfig:
         if not isinstance(self.intro, IntroConfig):
             raise ConfigError(f"PerformConfig.intro must be an IntroConfig, got {type(self.intro).__name__}")
         self.intro.validate()
+        if not isinstance(self.stage, StageConfig):
+            raise ConfigError(f"PerformConfig.stage must be a StageConfig, got {type(self.stage).__name__}")
+        self.stage.validate()
 
 
 @dataclass
@@ -319,6 +327,7 @@ class Performer:
         self._intro_timeline = MotionTimeline(capacity=max(256, int(4 * max(self.config.fps, 60.0) * 4)))
         self._intro_next: float | None = None  # stream time of the intro dancer's next frame
         self._intro_gate = IntroGate(self.config.intro)
+        self._leash = StageLeash(self.config.stage)  # scheduler thread
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
@@ -667,7 +676,7 @@ class Performer:
         self._stats.bad_frames += int(getattr(frames, "n_bad", 0))
         frames = self._sanitise(frames, t_first)
         if gen is not self.fallback:
-            frames = self._fade_to_idle(frames)
+            frames = self._fade_to_idle(self._leash.apply(frames))
         return frames
 
     def _fade_to_idle(self, frames: MotionFrames) -> MotionFrames:
