@@ -14,8 +14,8 @@ so inside the radius the dance is untouched (no foot sliding), and beyond it the
 constant ``pull_s`` (a dancer drifting at v m/s settles about v * pull_s past the radius, and slides at v
 while it keeps drifting outwards). Height and rotations are never changed. The centre is the first frame's
 (x, z). The performer applies it to a learned generator's frames on the scheduler thread, before the
-idle cross-fade, so the warp, the sinks and the recordings all see the leashed motion; offline generation
-and evaluation see the model's own root.
+idle cross-fade, so the warp, the sinks and the recordings all see the leashed motion; offline generation,
+evaluation and ``benchmarks/warp_replay.py`` see the model's own root.
 """
 
 from __future__ import annotations
