@@ -62,6 +62,14 @@ class IntroConfig:
             raise ConfigError(f"IntroConfig.fade_s must be > 0 seconds, got {self.fade_s!r}")
 
 
+def _fade_beats(music_on_s: float, cfg: IntroConfig, grid: tuple[float, float]) -> tuple[float, int]:
+    """(time of the first beat at or after ``music_on_s + cfg.seconds``, where the fade starts; its length in
+    beats, n = max(1, round(fade_s / period))) on the grid ``(anchor_s, period_s)``."""
+    anchor, period = grid
+    start = music_on_s + cfg.seconds
+    return anchor + math.ceil((start - anchor) / period - 1e-9) * period, max(1, round(cfg.fade_s / period))
+
+
 def intro_weight(s: float, music_on_s: float | None, cfg: IntroConfig,
                  grid: tuple[float, float] | None = None) -> float:
     """Weight in [0, 1] of the learned dance at show time ``s`` (seconds, stream clock).
@@ -81,10 +89,8 @@ def intro_weight(s: float, music_on_s: float | None, cfg: IntroConfig,
     x = (s - music_on_s - cfg.seconds) / cfg.fade_s  # fade progress on a plain clock
     if grid is None or not grid[1] > 0:
         return float(min(max(x, 0.0), 1.0))
-    anchor, period = grid
-    n = max(1, round(cfg.fade_s / period))
-    start = music_on_s + cfg.seconds
-    first = anchor + math.ceil((start - anchor) / period - 1e-9) * period  # the fade starts on a beat
+    first, n = _fade_beats(music_on_s, cfg, grid)
+    period = grid[1]
     b = (s - first) / period
     if b <= 0:
         return 0.0
@@ -163,9 +169,8 @@ class IntroGate:
             return None
         if self._grid is None:
             return on + c.seconds + c.fade_s + 2.0  # no grid yet: a beat-stepped fade ends within 2 periods more
-        anchor, period = self._grid
-        first = anchor + math.ceil((on + c.seconds - anchor) / period - 1e-9) * period
-        return first + max(1, round(c.fade_s / period)) * period
+        first, n = _fade_beats(on, c, self._grid)
+        return first + n * self._grid[1]
 
     @property
     def active(self) -> bool:

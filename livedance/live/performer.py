@@ -615,35 +615,29 @@ class Performer:
         except Exception:  # noqa: BLE001 - Link trouble never stops the show: use the tracker
             self._link_snap = None
 
-    def _beat_context(self, t_first: float) -> MusicContext:
-        """The beat grid at ``t_first`` as a :class:`MusicContext` without features (the intro dancer's
-        input; :meth:`_music` drains the features for the learned generator)."""
+    def _beat_context(self, t_first: float, features: np.ndarray | None = None,
+                      times_s: np.ndarray | None = None) -> MusicContext:
+        """The beat grid in use (live nudges applied) at ``t_first`` as a :class:`MusicContext`, with the given
+        features (none by default: the intro dancer's input; :meth:`_music` passes the drained ones)."""
         snap = self.beat()
         ctl = self.controls
         bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
         phase = (snap.phase(t_first, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
-        return MusicContext(features=np.zeros((0, 0), np.float32), times_s=np.zeros(0), bpm=max(bpm, 0.0),
-                            beat_phase=phase, confidence=snap.confidence, t_first_frame_s=float(t_first),
-                            energy=float(ctl.energy))
-
-    def _music(self, t_first: float) -> MusicContext:
-        feats, times = self.listener.drain_features()
-        self._refresh_link()
-        snap = self.beat()
-        ctl = self.controls
-        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
-        phase = 0.0
-        if bpm > 0:
-            phase = (snap.phase(t_first, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0
         return MusicContext(
-            features=feats,
-            times_s=times,
+            features=np.zeros((0, 0), np.float32) if features is None else features,
+            times_s=np.zeros(0) if times_s is None else times_s,
             bpm=max(bpm, 0.0),
             beat_phase=phase,
             confidence=snap.confidence,
             t_first_frame_s=float(t_first),
             energy=float(ctl.energy),
         )
+
+    def _music(self, t_first: float) -> MusicContext:
+        """Scheduler thread: the learned generator's input: the features heard since the last step and the grid."""
+        feats, times = self.listener.drain_features()
+        self._refresh_link()
+        return self._beat_context(t_first, feats, times)
 
     def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
         req = self.controls.take_style_request()
