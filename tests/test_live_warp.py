@@ -177,10 +177,53 @@ def test_warp_config_is_validated():
         BeatWarp(WarpConfig(rate_min=1.5))
     with pytest.raises(ConfigError, match="lag_s"):
         WarpConfig(lag_s=1.0, max_lag_s=0.5).validate()
+    with pytest.raises(ConfigError, match="accent"):
+        WarpConfig(accent=0.8).validate()
     from livedance.live.performer import PerformConfig
 
     with pytest.raises(ConfigError, match="max_lag_s"):
         PerformConfig(warp=WarpConfig(max_lag_s=-1.0)).validate()
+
+
+@pytest.mark.parametrize("accent", [0.0, 0.15, 0.3])
+def test_accent_slows_the_shown_motion_on_each_beat_and_keeps_the_beats_in_place(accent):
+    """With no motion beat to align, the motion time advances by d sigma = (1 - a cos 2 pi phi) ds: 1 - a
+    times the show time's pace on a music beat, 1 + a half-way between, and at each beat tau is exactly
+    the nominal lag behind s (sigma = s on the beats)."""
+    period, anchor = 0.5, 0.137
+    w = BeatWarp(WarpConfig(accent=accent))
+    beats = MotionBeats((), (), end_s=100.0)
+    s = np.arange(0, 6 * OUT_FPS) / OUT_FPS
+    tau = np.array([w.tick(float(x), beats, (anchor, period)) for x in s])
+    pace = np.diff(tau) / np.diff(s)
+    mid = 0.5 * (s[1:] + s[:-1])
+    phase = ((mid - anchor) / period) % 1.0
+    on_beat = (phase < 0.03) | (phase > 0.97)
+    half_way = np.abs(phase - 0.5) < 0.03
+    assert np.allclose(pace[on_beat], 1.0 - accent, atol=0.01)
+    assert np.allclose(pace[half_way], 1.0 + accent, atol=0.01)
+    k = np.arange(2, 11)  # beats 2..10: tau on each beat (linear between ticks) = beat - lag_s
+    t_beat = anchor + k * period
+    assert np.allclose(np.interp(t_beat, s, tau), t_beat - WarpConfig().lag_s, atol=2e-4)
+
+
+def test_accent_gives_a_beatless_motion_its_motion_beats_on_the_music_beats():
+    """A pelvis gliding at a constant 1 m/s has no motion beats of its own; with the accent its shown
+    speed dips on every music beat, so the BAS-definition motion beats of the output land on the grid
+    (within one 60 fps frame); without it the flat curve's minima are float noise, anywhere. (``min_prominence``
+    keeps the detector from publishing float-rounding minima of the flat speed curve.)"""
+    n = int(12 * FPS)
+    q = np.tile(np.array([0, 0, 0, 1.0], np.float32), (n, 55, 1))
+    r = np.tile(REST[0], (n, 1)).astype(np.float32)
+    r[:, 0] += np.arange(n) / FPS  # 1 m/s along x
+    period, anchor = 60.0 / 128.0, 0.21
+    off = {}
+    for a in (0.0, 0.15):
+        out = simulate(q, r, lambda s: (anchor, period), 11.0, WarpConfig(accent=a, min_prominence=0.05))
+        mt = output_beat_times(out)
+        off[a] = np.abs(grid_offsets(mt[(mt > 2.0) & (mt < 10.5)], anchor, period))
+    assert len(off[0.15]) >= 15 and np.all(off[0.15] <= 1.0 / OUT_FPS), off[0.15]
+    assert np.mean(off[0.0] <= 1.0 / OUT_FPS) < 0.5, off[0.0]  # float-noise minima, anywhere on the grid
 
 
 # ------------------------------------------------------------------------------------------ the detector

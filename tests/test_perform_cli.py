@@ -45,6 +45,7 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--intro-s", "-1"], "--intro-s"),
         (["--intro-s", "nan"], "--intro-s"),
         (["--stage-radius", "-1"], "--stage-radius"),
+        (["--accent", "0.9"], "--accent"),
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err

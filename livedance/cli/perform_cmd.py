@@ -96,6 +96,11 @@ def perform_command(
         help="Keep the learned dancer's pelvis within this many metres of where it started (the model travels like "
         "the ballroom dances it learned from; a VMC avatar would walk out of view). 0 turns the leash off.",
     ),
+    accent: float = typer.Option(
+        0.15, "--accent", min=0.0, max=0.5,
+        help="Beat accent of the learned dance: its shown speed dips to 1 - ACCENT on every music beat and rises to "
+        "1 + ACCENT between beats, the way a dancer hits the beat. 0 turns it off.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -138,7 +143,7 @@ def perform_command(
             port = None
     cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port, intro=IntroConfig(seconds=intro_s),
                         stage=StageConfig(radius_m=stage_radius),
-                        warp=WarpConfig(enabled=not no_warp))
+                        warp=WarpConfig(enabled=not no_warp, accent=accent))
     cfg.validate()
     # cheap checks first: a bad endpoint fails before the model loads or anything opens
     if not no_vmc:

@@ -37,6 +37,13 @@ coincides with a music beat. Here both halves run live:
   Without a confident beat grid (silence, no tempo) or without a known motion beat, r relaxes towards
   the rate that restores the nominal lag ``lag_s``.
 
+Beat accent (``accent`` a, default 0.15): the warp runs on an accented show time sigma(s) instead of s,
+sigma = s - a P / (2 pi) sin(2 pi phi) for the beat phase phi and period P of the grid in use, so
+d sigma / ds = 1 - a cos(2 pi phi). Every motion speed the warp produces is then multiplied by that
+factor: the shown motion decelerates into each music beat (1 - a) and accelerates between beats (1 + a),
+the way a dancer hits the beat, and the speed minima near a beat are drawn onto it. Since sigma = s on
+every beat, the music beats the warp aims at are where they were; only the pace between them changes.
+
 Hard constraints: tau never passes the newest generated frame (that would be a miss) nor the show
 time s (lag >= 0), and never falls more than ``max_lag_s`` behind s (then it jumps to the nominal lag,
 counted in :attr:`BeatWarp.resyncs`).
@@ -102,6 +109,12 @@ class WarpConfig:
         grid_median_s: the warp aims at the median phase of the grids given over the last
             ``grid_median_s`` seconds (a causal tracker's grid sometimes jumps by a fraction of a beat
             for a moment and jumps back; 0 uses each tick's grid as it is).
+        accent: beat accent a, in [0, 0.5]: the warp runs on the accented show time sigma(s), with
+            d sigma / ds = 1 - a cos(2 pi phi) for the beat phase phi of the grid in use, so the shown motion
+            slows to 1 - a of its speed on every music beat and speeds up to 1 + a between beats, the way a
+            dancer hits the beat; sigma = s on every beat, so the warp's alignment of motion beats to music
+            beats is unchanged. The motion's speed minima near a beat are drawn onto it (in the replay of
+            session 9: median |offset| 31.2 -> 27.1 ms over six dances; `benchmarks/warp_replay.py`). 0 = off.
     """
 
     enabled: bool = True
@@ -125,6 +138,7 @@ class WarpConfig:
     min_prominence: float = 0.0
     history_s: float = 6.0
     grid_median_s: float = 0.75
+    accent: float = 0.15
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field."""
@@ -149,6 +163,7 @@ class WarpConfig:
             ("min_prominence", 0.0 <= self.min_prominence < 1.0, "in [0, 1)"),
             ("history_s", self.history_s >= 1.0, ">= 1 second"),
             ("grid_median_s", 0.0 <= self.grid_median_s <= 4.0, "in [0, 4] seconds"),
+            ("accent", 0.0 <= self.accent <= 0.5, "in [0, 0.5]"),
         ]
         for name, ok, want in checks:
             value = getattr(self, name)
@@ -369,11 +384,17 @@ class BeatWarp:
                 then relaxes to restore the nominal lag.
 
         Returns:
-            tau, stream-clock seconds, with s - max_lag_s <= tau <= min(s, newest frame) whenever a
-            newest frame is known and lies after s - max_lag_s.
+            tau, stream-clock seconds, with sigma - max_lag_s <= tau <= min(sigma, newest frame) whenever a
+            newest frame is known and lies after sigma - max_lag_s; sigma is the accented show time
+            (``accent``; sigma = s without a grid, with accent 0 and on every beat, |sigma - s| <= a P / 2 pi).
         """
         cfg = self.cfg
         s = float(s)
+        if grid is not None:
+            a, p = float(grid[0]), float(grid[1])
+            grid = (a, p) if (math.isfinite(a) and math.isfinite(p) and p > 0.05) else None
+        grid = self._median_grid(s, grid)
+        s = self._accented(s, grid)
         if self.tau is None or self._s is None or not math.isfinite(self.tau):
             self.tau, self._s = s - cfg.lag_s, s
             self._clamp(s, beats)
@@ -384,10 +405,6 @@ class BeatWarp:
         if not (dt > 0.0 and math.isfinite(dt)):
             return self.tau
         self._s = s
-        if grid is not None:
-            a, p = float(grid[0]), float(grid[1])
-            grid = (a, p) if (math.isfinite(a) and math.isfinite(p) and p > 0.05) else None
-        grid = self._median_grid(s, grid)
         cmd = self._command(s_prev, beats, grid)
         self._cmd = cmd
         alpha = 1.0 if cfg.rate_smooth_s <= 0 else 1.0 - math.exp(-dt / cfg.rate_smooth_s)
@@ -431,6 +448,16 @@ class BeatWarp:
         ref = hist[-1][1]
         phases = sorted((b - ref + 0.5 * period) % period - 0.5 * period for _, b in hist)
         return (ref + phases[len(phases) // 2], period)
+
+    def _accented(self, s: float, grid: tuple[float, float] | None) -> float:
+        """The accented show time sigma(s) = s - a P / (2 pi) sin(2 pi phi), phi the beat phase of s on
+        ``grid`` (anchor, period P): d sigma / ds = 1 - a cos(2 pi phi) is 1 - a on every music beat and
+        1 + a half-way, and sigma = s on every beat; s itself without a grid or with ``accent`` 0."""
+        a = self.cfg.accent
+        if grid is None or a <= 0.0:
+            return s
+        anchor, period = grid
+        return s - a * period / (2.0 * math.pi) * math.sin(2.0 * math.pi * (s - anchor) / period)
 
     def _clamp(self, s: float, beats: MotionBeats | None) -> None:
         hi = s
