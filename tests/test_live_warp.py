@@ -207,6 +207,38 @@ def test_accent_slows_the_shown_motion_on_each_beat_and_keeps_the_beats_in_place
     assert np.allclose(np.interp(t_beat, s, tau), t_beat - WarpConfig().lag_s, atol=2e-4)
 
 
+def test_accent_never_jumps_when_the_grid_jumps_changes_tempo_or_goes_away():
+    """The accented show time is integrated tick by tick: a phase jump of half a beat, a new tempo, the
+    grid going away and coming back never make the motion time skip or stall (the pace stays within
+    (1 +- 2a) x the relaxing rate's bounds), and on a steady grid it is back on the closed form (tau on each
+    beat = beat - lag_s). Hits and the lag are reported on the show time s."""
+    a = 0.3
+    cfg = WarpConfig(accent=a, grid_median_s=0.0)
+    w = BeatWarp(cfg)
+    beats = MotionBeats((), (), end_s=100.0)
+
+    def grid_at(s):
+        if s < 2.0:
+            return (0.1, 0.5)
+        if s < 4.0:
+            return (0.35, 0.5)  # half a beat later
+        if s < 5.0:
+            return None  # silence
+        return (0.2, 0.4)  # a new tempo
+
+    s = np.arange(0, 9 * OUT_FPS) / OUT_FPS
+    tau = []
+    for x in s:
+        tau.append(w.tick(float(x), beats, grid_at(x)))
+        assert w.lag_s == pytest.approx(x - tau[-1])
+    tau = np.array(tau)
+    pace = np.diff(tau) / np.diff(s)
+    lo, hi = (1 - 2 * a) * (1 - cfg.relax_max), (1 + 2 * a) * (1 + cfg.relax_max)
+    assert np.all(pace > lo - 1e-9) and np.all(pace < hi + 1e-9), (pace.min(), pace.max())
+    t_beat = 0.2 + np.arange(18, 21) * 0.4  # steady again: tau on the beats is the nominal lag behind
+    assert np.allclose(np.interp(t_beat, s, tau), t_beat - cfg.lag_s, atol=1e-3)
+
+
 def test_accent_gives_a_beatless_motion_its_motion_beats_on_the_music_beats():
     """A pelvis gliding at a constant 1 m/s has no motion beats of its own; with the accent its shown
     speed dips on every music beat, so the BAS-definition motion beats of the output land on the grid
@@ -223,7 +255,7 @@ def test_accent_gives_a_beatless_motion_its_motion_beats_on_the_music_beats():
         mt = output_beat_times(out)
         off[a] = np.abs(grid_offsets(mt[(mt > 2.0) & (mt < 10.5)], anchor, period))
     assert len(off[0.15]) >= 15 and np.all(off[0.15] <= 1.0 / OUT_FPS), off[0.15]
-    assert np.mean(off[0.0] <= 1.0 / OUT_FPS) < 0.5, off[0.0]  # float-noise minima, anywhere on the grid
+    assert len(off[0.0]) == 0 or np.mean(off[0.0] <= 1.0 / OUT_FPS) < 0.5, off[0.0]  # float-noise minima, if any: anywhere
 
 
 # ------------------------------------------------------------------------------------------ the detector

@@ -37,16 +37,19 @@ coincides with a music beat. Here both halves run live:
   Without a confident beat grid (silence, no tempo) or without a known motion beat, r relaxes towards
   the rate that restores the nominal lag ``lag_s``.
 
-Beat accent (``accent`` a, default 0.15): the warp runs on an accented show time sigma(s) instead of s,
-sigma = s - a P / (2 pi) sin(2 pi phi) for the beat phase phi and period P of the grid in use, so
-d sigma / ds = 1 - a cos(2 pi phi). Every motion speed the warp produces is then multiplied by that
+Beat accent (``accent`` a, default 0.15): the warp runs on an accented show time sigma(s) instead of s.
+On a steady grid sigma = s - a P / (2 pi) sin(2 pi phi) for the beat phase phi and period P of the grid in
+use, so d sigma / ds = 1 - a cos(2 pi phi). Every motion speed the warp produces is then multiplied by that
 factor: the shown motion decelerates into each music beat (1 - a) and accelerates between beats (1 + a),
 the way a dancer hits the beat, and the speed minima near a beat are drawn onto it. Since sigma = s on
 every beat, the music beats the warp aims at are where they were; only the pace between them changes.
+sigma is integrated tick by tick, so a grid that jumps, changes tempo, appears or goes away never makes it
+jump (it returns to the steady form within P / pi seconds, at a pace within [1 - 2a, 1 + 2a]). The
+statistics (hits, their residual, the lag) are taken on the show time s itself.
 
-Hard constraints: tau never passes the newest generated frame (that would be a miss) nor the show
-time s (lag >= 0), and never falls more than ``max_lag_s`` behind s (then it jumps to the nominal lag,
-counted in :attr:`BeatWarp.resyncs`).
+Hard constraints: tau never passes the newest generated frame (that would be a miss) nor sigma (so the lag
+s - tau >= 0 up to |sigma - s| <= a P / pi; without the accent sigma = s), and never falls more than
+``max_lag_s`` behind sigma (then it jumps to the nominal lag, counted in :attr:`BeatWarp.resyncs`).
 
 Clocks: s, tau, T and the motion beat times are all on the stream clock (seconds, sample 0 of the
 source = 0); tau is a time of the model frames in the :class:`~livedance.live.timeline.MotionTimeline`.
@@ -114,7 +117,7 @@ class WarpConfig:
             slows to 1 - a of its speed on every music beat and speeds up to 1 + a between beats, the way a
             dancer hits the beat; sigma = s on every beat, so the warp's alignment of motion beats to music
             beats is unchanged. The motion's speed minima near a beat are drawn onto it (in the replay of
-            session 9: median |offset| 31.2 -> 27.1 ms over six dances; `benchmarks/warp_replay.py`). 0 = off.
+            session 9: median |offset| 31.2 -> 27.3 ms over six dances; `benchmarks/warp_replay.py`). 0 = off.
     """
 
     enabled: bool = True
@@ -351,7 +354,8 @@ class BeatWarp:
         self.ticks = 0
         self.aligned_ticks = 0
         self.rate_dev_sum = 0.0
-        self._s: float | None = None
+        self._s: float | None = None  # accented show time sigma of the last tick
+        self._s_raw: float | None = None  # show time s of the last tick
         self._cmd = 1.0
         self._target: tuple[float, float] | None = None  # (tau_b, T)
         self._grids: deque = deque()  # (s, a grid beat near s) of the last grid_median_s seconds
@@ -360,7 +364,7 @@ class BeatWarp:
     def reset(self) -> None:
         """Restart at the nominal lag on the next tick (counters are kept)."""
         self.tau = None
-        self._s = None
+        self._s = self._s_raw = None
         self.rate = self._cmd = 1.0
         self._target = None
         self._grids.clear()
@@ -386,25 +390,30 @@ class BeatWarp:
         Returns:
             tau, stream-clock seconds, with sigma - max_lag_s <= tau <= min(sigma, newest frame) whenever a
             newest frame is known and lies after sigma - max_lag_s; sigma is the accented show time
-            (``accent``; sigma = s without a grid, with accent 0 and on every beat, |sigma - s| <= a P / 2 pi).
+            (``accent``; sigma = s with accent 0, and on every beat of a steady grid; |sigma - s| <= a P / pi).
         """
         cfg = self.cfg
         s = float(s)
+        first = self.tau is None or self._s is None or self._s_raw is None or not math.isfinite(self.tau)
+        if not first and not (s > self._s_raw and math.isfinite(s)):
+            return self.tau  # no show time passed: nothing changes
         if grid is not None:
             a, p = float(grid[0]), float(grid[1])
             grid = (a, p) if (math.isfinite(a) and math.isfinite(p) and p > 0.05) else None
         grid = self._median_grid(s, grid)
-        s = self._accented(s, grid)
-        if self.tau is None or self._s is None or not math.isfinite(self.tau):
-            self.tau, self._s = s - cfg.lag_s, s
-            self._clamp(s, beats)
+        if first:
+            sig = self._sigma_star(s, grid)
+            self.tau, self._s, self._s_raw = sig - cfg.lag_s, sig, s
+            self._clamp(sig, beats)
             self.lag_s = s - self.tau
             return self.tau
-        s_prev = self._s  # the stream time at which the motion was at self.tau
-        dt = s - s_prev
+        s_prev, raw_prev = self._s, self._s_raw  # sigma and s at which the motion was at self.tau
+        sig = self._accented(s, raw_prev, s_prev, grid)
+        dt = sig - s_prev
+        self._s, self._s_raw = sig, s
         if not (dt > 0.0 and math.isfinite(dt)):
+            self.lag_s = s - self.tau
             return self.tau
-        self._s = s
         cmd = self._command(s_prev, beats, grid)
         self._cmd = cmd
         alpha = 1.0 if cfg.rate_smooth_s <= 0 else 1.0 - math.exp(-dt / cfg.rate_smooth_s)
@@ -412,19 +421,20 @@ class BeatWarp:
         self.rate = min(max(self.rate, cfg.rate_min), cfg.rate_max)
         tau_prev = self.tau
         self.tau += self.rate * dt
-        if s - self.tau > cfg.max_lag_s:  # too far behind: jump back to the nominal lag
-            self.tau = s - cfg.lag_s
+        if sig - self.tau > cfg.max_lag_s:  # too far behind: jump back to the nominal lag
+            self.tau = sig - cfg.lag_s
             self.resyncs += 1
             self._target = None
             self.rate = self._cmd = 1.0
-        self._clamp(s, beats)
+        self._clamp(sig, beats)
         tgt = self._target
         if tgt is not None and self.tau >= tgt[0]:  # reached the motion beat
             self.beats_hit += 1
-            # stream time at which tau crossed tau_b (linear within the tick) vs the music beat
+            # show time s at which tau crossed tau_b (linear within the tick) vs the music beat
             frac = min(max((tgt[0] - tau_prev) / max(self.tau - tau_prev, 1e-12), 0.0), 1.0)
-            self.hit_error_sum_s += abs((s - dt + frac * dt) - tgt[1])
-            self.recent_hits.append((s - dt + frac * dt, tgt[1]))
+            s_hit = raw_prev + frac * (s - raw_prev)
+            self.hit_error_sum_s += abs(s_hit - tgt[1])
+            self.recent_hits.append((s_hit, tgt[1]))
             self._done_tau = tgt[0]
             self._target = None
         self.lag_s = s - self.tau
@@ -449,15 +459,31 @@ class BeatWarp:
         phases = sorted((b - ref + 0.5 * period) % period - 0.5 * period for _, b in hist)
         return (ref + phases[len(phases) // 2], period)
 
-    def _accented(self, s: float, grid: tuple[float, float] | None) -> float:
-        """The accented show time sigma(s) = s - a P / (2 pi) sin(2 pi phi), phi the beat phase of s on
-        ``grid`` (anchor, period P): d sigma / ds = 1 - a cos(2 pi phi) is 1 - a on every music beat and
-        1 + a half-way, and sigma = s on every beat; s itself without a grid or with ``accent`` 0."""
+    def _sigma_star(self, s: float, grid: tuple[float, float] | None) -> float:
+        """The accented show time for a steady grid: sigma*(s) = s - a P / (2 pi) sin(2 pi (s - anchor) / P),
+        so d sigma* / ds = 1 - a cos(2 pi phi) and sigma* = s on every beat; s without a grid or with accent 0."""
         a = self.cfg.accent
         if grid is None or a <= 0.0:
             return s
         anchor, period = grid
         return s - a * period / (2.0 * math.pi) * math.sin(2.0 * math.pi * (s - anchor) / period)
+
+    def _accented(self, s: float, raw_prev: float, sig_prev: float, grid: tuple[float, float] | None) -> float:
+        """Advance the accented show time sigma from show time ``raw_prev`` (where it was ``sig_prev``) to ``s``.
+
+        sigma advances by sigma*(s) - sigma*(raw_prev) on the grid of this tick (the exact integral of the
+        pace 1 - a cos(2 pi phi) over the tick, > 0), then moves towards sigma*(s) by at most ``accent`` x the
+        tick's length: when the grid changes (a phase jump, a new tempo, the grid appearing or going away)
+        sigma stays continuous and moving forward, at a pace in [1 - 2a, 1 + 2a], and is back on sigma*
+        within P / pi seconds (a P / pi is the largest gap). With a steady grid sigma = sigma*.
+        """
+        a = self.cfg.accent
+        if a <= 0.0 and sig_prev == raw_prev:
+            return s
+        target = self._sigma_star(s, grid)
+        sig = sig_prev + (target - self._sigma_star(raw_prev, grid))
+        pull = a * (s - raw_prev)
+        return sig + min(max(target - sig, -pull), pull)
 
     def _clamp(self, s: float, beats: MotionBeats | None) -> None:
         hi = s
