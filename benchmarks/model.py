@@ -79,10 +79,20 @@ def _contexts(n: int, seed: int = 0):
         yield MusicContext(f, times, 120.0, (2 * t) % 1.0, 0.9, t)
 
 
-def bench_steps(graph, rep, backend: str, steps: int, onnx_path: Path) -> dict:
+def _guard(rep, graph, on: bool):
+    """The shipped pose guard for ``--pose-guard`` (None without it)."""
+    if not on:
+        return None
+    from livedance.engine.loader import make_pose_guard
+    from livedance.engine.pose_guard import PoseGuardConfig
+
+    return make_pose_guard(rep, graph.config.fps, PoseGuardConfig(enabled=True))
+
+
+def bench_steps(graph, rep, backend: str, steps: int, onnx_path: Path, guard: bool = False) -> dict:
     from livedance.engine import build_generator
 
-    gen = build_generator(graph, rep, backend, onnx_path, seed=0, threads=1)
+    gen = build_generator(graph, rep, backend, onnx_path, seed=0, threads=1, pose_guard=_guard(rep, graph, guard))
     ctxs = list(_contexts(steps + 20))
     for c in ctxs[:20]:  # warm-up
         gen.step(c)
@@ -97,23 +107,28 @@ def bench_steps(graph, rep, backend: str, steps: int, onnx_path: Path) -> dict:
             "p50_frame": np.percentile(ms, 50) / fr, "p99_frame": np.percentile(ms, 99) / fr, "frames_per_step": fr}
 
 
-def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: int = 5) -> dict:
+def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: int = 5, guard: bool = False) -> dict:
     """Offline real-time factor: ``seconds`` of ``song`` danced ``repeats`` times (a fresh generator each time);
-    the medians of the generator's step time and of the end-to-end time, with every run's RTF listed."""
+    the medians of the generator's step time and of the end-to-end time, with every run's RTF listed; also the
+    per-step cost on this real song (p50 / p99 over all runs' steps, ms) and the pose guard's extra runs."""
     from livedance.engine import build_generator
     from livedance.engine.offline import generate_song
 
-    gen_s, total_s = [], []
+    gen_s, total_s, steps, resampled = [], [], [], 0
     for _ in range(max(1, repeats)):
-        gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1)
+        gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1, pose_guard=_guard(rep, graph, guard))
         t0 = time.perf_counter()
         m = generate_song(gen, song, 0.0, seconds, seed=0)
         total_s.append(time.perf_counter() - t0)
         gen_s.append(float(m.step_s.sum()))
+        steps.append(m.step_s * 1e3)
+        resampled += gen.n_pose_resamples
     dur = len(m.local_quats) / m.fps
     g, t = float(np.median(gen_s)), float(np.median(total_s))
+    st = np.concatenate(steps)
     return {"seconds": dur, "gen_s": g, "total_s": t, "rtf_gen": dur / g, "rtf_total": dur / t, "n_bad": m.n_bad,
-            "rtf_gen_runs": [dur / x for x in gen_s]}
+            "rtf_gen_runs": [dur / x for x in gen_s], "song_p50_step": float(np.percentile(st, 50)),
+            "song_p99_step": float(np.percentile(st, 99)), "extra_runs_per_step": resampled / len(st)}
 
 
 def _root_relative_speed(positions: np.ndarray, fps: float) -> np.ndarray:
@@ -197,6 +212,9 @@ def main() -> None:
     ap.add_argument("--freeze-split", default="test", help="split whose songs the no-freezing check dances (val to choose T)")
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the weights' config)")
     ap.add_argument("--only-freeze", action="store_true", help="skip the cost and real-time-factor figures")
+    ap.add_argument("--pose-guard", action="store_true",
+                    help="measure with the shipped pose guard (livedance.engine.pose_guard): its check on every step and "
+                         "its extra runs on steps over budget")
     ap.add_argument("--freeze-layout", default="bookend", choices=["bookend", "cycle"],
                     help="bookend: the last minute replays the first minute's music (default); cycle: the songs cycled")
     args = ap.parse_args()
@@ -219,13 +237,19 @@ def main() -> None:
             _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split, layout=args.freeze_layout),
                           args.freeze_split)
             return
-        rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path) for b in ("onnx", "torch")}
+        rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path, args.pose_guard) for b in ("onnx", "torch")}
+        if args.pose_guard:
+            print("with the pose guard (--pose-guard)")
         print(f"{'backend':8s} {'p50/step':>9s} {'p99/step':>9s} {'p50/frame':>10s} {'p99/frame':>10s}  (ms, {args.steps} steps)")
         for b, r in rows.items():
             print(f"{b:8s} {r['p50_step']:9.2f} {r['p99_step']:9.2f} {r['p50_frame']:10.3f} {r['p99_frame']:10.3f}")
         print(f"onnx speed-up over torch (p50): {rows['torch']['p50_step'] / rows['onnx']['p50_step']:.2f}x; "
               f"goal p99 <= 2 ms/frame: {'met' if rows['onnx']['p99_frame'] <= 2.0 else 'NOT met'}")
-        r = bench_rtf(graph, rep, Path(args.song), args.seconds, onnx_path)
+        r = bench_rtf(graph, rep, Path(args.song), args.seconds, onnx_path, guard=args.pose_guard)
+        fr = graph.config.chunk * graph.config.stride
+        print(f"on the real song (onnx): p50 / p99 {r['song_p50_step']:.2f} / {r['song_p99_step']:.2f} ms per step = "
+              f"{r['song_p50_step'] / fr:.3f} / {r['song_p99_step'] / fr:.3f} ms per frame; pose guard extra runs per step "
+              f"{r['extra_runs_per_step']:.3f}")
         runs = ", ".join(f"{x:.0f}x" for x in r["rtf_gen_runs"])
         print(f"offline {r['seconds']:.1f} s of {Path(args.song).name} (median of {len(r['rtf_gen_runs'])} runs): generator "
               f"{r['gen_s']:.2f} s -> real-time factor {r['rtf_gen']:.0f}x (runs: {runs}; goal >= 50x); end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "

@@ -86,6 +86,9 @@ def eval_command(
         None, "--min-p", min=0.0, max=0.999, help="Min-p sampling of the 'livedance' row: sample among the codes at "
         "least this fraction as likely as the most likely one (default: its weights' config; 0 = off). Choose it on "
         "--split val."),
+    pose_guard: bool = typer.Option(
+        False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
+        "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
 
@@ -129,6 +132,7 @@ def eval_command(
         import tempfile
 
         from livedance.engine.offline import generate_for_clips
+        from livedance.engine.pose_guard import PoseGuardConfig
 
         names = [m.strip() for m in models.split(",") if m.strip()]
         bad = [m for m in names if m not in ("livedance", "baseline")]
@@ -143,12 +147,13 @@ def eval_command(
                     f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "") + (
                     f", top-k={top_k}" if own and top_k is not None else "") + (
                     f", min-p={min_p:g}" if own and min_p is not None else "") + (
-                    f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "")
+                    f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "") + (
+                    ", pose guard" if pose_guard else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
-                    min_p=min_p if own else None,
+                    min_p=min_p if own else None, pose_guard=PoseGuardConfig(enabled=pose_guard),
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -85,6 +85,9 @@ def generate_cmd(
     device: str = typer.Option("cpu", help="torch device for --backend torch (cuda: mamba-ssm kernels if installed)."),
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="With --backend torch --device cuda: capture the step "
                                     "once and replay it as a CUDA graph (about 8x faster per step on an H100; docs/gpu.md)."),
+    pose_guard: bool = typer.Option(
+        False, "--pose-guard/--no-pose-guard", help="Resample hotter when the dance holds a pose the train dances "
+        "hardly hold (livedance.engine.pose_guard; docs/model.md)."),
 ) -> None:
     """Dance to a song offline through the SAME causal step path as the live loop (streaming features +
     causal beat tracker), writing a motion npz (and optionally a BVH)."""
@@ -98,8 +101,10 @@ def generate_cmd(
         raise ConfigError(f"--model {model!r}; expected one of {', '.join(_MODELS)}")
     if output.suffix.lower() != ".npz":
         raise ConfigError(f"--output {output}: expected a .npz file")
+    from livedance.engine.pose_guard import PoseGuardConfig
+
     gen = load_generator(weights, backend=backend, seed=seed, greedy=greedy, kind=model, tokenizer=tokenizer,
-                         device=device, cuda_graph=cuda_graph)
+                         device=device, cuda_graph=cuda_graph, pose_guard=PoseGuardConfig(enabled=pose_guard))
     motion = generate_song(gen, song, start, duration, seed)
     save_generated(motion, output, gen.rep.rest_offsets, bvh)
     dur = len(motion.local_quats) / motion.fps

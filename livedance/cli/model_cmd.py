@@ -97,3 +97,26 @@ def train_tokenizer_decoder_cmd(
     run_decoder_tune(DecoderTuneConfig(model=model, source=source, out=out, steps=steps, minutes=minutes, seed=seed,
                                        resume=resume, lr=lr, acc_weight=acc_weight, pos_acc_weight=pos_acc_weight,
                                        data_root=data_root, ship=ship, progress=progress))
+
+
+@train_app.command("pose-prior")
+def train_pose_prior_cmd(
+    split: str = typer.Option("train", help="Split whose real dances give the budgets (never the one you score on)."),
+    max_mean: float = typer.Option(0.1, "--max-mean", help="A static pose feature is rare below this mean share of a clip's frames."),
+    floor: float = typer.Option(0.03, help="Smallest budget (share of frames) of a rare feature."),
+    out: Optional[Path] = typer.Option(None, help="Output JSON (default: the shipped livedance/weights/pose_prior.json)."),
+    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+) -> None:
+    """Measure the pose guard's prior (livedance.engine.pose_guard): which static poses the real dances of a
+    split hardly ever hold, and for how large a share of a clip at most. Seconds, not minutes: no training."""
+    from rich.console import Console
+
+    from livedance.engine.pose_guard import default_prior_path, prior_from_split
+
+    prior = prior_from_split(split, data_root, max_mean, floor)
+    path = prior.save(out or default_prior_path())
+    doc = prior.to_json()
+    con = Console()
+    for f in doc["features"]:
+        con.print(f"  feature {f['index']:2d} {f['kind']:6s} {', '.join(f['joints']):40s} budget {f['budget']:.4f}")
+    con.print(f"wrote {path} ({len(prior.features)} rare features from {prior.source['clips']} {split} clips)")

@@ -101,6 +101,11 @@ def perform_command(
         help="Beat accent of the learned dance: its shown speed dips to 1 - ACCENT on every music beat and rises to "
         "1 + ACCENT between beats, the way a dancer hits the beat. 0 turns it off.",
     ),
+    pose_guard: bool = typer.Option(
+        False, "--pose-guard", help="Pose guard for the learned dancer: a step that holds a pose the training dances "
+        "hardly hold (a leg lifted for seconds, the trunk near horizontal) is run again with fresh, hotter noise "
+        "(up to 4 runs, about 5 ms each). Off by default.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -150,7 +155,8 @@ def perform_command(
         parse_endpoint(vmc, "--vmc")
     if osc is not None:
         parse_endpoint(osc, "--osc")
-    gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph)
+    gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph,
+                                   pose_guard=pose_guard)
     gen.reset(seed)
     rest = default_rest_offsets()
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one

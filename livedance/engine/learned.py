@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livedance.engine.base import MotionFrames, MusicContext
+from livedance.engine.pose_guard import PoseGuard
 from livedance.model.conditioning import slot_condition
 
 __all__ = ["LearnedGenerator", "NUM_SMPLX_JOINTS", "StallGuard"]
@@ -92,13 +93,20 @@ class LearnedGenerator:
         greedy: use zero noise (argmax decoding) instead of Gumbel sampling.
         description: text for logs (weights, backend).
         stall_guard: :class:`StallGuard` settings (default on); ``n_stall_steps`` counts boosted steps.
+        pose_guard: a :class:`~livedance.engine.pose_guard.PoseGuard` (None: off). A step whose frames exceed
+            its rare-pose budget is run again from the same state with fresh, hotter noise, up to
+            ``pose_guard.cfg.tries`` runs, and the run with the least excess is committed;
+            ``n_pose_resamples`` counts the extra runs, ``n_pose_over`` the steps still over budget.
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
-                 description: str = "", stall_guard: StallGuard | None = None):
+                 description: str = "", stall_guard: StallGuard | None = None, pose_guard: PoseGuard | None = None):
         self.backend = backend
         self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
         self.n_stall_steps = 0
+        self.pose_guard = pose_guard
+        self.n_pose_resamples = 0
+        self.n_pose_over = 0
         self.config = config
         self.rep = representation
         self.greedy = bool(greedy)
@@ -137,6 +145,8 @@ class LearnedGenerator:
         self._prev_q: np.ndarray | None = None
         self._boost = 1.0  # the stall guard's noise scale for the next step (grows while a stall lasts)
         self._was_stalled = False
+        if self.pose_guard is not None:
+            self.pose_guard.reset()
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -182,11 +192,32 @@ class LearnedGenerator:
         inputs["pend_kind"] = self._pend_kind
         inputs["window"] = self.window_before(t_n - lag)[None]
         inputs["cond"] = cond[None]
-        for name in ("gumbel_base", "gumbel_res"):
-            scale = 0.0 if self.greedy else (self.config.residual_noise_scale if name == "gumbel_res" else self._boost)
-            inputs[name] = (self._zeros(name) if scale == 0.0
-                            else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
-        out = self.backend.run(inputs)
+        guard = self.pose_guard if (self.pose_guard is not None and self.pose_guard.cfg.enabled) else None
+        tries = guard.cfg.tries if (guard is not None and not self.greedy) else 1
+        best = None
+        for k in range(tries):
+            for name in ("gumbel_base", "gumbel_res"):
+                if self.greedy:
+                    scale = 0.0
+                elif name == "gumbel_res":
+                    scale = self.config.residual_noise_scale
+                else:
+                    scale = self._boost * (1.0 + (guard.cfg.boost_step * k if guard is not None else 0.0))
+                inputs[name] = (self._zeros(name) if scale == 0.0
+                                else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
+            out = self.backend.run(inputs)
+            decoded = self._decode(out["frames"][0], t_n)
+            excess, token = (0.0, None) if guard is None else guard.assess(decoded[0].local_quats,
+                                                                           decoded[0].root_translation)
+            if best is None or excess < best[0]:
+                best = (excess, out, decoded, token)
+            if excess == 0.0:
+                break
+        self.n_pose_resamples += k
+        excess, out, decoded, token = best
+        self.n_pose_over += int(excess > 0.0)
+        if guard is not None:
+            guard.commit(token)
         states = {n: out[f"{n}_out"] for n in self._state_names}
         if all(np.isfinite(v).all() for v in states.values()):
             self._states = states
@@ -201,7 +232,7 @@ class LearnedGenerator:
         self._pend_cond = cond[None].astype(np.float32)
         self._pend_times = slot_t
         self.steps += 1
-        frames = self._to_motion(out["frames"][0], t_n)
+        frames = self._commit_motion(decoded)
         self._update_stall(frames.local_quats, float(music.confidence))
         return frames
 
@@ -227,7 +258,12 @@ class LearnedGenerator:
         self._was_stalled = stalled
         self.n_stall_steps += int(stalled)
 
-    def _to_motion(self, feats: np.ndarray, t0: float) -> MotionFrames:
+    def _decode(self, feats: np.ndarray, t0: float) -> tuple:
+        """Decode one step's (n, D) normalised features to frames, without changing the generator.
+
+        Returns (MotionFrames, the last frame's ground position xz, the heading after the step, the last good
+        (quats, root) pair, n_bad): what :meth:`_commit_motion` takes over when this run is the one committed.
+        """
         import roma
         import torch
 
@@ -245,20 +281,27 @@ class LearnedGenerator:
         good = ok_in & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(root).all(axis=1)
         good &= (np.abs(np.linalg.norm(q, axis=-1) - 1.0) < 1e-3).all(axis=1)
         n_bad = int((~good).sum())
+        last_good = self._last_good
         for i in range(n):
             if good[i]:
-                self._last_good = (q[i].copy(), root[i].copy())
+                last_good = (q[i].copy(), root[i].copy())
             else:
-                if self._last_good is None:
+                if last_good is None:
                     rq = np.zeros((NUM_SMPLX_JOINTS, 4), np.float32)
                     rq[:, 3] = 1.0
-                    self._last_good = (rq, np.zeros(3, np.float32))
-                q[i], root[i] = self._last_good
-        self._xz = root[-1, [0, 2]].astype(np.float32)
+                    last_good = (rq, np.zeros(3, np.float32))
+                q[i], root[i] = last_good
+        xz = root[-1, [0, 2]].astype(np.float32)
+        heading = self._heading
         if np.isfinite(yaw) and n_bad == 0:
-            self._heading = float((self._heading + yaw) % (2.0 * np.pi))  # bounded: float32 keeps its precision
-        self.n_bad_total += n_bad
+            heading = float((heading + yaw) % (2.0 * np.pi))  # bounded: float32 keeps its precision
         # MotionFrames carry the pelvis world position (engine/base.py); the representation decodes the
         # displacement from the rest pelvis (FK convention), so add the rest pelvis offset here.
         pelvis = root + np.asarray(self.rep.rest_offsets[0], np.float32)
-        return MotionFrames(q, pelvis, self.fps, t0, n_bad)
+        return MotionFrames(q, pelvis, self.fps, t0, n_bad), xz, heading, last_good, n_bad
+
+    def _commit_motion(self, decoded: tuple) -> MotionFrames:
+        """Take over the decoder state of the committed run (see :meth:`_decode`) and return its frames."""
+        frames, self._xz, self._heading, self._last_good, n_bad = decoded
+        self.n_bad_total += n_bad
+        return frames

@@ -10,10 +10,14 @@ is refused). The ONNX backend exports the step graph once per weights digest int
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from livedance.errors import ConfigError, WeightsError
 
-__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key"]
+if TYPE_CHECKING:
+    from livedance.engine.pose_guard import PoseGuardConfig
+
+__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key", "make_pose_guard"]
 
 
 def default_weights(model: str = "livedance") -> Path:
@@ -89,7 +93,7 @@ def graph_key(graph) -> str:
 
 def build_generator(graph, representation, backend: str = "onnx", onnx_path: str | Path | None = None,
                     seed: int = 0, greedy: bool = False, threads: int = 1, description: str = "", device: str = "cpu",
-                    cuda_graph: bool = False):
+                    cuda_graph: bool = False, pose_guard=None):
     """Wrap a step graph in a backend and a :class:`LearnedGenerator`.
 
     Args:
@@ -101,6 +105,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         threads: CPU threads of the backend.
         device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
         cuda_graph: on CUDA, capture the step once and replay it (:class:`TorchBackend`; docs/gpu.md).
+        pose_guard: a :class:`~livedance.engine.pose_guard.PoseGuard` for the generator (None: off).
     Returns:
         a :class:`LearnedGenerator`, warmed up (:meth:`LearnedGenerator.warm_up`: one step on zero inputs,
         state untouched).
@@ -137,7 +142,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
             export_onnx(graph, onnx_path)
             be = open_backend()
     gen = LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
-                           description=description or backend)
+                           description=description or backend, pose_guard=pose_guard)
     gen.warm_up()  # one-time costs (first-run allocations, kernel compiles, CUDA-graph capture) before any show
     return gen
 
@@ -145,7 +150,8 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
 def load_generator(model: str | Path | None = None, backend: str = "onnx", seed: int = 0, greedy: bool = False,
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
                    temperature: float | None = None, residual_temperature: float | None = None,
-                   top_k: int | None = None, min_p: float | None = None, cuda_graph: bool = False):
+                   top_k: int | None = None, min_p: float | None = None, cuda_graph: bool = False,
+                   pose_guard: "PoseGuardConfig | None" = None, pose_prior: str | Path | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -160,6 +166,10 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
             applied by scaling the residual Gumbel noise, so the exported graph does not change.
         top_k: top-k sampling (None: the weights' config; 0: all codes); baked into the exported graph.
         min_p: min-p sampling (None: the weights' config; 0: off); baked into the exported graph.
+        pose_guard: settings of the pose guard (:mod:`livedance.engine.pose_guard`; None: the defaults, off;
+            ``PoseGuardConfig(enabled=True)``: on).
+        pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``; the guard is
+            off, with a warning, if that file is missing).
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -181,6 +191,34 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     onnx_path = None
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
+    guard = make_pose_guard(rep, graph.config.fps, pose_guard, pose_prior)
     return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
                            description=f"{doc.get('model', kind)} ({backend})", device=device,
-                           cuda_graph=cuda_graph)
+                           cuda_graph=cuda_graph, pose_guard=guard)
+
+
+def make_pose_guard(representation, fps: float, config=None, prior: str | Path | None = None):
+    """The :class:`~livedance.engine.pose_guard.PoseGuard` for a model (None when disabled or, with a
+    warning, when the default prior file is missing).
+
+    Args:
+        representation: the tokenizer's Representation (its ``rest_offsets`` (22, 3) metres).
+        fps: the model's frame rate. config: :class:`PoseGuardConfig` (None: defaults).
+        prior: prior JSON path (None: :func:`~livedance.engine.pose_guard.default_prior_path`).
+    Raises:
+        WeightsError: an explicitly given prior that is missing or malformed. ConfigError: bad config.
+    """
+    import logging
+
+    from livedance.engine.pose_guard import PoseGuard, PoseGuardConfig, PosePrior, default_prior_path
+
+    config = config or PoseGuardConfig()
+    config.validate()
+    if not config.enabled:
+        return None
+    if prior is None:
+        prior = default_prior_path()
+        if not prior.is_file():
+            logging.getLogger(__name__).warning("pose guard off: %s is missing (`livedance train pose-prior`)", prior)
+            return None
+    return PoseGuard(PosePrior.load(prior), representation.rest_offsets, fps, config)

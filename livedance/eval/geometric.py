@@ -156,15 +156,16 @@ def _evaluate(kind: str, joints: tuple[str, ...], arg, f: _Frames, dt_ref: float
     raise ValueError(f"unknown geometric feature kind {kind!r}")  # a bug, not bad input
 
 
-def geometric_frame_features(positions: np.ndarray, fps: float) -> np.ndarray:
+def geometric_frame_features(positions: np.ndarray, fps: float, features: list[int] | None = None) -> np.ndarray:
     """The 32 boolean Mueller-style features of every frame 1 .. T-1.
 
     Args:
         positions: (T, 24, 3) SMPL-24 joint positions in metres, y up, root-anchored; T >= 2.
         fps: frame rate in frames per second (the reference assumes 60).
+        features: indices into :data:`GEOMETRIC_FEATURES` to evaluate (None: all 32, in order).
 
     Returns:
-        (T-1, 32) bool; column k is feature k of :data:`GEOMETRIC_FEATURES`.
+        (T-1, F) bool; column i is feature ``features[i]`` of :data:`GEOMETRIC_FEATURES` (F = 32: feature i).
 
     Raises:
         DataError: wrong shape, fewer than 2 frames, NaN/inf, or a non-positive ``fps``.
@@ -172,9 +173,10 @@ def geometric_frame_features(positions: np.ndarray, fps: float) -> np.ndarray:
     p = check_positions(positions, fps, "geometric features", min_frames=2)
     frames = _Frames(p)
     dt_ref = 1.0 / (2.0 * fps)  # the reference's 1/120 s at 60 fps (see the module docstring)
+    chosen = GEOMETRIC_FEATURES if features is None else [GEOMETRIC_FEATURES[k] for k in features]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols = [_evaluate(kind, joints, arg, frames, dt_ref) for kind, joints, arg in GEOMETRIC_FEATURES]
-    return np.stack(cols, axis=1)
+        cols = [_evaluate(kind, joints, arg, frames, dt_ref) for kind, joints, arg in chosen]
+    return np.stack(cols, axis=1) if cols else np.zeros((frames.n, 0), bool)
 
 
 def geometric_features(positions: np.ndarray, fps: float) -> np.ndarray:

@@ -111,7 +111,7 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512):
 
 
 def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backend: str = "onnx", device: str = "cpu",
-                   cuda_graph: bool = False):
+                   cuda_graph: bool = False, pose_guard: bool = False):
     """The dance generator: the learned model's engine, or the procedural dancer.
 
     Args:
@@ -121,6 +121,7 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         backend, device, cuda_graph: the learned model's engine (:func:`livedance.engine.load_generator`):
             ``'onnx'`` on the CPU by default; ``'torch'`` with ``device='cuda'`` (and ``cuda_graph``) or
             ``'tensorrt'`` on a GPU host (docs/gpu.md).
+        pose_guard: turn on the learned engine's pose guard (:mod:`livedance.engine.pose_guard`; off by default).
 
     Returns:
         (generator, description). When the model cannot be loaded with the default engine the procedural
@@ -160,6 +161,10 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
             _log.warning("--model %s: %s; dancing with the procedural dancer", model, why)
         return proc, f"procedural dancer ({why})"
     engine = {"backend": backend, "device": device, "cuda_graph": bool(cuda_graph)} if chosen else {}
+    if pose_guard:
+        from livedance.engine.pose_guard import PoseGuardConfig
+
+        engine["pose_guard"] = PoseGuardConfig(enabled=True)
     try:
         gen = loader(model, **engine) if model is not None else loader(**engine)
     except (LivedanceError, OSError, ValueError, RuntimeError, ImportError) as err:
