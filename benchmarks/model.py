@@ -138,7 +138,7 @@ def _root_relative_speed(positions: np.ndarray, fps: float) -> np.ndarray:
 
 
 def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str = "test",
-                 layout: str = "bookend") -> dict:
+                 layout: str = "bookend", guard: bool = False) -> dict:
     """A split's danced excerpts back to back for ``minutes`` minutes; mean root-relative joint speed per minute.
 
     Layouts:
@@ -182,7 +182,7 @@ def freeze_check(graph, rep, onnx_path: Path, minutes: float = 10.0, split: str 
         x22 = np.concatenate([x22, x22[: 60 * 22050]])
         x44 = np.concatenate([x44, x44[: 60 * 44100]])
         sp_real = np.concatenate([sp_real, sp_real[: int(60 * clips[0].fps)]])
-    gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1)
+    gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1, pose_guard=_guard(rep, graph, guard))
     m = generate_song(gen, clips[0].audio_path, 0.0, None, seed=0, audio=(x22, x44))
     speed = _root_relative_speed(motion_positions(m, rep.rest_offsets), m.fps)
     per_min = [float(speed[int(k * 60 * m.fps): int((k + 1) * 60 * m.fps)].mean()) for k in range(int(minutes))]
@@ -234,7 +234,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "step.onnx"
         if args.only_freeze:
-            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split, layout=args.freeze_layout),
+            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split, layout=args.freeze_layout,
+                                       guard=args.pose_guard),
                           args.freeze_split)
             return
         rows = {b: bench_steps(graph, rep, b, args.steps, onnx_path, args.pose_guard) for b in ("onnx", "torch")}
@@ -255,7 +256,8 @@ def main() -> None:
               f"{r['gen_s']:.2f} s -> real-time factor {r['rtf_gen']:.0f}x (runs: {runs}; goal >= 50x); end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "
               f"-> {r['rtf_total']:.1f}x; bad frames {r['n_bad']}")
         if args.freeze:
-            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split, layout=args.freeze_layout),
+            _print_freeze(freeze_check(graph, rep, onnx_path, split=args.freeze_split, layout=args.freeze_layout,
+                                       guard=args.pose_guard),
                           args.freeze_split)
 
 

@@ -142,12 +142,13 @@ def test_generator_resamples_a_step_over_budget_and_commits_the_least_excess(gra
     for k, f in enumerate(out):  # the committed frames are those of each step's third run
         np.testing.assert_array_equal(f.local_quats, stub.seen[3 * k + 2])
     assert stub.committed == [2, 5, 8, 11]
-    # always over budget: all runs are made, the least excess is committed and counted
-    stub2 = _StubGuard([3.0, 1.0], tries=2)
+    # always over budget: all runs are made, the least excess (here the first run's) is committed and counted
+    stub2 = _StubGuard([1.0, 3.0], tries=2)
     g2 = build_generator(graph, rep, "torch", seed=3, pose_guard=stub2)
     f = g2.step(next(_contexts(1)))
-    np.testing.assert_array_equal(f.local_quats, stub2.seen[1])
-    assert g2.n_pose_over == 1 and g2.n_pose_resamples == 1
+    np.testing.assert_array_equal(f.local_quats, stub2.seen[0])
+    assert not np.array_equal(stub2.seen[0], stub2.seen[1])
+    assert g2.n_pose_over == 1 and g2.n_pose_resamples == 1 and stub2.committed == [0]
     # a guard that never objects: the same dance as no guard (no extra noise drawn)
     plain = build_generator(graph, rep, "torch", seed=3)
     calm = build_generator(graph, rep, "torch", seed=3, pose_guard=_StubGuard([0.0]))
@@ -167,6 +168,17 @@ def test_make_pose_guard_is_off_by_default_and_loads_the_shipped_prior_when_aske
     assert guard.window == 125  # 5 s at 25 fps
     with pytest.raises(WeightsError, match="nowhere.json"):
         make_pose_guard(rep, 25.0, PoseGuardConfig(enabled=True), prior=tmp_path / "nowhere.json")
+
+
+def test_perform_setup_refuses_the_guard_with_the_procedural_dancer_and_a_missing_prior(monkeypatch, tmp_path):
+    import livedance.engine.pose_guard as pg
+    from livedance.live.setup import load_generator as setup_load
+
+    with pytest.raises(ConfigError, match="--pose-guard"):
+        setup_load(None, procedural=True, pose_guard=True)
+    monkeypatch.setattr(pg, "default_prior_path", lambda: tmp_path / "gone.json")
+    with pytest.raises(WeightsError, match="gone.json"):
+        setup_load(None, procedural=False, pose_guard=True)
 
 
 def test_geometric_frame_features_subset_equals_the_full_set_columns():

@@ -192,7 +192,7 @@ class LearnedGenerator:
         inputs["pend_kind"] = self._pend_kind
         inputs["window"] = self.window_before(t_n - lag)[None]
         inputs["cond"] = cond[None]
-        guard = self.pose_guard if (self.pose_guard is not None and self.pose_guard.cfg.enabled) else None
+        guard = self.pose_guard  # a guard given is a guard used (PoseGuardConfig.enabled is make_pose_guard's switch)
         tries = guard.cfg.tries if (guard is not None and not self.greedy) else 1
         best = None
         for k in range(tries):

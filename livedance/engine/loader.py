@@ -168,8 +168,7 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         min_p: min-p sampling (None: the weights' config; 0: off); baked into the exported graph.
         pose_guard: settings of the pose guard (:mod:`livedance.engine.pose_guard`; None: the defaults, off;
             ``PoseGuardConfig(enabled=True)``: on).
-        pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``; the guard is
-            off, with a warning, if that file is missing).
+        pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``).
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -198,27 +197,21 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
 
 
 def make_pose_guard(representation, fps: float, config=None, prior: str | Path | None = None):
-    """The :class:`~livedance.engine.pose_guard.PoseGuard` for a model (None when disabled or, with a
-    warning, when the default prior file is missing).
+    """The :class:`~livedance.engine.pose_guard.PoseGuard` for a model (None when ``config.enabled`` is False).
 
     Args:
         representation: the tokenizer's Representation (its ``rest_offsets`` (22, 3) metres).
         fps: the model's frame rate. config: :class:`PoseGuardConfig` (None: defaults).
         prior: prior JSON path (None: :func:`~livedance.engine.pose_guard.default_prior_path`).
     Raises:
-        WeightsError: an explicitly given prior that is missing or malformed. ConfigError: bad config.
+        WeightsError: the prior (given, or the shipped one) is missing or malformed: a guard that was asked for
+            is never silently dropped. ConfigError: bad config.
     """
-    import logging
-
     from livedance.engine.pose_guard import PoseGuard, PoseGuardConfig, PosePrior, default_prior_path
 
     config = config or PoseGuardConfig()
     config.validate()
     if not config.enabled:
         return None
-    if prior is None:
-        prior = default_prior_path()
-        if not prior.is_file():
-            logging.getLogger(__name__).warning("pose guard off: %s is missing (`livedance train pose-prior`)", prior)
-            return None
-    return PoseGuard(PosePrior.load(prior), representation.rest_offsets, fps, config)
+    return PoseGuard(PosePrior.load(prior if prior is not None else default_prior_path()),
+                     representation.rest_offsets, fps, config)

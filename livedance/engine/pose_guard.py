@@ -14,8 +14,11 @@ The guard works on the decoded frames of each generator step, before they are co
   a budget: the largest share of frames any training clip shows it in (20 s protocol windows), at least
   ``floor``;
 * :class:`PoseGuard` keeps those features' flags over the last ``window_s`` seconds of committed frames;
-  a step whose frames would lift a feature's share of that window over its budget *and* show it is
-  over budget. Its excess is sum_k max(0, share_k - budget_k) / budget_k over the features the step shows.
+  a step is over budget when, with its frames added, a feature's share of that window exceeds its budget
+  and the step's own frames show that feature (whether or not the share was over before). Its excess is
+  sum_k max(0, share_k - budget_k) / budget_k over the features the step shows. The share is taken over
+  the frames committed so far (at most ``window_s`` seconds), so the first seconds of a song are judged on
+  fewer frames, and more strictly: one rare frame in the first step is 1/8 of it.
 
 :class:`~livedance.engine.learned.LearnedGenerator` then runs the same step again (same state, fresh
 Gumbel noise at a higher scale, up to ``tries`` runs) and commits the run with the least excess:
@@ -181,7 +184,9 @@ class PoseGuard:
 
     Args:
         prior: :class:`PosePrior`. rest_offsets: (22, 3) float metres, the skeleton the frames are posed on.
-        fps: frame rate of the frames (25 for the shipped model). config: :class:`PoseGuardConfig`.
+        fps: frame rate of the frames (25 for the shipped model). config: :class:`PoseGuardConfig` (its
+            ``window_s``, ``tries``, ``boost_step``; ``enabled`` only decides whether
+            :func:`~livedance.engine.loader.make_pose_guard` builds a guard: a guard given to a generator is used).
 
     Raises:
         ConfigError: bad config or ``fps`` <= 0.

@@ -139,6 +139,12 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
     if chosen and procedural:
         raise ConfigError("--backend / --device / --cuda-graph choose the learned model's engine; "
                           "they do not apply with --procedural")
+    if pose_guard and procedural:
+        raise ConfigError("--pose-guard guards the learned model's sampling; it does not apply with --procedural")
+    if pose_guard:  # asked for: a missing or malformed prior is an error at start, not a silent procedural show
+        from livedance.engine.pose_guard import PosePrior, default_prior_path
+
+        PosePrior.load(default_prior_path())
     if chosen:
         from livedance.engine.backends import check_backend
 
