@@ -239,6 +239,27 @@ def test_accent_never_jumps_when_the_grid_jumps_changes_tempo_or_goes_away():
     assert np.allclose(np.interp(t_beat, s, tau), t_beat - cfg.lag_s, atol=1e-3)
 
 
+def test_live_accent_control_changes_the_pulse_smoothly_and_zero_returns_to_the_show_time():
+    """The per-tick accent (the OSC fader) overrides the configured one: 0.3 from 2 s, then 0 from 5 s; the
+    pace follows without a jump, and with the accent at 0 the motion time is back on s - lag everywhere."""
+    period, anchor = 0.5, 0.137
+    cfg = WarpConfig(accent=0.15, grid_median_s=0.0)
+    w = BeatWarp(cfg)
+    beats = MotionBeats((), (), end_s=100.0)
+    s = np.arange(0, 9 * OUT_FPS) / OUT_FPS
+    tau = np.array([w.tick(float(x), beats, (anchor, period), accent=None if x < 2 else (0.3 if x < 5 else 0.0))
+                    for x in s])
+    pace = np.diff(tau) / np.diff(s)
+    assert np.all(pace > 1 - 0.3 - 0.3 - 1e-9) and np.all(pace < 1 + 0.3 + 0.3 + 1e-9)
+    mid = 0.5 * (s[1:] + s[:-1])
+    phase = ((mid - anchor) / period) % 1.0
+    on_beat = (phase < 0.03) | (phase > 0.97)
+    assert np.allclose(pace[on_beat & (mid > 3.0) & (mid < 4.9)], 0.7, atol=0.02)  # the fader's 0.3
+    late = mid > 7.0
+    assert np.allclose(pace[late], 1.0, atol=1e-6)  # accent 0: the show time's own pace
+    assert np.allclose(tau[s > 7.0], s[s > 7.0] - cfg.lag_s, atol=1e-6)
+
+
 def test_accent_gives_a_beatless_motion_its_motion_beats_on_the_music_beats():
     """A pelvis gliding at a constant 1 m/s has no motion beats of its own; with the accent its shown
     speed dips on every music beat, so the BAS-definition motion beats of the output land on the grid

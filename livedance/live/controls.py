@@ -12,6 +12,7 @@ address                    types   effect
 ``/livedance/nudge``       f|i     shift the beat phase by this many beats (cumulative, -1..1)
 ``/livedance/nudge/bpm``   f|i     add this many BPM to the tracked tempo (cumulative, -40..40)
 ``/livedance/nudge/reset`` (none)  clear both nudges
+``/livedance/accent``      f|i     beat accent of the warped learned dance in [0, 0.5]; clamped
 =========================  ======  ===========================================================
 
 Anything else (unknown address, wrong argument count or type, non-finite numbers, a datagram that
@@ -47,6 +48,8 @@ class ControlState:
         phase_offset_beats: beat phase nudge in beats, added to the tracker's phase.
         bpm_offset: tempo nudge in BPM, added to the tracker's tempo.
         style_request: a style (name or index) not yet applied by the scheduler, or None.
+        accent: beat accent of the warp in [0, 0.5] (:attr:`livedance.live.warp.WarpConfig.accent`), or None
+            for the configured one.
         received: well-formed control messages handled.
         malformed: messages or datagrams ignored (unknown address, bad arguments, not OSC).
         unsupported: style requests the generator could not apply.
@@ -57,6 +60,7 @@ class ControlState:
     phase_offset_beats: float = 0.0
     bpm_offset: float = 0.0
     style_request: str | int | None = None
+    accent: float | None = None
     received: int = 0
     malformed: int = 0
     unsupported: int = 0
@@ -94,6 +98,8 @@ class ControlState:
                 self.phase_offset_beats = (v + 1.0) % 2.0 - 1.0
             elif address == f"{PREFIX}/nudge/bpm" and len(args) == 1 and number(args[0]) is not None:
                 self.bpm_offset = min(max(self.bpm_offset + number(args[0]), -40.0), 40.0)
+            elif address == f"{PREFIX}/accent" and len(args) == 1 and number(args[0]) is not None:
+                self.accent = min(max(number(args[0]), 0.0), 0.5)
             elif address == f"{PREFIX}/nudge/reset" and not args:
                 self.phase_offset_beats = 0.0
                 self.bpm_offset = 0.0

@@ -553,7 +553,7 @@ class Performer:
             return s
         try:
             grid = None if self.controls.frozen else self._warp_grid(snap)
-            tau = self._warp.tick(s, self._motion_beats, grid)
+            tau = self._warp.tick(s, self._motion_beats, grid, accent=self.controls.accent)
             self._warping = True
             self._stats.warp_ticks += 1
             return tau

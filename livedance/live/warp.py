@@ -377,7 +377,8 @@ class BeatWarp:
         return self.rate_dev_sum / self.ticks if self.ticks else 0.0
 
     # ------------------------------------------------------------------ per tick
-    def tick(self, s: float, beats: MotionBeats | None, grid: tuple[float, float] | None) -> float:
+    def tick(self, s: float, beats: MotionBeats | None, grid: tuple[float, float] | None,
+             accent: float | None = None) -> float:
         """Advance to show time ``s`` and return the motion time tau to show.
 
         Args:
@@ -386,6 +387,8 @@ class BeatWarp:
             grid: the music beat grid in use as (anchor_s, period_s): beats at anchor + k * period,
                 stream seconds; None when there is no confident grid (silence, no tempo): the rate
                 then relaxes to restore the nominal lag.
+            accent: the beat accent for this tick, in [0, 0.5] (clamped; None: ``WarpConfig.accent``): the live
+                control. A change is smooth: sigma moves to the new steady form at a bounded pace.
 
         Returns:
             tau, stream-clock seconds, with sigma - max_lag_s <= tau <= min(sigma, newest frame) whenever a
@@ -401,14 +404,15 @@ class BeatWarp:
             a, p = float(grid[0]), float(grid[1])
             grid = (a, p) if (math.isfinite(a) and math.isfinite(p) and p > 0.05) else None
         grid = self._median_grid(s, grid)
+        a = cfg.accent if accent is None or not math.isfinite(accent) else min(max(float(accent), 0.0), 0.5)
         if first:
-            sig = self._sigma_star(s, grid)
+            sig = self._sigma_star(s, grid, a)
             self.tau, self._s, self._s_raw = sig - cfg.lag_s, sig, s
             self._clamp(sig, beats)
             self.lag_s = s - self.tau
             return self.tau
         s_prev, raw_prev = self._s, self._s_raw  # sigma and s at which the motion was at self.tau
-        sig = self._accented(s, raw_prev, s_prev, grid)
+        sig = self._accented(s, raw_prev, s_prev, grid, a)
         dt = sig - s_prev
         self._s, self._s_raw = sig, s
         if not (dt > 0.0 and math.isfinite(dt)):
@@ -459,30 +463,31 @@ class BeatWarp:
         phases = sorted((b - ref + 0.5 * period) % period - 0.5 * period for _, b in hist)
         return (ref + phases[len(phases) // 2], period)
 
-    def _sigma_star(self, s: float, grid: tuple[float, float] | None) -> float:
+    @staticmethod
+    def _sigma_star(s: float, grid: tuple[float, float] | None, a: float) -> float:
         """The accented show time for a steady grid: sigma*(s) = s - a P / (2 pi) sin(2 pi (s - anchor) / P),
         so d sigma* / ds = 1 - a cos(2 pi phi) and sigma* = s on every beat; s without a grid or with accent 0."""
-        a = self.cfg.accent
         if grid is None or a <= 0.0:
             return s
         anchor, period = grid
         return s - a * period / (2.0 * math.pi) * math.sin(2.0 * math.pi * (s - anchor) / period)
 
-    def _accented(self, s: float, raw_prev: float, sig_prev: float, grid: tuple[float, float] | None) -> float:
+    def _accented(self, s: float, raw_prev: float, sig_prev: float, grid: tuple[float, float] | None,
+                  a: float) -> float:
         """Advance the accented show time sigma from show time ``raw_prev`` (where it was ``sig_prev``) to ``s``.
 
         sigma advances by sigma*(s) - sigma*(raw_prev) on the grid of this tick (the exact integral of the
-        pace 1 - a cos(2 pi phi) over the tick, > 0), then moves towards sigma*(s) by at most ``accent`` x the
-        tick's length: when the grid changes (a phase jump, a new tempo, the grid appearing or going away)
-        sigma stays continuous and moving forward, at a pace in [1 - 2a, 1 + 2a], and is back on sigma*
-        within P / pi seconds (a P / pi is the largest gap). With a steady grid sigma = sigma*.
+        pace 1 - a cos(2 pi phi) over the tick, > 0), then moves towards sigma*(s) by at most max(a, 0.1) x the
+        tick's length: when the grid or the accent changes (a phase jump, a new tempo, the grid appearing or
+        going away, the live control) sigma stays continuous and moving forward, at a pace within
+        1 +- (a + max(a, 0.1)), and is back on sigma* within P / pi seconds for a steady a (a P / pi is the largest
+        gap). With a steady grid and accent sigma = sigma*.
         """
-        a = self.cfg.accent
         if a <= 0.0 and sig_prev == raw_prev:
             return s
-        target = self._sigma_star(s, grid)
-        sig = sig_prev + (target - self._sigma_star(raw_prev, grid))
-        pull = a * (s - raw_prev)
+        target = self._sigma_star(s, grid, a)
+        sig = sig_prev + (target - self._sigma_star(raw_prev, grid, a))
+        pull = max(a, 0.1) * (s - raw_prev)
         return sig + min(max(target - sig, -pull), pull)
 
     def _clamp(self, s: float, beats: MotionBeats | None) -> None:
