@@ -111,7 +111,9 @@ def generate_cmd(
     Console().print(
         f"{output}: {len(motion.local_quats)} frames ({dur:.1f} s at {motion.fps:g} fps), model {model} ({backend}), "
         f"{motion.n_bad} bad frames replaced; generator {motion.step_s.sum():.1f} s = real-time factor "
-        f"{dur / max(motion.step_s.sum(), 1e-9):.0f}x" + (f"; BVH {bvh}" if bvh else ""), highlight=False)
+        f"{dur / max(motion.step_s.sum(), 1e-9):.0f}x" + (f"; BVH {bvh}" if bvh else "")
+        + (f"; pose guard: {gen.n_pose_resamples} extra runs, {gen.n_pose_over} steps still over budget"
+           if pose_guard else ""), highlight=False)
 
 
 @app.command("export")
