@@ -19,7 +19,7 @@ import numpy as np
 
 from livedance.engine.base import MusicContext
 
-__all__ = ["GeneratedMotion", "generate_song", "motion_positions", "save_generated", "generate_for_clips"]
+__all__ = ["GeneratedMotion", "generate_song", "motion_positions", "quat_smpl24_positions", "save_generated", "generate_for_clips"]
 
 
 @dataclass
@@ -119,15 +119,26 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
     return GeneratedMotion(q, r, float(generator.fps), Path(audio_path), float(start_s), n_bad, np.asarray(times))
 
 
-def motion_positions(motion: GeneratedMotion, rest_offsets: np.ndarray) -> np.ndarray:
-    """SMPL-24 joint positions (T, 24, 3) float32 metres of a generated motion (FK on ``rest_offsets`` (22, 3))."""
+def quat_smpl24_positions(local_quats: np.ndarray, root_translation: np.ndarray, rest_offsets: np.ndarray) -> np.ndarray:
+    """SMPL-24 joint positions (T, 24, 3) float32 metres by FK of SMPL-X local quaternions.
+
+    Args:
+        local_quats: (T, 22 or 55, 4) float SMPL-X local rotations (x, y, z, w); the first 22 (body) are used.
+        root_translation: (T, 3) float metres (pelvis = root_translation + rest_offsets[0]).
+        rest_offsets: (22, 3) float metres.
+    """
     import roma
     import torch
 
     from livedance.data.dataset import smpl24_positions
 
-    R = roma.unitquat_to_rotmat(torch.from_numpy(motion.local_quats[:, :22].astype(np.float32))).numpy()
-    return smpl24_positions(R, motion.root_translation, rest_offsets).astype(np.float32)
+    R = roma.unitquat_to_rotmat(torch.from_numpy(np.ascontiguousarray(local_quats[:, :22], np.float32))).numpy()
+    return smpl24_positions(R, root_translation, rest_offsets).astype(np.float32)
+
+
+def motion_positions(motion: GeneratedMotion, rest_offsets: np.ndarray) -> np.ndarray:
+    """SMPL-24 joint positions (T, 24, 3) float32 metres of a generated motion (FK on ``rest_offsets`` (22, 3))."""
+    return quat_smpl24_positions(motion.local_quats, motion.root_translation, rest_offsets)
 
 
 def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.ndarray, bvh: str | Path | None = None) -> Path:

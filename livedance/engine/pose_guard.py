@@ -217,14 +217,10 @@ class PoseGuard:
         Args:
             local_quats: (n, 55 or 22, 4) float32 SMPL-X local rotations (x, y, z, w). pelvis: (n, 3) metres.
         """
-        import roma
-        import torch
-
-        from livedance.data.dataset import smpl24_positions
+        from livedance.engine.offline import quat_smpl24_positions
         from livedance.eval.geometric import geometric_frame_features
 
-        R = roma.unitquat_to_rotmat(torch.from_numpy(np.ascontiguousarray(local_quats[:, :22], np.float32))).numpy()
-        pos = smpl24_positions(R, np.asarray(pelvis, np.float32) - self.rest[0], self.rest)
+        pos = quat_smpl24_positions(local_quats, np.asarray(pelvis, np.float32) - self.rest[0], self.rest)
         prev = pos[:1] if self._last_pos is None else self._last_pos[None]
         f = geometric_frame_features(np.concatenate([prev, pos]), self.fps, self.prior.features)
         return f, pos[-1]

@@ -324,7 +324,7 @@ class Performer:
         # on-beat intro: its own procedural dancer and timeline (scheduler thread), the gate (output clock)
         self._intro_dancer = ProceduralGenerator(ProceduralConfig(fps=max(self.config.fps, 1.0)),
                                                  rest_offsets=self.rest_offsets)
-        self._intro_timeline = MotionTimeline(capacity=max(256, int(4 * max(self.config.fps, 60.0) * 4)))
+        self._intro_timeline = MotionTimeline(capacity=int(16 * max(self.config.fps, 60.0)))  # 16 s of frames
         self._intro_next: float | None = None  # stream time of the intro dancer's next frame
         self._intro_gate = IntroGate(self.config.intro)
         self._leash = StageLeash(self.config.stage)  # scheduler thread
@@ -541,8 +541,9 @@ class Performer:
         period = 60.0 / bpm
         return (float(snap.beat_s) - float(ctl.phase_offset_beats) * period, period)
 
-    def _motion_time(self, s: float, snap: BeatSnapshot) -> float:
-        """Output clock: the timeline time to show at show time ``s`` (warped for a learned generator).
+    def _motion_time(self, s: float, grid: tuple[float, float] | None) -> float:
+        """Output clock: the timeline time to show at show time ``s`` (warped for a learned generator onto
+        ``grid``, the tick's :meth:`_warp_grid`).
 
         Never raises: a failure counts in ``warp_errors`` and shows ``s``.
         """
@@ -552,8 +553,8 @@ class Performer:
                 self._warping = False
             return s
         try:
-            grid = None if self.controls.frozen else self._warp_grid(snap)
-            tau = self._warp.tick(s, self._motion_beats, grid, accent=self.controls.accent)
+            tau = self._warp.tick(s, self._motion_beats, None if self.controls.frozen else grid,
+                                  accent=self.controls.accent)
             self._warping = True
             self._stats.warp_ticks += 1
             return tau
@@ -563,14 +564,16 @@ class Performer:
             _log.debug("warp: %s: %s", type(err).__name__, err)
             return s
 
-    def _intro(self, s: float, snap: BeatSnapshot, q: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output clock: the learned pose blended with the intro dancer's at show time ``s``
-        (:mod:`livedance.live.intro`). Never raises: a failure counts in ``intro_errors`` and shows ``q, r``."""
+    def _intro(self, s: float, silent: bool, grid: tuple[float, float] | None, q: np.ndarray,
+               r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output clock: the learned pose blended with the intro dancer's at show time ``s`` (the silence gate
+        and the tick's :meth:`_warp_grid`; :mod:`livedance.live.intro`). Never raises: a failure counts in
+        ``intro_errors`` and shows ``q, r``."""
         if not self._intro_wanted():
             return q, r
         try:
             starts = self._intro_gate.starts
-            w = self._intro_gate.update(s, snap.silent, self._warp_grid(snap))
+            w = self._intro_gate.update(s, silent, grid)
             self._stats.intro_starts += self._intro_gate.starts - starts
             if w >= 1.0:
                 return q, r
@@ -730,7 +733,8 @@ class Performer:
         origin = self.listener.stream_origin
         s = t_show - origin
         snap = self.beat()
-        tau = self._motion_time(s, snap)
+        grid = self._warp_grid(snap)  # once per tick: the warp and the intro aim at the same grid
+        tau = self._motion_time(s, grid)
         if self.controls.frozen and self._last_pose is not None:
             q, r = self._last_pose
         else:
@@ -742,7 +746,7 @@ class Performer:
                 if smp.missed:
                     st.misses += 1
                 q, r = smp.local_quats, smp.root
-                q, r = self._intro(s, snap, q, r)
+                q, r = self._intro(s, snap.silent, grid, q, r)
             self._last_pose = (q, r)
         frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
         bpm = snap.bpm + self.controls.bpm_offset if snap.bpm > 0 else 0.0
