@@ -8,7 +8,8 @@ prints:
   generator, p50 / p99 (goal p99 <= 5 ms);
 * output frame interval jitter: std and max |deviation| of the wake-up intervals from 1/60 s
   (goal std <= 1 ms), and the wake-up lateness after each deadline;
-* deadline misses (no model frame ready; goal 0) and skipped ticks;
+* deadline misses (no model frame ready; goal 0), skipped ticks, and the clock stalls (wake-up intervals over
+  2.5 periods) with, given `--os-probe`, whether a separate process stalled at the same time (the machine);
 * CPU use: process CPU time / wall time over the run (2-core machine: 1.0 = one core busy);
 * perceived beat offset: the motion beats of the output (local minima of the mean joint speed of the
   frames, Gaussian-smoothed as in the AIST++ BAS, at the time each frame is SEEN = tick + output
@@ -165,6 +166,53 @@ def parse_set(items: list[str], cls=None, flag: str = "--warp-set") -> dict:
     return out
 
 
+#: The OS probe (``--os-probe``): a separate Python process that sleeps 1 ms at a time and reports every
+#: wake-up more than ``gap`` seconds after its previous one, as (perf_counter at wake-up, gap) pairs. It holds
+#: no lock of ours and has its own GIL, so a gap it sees at the same time as the output clock stalls the whole
+#: machine (scheduler, hypervisor), not the show's threads. perf_counter is CLOCK_MONOTONIC on Linux: one clock
+#: for both processes.
+PROBE = """
+import json, select, sys, time
+gap, out = float(sys.argv[1]), []
+last = time.perf_counter()
+while not select.select([sys.stdin], [], [], 0)[0]:  # until the benchmark writes a line
+    time.sleep(0.001)
+    now = time.perf_counter()
+    if now - last > gap:
+        out.append((now, now - last))
+    last = now
+print(json.dumps(out[-100000:]))
+"""
+
+
+def start_probe(gap_s: float = 0.01):
+    """Start the OS probe process (see :data:`PROBE`); stop it with :func:`stop_probe`."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-c", PROBE, str(gap_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+
+
+def stop_probe(proc) -> list[tuple[float, float]]:
+    """End the probe; its gaps as (perf_counter at wake-up, gap seconds)."""
+    out, _ = proc.communicate("stop\n", timeout=10)
+    return [tuple(x) for x in json.loads(out or "[]")]
+
+
+def clock_stalls(wakes: np.ndarray, period_s: float, probe: list | None, factor: float = 2.5) -> list[dict]:
+    """Output clock stalls: wake-up intervals over ``factor`` periods, each with whether the OS probe was
+    stalled at the same time (its gap overlaps the clock's by at least half the clock's; None without a probe)."""
+    out = []
+    iv = np.diff(wakes)
+    for i in np.flatnonzero(iv > factor * period_s):
+        a, b = float(wakes[i]), float(wakes[i + 1])
+        both = None
+        if probe is not None:
+            both = any(min(b, t) - max(a, t - g) >= 0.5 * (b - a) for t, g in probe)
+        out.append({"at_s": a - float(wakes[0]), "interval_ms": 1e3 * (b - a), "os_probe_stalled_too": both})
+    return out
+
+
 def run_loop(path: Path, seconds: float, latency_s: float, loop: bool, procedural: bool = False, warp: bool = True,
              warp_kw: dict | None = None, seed: int = 0, intro_kw: dict | None = None):
     """Run the loop on ``path`` for ``seconds``; returns (performer, recorder, wall, cpu).
@@ -224,9 +272,11 @@ def main_run(args) -> dict:
     loops = int(np.ceil(args.seconds / file_dur))
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
+    probe = start_probe() if args.os_probe else None
     p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1,
                                  procedural=args.procedural, warp=not args.no_warp, warp_kw=args.warp_kw,
                                  intro_kw=args.intro_kw)
+    gaps = stop_probe(probe) if probe is not None else None
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)
@@ -257,6 +307,8 @@ def main_run(args) -> dict:
         "deadline_misses": st.misses,
         "skipped_ticks": st.skipped_ticks,
         "clock_errors": st.clock_errors,
+        "clock_stalls": clock_stalls(wakes, 1 / 60, gaps),
+        "os_probe_gaps": None if gaps is None else [{"at_s": t - float(wakes[0]), "gap_ms": 1e3 * g} for t, g in gaps],
         "cpu_per_wall": cpu / wall,
         "beats_scored": int(len(sel)),
         "beat_offset_ms_median_abs": float(np.median(np.abs(off))),
@@ -382,6 +434,9 @@ def main() -> int:
                     help="every reaction run with seed 0 (the run-to-run spread of one dance, as before session 7)")
     ap.add_argument("--no-main", action="store_true", help="skip the main run (reaction run only)")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--os-probe", action="store_true",
+                    help="also run a separate process that measures its own 1 ms sleeps, and say for each output clock "
+                    "stall whether it stalled too (the machine, not the show)")
     ap.add_argument("--procedural", action="store_true", help="measure the procedural dancer instead of the shipped model")
     ap.add_argument("--start-detail", action="store_true",
                     help="reaction run: list each motion beat of the first 10 s of music (offset from the music "
@@ -446,6 +501,10 @@ def main() -> int:
         ("frame interval jitter: std / max |dev|", f"{m['frame_interval_std_ms']:.3f} / {m['frame_interval_max_dev_ms']:.2f} ms", "std <= 1 ms"),
         ("wake-up lateness p50 / p99", f"{m['wake_late_ms_p50']:.3f} / {m['wake_late_ms_p99']:.2f} ms", ""),
         ("deadline misses / skipped ticks / frames", f"{m['deadline_misses']} / {m['skipped_ticks']} / {m['frames_sent']}", "0 misses"),
+        ("clock stalls over 2.5 periods (41.7 ms)" + (": with the OS probe stalled too" if args.os_probe else ""),
+         f"{len(m['clock_stalls'])}" + (f": {sum(bool(x['os_probe_stalled_too']) for x in m['clock_stalls'])}"
+                                         if args.os_probe else "")
+         + "".join(f" ({x['interval_ms']:.0f} ms at {x['at_s']:.0f} s)" for x in m["clock_stalls"][:4]), ""),
         ("CPU (process CPU time / wall)", f"{100 * m['cpu_per_wall']:.1f} %", ""),
         ("perceived beat offset: median |offset|", f"{m['beat_offset_ms_median_abs']:.1f} ms", "<= 30 ms"),
         ("  median signed (motion - music) / hits within 70 ms", f"{m['beat_offset_ms_median_signed']:+.1f} ms / {100 * m['beats_within_70ms']:.0f} %", ""),

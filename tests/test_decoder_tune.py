@@ -75,6 +75,47 @@ def test_acceleration_terms_are_l1_of_second_differences():
     assert "acc" not in m0 and "pos_acc" not in m0
 
 
+def test_kinetic_term_compares_each_windows_rms_joint_speed():
+    """kin = L1 between the reconstruction's and the input's RMS joint speed per window and joint (metres per
+    frame): 0 for a perfect reconstruction, and for a time-smoothed one it is the speed the smoothing lost."""
+    from livedance.model.train_tokenizer import _rms_speed
+
+    class Rep:  # features 0..65 read as 22 joint positions (the term only needs pose_positions)
+        def pose_positions(self, f):
+            return f[..., :66].reshape(*f.shape[:-1], 22, 3)
+
+    rep = Rep()
+    t = torch.arange(40, dtype=torch.float32)
+    p = torch.zeros(1, 40, 2, 3)
+    p[0, :, 0, 0] = 0.03 * t  # a joint at 0.03 m per frame
+    p[0, :, 1, 1] = 0.05 * torch.sin(t)  # a joint shaking
+    rms = _rms_speed(p)
+    assert float(rms[0, 0]) == pytest.approx(0.03, rel=1e-4)
+    slow = p.clone()
+    slow[0, :, 1, 1] = 0.05 * torch.sin(t).cumsum(0) / (t + 1)  # the shake smoothed away
+    assert float(_rms_speed(slow)[0, 1]) < 0.5 * float(rms[0, 1])
+
+    x = _feats(2, 16, seed=4)
+
+    class Same(torch.nn.Module):
+        def forward(self, b):
+            return {"recon": b.clone(), "commit": b.new_zeros(())}
+
+    class Smoothed(torch.nn.Module):
+        def forward(self, b):
+            y = torch.nn.functional.avg_pool1d(b.transpose(1, 2), 5, stride=1, padding=2, count_include_pad=False)
+            return {"recon": y.transpose(1, 2), "commit": b.new_zeros(())}
+
+    _, m = tokenizer_loss(Same(), x, rep=rep, kin_weight=1.0)
+    assert float(m["kin"]) < 1e-6
+    _, m = tokenizer_loss(Smoothed(), x, rep=rep, kin_weight=1.0)
+    py, px = rep.pose_positions(Smoothed()(x)["recon"]), rep.pose_positions(x)
+    assert float(m["kin"]) == pytest.approx(float((_rms_speed(py) - _rms_speed(px)).abs().mean()), rel=1e-5)
+    assert float(m["kin"]) > 1e-4
+    _, m0 = tokenizer_loss(Smoothed(), x, rep=rep)
+    assert "kin" not in m0
+
+
 def test_same_codes_rule():
     doc = {"sha256": "b" * 64, "same_codes_as": ["a" * 64]}
     assert same_codes("b" * 64, doc) and same_codes("a" * 64, doc) and same_codes(None, doc)

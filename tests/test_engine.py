@@ -418,6 +418,29 @@ def test_truncated_sampling_graph_exports_and_agrees_with_torch(parts, cut):
         assert float(np.abs(fa.local_quats - fb.local_quats).max()) < 1e-4
 
 
+def test_guided_graph_exports_and_agrees_with_torch(parts):
+    """Classifier-free guidance (the chunk head run with and without the music in one batched call, mixed in
+    log-probability) is baked into the exported graph: ONNX Runtime samples the same codes as torch."""
+    from dataclasses import replace
+
+    from livedance.engine import build_generator
+    from livedance.engine.loader import graph_key
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.generator import DanceGenerator
+
+    gen = DanceGenerator(replace(parts["gen"].config, music_dropout=0.1, guidance=2.5)).eval()
+    missing, unexpected = gen.load_state_dict(parts["gen"].state_dict(), strict=False)
+    assert missing == ["null_music"] and not unexpected
+    graph = StepGraph(gen, parts["tok"]).eval()
+    assert graph_key(graph) != graph_key(parts["graph"])
+    a = build_generator(graph, parts["rep"], "torch", seed=3)
+    b = build_generator(graph, parts["rep"], "onnx", parts["dir"] / "step-guided.onnx", seed=3)
+    for ctx in _contexts(12):
+        fa, fb = a.step(ctx), b.step(ctx)
+        assert (a._pend_codes == b._pend_codes).all()
+        assert float(np.abs(fa.local_quats - fb.local_quats).max()) < 1e-4
+
+
 def test_a_cached_graph_that_does_not_load_is_exported_again(parts, tmp_path):
     from livedance.engine import build_generator
 

@@ -320,3 +320,95 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
         ship_generator(run, 0.0, weights_dir=out)
     with pytest.raises(DataError, match="missing.json"):
         ship_generator(run, 1.0, [tmp_path / "missing.json"], weights_dir=out)
+
+
+def _chunk_inputs(cfg: GeneratorConfig, seed: int = 0):
+    """Zero state, a BOS pending slot and one chunk's music: the inputs of the first :meth:`step`."""
+    g = torch.Generator().manual_seed(seed)
+    sh = DanceGenerator.state_shapes(type("C", (), {"config": cfg})(), 1)
+    K = cfg.chunk
+    return dict(
+        conv_state=torch.zeros(sh["conv_state"]), ssm_state=torch.zeros(sh["ssm_state"]),
+        h_last=torch.zeros(sh["h_last"]),
+        pend_codes=torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long),
+        pend_window=torch.zeros(1, K, cfg.window, cfg.feat_dim), pend_cond=torch.zeros(1, K, cfg.cond_dim),
+        pend_kind=torch.tensor([[0.0] * (K - 1) + [2.0]]),
+        window=torch.randn(1, cfg.window, cfg.feat_dim, generator=g), cond=torch.randn(1, K, cfg.cond_dim, generator=g),
+        gumbel_base=torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size),
+        gumbel_res=torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size),
+    )
+
+
+def test_guidance_needs_music_dropout_and_a_valid_scale():
+    with pytest.raises(ConfigError, match="music_dropout"):
+        GeneratorConfig(**SMALL, guidance=2.0)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ConfigError, match="guidance"):
+            GeneratorConfig(**SMALL, music_dropout=0.1, guidance=bad)
+    with pytest.raises(ConfigError, match="music_dropout"):
+        GeneratorConfig(**SMALL, music_dropout=1.0)
+    assert "null_music" not in DanceGenerator(GeneratorConfig(**SMALL)).state_dict()  # shipped weights still load
+    assert DanceGenerator(GeneratorConfig(**SMALL, music_dropout=0.1)).null_music.shape == (SMALL["d_model"],)
+
+
+def test_music_dropout_replaces_the_heads_music_in_training_only():
+    """In training, a share music_dropout of the chunks gets ``null_music`` as the heads' music (chunk head and
+    residual head); in eval mode the heads always get the chunk's own music."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL, music_dropout=0.5)
+    g = DanceGenerator(cfg)
+    codes, win, cond = _batch(cfg, B=16, N=10)
+    seen = {}
+    chunk_logits, residual_logits = g.chunk_logits, g.residual_logits
+
+    def spy(name, fn):
+        def wrapped(ctx, music, *a):
+            seen[name] = music.detach().clone()
+            return fn(ctx, music, *a)
+        return wrapped
+
+    g.chunk_logits, g.residual_logits = spy("chunk", chunk_logits), spy("res", residual_logits)
+    null = g.null_music.detach()
+    for training in (True, False):
+        g.train(training)
+        g(codes, win, cond)
+        is_null = (seen["chunk"] == null).all(-1).all(-1)  # (B, S) chunks whose music was dropped
+        assert torch.equal(seen["res"], seen["chunk"])
+        if training:
+            assert 0.2 < float(is_null.float().mean()) < 0.8  # about half of 16 x 4 chunks
+        else:
+            assert not bool(is_null.any())
+
+
+def test_guidance_mixes_the_log_probabilities_with_and_without_music():
+    """w = 1 is plain sampling; w = 0 samples the null-music prior (the chunk's window no longer matters for the
+    base level); the guided logits equal log p_null + w (log p_music - log p_null)."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL, music_dropout=0.1)
+    g = DanceGenerator(cfg).eval()
+    inp = _chunk_inputs(cfg)
+    with torch.no_grad():
+        plain = g.step(**inp)[0]
+        g.config = replace(cfg, guidance=1.0)
+        assert torch.equal(g.step(**inp)[0], plain)
+        g.config = replace(cfg, guidance=0.0)
+        bases = {int(i): g.step(**{**inp, "window": inp["window"] + 3.0 * i})[0][..., 0] for i in range(3)}
+        assert torch.equal(bases[0], bases[1]) and torch.equal(bases[0], bases[2])
+        g.config = cfg
+        plain_bases = {i: g.step(**{**inp, "window": inp["window"] + 3.0 * i})[0][..., 0] for i in range(3)}
+        assert not all(torch.equal(plain_bases[0], plain_bases[i]) for i in (1, 2))
+        # the formula, on the first iteration's logits (everything masked)
+        K, P = cfg.chunk, cfg.n_parts
+        mk = g.music(inp["window"].unsqueeze(1).expand(1, K, *inp["window"].shape[1:]), inp["cond"])
+        h = torch.randn(1, P, cfg.d_model)
+        base = torch.zeros(1, K, P, dtype=torch.long)
+        masked = torch.ones(1, K, P, dtype=torch.bool)
+        lc = torch.log_softmax(g.chunk_logits(h, mk, base, masked), -1)
+        lu = torch.log_softmax(g.chunk_logits(h, g.null_music.expand_as(mk), base, masked), -1)
+        assert float((lc - lu).abs().max()) > 1e-3
+        batched = g.chunk_logits(torch.cat([h, h]), torch.cat([mk, g.null_music.expand_as(mk)]),
+                                 torch.cat([base, base]), torch.cat([masked, masked]))
+        torch.testing.assert_close(torch.log_softmax(batched[:1], -1), lc, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.log_softmax(batched[1:], -1), lu, atol=1e-5, rtol=1e-5)

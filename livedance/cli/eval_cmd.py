@@ -86,6 +86,9 @@ def eval_command(
         None, "--min-p", min=0.0, max=0.999, help="Min-p sampling of the 'livedance' row: sample among the codes at "
         "least this fraction as likely as the most likely one (default: its weights' config; 0 = off). Choose it on "
         "--split val."),
+    guidance: Optional[float] = typer.Option(
+        None, "--guidance", min=0.0, help="Classifier-free guidance scale of the 'livedance' row (default: its "
+        "weights' config; 1 = off; > 1 needs weights trained with --music-dropout). Choose it on --split val."),
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
@@ -116,8 +119,9 @@ def eval_command(
     cache = MusicBeatCache()
     err = Console(stderr=True)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
-            or min_p is not None) and "livedance" not in (models or ""):
-        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p apply to the "
+            or min_p is not None or guidance is not None) and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance "
+                          "apply to the "
                           "'livedance' row: "
                           "add --models livedance")
     if baseline_temperature is not None and "baseline" not in (models or ""):
@@ -147,6 +151,7 @@ def eval_command(
                     f", T_res={residual_temperature:g}" if own and residual_temperature is not None else "") + (
                     f", top-k={top_k}" if own and top_k is not None else "") + (
                     f", min-p={min_p:g}" if own and min_p is not None else "") + (
+                    f", w={guidance:g}" if own and guidance is not None else "") + (
                     f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "") + (
                     ", pose guard" if pose_guard else "")
                 extra[label] = generate_for_clips(
@@ -154,6 +159,7 @@ def eval_command(
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
                     min_p=min_p if own else None, pose_guard=PoseGuardConfig(enabled=pose_guard),
+                    guidance=guidance if own else None,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -19,7 +19,7 @@ _MODELS = ("livedance", "baseline")
 def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
-           dropout: float = 0.0) -> None:
+           dropout: float = 0.0, music_dropout: float = 0.0) -> None:
     import torch
     from rich.console import Console
 
@@ -30,7 +30,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
     cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
-                             overrides={"dropout": dropout} if dropout else {})
+                             overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
@@ -63,10 +63,13 @@ def train_generator_cmd(
     dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on token inputs and residual branches "
                                   "while training (GPT-2 placement; none at inference). Against memorising few "
                                   "clips."),
+    music_dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of chunks whose head music is replaced "
+                                        "by a learned null vector while training (classifier-free guidance; "
+                                        "sample with GeneratorConfig.guidance > 1, docs/model.md)."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
-           progress, corrupt, mirror, dropout)
+           progress, corrupt, mirror, dropout, music_dropout)
 
 
 @app.command("generate")

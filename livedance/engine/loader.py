@@ -151,7 +151,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
                    kind: str = "livedance", threads: int = 1, tokenizer: str | Path | None = None, device: str = "cpu",
                    temperature: float | None = None, residual_temperature: float | None = None,
                    top_k: int | None = None, min_p: float | None = None, cuda_graph: bool = False,
-                   pose_guard: "PoseGuardConfig | None" = None, pose_prior: str | Path | None = None):
+                   pose_guard: "PoseGuardConfig | None" = None, pose_prior: str | Path | None = None,
+                   guidance: float | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -169,6 +170,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         pose_guard: settings of the pose guard (:mod:`livedance.engine.pose_guard`; None: the defaults, off;
             ``PoseGuardConfig(enabled=True)``: on).
         pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``).
+        guidance: classifier-free guidance scale of the base level (None: the weights' config; 1: off; > 1
+            needs weights trained with ``music_dropout``, else ConfigError); baked into the exported graph.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
@@ -183,6 +186,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         overrides["top_k"] = top_k
     if min_p is not None:
         overrides["min_p"] = float(min_p)
+    if guidance is not None:
+        overrides["guidance"] = float(guidance)
     if overrides:  # GeneratorConfig validates them (ConfigError)
         from dataclasses import replace
 

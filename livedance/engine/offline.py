@@ -167,7 +167,7 @@ def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.n
 def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, backend: str = "onnx",
                        weights: str | Path | None = None, progress=None, temperature: float | None = None,
                        residual_temperature: float | None = None, top_k: int | None = None,
-                       min_p: float | None = None, pose_guard=None) -> list:
+                       min_p: float | None = None, pose_guard=None, guidance: float | None = None) -> list:
     """Dance to each clip's music excerpt (its song from ``audio_offset_s`` for its duration) through the step path.
 
     Used by ``livedance eval --models``: the rows of generated dances are scored against the same
@@ -183,6 +183,7 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
         top_k: top-k sampling (None: the weights' config; 0: all codes).
         min_p: min-p sampling (None: the weights' config; 0: off).
         pose_guard: :class:`~livedance.engine.pose_guard.PoseGuardConfig` (None: the defaults).
+        guidance: classifier-free guidance scale (None: the weights' config; 1: off).
     Returns:
         list of :class:`~livedance.eval.motion_io.MotionFile`, one per clip.
     Raises:
@@ -192,7 +193,8 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
     from livedance.eval.motion_io import load_motion
 
     gen = load_generator(weights, backend=backend, seed=seed, kind=model, temperature=temperature,
-                         residual_temperature=residual_temperature, top_k=top_k, min_p=min_p, pose_guard=pose_guard)
+                         residual_temperature=residual_temperature, top_k=top_k, min_p=min_p, pose_guard=pose_guard,
+                         guidance=guidance)
     out_dir = Path(folder) / model
     task = progress.add_task(f"generating ({model})", total=len(clips)) if progress is not None else None
     files = []

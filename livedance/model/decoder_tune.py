@@ -173,6 +173,7 @@ class DecoderTuneConfig:
     root_weight: float = TokenizerRunConfig.root_weight
     acc_weight: float = 1.0
     pos_acc_weight: float = 50.0
+    kin_weight: float = 0.0
     data_root: Path | None = None
     ship: bool = False
     progress: bool = True
@@ -256,11 +257,11 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
                        warmup_steps=cfg.warmup_steps, seed=cfg.seed, progress=show)
     run_config = {"source_sha256": src_sha, "window": cfg.window, "hop": cfg.hop, "vel_weight": cfg.vel_weight,
                   "pos_weight": cfg.pos_weight, "root_weight": cfg.root_weight, "acc_weight": cfg.acc_weight,
-                  "pos_acc_weight": cfg.pos_acc_weight}
+                  "pos_acc_weight": cfg.pos_acc_weight, "kin_weight": cfg.kin_weight}
 
     def loss_fn(m, b):
         return tokenizer_loss(m, b, cfg.vel_weight, rep, cfg.pos_weight, cfg.root_weight, cfg.acc_weight,
-                              cfg.pos_acc_weight)
+                              cfg.pos_acc_weight, cfg.kin_weight)
 
     trainer = Trainer(model, ds, loss_fn, tcfg, out, resume=cfg.resume, run_config=run_config, dist=dist)
     res = trainer.fit()

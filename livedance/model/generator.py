@@ -92,6 +92,14 @@ class GeneratorConfig:
             residual branch: the Mamba blocks, the chunk head's attention and MLP, the residual head's
             inputs), against memorising a small training set; identity in eval mode, so the step graph
             and the exported ONNX do not change. 0 (default) disables it.
+        music_dropout: training-time share of chunks whose head music (the chunk head's and the residual
+            head's per-slot music vectors) is replaced by a learned null vector ``null_music``, so the heads
+            also learn the motion prior without the chunk's music (classifier-free guidance training, Ho &
+            Salimans 2022; as in MoMask, Guo et al. CVPR 2024, Sec. 3.3). 0 (default): no null vector.
+        guidance: classifier-free guidance scale w of the base level at inference: the chunk head runs with
+            the music and with ``null_music`` (one batched call) and samples from
+            ``log p_null + w (log p_music - log p_null)``. 1 (default) is plain conditional sampling (no
+            extra call); w > 1 strengthens the music's pull. Needs a model trained with ``music_dropout`` > 0.
     """
 
     parts: tuple[str, ...] = ("lower", "upper")
@@ -117,6 +125,8 @@ class GeneratorConfig:
     top_k: int = 0
     min_p: float = 0.0
     dropout: float = 0.0
+    music_dropout: float = 0.0
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -139,6 +149,14 @@ class GeneratorConfig:
         object.__setattr__(self, "min_p", float(self.min_p))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GeneratorConfig: dropout={self.dropout}; expected a probability in [0, 1)")
+        if not 0.0 <= self.music_dropout < 1.0:
+            raise ConfigError(f"GeneratorConfig: music_dropout={self.music_dropout}; expected a probability in [0, 1)")
+        if not (math.isfinite(self.guidance) and self.guidance >= 0.0):
+            raise ConfigError(f"GeneratorConfig: guidance={self.guidance}; expected a finite scale >= 0 (1: off)")
+        if self.guidance != 1.0 and self.music_dropout <= 0.0:
+            raise ConfigError(
+                f"GeneratorConfig: guidance={self.guidance} needs a model trained with music_dropout > 0 (it has no "
+                "null music vector); use guidance 1, or train with `livedance train generator --music-dropout 0.1`")
         rt = self.residual_temperature
         if rt is not None and not (math.isfinite(rt) and rt >= 0):
             raise ConfigError(f"GeneratorConfig: residual_temperature={rt}; expected a finite value >= 0, or None")
@@ -281,6 +299,8 @@ class DanceGenerator(nn.Module):
         self.mask_emb = nn.Parameter(torch.randn(P, d) * 0.02)
         self.chunk_blocks = nn.ModuleList([_ChunkBlock(d, cfg.n_heads, cfg.dropout) for _ in range(cfg.chunk_layers)])
         self.drop = nn.Dropout(cfg.dropout)  # on token inputs and the residual head's input (training only)
+        if cfg.music_dropout > 0:  # classifier-free guidance: the heads' music when it is dropped
+            self.null_music = nn.Parameter(torch.randn(d) * 0.02)
         self.base_norm = nn.LayerNorm(d)
         self.base_head = nn.ModuleList([nn.Linear(d, C) for _ in range(P)])
         # residual head
@@ -412,6 +432,9 @@ class DanceGenerator(nn.Module):
         mw = window[:, starts].unsqueeze(2).expand(B, S, K, W, window.shape[-1])
         mc = torch.stack([cond[:, starts + k] for k in range(K)], dim=2)
         mk = self.music(mw, mc)  # (B, S, K, d)
+        if self.training and cfg.music_dropout > 0:
+            drop = torch.rand(B, S, 1, 1, device=mk.device) < cfg.music_dropout
+            mk = torch.where(drop, self.null_music.expand_as(mk), mk)
         tgt = torch.stack([codes[:, starts + k] for k in range(K)], dim=2)  # (B, S, K, P, V)
         masked = training_mask((B, S), K * P, device=codes.device).reshape(B, S, K, P)
         logits = self.chunk_logits(ctx, mk, tgt[..., 0], masked)
@@ -495,8 +518,15 @@ class DanceGenerator(nn.Module):
 
         # 3. mask-predict the base codes of K slots x P parts
         def logits_fn(codes_flat: Tensor, masked_flat: Tensor) -> Tensor:
-            lg = self.chunk_logits(h_last, mk, codes_flat.view(B, K, P), masked_flat.view(B, K, P))
-            return lg.reshape(B, K * P, cfg.codebook_size)
+            codes_k, masked_k = codes_flat.view(B, K, P), masked_flat.view(B, K, P)
+            if cfg.guidance == 1.0:
+                lg = self.chunk_logits(h_last, mk, codes_k, masked_k)
+                return lg.reshape(B, K * P, cfg.codebook_size)
+            # classifier-free guidance: with and without the chunk's music in one batched call
+            lg = self.chunk_logits(torch.cat([h_last, h_last], 0), torch.cat([mk, self.null_music.expand_as(mk)], 0),
+                                   torch.cat([codes_k, codes_k], 0), torch.cat([masked_k, masked_k], 0))
+            lc, lu = F.log_softmax(lg[:B], -1), F.log_softmax(lg[B:], -1)
+            return (lu + cfg.guidance * (lc - lu)).reshape(B, K * P, cfg.codebook_size)
 
         base = mask_predict(logits_fn, B, K * P, gumbel_base, cfg.temperature, cfg.mask_iters, cfg.top_k,
                             cfg.min_p).view(B, K, P)

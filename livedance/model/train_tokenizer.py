@@ -86,12 +86,14 @@ class WindowDataset(torch.utils.data.Dataset):
 
 def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 0.5,
                    rep: Representation | None = None, pos_weight: float = 0.0, root_weight: float = 0.0,
-                   acc_weight: float = 0.0, pos_acc_weight: float = 0.0):
+                   acc_weight: float = 0.0, pos_acc_weight: float = 0.0, kin_weight: float = 0.0):
     """Training loss of a :class:`Tokenizer` (or its DDP wrapper) on a batch x (B, T, D) normalised.
 
     ``L1(x_hat, x) + vel_weight * L1(diff x_hat, diff x) + pos_weight * L1(P(x_hat), P(x))
     + root_weight * L1(x_hat[root], x[root]) + acc_weight * L1(diff2 x_hat, diff2 x)
-    + pos_acc_weight * L1(diff2 P(x_hat), diff2 P(x)) + commitment`` with ``P`` =
+    + pos_acc_weight * L1(diff2 P(x_hat), diff2 P(x)) + kin_weight * L1(K(P(x_hat)), K(P(x))) + commitment``
+    with ``K(P)`` (B, J) the RMS joint speed of each window (metres per frame: the square root of the mean
+    over frames of |diff P|^2, the kinetic energy per unit mass that the FIDk kinetic features average), and ``P`` =
     :meth:`Representation.pose_positions` (pelvis-relative FK positions in metres with the canonical
     skeleton), ``root`` the heading velocity, ground velocity and height channels
     (:attr:`Representation.root_channels`) and ``diff2`` the second difference over frames (Bailando's
@@ -109,7 +111,7 @@ def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 
     loss = rec + vel_weight * vel + out["commit"]
     metrics = {"recon": rec.detach(), "vel": vel.detach(), "commit": out["commit"].detach()}
     py = px = None
-    if (pos_weight > 0 or pos_acc_weight > 0) and rep is not None:
+    if (pos_weight > 0 or pos_acc_weight > 0 or kin_weight > 0) and rep is not None:
         py, px = rep.pose_positions(y), rep.pose_positions(x)
     if pos_weight > 0 and py is not None:
         pos = F.l1_loss(py, px)
@@ -129,7 +131,17 @@ def tokenizer_loss(model: torch.nn.Module, x: torch.Tensor, vel_weight: float = 
         pos_acc = F.l1_loss(_diff2(py), _diff2(px))
         loss = loss + pos_acc_weight * pos_acc
         metrics["pos_acc"] = pos_acc.detach()
+    if kin_weight > 0 and py is not None:
+        kin = F.l1_loss(_rms_speed(py), _rms_speed(px))
+        loss = loss + kin_weight * kin
+        metrics["kin"] = kin.detach()
     return loss, metrics
+
+
+def _rms_speed(p: torch.Tensor) -> torch.Tensor:
+    """(B, T, J, 3) positions -> (B, J) RMS speed over the window, metres per frame."""
+    v = p[:, 1:] - p[:, :-1]
+    return (v.pow(2).sum(-1).mean(1) + 1e-12).sqrt()
 
 
 def _diff2(y: torch.Tensor) -> torch.Tensor:
