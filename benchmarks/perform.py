@@ -186,7 +186,11 @@ print(json.dumps(out[-100000:]))
 
 
 def start_probe(gap_s: float = 0.01):
-    """Start the OS probe process (see :data:`PROBE`); stop it with :func:`stop_probe`."""
+    """Start the OS probe process (see :data:`PROBE`) reporting wake-up gaps over ``gap_s`` seconds.
+
+    Returns the ``subprocess.Popen``; stop it with :func:`stop_probe`. Its own 1000 wake-ups per second cost a
+    little CPU, so a run with the probe is not the run of the headline jitter figures.
+    """
     import subprocess
 
     return subprocess.Popen([sys.executable, "-c", PROBE, str(gap_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -194,21 +198,38 @@ def start_probe(gap_s: float = 0.01):
 
 
 def stop_probe(proc) -> list[tuple[float, float]]:
-    """End the probe; its gaps as (perf_counter at wake-up, gap seconds)."""
-    out, _ = proc.communicate("stop\n", timeout=10)
+    """End the probe. Returns its gaps as (perf_counter seconds at the wake-up, gap in seconds); a probe that does
+    not answer within 10 s is killed and reports nothing."""
+    import subprocess
+
+    try:
+        out, _ = proc.communicate("stop\n", timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return []
     return [tuple(x) for x in json.loads(out or "[]")]
 
 
 def clock_stalls(wakes: np.ndarray, period_s: float, probe: list | None, factor: float = 2.5) -> list[dict]:
-    """Output clock stalls: wake-up intervals over ``factor`` periods, each with whether the OS probe was
-    stalled at the same time (its gap overlaps the clock's by at least half the clock's; None without a probe)."""
+    """Output clock stalls and whether the OS probe stalled with them.
+
+    Args:
+        wakes: (N,) float64 perf_counter seconds of the clock's wake-ups. period_s: the tick period, seconds.
+        probe: :func:`stop_probe`'s gaps, or None. factor: a stall is a wake-up interval over factor periods.
+    Returns:
+        one dict per stall: ``at_s`` (seconds after the first wake-up), ``interval_ms``, and
+        ``os_probe_stalled_too``: whether the probe's gaps cover at least half of the stall (summed over its
+        gaps; None without a probe). On a 2-core machine a busy show could also starve the probe, so a shared gap
+        says "the machine", not "proven outside the process".
+    """
     out = []
     iv = np.diff(wakes)
     for i in np.flatnonzero(iv > factor * period_s):
         a, b = float(wakes[i]), float(wakes[i + 1])
         both = None
         if probe is not None:
-            both = any(min(b, t) - max(a, t - g) >= 0.5 * (b - a) for t, g in probe)
+            both = bool(sum(max(0.0, min(b, t) - max(a, t - g)) for t, g in probe) >= 0.5 * (b - a))
         out.append({"at_s": a - float(wakes[0]), "interval_ms": 1e3 * (b - a), "os_probe_stalled_too": both})
     return out
 
@@ -273,10 +294,12 @@ def main_run(args) -> dict:
     print(f"main run: {path.name} ({file_dur:.1f} s, {'looped' if loops > 1 else 'once'}) for {args.seconds:g} s, "
           f"output latency {args.latency_ms:g} ms ...", file=sys.stderr, flush=True)
     probe = start_probe() if args.os_probe else None
-    p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000, loop=loops > 1,
-                                 procedural=args.procedural, warp=not args.no_warp, warp_kw=args.warp_kw,
-                                 intro_kw=args.intro_kw)
-    gaps = stop_probe(probe) if probe is not None else None
+    try:
+        p, rec, wall, cpu = run_loop(path, min(args.seconds, file_dur * loops), args.latency_ms / 1000,
+                                     loop=loops > 1, procedural=args.procedural, warp=not args.no_warp,
+                                     warp_kw=args.warp_kw, intro_kw=args.intro_kw)
+    finally:
+        gaps = stop_probe(probe) if probe is not None else None
     st = p.stats()
     lat = np.array(p.listener.stats.latency_s) * 1e3
     wakes, dls = np.array(st.tick_wakes), np.array(st.tick_deadlines)

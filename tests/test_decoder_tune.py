@@ -150,7 +150,8 @@ def test_stall_guard_settings_are_validated():
 
 def test_config_is_validated():
     for bad, match in ((dict(model="nope"), "--model"), (dict(window=30), "--window"),
-                       (dict(acc_weight=0.0, pos_acc_weight=0.0), "acc-weight")):
+                       (dict(acc_weight=0.0, pos_acc_weight=0.0), "acc-weight"),
+                       (dict(kin_weight=-1.0), "kin-weight")):
         with pytest.raises(ConfigError, match=match):
             DecoderTuneConfig(**bad).validate()
 

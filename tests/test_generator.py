@@ -399,16 +399,31 @@ def test_guidance_mixes_the_log_probabilities_with_and_without_music():
         g.config = cfg
         plain_bases = {i: g.step(**{**inp, "window": inp["window"] + 3.0 * i})[0][..., 0] for i in range(3)}
         assert not all(torch.equal(plain_bases[0], plain_bases[i]) for i in (1, 2))
-        # the formula, on the first iteration's logits (everything masked)
+        # the formula: the logits the mask-predict loop samples from, first iteration (everything masked)
+        import livedance.model.generator as G
+
+        seen = []
+        real = G.mask_predict
+
+        def spy(logits_fn, *a, **kw):
+            n = a[1]
+            seen.append(logits_fn(torch.zeros(1, n, dtype=torch.long), torch.ones(1, n, dtype=torch.bool)))
+            return real(logits_fn, *a, **kw)
+
+        w = 2.5
+        g.config = replace(cfg, guidance=w)
+        G.mask_predict = spy
+        try:
+            g.step(**inp)
+        finally:
+            G.mask_predict = real
         K, P = cfg.chunk, cfg.n_parts
-        mk = g.music(inp["window"].unsqueeze(1).expand(1, K, *inp["window"].shape[1:]), inp["cond"])
-        h = torch.randn(1, P, cfg.d_model)
+        win = inp["window"]
+        mk = g.music(win.unsqueeze(1).expand(1, K, *win.shape[1:]), inp["cond"])
+        h = g.step(**inp)[3]  # h_last after the BOS commit
         base = torch.zeros(1, K, P, dtype=torch.long)
         masked = torch.ones(1, K, P, dtype=torch.bool)
         lc = torch.log_softmax(g.chunk_logits(h, mk, base, masked), -1)
         lu = torch.log_softmax(g.chunk_logits(h, g.null_music.expand_as(mk), base, masked), -1)
         assert float((lc - lu).abs().max()) > 1e-3
-        batched = g.chunk_logits(torch.cat([h, h]), torch.cat([mk, g.null_music.expand_as(mk)]),
-                                 torch.cat([base, base]), torch.cat([masked, masked]))
-        torch.testing.assert_close(torch.log_softmax(batched[:1], -1), lc, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(torch.log_softmax(batched[1:], -1), lu, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(seen[0], (lu + w * (lc - lu)).reshape(1, K * P, -1), atol=1e-5, rtol=1e-5)

@@ -73,7 +73,7 @@ def train_tokenizer_decoder_cmd(
     acc_weight: float = typer.Option(1.0, help="Weight of the L1 of the normalised features' second difference."),
     pos_acc_weight: float = typer.Option(50.0, help="Weight of the L1 of the FK joints' second difference "
                                          "(metres per frame^2)."),
-    kin_weight: float = typer.Option(0.0, help="Weight of the L1 of each window's RMS joint speed (metres per frame; "
+    kin_weight: float = typer.Option(0.0, min=0.0, help="Weight of the L1 of each window's RMS joint speed (metres per frame; "
                                      "keeps the kinetic energy that L1 terms smooth away)."),
     threads: int = typer.Option(1, help="torch CPU threads per process."),
     data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data "

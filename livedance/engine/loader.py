@@ -170,8 +170,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         pose_guard: settings of the pose guard (:mod:`livedance.engine.pose_guard`; None: the defaults, off;
             ``PoseGuardConfig(enabled=True)``: on).
         pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``).
-        guidance: classifier-free guidance scale of the base level (None: the weights' config; 1: off; > 1
-            needs weights trained with ``music_dropout``, else ConfigError); baked into the exported graph.
+        guidance: classifier-free guidance scale of the base level (None: the weights' config; 1: off; any other
+            value needs weights trained with ``music_dropout``, else ConfigError); baked into the exported graph.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:

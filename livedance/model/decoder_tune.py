@@ -188,13 +188,16 @@ class DecoderTuneConfig:
         if self.acc_weight < 0 or self.pos_acc_weight < 0 or (self.acc_weight == 0 and self.pos_acc_weight == 0):
             raise ConfigError(f"--acc-weight {self.acc_weight} / --pos-acc-weight {self.pos_acc_weight}: expected "
                               "weights >= 0, at least one of them > 0 (the acceleration terms are what this run adds)")
+        if not self.kin_weight >= 0:
+            raise ConfigError(f"--kin-weight {self.kin_weight}: expected a weight >= 0 (0: no kinetic term)")
 
 
 def _command(cfg: DecoderTuneConfig) -> str:
     src = f" --from {cfg.source}" if cfg.source is not None else ""
     mins = f" --minutes {cfg.minutes:g}" if cfg.minutes else ""
     return (f"livedance train tokenizer-decoder --model {cfg.model}{src} --steps {cfg.steps}{mins} --seed {cfg.seed} "
-            f"--acc-weight {cfg.acc_weight:g} --pos-acc-weight {cfg.pos_acc_weight:g} --lr {cfg.lr:g}")
+            f"--acc-weight {cfg.acc_weight:g} --pos-acc-weight {cfg.pos_acc_weight:g} --lr {cfg.lr:g}"
+            + (f" --kin-weight {cfg.kin_weight:g}" if cfg.kin_weight else ""))
 
 
 def _frozen_state(tok: Tokenizer) -> dict[str, Tensor]:
@@ -257,7 +260,9 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
                        warmup_steps=cfg.warmup_steps, seed=cfg.seed, progress=show)
     run_config = {"source_sha256": src_sha, "window": cfg.window, "hop": cfg.hop, "vel_weight": cfg.vel_weight,
                   "pos_weight": cfg.pos_weight, "root_weight": cfg.root_weight, "acc_weight": cfg.acc_weight,
-                  "pos_acc_weight": cfg.pos_acc_weight, "kin_weight": cfg.kin_weight}
+                  "pos_acc_weight": cfg.pos_acc_weight}
+    if cfg.kin_weight:  # only when used, so that runs from before the option resume
+        run_config["kin_weight"] = cfg.kin_weight
 
     def loss_fn(m, b):
         return tokenizer_loss(m, b, cfg.vel_weight, rep, cfg.pos_weight, cfg.root_weight, cfg.acc_weight,
