@@ -427,3 +427,20 @@ def test_guidance_mixes_the_log_probabilities_with_and_without_music():
         lu = torch.log_softmax(g.chunk_logits(h, g.null_music.expand_as(mk), base, masked), -1)
         assert float((lc - lu).abs().max()) > 1e-3
         torch.testing.assert_close(seen[0], (lu + w * (lc - lu)).reshape(1, K * P, -1), atol=1e-5, rtol=1e-5)
+
+def test_selection_rows_of_different_weights_stay_apart():
+    """The card's selection table averages a row over seeds only within one ``--weights`` run: two runs at the same
+    sampling settings give two rows (named by their weights), two seeds of one run give one."""
+    from livedance.model.train_generator import _mean_rows
+
+    def doc(seed, weights, fid):
+        cmd = "livedance eval --split val --models livedance" + (f" --weights {weights}" if weights else "")
+        return {"seed": seed, "command": cmd, "rows": [{"label": "livedance (generated), T=0.6", "FIDk": fid}]}
+
+    rows = _mean_rows([doc(0, "runs/a/generator", 10.0), doc(1, "runs/a/generator", 20.0), doc(0, "runs/b/generator", 90.0),
+                       doc(0, None, 50.0)], lambda label: "livedance" in label)
+    by = {r["label"]: r for r in rows}
+    assert by["livedance (generated), T=0.6, weights runs/a/generator"]["FIDk"] == pytest.approx(15.0)
+    assert by["livedance (generated), T=0.6, weights runs/a/generator"]["seeds"] == [0, 1]
+    assert by["livedance (generated), T=0.6, weights runs/b/generator"]["FIDk"] == pytest.approx(90.0)
+    assert by["livedance (generated), T=0.6"]["FIDk"] == pytest.approx(50.0)

@@ -183,6 +183,10 @@ def eval_command(
             + (f" --temperature {temperature:g}" if temperature is not None else "")
             + (f" --residual-temperature {residual_temperature:g}" if residual_temperature is not None else "")
             + (f" --baseline-temperature {baseline_temperature:g}" if baseline_temperature is not None else "")
+            + (f" --top-k {top_k}" if top_k is not None else "")
+            + (f" --min-p {min_p:g}" if min_p is not None else "")
+            + (f" --guidance {guidance:g}" if guidance is not None else "")
+            + (" --pose-guard" if pose_guard else "")
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)

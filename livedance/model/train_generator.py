@@ -17,6 +17,7 @@ progress, resumable safetensors checkpoints, DDP).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -413,12 +414,16 @@ def _read_eval(p) -> dict:
 
 
 def _mean_rows(docs: Sequence[dict], keep) -> list[dict]:
-    """Rows with the same label across eval JSONs, averaged: [{label, n, seeds, FIDk, ...}] in first-seen order."""
+    """Rows with the same label and the same ``--weights`` (read from each JSON's ``command``) across eval JSONs,
+    averaged: [{label, n, seeds, FIDk, ...}] in first-seen order; the label names the weights when a JSON gives
+    them, so runs of different weights at the same sampling settings stay apart."""
     groups: dict[str, list[tuple[Any, dict]]] = {}
     for d in docs:
+        m = re.search(r"--weights (\S+)", str(d.get("command", "")))
         for r in d.get("rows", []):
             if keep(r.get("label", "")):
-                groups.setdefault(r["label"], []).append((d.get("seed"), r))
+                label = r["label"] + (f", weights {m.group(1)}" if m and "livedance" in r["label"] else "")
+                groups.setdefault(label, []).append((d.get("seed"), r))
     out = []
     for label, items in groups.items():
         row: dict[str, Any] = {"label": label, "n": len(items), "seeds": [s for s, _ in items]}
@@ -457,7 +462,8 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
                f"{c.top_k or 'off'}, min-p {c.min_p or 'off'}; chosen on the "
                f"**{sel_doc.get('split')}** split (never on test) from these runs of `livedance eval --split "
                f"{sel_doc.get('split')} --models livedance --weights RUN --temperature T --residual-temperature R "
-               "[--top-k K] [--min-p M] --seed S` (each row the mean over its runs; criterion: the lowest FIDk + FIDg):\n\n"
+               "[--top-k K] [--min-p M] --seed S` (each row the mean over its runs; a row without a weights name ran "
+               "the weights of this section; criterion: the lowest FIDk + FIDg):\n\n"
                + head + "\n" + "\n".join(_fmt_row(r) for r in selection) + "\n")
     met = ""
     if test:
