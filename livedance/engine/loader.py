@@ -68,7 +68,8 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
 def graph_key(graph) -> str:
     """Cache key of an exported step graph: the first 20 hex digits of the sha256 over the generator's
     config (every field that shapes the graph: temperature, top-k, min-p, chunk, mask iterations, ...; not
-    ``residual_temperature``, which scales the noise outside the graph, nor the training-only ``dropout``),
+    ``residual_temperature``, which scales the noise outside the graph, nor the training-only ``dropout`` and
+    ``music_dropout``; the null music vector that ``music_dropout`` adds is among the tensors),
     the tokenizer's config and all
     tensors (the generator's and the tokenizer's), so a cached ONNX file is reused only for the same graph.
 
@@ -81,7 +82,7 @@ def graph_key(graph) -> str:
     import hashlib
     import json
 
-    cfg = {k: v for k, v in graph.config.to_dict().items() if k not in ("residual_temperature", "dropout")}
+    cfg = {k: v for k, v in graph.config.to_dict().items() if k not in ("residual_temperature", "dropout", "music_dropout")}
     tok = getattr(graph, "tokenizer", None)
     tcfg = dataclasses.asdict(tok.config) if tok is not None and dataclasses.is_dataclass(tok.config) else None
     h = hashlib.sha256(json.dumps({"generator": cfg, "tokenizer": tcfg}, sort_keys=True, default=str).encode())
