@@ -88,7 +88,8 @@ def eval_command(
         "--split val."),
     guidance: Optional[float] = typer.Option(
         None, "--guidance", min=0.0, help="Classifier-free guidance scale of the 'livedance' row (default: its "
-        "weights' config; 1 = off; > 1 needs weights trained with --music-dropout). Choose it on --split val."),
+        "weights' config; 1 = off; any other value needs weights trained with --music-dropout). Choose it on "
+        "--split val."),
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),

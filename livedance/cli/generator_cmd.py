@@ -64,8 +64,9 @@ def train_generator_cmd(
                                   "while training (GPT-2 placement; none at inference). Against memorising few "
                                   "clips."),
     music_dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of chunks whose head music is replaced "
-                                        "by a learned null vector while training (classifier-free guidance; "
-                                        "sample with GeneratorConfig.guidance > 1, docs/model.md)."),
+                                        "by a learned null vector while training: a regulariser (the shipped run "
+                                        "uses 0.2) and what classifier-free guidance needs (livedance eval "
+                                        "--guidance W; docs/model.md, \"Music dropout\")."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,

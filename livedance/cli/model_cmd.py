@@ -73,8 +73,8 @@ def train_tokenizer_decoder_cmd(
     acc_weight: float = typer.Option(1.0, help="Weight of the L1 of the normalised features' second difference."),
     pos_acc_weight: float = typer.Option(50.0, help="Weight of the L1 of the FK joints' second difference "
                                          "(metres per frame^2)."),
-    kin_weight: float = typer.Option(0.0, min=0.0, help="Weight of the L1 of each window's RMS joint speed (metres per frame; "
-                                     "keeps the kinetic energy that L1 terms smooth away)."),
+    kin_weight: float = typer.Option(0.0, min=0.0, help="Weight of the L1 of each window's RMS joint speed "
+                                     "(metres per frame; keeps the kinetic energy that L1 terms smooth away)."),
     threads: int = typer.Option(1, help="torch CPU threads per process."),
     data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data "
                                              "or $LIVEDANCE_DATA)."),
@@ -97,7 +97,8 @@ def train_tokenizer_decoder_cmd(
 
     torch.set_num_threads(threads)
     run_decoder_tune(DecoderTuneConfig(model=model, source=source, out=out, steps=steps, minutes=minutes, seed=seed,
-                                       resume=resume, lr=lr, acc_weight=acc_weight, pos_acc_weight=pos_acc_weight, kin_weight=kin_weight,
+                                       resume=resume, lr=lr, acc_weight=acc_weight, pos_acc_weight=pos_acc_weight,
+                                       kin_weight=kin_weight,
                                        data_root=data_root, ship=ship, progress=progress))
 
 
