@@ -322,10 +322,11 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
         ship_generator(run, 1.0, [tmp_path / "missing.json"], weights_dir=out)
 
 
-def _chunk_inputs(cfg: GeneratorConfig, seed: int = 0):
-    """Zero state, a BOS pending slot and one chunk's music: the inputs of the first :meth:`step`."""
+def _chunk_inputs(model: DanceGenerator, seed: int = 0):
+    """Zero state, a BOS pending slot and one chunk's music: the inputs of the model's first :meth:`step`."""
+    cfg = model.config
     g = torch.Generator().manual_seed(seed)
-    sh = DanceGenerator.state_shapes(type("C", (), {"config": cfg})(), 1)
+    sh = model.state_shapes(1)
     K = cfg.chunk
     return dict(
         conv_state=torch.zeros(sh["conv_state"]), ssm_state=torch.zeros(sh["ssm_state"]),
@@ -388,7 +389,7 @@ def test_guidance_mixes_the_log_probabilities_with_and_without_music():
     torch.manual_seed(0)
     cfg = GeneratorConfig(**SMALL, music_dropout=0.1)
     g = DanceGenerator(cfg).eval()
-    inp = _chunk_inputs(cfg)
+    inp = _chunk_inputs(g)
     with torch.no_grad():
         plain = g.step(**inp)[0]
         g.config = replace(cfg, guidance=1.0)
