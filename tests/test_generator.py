@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from livedance.errors import ConfigError
+from livedance.errors import ConfigError, DataError
 from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
 from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes
 from livedance.model.maskpredict import (
@@ -445,3 +445,25 @@ def test_selection_rows_of_different_weights_stay_apart():
     assert by["livedance (generated), T=0.6, weights runs/a/generator"]["seeds"] == [0, 1]
     assert by["livedance (generated), T=0.6, weights runs/b/generator"]["FIDk"] == pytest.approx(90.0)
     assert by["livedance (generated), T=0.6"]["FIDk"] == pytest.approx(50.0)
+
+
+def test_style_balance_repeats_the_rarer_styles_windows_evenly():
+    from livedance.model.train_generator import clip_style, style_balanced_index
+
+    styles = ["waltz", "cha-cha", "waltz"]
+    index = [(0, 0, s) for s in range(40)] + [(1, 0, s) for s in range(10)] + [(2, 0, s) for s in range(24)]
+    assert style_balanced_index(index, styles, 0.0) == index
+    full = style_balanced_index(index, styles, 1.0)  # 64 waltz windows, 10 cha-cha: both drawn 64 times
+    counts = {st: sum(styles[w[0]] == st for w in full) for st in ("waltz", "cha-cha")}
+    assert counts == {"waltz": 64, "cha-cha": 64}
+    assert sorted(w for w in full if w[0] != 1) == sorted(w for w in index if w[0] != 1)  # the largest is kept as is
+    reps = [sum(w == (1, 0, s) for w in full) for s in range(10)]
+    assert min(reps) >= 6 and max(reps) <= 7  # 64 / 10: every cha-cha window 6 or 7 times, none left out
+    half = style_balanced_index(index, styles, 0.5)
+    assert sum(styles[w[0]] == "cha-cha" for w in half) == round(10 * (64 / 10) ** 0.5)
+    with pytest.raises(ConfigError, match="style balance"):
+        style_balanced_index(index, styles, 1.5)
+    assert clip_style("DANCE_C_4~mirror") == "cha-cha" and clip_style("DANCE_W_31") == "waltz"
+    assert clip_style("gBR_sBM_cAll_d04_mBR0_ch01") == "gBR"
+    with pytest.raises(DataError, match="DANCE_"):
+        clip_style("my_dance")

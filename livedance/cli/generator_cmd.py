@@ -19,7 +19,8 @@ _MODELS = ("livedance", "baseline")
 def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
-           dropout: float = 0.0, music_dropout: float = 0.0) -> None:
+           dropout: float = 0.0, music_dropout: float = 0.0, style_balance: float = 0.0,
+           speeds: tuple[float, ...] = ()) -> None:
     import torch
     from rich.console import Console
 
@@ -30,7 +31,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
     cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
-                             overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
+                             style_balance=style_balance, speeds=tuple(speeds), overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
@@ -67,10 +68,17 @@ def train_generator_cmd(
                                         "by a learned null vector while training: a regulariser (the shipped run "
                                         "uses 0.2) and what classifier-free guidance needs (livedance eval "
                                         "--guidance W; docs/model.md, \"Music dropout\")."),
+    style_balance: float = typer.Option(0.0, min=0.0, max=1.0, help="Draw the dance styles in proportion to "
+                                        "n^(1 - B) of their training windows n instead of n (the rarer styles' "
+                                        "windows repeated): 0 keeps the data's shares (Tang: 19 of 26 train dances "
+                                        "are waltzes), 1 draws every style equally often."),
+    speed: list[float] = typer.Option([], "--speed", min=0.5, max=2.0, help="Speed perturbation: also train on "
+                                      "every dance danced SPEED times as fast to its song played as fast (tempo "
+                                      "and pitch together; repeat the option, e.g. --speed 0.9 --speed 1.1)."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
-           progress, corrupt, mirror, dropout, music_dropout)
+           progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed))
 
 
 @app.command("generate")

@@ -54,6 +54,9 @@ class MotionClip:
         audio_offset_s: song time of frame 0, seconds; frame f is at ``audio_offset_s + f / fps``.
         beat_aligned: the alignment passed the study's test (``usable_for_beat``); only such clips
             may teach or score beat alignment.
+        audio_speed: the song is played this many times as fast, tempo and pitch together (1 = as it is;
+            other values only for speed-perturbed training copies, :func:`livedance.motion.speed.speed_clip`);
+            ``audio_offset_s`` and frame times are then in the played song's seconds (file time / speed).
     """
 
     name: str
@@ -66,6 +69,7 @@ class MotionClip:
     audio_path: Path
     audio_offset_s: float
     beat_aligned: bool
+    audio_speed: float = 1.0
 
     @property
     def num_frames(self) -> int:

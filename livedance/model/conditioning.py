@@ -120,7 +120,7 @@ def track_song(audio_44k: np.ndarray, hop: int = 512) -> BeatTrack:
     return BeatTrack(times, bpm, phase, conf)
 
 
-def _cache_key(audio_path: Path, duration_s: float | None) -> str:
+def _cache_key(audio_path: Path, duration_s: float | None, speed: float = 1.0) -> str:
     from livedance.beats.tracker import TrackerConfig
     from livedance.features import FeatureConfig
 
@@ -130,20 +130,27 @@ def _cache_key(audio_path: Path, duration_s: float | None) -> str:
         "duration": None if duration_s is None else round(float(duration_s), 3),
         "features": asdict(FeatureConfig()), "tracker": repr(TrackerConfig()), "version": CONDITIONING_VERSION,
     }
+    if speed != 1.0:  # keys of the songs as they are stay what they were
+        desc["speed"] = float(speed)
     return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def song_conditioning(
-    audio_path: str | Path, duration_s: float | None = None, cache_dir: str | Path | None = None, use_cache: bool = True
+    audio_path: str | Path, duration_s: float | None = None, cache_dir: str | Path | None = None, use_cache: bool = True,
+    speed: float = 1.0,
 ) -> SongConditioning:
     """Features and causal beat track of a song from its start (cached).
 
     Args:
         audio_path: the song file.
-        duration_s: analyse at least the first ``duration_s`` seconds, rounded up to a multiple of 30 s
-            (None: the whole song).
+        duration_s: analyse at least the first ``duration_s`` seconds (of the song as played, i.e. after
+            ``speed``), rounded up to a multiple of 30 s of the file (None: the whole song).
         cache_dir: cache root (default :func:`livedance.data.dataset.default_cache_dir`).
         use_cache: read / write the cache.
+        speed: play the song ``speed`` times as fast, tempo and pitch together (the speed perturbation
+            of Ko et al. 2015, :mod:`livedance.motion.speed`): the audio is read at sample rate
+            ``sr / speed`` and analysed as if it were at ``sr``, so every time in the result is song time
+            divided by ``speed``. 1 = the song as it is.
 
     Returns:
         :class:`SongConditioning`.
@@ -156,14 +163,19 @@ def song_conditioning(
     from livedance.features import FeatureConfig, offline_features
 
     audio_path = Path(audio_path)
-    if duration_s is not None:  # whole 30 s blocks, so that small alignment changes reuse the cache
-        duration_s = 30.0 * math.ceil(float(duration_s) / 30.0)
+    if not (math.isfinite(speed) and 0.5 <= speed <= 2.0):
+        from livedance.errors import ConfigError
+
+        raise ConfigError(f"song speed {speed}: expected a factor in [0.5, 2] (1 = the song as it is)")
+    if duration_s is not None:  # whole 30 s blocks of the file, so that small alignment changes reuse the cache
+        duration_s = 30.0 * math.ceil(float(duration_s) * speed / 30.0)
     if not audio_path.is_file():
         from livedance.errors import AudioError
 
         raise AudioError(f"audio file not found: {audio_path}")
     cache = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "generator"
-    path = cache / f"{audio_path.parent.name}-{audio_path.stem}-{_cache_key(audio_path, duration_s)}.npz"
+    tag = "" if speed == 1.0 else f"-x{speed:g}"
+    path = cache / f"{audio_path.parent.name}-{audio_path.stem}{tag}-{_cache_key(audio_path, duration_s, speed)}.npz"
     if use_cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -174,9 +186,9 @@ def song_conditioning(
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)
     cfg = FeatureConfig()
-    a22, _ = load_audio(audio_path, sr=cfg.sr, duration_s=duration_s)
+    a22, _ = load_audio(audio_path, sr=cfg.sr / speed, duration_s=duration_s)  # then read as cfg.sr
     ff = offline_features(a22, cfg)
-    a44, _ = load_audio(audio_path, sr=_TRACK_SR, duration_s=duration_s)
+    a44, _ = load_audio(audio_path, sr=_TRACK_SR / speed, duration_s=duration_s)
     beats = track_song(a44)
     out = SongConditioning(ff.values, ff.times_s, beats, a22.shape[0] / cfg.sr)
     if use_cache:

@@ -39,6 +39,8 @@ __all__ = [
     "prepare_clips",
     "slot_inputs",
     "TokenWindowDataset",
+    "clip_style",
+    "style_balanced_index",
     "GeneratorRunConfig",
     "load_tokenizer_for_training",
     "run_training",
@@ -98,7 +100,8 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
     out = []
     raws = clip_raw_features(clips, rep.config)
     for clip, raw in zip(clips, raws):
-        song = song_conditioning(clip.audio_path, duration_s=clip.audio_offset_s + clip.num_frames / clip.fps + 1.0)
+        song = song_conditioning(clip.audio_path, duration_s=clip.audio_offset_s + clip.num_frames / clip.fps + 1.0,
+                                 speed=getattr(clip, "audio_speed", 1.0))
         x = rep.normalize(torch.from_numpy(np.ascontiguousarray(raw, np.float32)))
         with torch.no_grad():
             codes = tokenizer.encode(x[None])
@@ -110,16 +113,73 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
     return out
 
 
+def clip_style(name: str) -> str:
+    """The dance style of a training clip, from its name.
+
+    Tang names ``DANCE_<C|R|T|W>_<n>`` give ``cha-cha`` / ``rumba`` / ``tango`` / ``waltz``
+    (:func:`livedance.data.tang.style_of`); AIST++ names ``g<genre>_s..._d..._m..._ch..`` give the genre
+    code (``gBR`` ...); a ``~mirror`` suffix (:func:`livedance.motion.mirror.mirror_clip`) is ignored.
+
+    Raises:
+        DataError: a name of neither form.
+    """
+    from livedance.data.tang import style_of
+
+    base = name.split("~", 1)[0]
+    if re.fullmatch(r"g[A-Z]{2}_s[A-Za-z]+_c\w+_d\d+_m\w+_ch\d+", base):
+        return base.split("_", 1)[0]
+    return style_of(base)
+
+
+def style_balanced_index(index: Sequence[tuple], styles: Sequence[str], balance: float) -> list[tuple]:
+    """Repeat the training windows of the rarer styles ("temperature" sampling of multilingual NMT).
+
+    With n_s windows of style s and balance b in [0, 1], style s is drawn in proportion to n_s^(1 - b):
+    b = 0 keeps the data's own shares, b = 1 draws every style equally often (Arivazhagan et al. 2019,
+    "Massively multilingual NMT", Sec. 4.2, p_s ~ n_s^(1/T) with 1/T = 1 - b). It is realised without a
+    weighted sampler (so the shared :class:`~livedance.model.trainer.Trainer`'s shuffling, resume and DDP
+    stay as they are): style s keeps round(n_s (n_max / n_s)^b) windows, its own n_s windows each
+    repeated as evenly as that count allows, in order.
+
+    Args:
+        index: the dataset's windows, each a tuple whose first item is the clip index.
+        styles: style of each clip (indexed by the tuples' first item).
+        balance: b in [0, 1].
+    Returns:
+        the new window list (a superset of ``index`` with repeats; ``index`` itself for b = 0).
+    Raises:
+        ConfigError: b outside [0, 1].
+    """
+    if not 0.0 <= balance <= 1.0:
+        raise ConfigError(f"style balance {balance}: expected a value in [0, 1] (0 = the data's shares, "
+                          "1 = every style equally often)")
+    if balance == 0.0 or not index:
+        return list(index)
+    by_style: dict[str, list[tuple]] = {}
+    for w in index:
+        by_style.setdefault(styles[w[0]], []).append(w)
+    n_max = max(len(v) for v in by_style.values())
+    out: list[tuple] = []
+    for style in sorted(by_style):
+        ws = by_style[style]
+        m = int(round(len(ws) * (n_max / len(ws)) ** balance))
+        out.extend(ws[k * len(ws) // m] for k in range(m))
+    return out
+
+
 class TokenWindowDataset(torch.utils.data.Dataset):
     """Windows of ``tokens`` consecutive slots over all clips.
 
     Items: dict ``codes`` (N, P, V) int64, ``window`` (N, W, feat_dim) float32, ``cond`` (N, 10) float32.
+    With ``style_balance`` b > 0 the windows of rarer dance styles are repeated
+    (:func:`style_balanced_index`; the style comes from the clip's name, :func:`clip_style`).
 
     Raises:
-        DataError: no clip has ``tokens`` slots.
+        DataError: no clip has ``tokens`` slots, or (b > 0) a clip name without a style.
+        ConfigError: b outside [0, 1].
     """
 
-    def __init__(self, clips: Sequence[ClipTokens], tokens: int = 96, hop: int = 8):
+    def __init__(self, clips: Sequence[ClipTokens], tokens: int = 96, hop: int = 8, style_balance: float = 0.0):
         self.clips = clips
         self.tokens = int(tokens)
         self.feats = [torch.from_numpy(c.features) for c in clips]
@@ -127,6 +187,8 @@ class TokenWindowDataset(torch.utils.data.Dataset):
                       for s in range(0, c.codes.shape[1] - self.tokens + 1, hop)]
         if not self.index:
             raise DataError(f"generator training: no clip has {tokens} token slots ({tokens * 0.16:.1f} s)")
+        if style_balance:
+            self.index = style_balanced_index(self.index, [clip_style(c.name) for c in clips], style_balance)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -165,6 +227,10 @@ class GeneratorRunConfig:
             with the same music: twice the dances, against memorising the 26 Tang train clips.
         corrupt: upper bound of the history token-corruption rate (T2M-GPT; see
             :meth:`~livedance.model.generator.DanceGenerator.forward`), in [0, 1]; 0 disables it.
+        speeds: extra copies of every train dance danced (and its song played) r times as fast, one per r
+            (:func:`livedance.motion.speed.speed_clip`, the speed perturbation of Ko et al. 2015); empty = none.
+        style_balance: b in [0, 1]: draw the dance styles in proportion to n_s^(1 - b) instead of their
+            window counts n_s (:func:`style_balanced_index`); 0 keeps the data's shares.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -184,6 +250,8 @@ class GeneratorRunConfig:
     progress: bool = True
     corrupt: float = 0.0
     mirror: bool = False
+    style_balance: float = 0.0
+    speeds: tuple[float, ...] = ()
     overrides: dict = field(default_factory=dict)
 
 
@@ -222,6 +290,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                           "`livedance train baseline` (livedance.model.baseline_gpt.train_baseline)")
     if not 0.0 <= cfg.corrupt <= 1.0:
         raise ConfigError(f"--corrupt {cfg.corrupt}: expected a token-corruption rate in [0, 1]")
+    if not 0.0 <= cfg.style_balance <= 1.0:
+        raise ConfigError(f"--style-balance {cfg.style_balance}: expected a value in [0, 1] (0 = the data's "
+                          "style shares, 1 = every style equally often)")
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
@@ -231,8 +302,12 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.motion.mirror import mirror_clip
 
         train = list(train) + [mirror_clip(c) for c in train]
+    if cfg.speeds:
+        from livedance.motion.speed import speed_clip
+
+        train = list(train) + [speed_clip(c, r) for r in cfg.speeds if r != 1.0 for c in train]
     data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s)
-    ds = TokenWindowDataset(data, cfg.tokens, cfg.hop)
+    ds = TokenWindowDataset(data, cfg.tokens, cfg.hop, style_balance=cfg.style_balance)
     seed_everything(cfg.seed)
     model = _build(cfg.model, gcfg)
     mean, std = feature_stats(data)
@@ -242,7 +317,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
-                  "mirror": cfg.mirror}
+                  "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": [float(r) for r in cfg.speeds]}
 
     def loss_fn(m, b):
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
@@ -258,7 +333,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     name = "generator" if cfg.model == "livedance" else "baseline"
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
             "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
-            "mirror": cfg.mirror, "dropout": gcfg.dropout,
+            "mirror": cfg.mirror, "style_balance": cfg.style_balance,
+            "speeds": [float(r) for r in cfg.speeds], "dropout": gcfg.dropout,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -276,7 +352,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
 
     Fields added since the checkpoint was written get their defaults: the generator config is parsed by
     :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
-    ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror``
+    ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror`` / ``style_balance`` /
+    ``speeds``
     (once recorded only when used) default to off.
 
     Raises:
@@ -290,6 +367,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
     if run_options:
         out.setdefault("corrupt", 0.0)
         out.setdefault("mirror", False)
+        out.setdefault("style_balance", 0.0)
+        out.setdefault("speeds", [])
     return out
 
 
@@ -454,6 +533,10 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     fl = tr.get("final_loss") or {}
     n_par = sum(p.numel() for p in model.parameters())
     mirrored = ": the dances and their left/right mirrors" if tr.get("mirror") else ""
+    if tr.get("speeds"):
+        mirrored += ", each also danced at " + " / ".join(f"{r:g}x" for r in tr["speeds"]) + " speed with its song"
+    if tr.get("style_balance"):
+        mirrored += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
     head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
