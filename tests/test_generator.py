@@ -467,3 +467,17 @@ def test_style_balance_repeats_the_rarer_styles_windows_evenly():
     assert clip_style("gBR_sBM_cAll_d04_mBR0_ch01") == "gBR"
     with pytest.raises(DataError, match="DANCE_"):
         clip_style("my_dance")
+
+
+def test_window_dataset_draws_the_styles_as_balanced():
+    from livedance.model.train_generator import ClipTokens, TokenWindowDataset
+
+    def clip(name, n):
+        return ClipTokens(name, np.zeros((1, n, 2, 4), np.int64), np.zeros((10, 3), np.float32),
+                          np.zeros((n, 2), np.int64), np.zeros((n, 10), np.float32))
+
+    clips = [clip("DANCE_W_1", 8 + 8 * 11), clip("DANCE_C_1", 8 + 8 * 2)]  # 12 waltz windows, 3 cha-cha
+    assert len(TokenWindowDataset(clips, tokens=8, hop=8)) == 15
+    ds = TokenWindowDataset(clips, tokens=8, hop=8, style_balance=1.0)
+    assert len(ds) == 24 and sum(i == 1 for i, _, _ in ds.index) == 12
+    assert ds[23]["codes"].shape == (8, 2, 4)

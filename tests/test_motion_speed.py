@@ -90,3 +90,25 @@ def test_training_data_plays_each_clips_song_at_its_speed(monkeypatch):
     with pytest.raises(Stop):
         tg.prepare_clips([fast], tokenizer=None, rep=type("Rep", (), {"config": None})(), window=8, lag_s=0.1)
     assert seen == [(pytest.approx(fast.audio_offset_s + fast.num_frames / 25.0 + 1.0), 1.6)]
+
+
+def test_song_speeds_are_cached_apart_and_read_enough_of_the_file(tmp_path):
+    import soundfile as sf
+
+    from livedance.beats.clicks import click_track
+    from livedance.model.conditioning import _cache_key, song_conditioning
+
+    audio, _ = click_track(120.0, 40.0)
+    path = tmp_path / "clicks.wav"
+    sf.write(path, audio, 44100)
+    assert _cache_key(path, 30.0) == _cache_key(path, 30.0, 1.0)  # the songs as they are keep their cache
+    cache = tmp_path / "cache"
+    # 28 s of the song played 1.1x fast = 30.8 s of the file: two 30 s blocks, i.e. the whole 40 s file
+    fast = song_conditioning(path, duration_s=28.0, cache_dir=cache, speed=1.1)
+    assert fast.duration_s == pytest.approx(40.0 / 1.1, abs=0.01)
+    plain = song_conditioning(path, duration_s=31.0, cache_dir=cache)  # the same two blocks of the same file
+    assert plain.duration_s == pytest.approx(40.0, abs=0.01)
+    assert len(list((cache / "generator").glob("*.npz"))) == 2
+    again = song_conditioning(path, duration_s=28.0, cache_dir=cache, speed=1.1)  # from the cache
+    np.testing.assert_array_equal(again.features, fast.features)
+    assert np.median(fast.beats.bpm[-50:]) == pytest.approx(132.0, abs=1.0)

@@ -57,7 +57,8 @@ def load_audio(
 
     Args:
         path: wav, flac, ogg, opus or mp3 file.
-        sr: target sample rate in Hz, may be fractional (resampled with soxr), or None to keep the file's rate.
+        sr: target sample rate in Hz, may be fractional (resampled with soxr; the rate returned is then
+            ``int(sr)``), or None to keep the file's rate.
         mono: mix down to one channel (shape (N,)); otherwise shape (N, C).
         offset_s, duration_s: the excerpt to read, in seconds of file time.
         min_duration_s: shorter audio (after the excerpt) raises AudioError.

@@ -147,26 +147,30 @@ def song_conditioning(
             ``speed``), rounded up to a multiple of 30 s of the file (None: the whole song).
         cache_dir: cache root (default :func:`livedance.data.dataset.default_cache_dir`).
         use_cache: read / write the cache.
-        speed: play the song ``speed`` times as fast, tempo and pitch together (the speed perturbation
-            of Ko et al. 2015, :mod:`livedance.motion.speed`): the audio is read at sample rate
-            ``sr / speed`` and analysed as if it were at ``sr``, so every time in the result is song time
-            divided by ``speed``. 1 = the song as it is.
+        speed: play the song ``speed`` times as fast, a factor in [0.5, 2], tempo and pitch together (the
+            speed perturbation of Ko et al. 2015, :mod:`livedance.motion.speed`): the audio is read at sample
+            rate ``sr / speed`` and analysed as if it were at ``sr``, so every time in the result is file time
+            divided by ``speed``. 1 = the song as it is (and its cache entry is the one it always had).
 
     Returns:
         :class:`SongConditioning`.
 
     Raises:
         AudioError: missing or unreadable audio.
+        ConfigError: ``speed`` outside [0.5, 2] or not finite.
     """
     from livedance.data.audio_io import load_audio
     from livedance.data.dataset import default_cache_dir
     from livedance.features import FeatureConfig, offline_features
 
     audio_path = Path(audio_path)
-    if not (math.isfinite(speed) and 0.5 <= speed <= 2.0):
+    from livedance.motion.speed import MAX_SPEED, MIN_SPEED
+
+    if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
         from livedance.errors import ConfigError
 
-        raise ConfigError(f"song speed {speed}: expected a factor in [0.5, 2] (1 = the song as it is)")
+        raise ConfigError(f"song speed {speed}: expected a factor in [{MIN_SPEED:g}, {MAX_SPEED:g}] "
+                          "(1 = the song as it is)")
     if duration_s is not None:  # whole 30 s blocks of the file, so that small alignment changes reuse the cache
         duration_s = 30.0 * math.ceil(float(duration_s) * speed / 30.0)
     if not audio_path.is_file():

@@ -302,10 +302,11 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.motion.mirror import mirror_clip
 
         train = list(train) + [mirror_clip(c) for c in train]
-    if cfg.speeds:
+    speeds = sorted({float(r) for r in cfg.speeds} - {1.0})  # the data as it is is always there
+    if speeds:
         from livedance.motion.speed import speed_clip
 
-        train = list(train) + [speed_clip(c, r) for r in cfg.speeds if r != 1.0 for c in train]
+        train = list(train) + [speed_clip(c, r) for r in speeds for c in train]
     data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s)
     ds = TokenWindowDataset(data, cfg.tokens, cfg.hop, style_balance=cfg.style_balance)
     seed_everything(cfg.seed)
@@ -317,7 +318,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
-                  "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": [float(r) for r in cfg.speeds]}
+                  "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds}
 
     def loss_fn(m, b):
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
@@ -334,7 +335,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
             "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
             "mirror": cfg.mirror, "style_balance": cfg.style_balance,
-            "speeds": [float(r) for r in cfg.speeds], "dropout": gcfg.dropout,
+            "speeds": speeds, "dropout": gcfg.dropout,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -534,7 +535,9 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     n_par = sum(p.numel() for p in model.parameters())
     mirrored = ": the dances and their left/right mirrors" if tr.get("mirror") else ""
     if tr.get("speeds"):
-        mirrored += ", each also danced at " + " / ".join(f"{r:g}x" for r in tr["speeds"]) + " speed with its song"
+        n_base = int(tr.get("train_clips", 0)) // (len(tr["speeds"]) + 1)
+        mirrored += (f" = {n_base} dances, each also danced at " + " / ".join(f"{r:g}x" for r in tr["speeds"])
+                     + " speed with its song")
     if tr.get("style_balance"):
         mirrored += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
     head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"

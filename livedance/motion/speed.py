@@ -4,8 +4,8 @@ Ko et al. 2015 ("Audio augmentation for speech recognition", Interspeech, Sec. 2
 by a factor r in {0.9, 1.0, 1.1}: tempo and pitch change together, and the model sees each utterance at
 three speaking rates. Here the dance is resampled by the same r, so one training clip becomes the same
 dance r times as fast to the same song r times as fast. With few dances per style (Tang: 2 cha-chas at
-123-125 BPM in the train split) this shows the generator each style over a band of tempi (111-138 BPM
-for the cha-chas at r = 0.9 / 1.1) instead of at one point.
+123-125 BPM in the train split) this shows the generator each style at more tempi than the data has
+(r = 0.9 / 1.1 adds the cha-chas at about 112-113 and 137-138 BPM).
 
 Frame k of the result (at the clip's own fps) is the original motion at frame k * r: rotations by
 geodesic interpolation (slerp), root translation linearly (:func:`livedance.data.dataset.resample_motion`),
@@ -40,7 +40,6 @@ def speed_clip(clip, speed: float):
 
     Raises:
         ConfigError: r outside [0.5, 2] or not finite.
-        DataError: fewer than 2 frames (:func:`~livedance.data.dataset.resample_motion`).
     """
     from livedance.data.dataset import resample_motion, smpl24_positions
 
