@@ -122,9 +122,7 @@ def eval_command(
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
             or min_p is not None or guidance is not None) and "livedance" not in (models or ""):
         raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance "
-                          "apply to the "
-                          "'livedance' row: "
-                          "add --models livedance")
+                          "apply to the 'livedance' row: add --models livedance")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
     if baseline_temperature is not None and not (math.isfinite(baseline_temperature) and baseline_temperature > 0):

@@ -101,19 +101,32 @@ def safe_load_pickle(path: str | Path) -> object:
         raise DataError(f"{p} is not a readable pickle (truncated or malformed: {type(err).__name__}: {err})") from err
 
 
-def music_id(sequence_name: str) -> str:
-    """Music id of an AIST++ sequence name (``gBR_sBM_cAll_d04_mBR0_ch01`` -> ``mBR0``).
-
-    Raises:
-        DataError: the name does not follow ``g??_s??_c(All|NN)_dNN_m??N_chNN``.
-    """
+def _parse_name(sequence_name: str) -> re.Match:
     m = _NAME_RE.match(sequence_name)
     if not m:
         raise DataError(
             f"AIST++ sequence name {sequence_name!r} does not follow g<genre>_s<situation>_c<camera>_d<dancer>"
             f"_m<music>_ch<choreo> (e.g. gBR_sBM_cAll_d04_mBR0_ch01)"
         )
-    return m.group(1)
+    return m
+
+
+def music_id(sequence_name: str) -> str:
+    """Music id of an AIST++ sequence name (``gBR_sBM_cAll_d04_mBR0_ch01`` -> ``mBR0``).
+
+    Raises:
+        DataError: the name does not follow ``g??_s??_c(All|NN)_dNN_m??N_chNN``.
+    """
+    return _parse_name(sequence_name).group(1)
+
+
+def genre(sequence_name: str) -> str:
+    """Dance genre code of an AIST++ sequence name (``gBR_sBM_cAll_d04_mBR0_ch01`` -> ``gBR``, break).
+
+    Raises:
+        DataError: the name does not follow ``g??_s??_c(All|NN)_dNN_m??N_chNN``.
+    """
+    return _parse_name(sequence_name).group(0)[:3]
 
 
 @dataclass

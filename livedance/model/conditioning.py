@@ -162,15 +162,10 @@ def song_conditioning(
     from livedance.data.audio_io import load_audio
     from livedance.data.dataset import default_cache_dir
     from livedance.features import FeatureConfig, offline_features
+    from livedance.motion.speed import check_speed
 
     audio_path = Path(audio_path)
-    from livedance.motion.speed import MAX_SPEED, MIN_SPEED
-
-    if not (math.isfinite(speed) and MIN_SPEED <= speed <= MAX_SPEED):
-        from livedance.errors import ConfigError
-
-        raise ConfigError(f"song speed {speed}: expected a factor in [{MIN_SPEED:g}, {MAX_SPEED:g}] "
-                          "(1 = the song as it is)")
+    speed = check_speed(speed)
     if duration_s is not None:  # whole 30 s blocks of the file, so that small alignment changes reuse the cache
         duration_s = 30.0 * math.ceil(float(duration_s) * speed / 30.0)
     if not audio_path.is_file():

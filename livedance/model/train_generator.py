@@ -118,17 +118,18 @@ def clip_style(name: str) -> str:
 
     Tang names ``DANCE_<C|R|T|W>_<n>`` give ``cha-cha`` / ``rumba`` / ``tango`` / ``waltz``
     (:func:`livedance.data.tang.style_of`); AIST++ names ``g<genre>_s..._d..._m..._ch..`` give the genre
-    code (``gBR`` ...); a ``~mirror`` suffix (:func:`livedance.motion.mirror.mirror_clip`) is ignored.
+    code (``gBR`` ..., :func:`livedance.data.aistpp.genre`); a ``~mirror`` / ``~x<speed>`` suffix
+    (:func:`livedance.motion.mirror.mirror_clip`, :func:`livedance.motion.speed.speed_clip`) is ignored.
 
     Raises:
-        DataError: a name of neither form.
+        DataError: a name of neither form (the AIST++ reader's message for a name starting with ``g``, else
+            the Tang reader's).
     """
+    from livedance.data.aistpp import genre
     from livedance.data.tang import style_of
 
     base = name.split("~", 1)[0]
-    if re.fullmatch(r"g[A-Z]{2}_s[A-Za-z]+_c\w+_d\d+_m\w+_ch\d+", base):
-        return base.split("_", 1)[0]
-    return style_of(base)
+    return genre(base) if base.startswith("g") else style_of(base)
 
 
 def style_balanced_index(index: Sequence[tuple], styles: Sequence[str], balance: float) -> list[tuple]:

@@ -26,6 +26,18 @@ from livedance.errors import ConfigError
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
+def check_speed(speed: float) -> float:
+    """``speed`` as a float after checking it is a factor in [0.5, 2] (1 = as recorded).
+
+    Raises:
+        ConfigError: outside [0.5, 2] or not finite.
+    """
+    r = float(speed)
+    if not (np.isfinite(r) and MIN_SPEED <= r <= MAX_SPEED):
+        raise ConfigError(f"speed {speed}: expected a factor in [{MIN_SPEED:g}, {MAX_SPEED:g}] (1 = as recorded)")
+    return r
+
+
 def speed_clip(clip, speed: float):
     """A :class:`~livedance.data.dataset.MotionClip` danced ``speed`` times as fast, to its song played as fast.
 
@@ -43,9 +55,7 @@ def speed_clip(clip, speed: float):
     """
     from livedance.data.dataset import resample_motion, smpl24_positions
 
-    r = float(speed)
-    if not (np.isfinite(r) and MIN_SPEED <= r <= MAX_SPEED):
-        raise ConfigError(f"speed {speed}: expected a factor in [{MIN_SPEED:g}, {MAX_SPEED:g}] (1 = as recorded)")
+    r = check_speed(speed)
     if r == 1.0:
         return clip
     T = clip.num_frames
