@@ -112,6 +112,28 @@ def test_motion_beats_land_on_heard_beats_with_output_latency(click_wav):
     assert np.median(off) < 0.05, (np.median(off), off)
 
 
+def test_live_nudges_move_the_grid_given_to_the_sinks_and_the_generator_alike(click_wav):
+    """The VJ's nudges (BPM offset, phase offset in beats) reach the sinks' music state and the generator's
+    music context the same way, and a nudge that takes the tempo to zero or below gives no tempo, not a
+    negative one."""
+    from livedance.live.listener import BeatSnapshot
+
+    path, _ = click_wav
+    p = Performer(FileSource(path, realtime=True), [Collect()], config=PerformConfig())
+    snap = BeatSnapshot(bpm=120.0, beat_s=1.0, confidence=0.9, silent=False)
+    assert p._nudged(snap, 1.25) == pytest.approx((120.0, 0.5))
+    p.controls.apply("/livedance/nudge", [0.25])
+    p.controls.apply("/livedance/nudge/bpm", [-30.0])
+    bpm, phase = p._nudged(snap, 1.0 + 0.5 * 60.0 / 90.0)  # half a beat of the nudged 90 BPM grid later
+    assert bpm == pytest.approx(90.0) and phase == pytest.approx(0.75)
+    p.beat = lambda: snap  # the grid in use, as the listener would give it
+    ctx = p._beat_context(1.0 + 0.5 * 60.0 / 90.0)
+    assert (ctx.bpm, ctx.beat_phase) == pytest.approx((bpm, phase))
+    slow = BeatSnapshot(bpm=25.0, beat_s=1.0, confidence=0.9, silent=False)
+    assert p._nudged(slow, 2.0) == (0.0, 0.0)
+    p.stop()
+
+
 # ---------------------------------------------------------------------------------------------- faults
 def test_no_receiver_listening_keeps_running_with_one_warning(click_wav, caplog):
     path, _ = click_wav

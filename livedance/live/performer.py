@@ -623,18 +623,25 @@ class Performer:
         """The beat grid in use (live nudges applied) at ``t_first`` as a :class:`MusicContext`, with the given
         features (none by default: the intro dancer's input; :meth:`_music` passes the drained ones)."""
         snap = self.beat()
-        ctl = self.controls
-        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
-        phase = (snap.phase(t_first, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
+        bpm, phase = self._nudged(snap, t_first)
         return MusicContext(
             features=np.zeros((0, 0), np.float32) if features is None else features,
             times_s=np.zeros(0) if times_s is None else times_s,
-            bpm=max(bpm, 0.0),
+            bpm=bpm,
             beat_phase=phase,
             confidence=snap.confidence,
             t_first_frame_s=float(t_first),
-            energy=float(ctl.energy),
+            energy=float(self.controls.energy),
         )
+
+    def _nudged(self, snap: BeatSnapshot, t_s: float) -> tuple[float, float]:
+        """(bpm, beat phase in [0, 1)) of ``snap`` at stream time ``t_s`` with the live nudges (BPM offset,
+        phase offset in beats) applied; (0.0, 0.0) while no tempo is known or the nudged tempo is not positive."""
+        ctl = self.controls
+        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
+        if bpm <= 0:
+            return 0.0, 0.0
+        return float(bpm), float((snap.phase(t_s, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0)
 
     def _music(self, t_first: float) -> MusicContext:
         """Scheduler thread: the learned generator's input: the features heard since the last step and the grid."""
@@ -749,8 +756,7 @@ class Performer:
                 q, r = self._intro(s, snap.silent, grid, q, r)
             self._last_pose = (q, r)
         frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
-        bpm = snap.bpm + self.controls.bpm_offset if snap.bpm > 0 else 0.0
-        phase = (snap.phase(s, self.controls.bpm_offset) + self.controls.phase_offset_beats) % 1.0 if bpm > 0 else 0.0
-        music = MusicState(beat_phase=float(phase), bpm=float(bpm), energy=float(snap.loudness))
+        bpm, phase = self._nudged(snap, s)
+        music = MusicState(beat_phase=phase, bpm=bpm, energy=float(snap.loudness))
         self.sinks.send(frame, music)
         st.frames_sent += 1
