@@ -113,9 +113,9 @@ def test_motion_beats_land_on_heard_beats_with_output_latency(click_wav):
 
 
 def test_live_nudges_move_the_grid_given_to_the_sinks_and_the_generator_alike(click_wav):
-    """The VJ's nudges (BPM offset, phase offset in beats) reach the sinks' music state and the generator's
-    music context the same way, and a nudge that takes the tempo to zero or below gives no tempo, not a
-    negative one."""
+    """The VJ's nudges (BPM offset, phase offset in beats) move the grid of ``Performer._nudged`` (which the
+    output clock's music state for the sinks uses) and of the generator's music context alike, and a nudge that
+    takes the tempo to zero or below gives no tempo, not a negative one."""
     from livedance.live.listener import BeatSnapshot
 
     path, _ = click_wav
