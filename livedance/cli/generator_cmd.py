@@ -31,7 +31,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
     cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
-                             style_balance=style_balance, speeds=tuple(speeds), overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
+                             style_balance=style_balance, speeds=speeds,
+                             overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"

@@ -101,7 +101,7 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
     raws = clip_raw_features(clips, rep.config)
     for clip, raw in zip(clips, raws):
         song = song_conditioning(clip.audio_path, duration_s=clip.audio_offset_s + clip.num_frames / clip.fps + 1.0,
-                                 speed=getattr(clip, "audio_speed", 1.0))
+                                 speed=clip.audio_speed)
         x = rep.normalize(torch.from_numpy(np.ascontiguousarray(raw, np.float32)))
         with torch.no_grad():
             codes = tokenizer.encode(x[None])
@@ -535,13 +535,13 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     c, tr = model.config, doc.get("training", {})
     fl = tr.get("final_loss") or {}
     n_par = sum(p.numel() for p in model.parameters())
-    mirrored = ": the dances and their left/right mirrors" if tr.get("mirror") else ""
+    data_note = ": the dances and their left/right mirrors" if tr.get("mirror") else ""
     if tr.get("speeds"):
         n_base = int(tr.get("train_clips", 0)) // (len(tr["speeds"]) + 1)
-        mirrored += (f" = {n_base} dances, each also danced at " + " / ".join(f"{r:g}x" for r in tr["speeds"])
+        data_note += (f" = {n_base} dances, each also danced at " + " / ".join(f"{r:g}x" for r in tr["speeds"])
                      + " speed with its song")
     if tr.get("style_balance"):
-        mirrored += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
+        data_note += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
     head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
@@ -568,7 +568,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
   {c.d_state}), chunked mask-predict of the base level (K = {c.chunk} token slots, {c.mask_iters} MaskGIT
   iterations) and a residual head for levels 1..{c.levels - 1}, over the shipped HRVQ tokenizer's codes
   ({c.levels} levels x {c.codebook_size} codes per part); {n_par:,} parameters; {c.fps:g} fps output.
-- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips{mirrored},
+- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips{data_note},
   {tr.get('train_windows', '?')} windows); validation split for the temperature, test split for the metrics
   (`livedance/data/tang_split.json`).
 - Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in

@@ -63,4 +63,4 @@ def speed_clip(clip, speed: float):
     rot, trans = resample_motion(clip.local_rotmats, clip.root_translation, u)
     pos = smpl24_positions(rot, trans, clip.rest_offsets)
     return replace(clip, name=f"{clip.name}~x{r:g}", local_rotmats=rot, root_translation=trans, positions=pos,
-                   audio_offset_s=clip.audio_offset_s / r, audio_speed=getattr(clip, "audio_speed", 1.0) * r)
+                   audio_offset_s=clip.audio_offset_s / r, audio_speed=clip.audio_speed * r)
