@@ -4,7 +4,7 @@
 #
 #   scripts/gpu_host.sh PKG_DIR [OUT_DIR]
 #
-# PKG_DIR holds mamba_ssm-*.tar.gz, causal_conv1d-*.tar.gz, any pure-Python wheels livedance needs that
+# PKG_DIR holds mamba_ssm-*.tar.gz, optionally causal_conv1d-*.tar.gz and aubio-*.tar.gz, any wheels livedance needs that
 # the host lacks (einx, frozendict, loguru, roma, torch-einops-utils, vector-quantize-pytorch), and
 # steps.safetensors from `scripts/gpu_check.py record`. The host needs torch with CUDA, nvcc matching
 # torch's CUDA major version, ninja and triton. CUDA_ARCH (default 90, Hopper) picks the one architecture
@@ -48,8 +48,18 @@ EOF
   echo "built $(basename "$1") for sm_$ARCH in $((SECONDS - t0)) s"
 }
 # (the extensions link against torch's libraries: import torch first, or the check always fails)
-$PY -c "import torch, causal_conv1d_cuda" 2>/dev/null || build "$(ls "$PKG"/causal_conv1d-*.tar.gz)"
+# causal-conv1d is optional (5-7 min to build): without it the Mamba step's convolution runs the PyTorch op
+# on the GPU and livedance.model.mamba.cuda_kernels() still returns mamba-ssm's scan and Triton kernels.
+if ls "$PKG"/causal_conv1d-*.tar.gz >/dev/null 2>&1; then
+  $PY -c "import torch, causal_conv1d_cuda" 2>/dev/null || build "$(ls "$PKG"/causal_conv1d-*.tar.gz)"
+else
+  echo "no causal_conv1d sdist in $PKG: skipped (the PyTorch convolution runs instead)"
+fi
 $PY -c "import torch, selective_scan_cuda" 2>/dev/null || build "$(ls "$PKG"/mamba_ssm-*.tar.gz)"
+# aubio (the beat tracker, for `livedance perform` on this host) ships only an sdist; a plain C build.
+if ls "$PKG"/aubio-*.tar.gz >/dev/null 2>&1; then
+  $PY -c "import aubio" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-build-isolation --target "$SITE" "$(ls "$PKG"/aubio-*.tar.gz)"
+fi
 $PY -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target "$SITE" "$REPO"
 
 cd "$OUT"  # not the repo root: `import livedance` must find the installed package (kernels/ -> livedance.kernels)

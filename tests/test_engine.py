@@ -208,6 +208,24 @@ def test_cuda_graph_needs_a_cuda_device(parts):
         build_generator(parts["graph"], parts["rep"], "onnx", parts["dir"] / "step.onnx", cuda_graph=True)
 
 
+def test_torch_backend_keeps_cudnn_out_of_tf32_only_within_its_own_calls(parts):
+    # TF32 convolutions moved the CUDA step 1.8e-4 from the CPU's in 20 steps on an H100 (docs/gpu.md, run 3)
+    from livedance.engine.backends import TorchBackend
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.allow_tf32, cudnn.enabled, cudnn.benchmark
+    try:
+        cudnn.allow_tf32, cudnn.benchmark = True, True
+        strict, loose = TorchBackend(parts["graph"]), TorchBackend(parts["graph"], allow_tf32=True)
+        with strict._cudnn():
+            assert cudnn.allow_tf32 is False and cudnn.benchmark is True  # only TF32 changes
+        assert cudnn.allow_tf32 is True  # restored: the process-wide flag is the user's
+        with loose._cudnn():
+            assert cudnn.allow_tf32 is True
+    finally:
+        cudnn.allow_tf32, cudnn.enabled, cudnn.benchmark = before
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (docs/gpu.md has the H100 run)")
 def test_cuda_graph_replay_equals_cpu_eager_over_a_song(parts):  # pragma: no cover - GPU hosts only
     import copy
