@@ -47,8 +47,7 @@ def devices_command(
 ) -> None:
     """List the audio input and output devices (index, name, host API, channels, default rate).
 
-    Pick one for live input with its index or name (case-insensitive substring), or
-    "jack:<client>" for a JACK client such as "jack:system".
+    Pick one for live input with its index or name (case-insensitive substring), or "jack:<client>" for a JACK client such as "jack:system".
     """
     from rich.console import Console
 

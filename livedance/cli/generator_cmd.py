@@ -102,8 +102,10 @@ def generate_cmd(
         False, "--pose-guard/--no-pose-guard", help="Resample hotter when the dance holds a pose the train dances "
         "hardly hold (livedance.engine.pose_guard; docs/model.md)."),
 ) -> None:
-    """Dance to a song offline through the SAME causal step path as the live loop (streaming features +
-    causal beat tracker), writing a motion npz (and optionally a BVH)."""
+    """Dance to a song offline, writing a motion npz (and optionally a BVH).
+
+    It runs the SAME causal step path as the live loop: streaming features, the causal beat tracker and the generator's step, so a file generated here is what a show would have danced to that song.
+    """
     from rich.console import Console
 
     from livedance.engine import load_generator

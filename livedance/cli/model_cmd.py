@@ -40,8 +40,7 @@ def train_tokenizer_cmd(
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/tokenizer.* and its MODEL_CARD.md section."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Train the motion tokenizer (HRVQ / RVQ / VQ) on the train split; writes <out>/tokenizer.{safetensors,json}
-    and prints the test-split reconstruction MPJPE per part."""
+    """Train the motion tokenizer (HRVQ / RVQ / VQ) on the train split; writes <out>/tokenizer.{safetensors,json} and prints the test-split reconstruction MPJPE per part."""
     import torch
 
     from livedance.model.train_tokenizer import TokenizerRunConfig, run_training
@@ -84,10 +83,7 @@ def train_tokenizer_decoder_cmd(
 ) -> None:
     """Fine-tune a trained tokenizer's decoders against token-boundary jitter (docs/model.md).
 
-    Only the decoders learn, with Bailando's acceleration terms added to the tokenizer's loss; encoders,
-    codebooks and hint maps stay bit for bit, so generators trained on the source tokenizer keep working
-    (the new tokenizer lists the source's sha256 in same_codes_as). Prints MPJPE and the mean joint
-    acceleration around token boundaries against inside tokens, before and after.
+    Only the decoders learn, with Bailando's acceleration terms added to the tokenizer's loss; encoders, codebooks and hint maps stay bit for bit, so generators trained on the source tokenizer keep working (the new tokenizer lists the source's sha256 in same_codes_as). Prints MPJPE and the mean joint acceleration around token boundaries against inside tokens, before and after.
 
     Example: livedance train tokenizer-decoder --from runs/tokenizer-hrvq/tokenizer --ship
     """
@@ -110,8 +106,7 @@ def train_pose_prior_cmd(
     out: Optional[Path] = typer.Option(None, help="Output JSON (default: the shipped livedance/weights/pose_prior.json)."),
     data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
 ) -> None:
-    """Measure the pose guard's prior (livedance.engine.pose_guard): which static poses the real dances of a
-    split hardly ever hold, and for how large a share of a clip at most. Seconds, not minutes: no training."""
+    """Measure the pose guard's prior (livedance.engine.pose_guard): which static poses the real dances of a split hardly ever hold, and for how large a share of a clip at most. Seconds, not minutes: no training."""
     from rich.console import Console
 
     from livedance.engine.pose_guard import default_prior_path, prior_from_split
