@@ -12,7 +12,9 @@ Per :meth:`LearnedGenerator.step` (one chunk = K token slots = 4K frames at 25 f
    deterministic function of the audio and the seed, whatever the backend);
 4. the decoded frames (normalised features) become SMPL-X local quaternions and root translation via
    :meth:`Representation.decode` on numpy (its fast path: torch dispatch cost more than the arithmetic on
-   8 frames) and roma (heading and root velocity integrated from the last frame's).
+   8 frames) and roma (heading and root velocity integrated from the last frame's);
+5. the VJ's energy fader (``music.energy``) scales the committed frames about the dance's running mean pose
+   (:class:`~livedance.engine.energy.EnergyFader`; untouched at 1), after the stall guard has measured them.
 
 Safety: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
 pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; a
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from livedance.engine.base import MotionFrames, MusicContext
+from livedance.engine.energy import EnergyConfig, EnergyFader
 from livedance.engine.pose_guard import PoseGuard
 from livedance.model.conditioning import slot_condition
 
@@ -97,10 +100,12 @@ class LearnedGenerator:
             its rare-pose budget is run again from the same state with fresh, hotter noise, up to
             ``pose_guard.cfg.tries`` runs, and the run with the least excess is committed;
             ``n_pose_resamples`` counts the extra runs, ``n_pose_over`` the steps still over budget.
+        energy: :class:`~livedance.engine.energy.EnergyConfig` of the energy fader (None: defaults).
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
-                 description: str = "", stall_guard: StallGuard | None = None, pose_guard: PoseGuard | None = None):
+                 description: str = "", stall_guard: StallGuard | None = None, pose_guard: PoseGuard | None = None,
+                 energy: EnergyConfig | None = None):
         self.backend = backend
         self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
         self.n_stall_steps = 0
@@ -112,6 +117,7 @@ class LearnedGenerator:
         self.greedy = bool(greedy)
         self.description = description
         self.fps = float(config.fps)
+        self.energy_fader = EnergyFader(self.fps, energy)
         self.frames_per_step = int(config.chunk * config.stride)
         self._shapes = {n: tuple(s) for n, (s, _) in input_shapes.items()}
         self._int = {n for n, (_, dt) in input_shapes.items() if "int" in str(dt)}
@@ -147,6 +153,7 @@ class LearnedGenerator:
         self._was_stalled = False
         if self.pose_guard is not None:
             self.pose_guard.reset()
+        self.energy_fader.reset()
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -233,8 +240,8 @@ class LearnedGenerator:
         self._pend_times = slot_t
         self.steps += 1
         frames = self._commit_motion(decoded)
-        self._update_stall(frames.local_quats, float(music.confidence))
-        return frames
+        self._update_stall(frames.local_quats, float(music.confidence))  # the dance as generated, not as faded
+        return self.energy_fader.apply(frames, music.energy)
 
     def _update_stall(self, q: np.ndarray, confidence: float) -> None:
         """Stall guard (:class:`StallGuard`): track the body-joint rotation speed, set the next step's boost."""
