@@ -1,4 +1,4 @@
-"""GPU hosts: does cuDNN's TF32 move the CUDA step away from the CPU step? (docs/gpu.md, run 4)
+"""GPU hosts: does cuDNN's TF32 move the CUDA step away from the CPU step? (docs/gpu.md, runs 4-5)
 
 Builds the tiny random step graph of ``tests/test_engine.py`` (same seed, same sizes), steps a CPU torch
 generator and a CUDA one (eager, then CUDA graph; each with ``TorchBackend.allow_tf32`` on and off) through
@@ -55,7 +55,8 @@ def main() -> None:
     graph = StepGraph(DanceGenerator(cfg).eval(), tok).eval()
     rep = Representation()
     res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-           "mamba_kernels": cuda_kernels() is not None, "cudnn_tf32_default": torch.backends.cudnn.allow_tf32}
+           "mamba_kernels": cuda_kernels() is not None, "cudnn_conv_precision_default": getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision",
+                                                   None)}
     for cuda_graph in (False, True):
         for tf32 in (True, False):
             a = build_generator(copy.deepcopy(graph), rep, "torch", seed=3)

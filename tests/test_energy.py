@@ -62,8 +62,8 @@ def test_half_energy_halves_the_moves_about_the_reference_pose():
     out = _run(fader, dance, 0.5)
     assert fader.amplitude == 0.5
     # frame-to-frame joint speed (the kinetic side) halves once the glide has settled (after 1 s)
-    v_in = _angle(dance.local_quats[26:], dance.local_quats[25:-1]).mean()
-    v_out = _angle(out.local_quats[26:], out.local_quats[25:-1]).mean()
+    v_in = _angle(dance.local_quats[26:, 1:], dance.local_quats[25:-1, 1:]).mean()
+    v_out = _angle(out.local_quats[26:, 1:], out.local_quats[25:-1, 1:]).mean()
     assert v_out == pytest.approx(0.5 * v_in, rel=0.1)
     bob_in = np.ptp(dance.root_translation[200:, 1])
     bob_out = np.ptp(out.root_translation[200:, 1])
@@ -75,12 +75,50 @@ def test_zero_energy_holds_the_mean_posture_and_two_moves_further():
     dance = _dance(400)
     still = _run(EnergyFader(25.0), dance, 0.0)
     big = _run(EnergyFader(25.0), dance, 2.0)
-    v = {name: _angle(m.local_quats[101:], m.local_quats[100:-1]).mean()
+    v = {name: _angle(m.local_quats[101:, 1:], m.local_quats[100:-1, 1:]).mean()
          for name, m in (("in", dance), ("still", still), ("big", big))}
     assert v["still"] < 0.1 * v["in"]
     assert v["big"] == pytest.approx(1.5 * v["in"], rel=0.1)  # over_gain 0.5: the fader's 2 is 1.5x
     # the held posture is the dance's own mean posture: close to the posture it swings about
     assert _angle(still.local_quats[200:], dance.local_quats[200:]).max() < 0.45
+    # the pelvis's rotation (the dancer's facing) is left as generated
+    np.testing.assert_array_equal(still.local_quats[:, 0], dance.local_quats[:, 0])
+
+
+def test_turns_and_joints_far_from_their_mean_do_not_pop():
+    # a dancer spinning (pelvis, 1 turn/s) while one arm whirls full circles (0.5 /s) about its rest pose:
+    # joints pass 180 degrees from their running mean, where the shortest arc flips side
+    n, fps = 200, 25.0
+    t = np.arange(n) / fps
+    dance = _dance(n)
+    spin = np.stack([np.zeros(n), 2 * np.pi * 1.0 * t, np.zeros(n)], -1)
+    whirl = np.stack([2 * np.pi * 0.5 * t, np.zeros(n), np.zeros(n)], -1)
+    q = dance.local_quats.copy()
+    q[:, 0] = roma.rotvec_to_unitquat(torch.from_numpy(spin)).numpy()
+    q[:, 18] = roma.rotvec_to_unitquat(torch.from_numpy(whirl)).numpy()
+    dance = MotionFrames(q.astype(np.float32), dance.root_translation, fps, 0.0)
+    step_in = _angle(dance.local_quats[1:], dance.local_quats[:-1]).max()
+    for e in (0.0, 0.5, 2.0):
+        out = _run(EnergyFader(fps), dance, e)
+        step_out = _angle(out.local_quats[1:], out.local_quats[:-1]).max()
+        assert step_out < 1.6 * step_in, (e, step_out, step_in)  # no single-frame flip (those are 2-3 rad)
+
+
+def test_a_bad_frame_does_not_poison_the_reference():
+    dance = _dance(48)
+    fader = EnergyFader(25.0)
+    first = fader.apply(MotionFrames(dance.local_quats[:8], dance.root_translation[:8], 25.0, 0.0), 0.5)
+    bad_q = dance.local_quats[8:16].copy()
+    bad_q[3] = np.nan
+    bad_p = dance.root_translation[8:16].copy()
+    bad_p[5] = np.inf
+    bad = MotionFrames(bad_q, bad_p, 25.0, 0.32)
+    assert fader.apply(bad, 0.5) is bad  # passed on as it is (the generator counts and replaces bad frames)
+    zero = MotionFrames(np.zeros_like(dance.local_quats[16:24]), dance.root_translation[16:24], 25.0, 0.64)
+    fader.apply(zero, 0.5)  # degenerate quaternions: no division by zero into the reference
+    later = fader.apply(MotionFrames(dance.local_quats[24:32], dance.root_translation[24:32], 25.0, 0.96), 0.5)
+    assert np.isfinite(first.local_quats).all() and np.isfinite(later.local_quats).all()
+    assert np.isfinite(later.root_translation).all() and not np.array_equal(later.local_quats, dance.local_quats[24:32])
 
 
 def test_fader_changes_glide_and_moving_it_back_returns_the_dance():
@@ -106,7 +144,7 @@ def test_fader_changes_glide_and_moving_it_back_returns_the_dance():
 def test_fader_amplitude_mapping_and_bad_values():
     assert fader_amplitude(0.0) == 0.0 and fader_amplitude(0.4) == 0.4 and fader_amplitude(1.0) == 1.0
     assert fader_amplitude(2.0) == 1.5 and fader_amplitude(9.0) == 1.5 and fader_amplitude(-3.0) == 0.0
-    assert fader_amplitude(float("nan")) == 1.0 and fader_amplitude(float("inf")) == 1.0
+    assert fader_amplitude(float("nan")) == 1.0 and fader_amplitude(float("inf")) == 1.0 and fader_amplitude(None) == 1.0
     assert fader_amplitude(2.0, over_gain=1.0) == 2.0
     with pytest.raises(ConfigError, match="tau_s"):
         EnergyFader(25.0, EnergyConfig(tau_s=0.0))
@@ -139,3 +177,5 @@ def test_learned_generator_fades_its_frames_without_touching_its_sampling_or_sta
     q = {e: np.concatenate([m.local_quats for m in v])[50:] for e, v in frames.items()}
     speed = {e: _angle(v[1:, 1:22], v[:-1, 1:22]).mean() for e, v in q.items()}
     assert speed[0.2] < 0.4 * speed[1.0]
+    largest = {e: _angle(v[1:], v[:-1]).max() for e, v in q.items()}
+    assert largest[0.2] <= largest[1.0] + 0.05  # no frame-to-frame jump the generated dance does not have

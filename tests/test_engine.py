@@ -208,22 +208,31 @@ def test_cuda_graph_needs_a_cuda_device(parts):
         build_generator(parts["graph"], parts["rep"], "onnx", parts["dir"] / "step.onnx", cuda_graph=True)
 
 
-def test_torch_backend_keeps_cudnn_out_of_tf32_only_within_its_own_calls(parts):
-    # TF32 convolutions moved the CUDA step 1.8e-4 from the CPU's in 20 steps on an H100 (docs/gpu.md, run 3)
+def test_torch_backend_sets_cudnn_tf32_only_within_its_own_calls_and_only_on_cuda(parts):
+    # TF32 convolutions moved the CUDA step 1.8e-4 from the CPU's in 20 steps on an H100 (docs/gpu.md, runs 3-5)
     from livedance.engine.backends import TorchBackend
 
-    cudnn = torch.backends.cudnn
-    before = cudnn.allow_tf32, cudnn.enabled, cudnn.benchmark
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
     try:
-        cudnn.allow_tf32, cudnn.benchmark = True, True
+        conv.fp32_precision = "ieee"  # a user on torch's per-operator API (reading the legacy flag would now raise)
+        cpu = TorchBackend(parts["graph"])
+        zeros = {n: v.numpy() for n, v in parts["graph"].zero_inputs(1).items()}
+        assert np.isfinite(cpu.run(zeros)["frames"]).all() and conv.fp32_precision == "ieee"  # CPU: untouched
+        conv.fp32_precision = "tf32"
         strict, loose = TorchBackend(parts["graph"]), TorchBackend(parts["graph"], allow_tf32=True)
+        strict.device = loose.device = "cuda:0"  # the flag logic alone, without a CUDA device
+        seen = []
         with strict._cudnn():
-            assert cudnn.allow_tf32 is False and cudnn.benchmark is True  # only TF32 changes
-        assert cudnn.allow_tf32 is True  # restored: the process-wide flag is the user's
+            seen.append(conv.fp32_precision)
         with loose._cudnn():
-            assert cudnn.allow_tf32 is True
+            seen.append(conv.fp32_precision)
+        assert seen == ["ieee", "tf32"] and conv.fp32_precision == "tf32"  # set per call, then restored
+        with pytest.raises(ValueError), strict._cudnn():
+            raise ValueError("a failing step")
+        assert conv.fp32_precision == "tf32"  # restored when the call fails too
     finally:
-        cudnn.allow_tf32, cudnn.enabled, cudnn.benchmark = before
+        conv.fp32_precision = before
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (docs/gpu.md has the H100 run)")

@@ -6,6 +6,7 @@ Each backend has ``run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]``
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ class TorchBackend:
         allow_tf32: let cuDNN run the graph's convolutions in TF32 on CUDA (torch's default is to allow it).
             Off by default: the step is launch-bound, TF32 buys it no time, and with it the CUDA step drifted
             from the CPU step by 1.8e-4 in 20 steps on an H100, beyond the 1e-4 agreement the engines keep
-            (docs/gpu.md). Scoped to this backend's calls (``torch.backends.cudnn.flags``), not process-wide.
+            (docs/gpu.md, runs 3-5). Set for the duration of each call and of the capture only (through
+            ``torch.backends.cudnn.conv.fp32_precision`` where torch has it, else ``cudnn.allow_tf32``), then
+            restored; the flag is process-wide while a call runs. CPU backends leave the flags alone.
     Raises:
         ConfigError: ``cuda_graph`` on a device that is not CUDA. DeviceNotFoundError: a CUDA device asked
             for where torch sees none.
@@ -63,11 +66,31 @@ class TorchBackend:
         self._captured = None  # (CUDAGraph, static inputs, static outputs) once captured
         self.allow_tf32 = bool(allow_tf32)
 
+    @contextlib.contextmanager
     def _cudnn(self):
-        """Context: cuDNN's settings as they are, TF32 as this backend asks (see ``allow_tf32``)."""
-        c = self.torch.backends.cudnn
-        return c.flags(enabled=c.enabled, benchmark=c.benchmark, deterministic=c.deterministic,
-                       allow_tf32=self.allow_tf32)
+        """Context: cuDNN's convolutions in TF32 or not as this backend asks (``allow_tf32``), on CUDA only.
+
+        Only the one flag changes. torch >= 2.9 has per-operator precision flags and raises when the legacy
+        ``cudnn.allow_tf32`` is read after the two kinds were mixed, so the new flag is used where it exists.
+        """
+        cudnn = self.torch.backends.cudnn
+        conv = getattr(cudnn, "conv", None)
+        if not str(self.device).startswith("cuda"):
+            yield
+        elif conv is not None and hasattr(conv, "fp32_precision"):
+            before = conv.fp32_precision
+            conv.fp32_precision = "tf32" if self.allow_tf32 else "ieee"
+            try:
+                yield
+            finally:
+                conv.fp32_precision = before
+        else:  # older torch: the legacy flag
+            before = cudnn.allow_tf32
+            cudnn.allow_tf32 = self.allow_tf32
+            try:
+                yield
+            finally:
+                cudnn.allow_tf32 = before
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step: named numpy inputs -> named numpy outputs."""
