@@ -54,9 +54,9 @@ def main() -> None:
     cfg = GeneratorConfig(d_model=32, n_layers=2, chunk_layers=1, n_heads=2, codebook_size=32, window=4, d_state=4)
     graph = StepGraph(DanceGenerator(cfg).eval(), tok).eval()
     rep = Representation()
-    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-           "mamba_kernels": cuda_kernels() is not None, "cudnn_conv_precision_default": getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision",
-                                                   None)}
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    res = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "mamba_kernels": cuda_kernels() is not None,
+           "cudnn_conv_precision_default": getattr(conv, "fp32_precision", None)}
     for cuda_graph in (False, True):
         for tf32 in (True, False):
             a = build_generator(copy.deepcopy(graph), rep, "torch", seed=3)

@@ -215,11 +215,18 @@ def test_torch_backend_sets_cudnn_tf32_only_within_its_own_calls_and_only_on_cud
     conv = torch.backends.cudnn.conv
     before = conv.fp32_precision
     try:
-        conv.fp32_precision = "ieee"  # a user on torch's per-operator API (reading the legacy flag would now raise)
-        cpu = TorchBackend(parts["graph"])
+        conv.fp32_precision = "tf32"  # a user on torch's per-operator API (reading the legacy flag would now raise)
+        cpu, seen_in_call = TorchBackend(parts["graph"]), []
+        graph = cpu.graph
+
+        def spy(*args):
+            seen_in_call.append(conv.fp32_precision)
+            return graph(*args)
+
+        cpu.graph = spy
         zeros = {n: v.numpy() for n, v in parts["graph"].zero_inputs(1).items()}
-        assert np.isfinite(cpu.run(zeros)["frames"]).all() and conv.fp32_precision == "ieee"  # CPU: untouched
-        conv.fp32_precision = "tf32"
+        assert np.isfinite(cpu.run(zeros)["frames"]).all()
+        assert seen_in_call == ["tf32"] and conv.fp32_precision == "tf32"  # CPU calls leave the flags alone
         strict, loose = TorchBackend(parts["graph"]), TorchBackend(parts["graph"], allow_tf32=True)
         strict.device = loose.device = "cuda:0"  # the flag logic alone, without a CUDA device
         seen = []

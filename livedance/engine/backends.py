@@ -38,7 +38,9 @@ class TorchBackend:
             from the CPU step by 1.8e-4 in 20 steps on an H100, beyond the 1e-4 agreement the engines keep
             (docs/gpu.md, runs 3-5). Set for the duration of each call and of the capture only (through
             ``torch.backends.cudnn.conv.fp32_precision`` where torch has it, else ``cudnn.allow_tf32``), then
-            restored; the flag is process-wide while a call runs. CPU backends leave the flags alone.
+            restored; the flag is process-wide while a call runs (and, torch's own rule once its per-operator
+            flag is set, reading the legacy ``cudnn.allow_tf32`` meanwhile raises). CPU backends leave the flags
+            alone.
     Raises:
         ConfigError: ``cuda_graph`` on a device that is not CUDA. DeviceNotFoundError: a CUDA device asked
             for where torch sees none.

@@ -15,14 +15,19 @@ dancer's facing: it stays as generated, see below) and frame t:
 
 with ``alpha = 1 - exp(-1 / (fps tau_s))``. The averages are computed in closed form over each call's frames,
 with each quaternion's sign s taken from the hemisphere of the previous call's reference (q and -q are one
-rotation), so a result depends on the call's length by at most about 1e-5 rad for 8-frame steps.
+rotation), so a result depends on the call's length: by about 1e-3 rad on most joints between 8-frame and
+1-frame calls, by more for a few seconds after a joint has passed 180 degrees from its reference.
 The cos^2 fade keeps the output continuous where the shortest arc from the reference flips side (a joint 180
-degrees from its mean): there b_t = 1 and the output is the generated rotation, from either side. The pelvis's
+degrees from its mean): there b_t = 1 and the output is the generated rotation, from either side. Its price: a
+joint far from its mean is scaled less, and at a low fader it swings through the fade faster than generated
+(the output angle theta sin^2(theta / 2) at a = 0 grows up to 1.7x as fast as theta); on the shipped model's
+dances that is the elbows and wrists (docs/model.md, "Energy fader"). The pelvis's
 rotation is left alone because a turning dancer's facing runs ahead of any average of it (a spin's average
 orientation is no orientation), and scaling it would spin the avatar against the dance.
 
 The amplitude a_t glides (time constant ``glide_s``) towards A(e) = e for e <= 1 and 1 + (e - 1) x
-``over_gain`` above: at 0 the avatar holds the dance's mean posture (which still drifts with the dance), at 2
+``over_gain`` above: at 0 the avatar holds the dance's mean posture (which still drifts with the dance; joints
+far from their mean excepted, above), at 2
 it moves 1.5x as far from it by default (twice would bend joints past their limits). The reference follows
 the generated frames, never the scaled ones, so moving the fader back returns the dance exactly. At a_t = 1
 with the fader at 1 the frames pass through untouched, bit for bit: a show, an eval or a recording with the
