@@ -13,8 +13,10 @@ Per :meth:`LearnedGenerator.step` (one chunk = K token slots = 4K frames at 25 f
 4. the decoded frames (normalised features) become SMPL-X local quaternions and root translation via
    :meth:`Representation.decode` on numpy (its fast path: torch dispatch cost more than the arithmetic on
    8 frames) and roma (heading and root velocity integrated from the last frame's);
-5. the VJ's energy fader (``music.energy``) scales the committed frames about the dance's running mean pose
-   (:class:`~livedance.engine.energy.EnergyFader`; untouched at 1), after the stall guard has measured them.
+5. after the stall guard has measured the committed frames, the forearms' twist speed is bounded
+   (:class:`~livedance.engine.twist.TwistLimiter`: no joint position moves) and the VJ's energy fader
+   (``music.energy``) scales the frames about the dance's running mean pose
+   (:class:`~livedance.engine.energy.EnergyFader`; untouched at 1).
 
 Safety: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
 pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; a
@@ -30,6 +32,7 @@ import numpy as np
 from livedance.engine.base import MotionFrames, MusicContext
 from livedance.engine.energy import EnergyConfig, EnergyFader
 from livedance.engine.pose_guard import PoseGuard
+from livedance.engine.twist import TwistConfig, TwistLimiter
 from livedance.model.conditioning import slot_condition
 
 __all__ = ["LearnedGenerator", "NUM_SMPLX_JOINTS", "StallGuard"]
@@ -101,11 +104,12 @@ class LearnedGenerator:
             ``pose_guard.cfg.tries`` runs, and the run with the least excess is committed;
             ``n_pose_resamples`` counts the extra runs, ``n_pose_over`` the steps still over budget.
         energy: :class:`~livedance.engine.energy.EnergyConfig` of the energy fader (None: defaults).
+        twist: :class:`~livedance.engine.twist.TwistConfig` of the forearm twist limiter (None: defaults, on).
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
                  description: str = "", stall_guard: StallGuard | None = None, pose_guard: PoseGuard | None = None,
-                 energy: EnergyConfig | None = None):
+                 energy: EnergyConfig | None = None, twist: TwistConfig | None = None):
         self.backend = backend
         self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
         self.n_stall_steps = 0
@@ -118,6 +122,7 @@ class LearnedGenerator:
         self.description = description
         self.fps = float(config.fps)
         self.energy_fader = EnergyFader(self.fps, energy)
+        self.twist_limiter = TwistLimiter(representation.rest_offsets, self.fps, twist)
         self.frames_per_step = int(config.chunk * config.stride)
         self._shapes = {n: tuple(s) for n, (s, _) in input_shapes.items()}
         self._int = {n for n, (_, dt) in input_shapes.items() if "int" in str(dt)}
@@ -154,6 +159,7 @@ class LearnedGenerator:
         if self.pose_guard is not None:
             self.pose_guard.reset()
         self.energy_fader.reset()
+        self.twist_limiter.reset()
 
     def _push_features(self, music: MusicContext) -> None:
         f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
@@ -241,7 +247,7 @@ class LearnedGenerator:
         self.steps += 1
         frames = self._commit_motion(decoded)
         self._update_stall(frames.local_quats, float(music.confidence))  # the dance as generated, not as faded
-        return self.energy_fader.apply(frames, music.energy)
+        return self.energy_fader.apply(self.twist_limiter.apply(frames), music.energy)
 
     def _update_stall(self, q: np.ndarray, confidence: float) -> None:
         """Stall guard (:class:`StallGuard`): track the body-joint rotation speed, set the next step's boost."""
