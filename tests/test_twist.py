@@ -22,9 +22,10 @@ def _rot(rotvec) -> np.ndarray:
     return roma.rotvec_to_unitquat(torch.as_tensor(np.asarray(rotvec, np.float64))).numpy()
 
 
-def _arm_dance(n: int, snap_at: int | None, snap: float = 2.8, compensate: bool = True) -> MotionFrames:
-    """n frames: every body joint bent a little (fixed), the left elbow flexing slowly, and at ``snap_at`` its
-    twist about the forearm (+x) snapping by ``snap`` rad (the wrist taking it back when ``compensate``)."""
+def _arm_dance(n: int, snap_at: int | None, snap: float = 2.8, compensate: bool = True, base: float = 0.0) -> MotionFrames:
+    """n frames: every body joint bent a little (fixed), the left elbow flexing slowly with a twist of ``base`` rad
+    about the forearm (+x), and at ``snap_at`` that twist snapping by ``snap`` rad (the wrist taking the snap back
+    when ``compensate``)."""
     rng = np.random.default_rng(1)
     q = np.zeros((n, 55, 4))
     q[..., 3] = 1.0
@@ -32,7 +33,8 @@ def _arm_dance(n: int, snap_at: int | None, snap: float = 2.8, compensate: bool 
     t = np.arange(n) / 25.0
     flex = _rot(np.stack([np.zeros(n), 0.8 + 0.3 * np.sin(2 * np.pi * t), np.zeros(n)], -1))  # about y: a bend
     twist = np.zeros(n) if snap_at is None else np.where(np.arange(n) >= snap_at, snap, 0.0)
-    q[:, 18] = roma.quat_product(torch.from_numpy(flex), torch.from_numpy(_rot(np.stack([twist, 0 * t, 0 * t], -1)))).numpy()
+    whole = base + twist
+    q[:, 18] = roma.quat_product(torch.from_numpy(flex), torch.from_numpy(_rot(np.stack([whole, 0 * t, 0 * t], -1)))).numpy()
     if compensate:
         q[:, 20] = roma.quat_product(torch.from_numpy(_rot(np.stack([-twist, 0 * t, 0 * t], -1))),
                                      torch.from_numpy(q[:, 20])).numpy()
@@ -59,6 +61,24 @@ def test_a_twist_snap_becomes_a_turn_at_the_bounded_speed_and_no_joint_moves():
     p_in = quat_smpl24_positions(dance.local_quats, dance.root_translation, REST)
     p_out = quat_smpl24_positions(out.local_quats, out.root_translation, REST)
     np.testing.assert_allclose(p_out, p_in, atol=2e-6)  # twist moves no joint, the hands included
+
+
+def test_a_snap_across_half_a_turn_takes_the_short_way_and_chunking_does_not_matter():
+    # 2.5 rad -> -2.9 rad is +0.88 rad the short way (through +pi), -5.4 rad the long way
+    dance = _arm_dance(32, snap_at=10, snap=-5.4, base=2.5)
+    outs = []
+    for size in (1, 3, 8):
+        lim = TwistLimiter(REST, 25.0)
+        parts = [lim.apply(MotionFrames(dance.local_quats[i:i + size], dance.root_translation[i:i + size], 25.0, 0.0))
+                 for i in range(0, 32, size)]
+        outs.append(np.concatenate([p.local_quats for p in parts]))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    axis = np.array([1.0, 0, 0])
+    tw = np.unwrap(twist_angle(outs[2][:, 18].astype(np.float64), axis))
+    tw_in = np.unwrap(twist_angle(dance.local_quats[:, 18].astype(np.float64), axis))
+    assert np.abs(np.diff(tw)).max() <= 13.0 / 25.0 + 1e-5
+    np.testing.assert_allclose(tw[12:], tw_in[12:], atol=1e-5)  # caught up in 2 frames: it went the short way
 
 
 def test_a_hand_carried_by_the_snap_turns_with_the_forearm_and_ends_where_the_dancer_put_it():
@@ -102,6 +122,23 @@ def test_slow_twists_pass_bit_for_bit_and_bad_frames_pass_untouched():
         TwistLimiter(REST, 25.0, TwistConfig(max_rad_s=0.0))
     with pytest.raises(ConfigError, match="fps"):
         TwistLimiter(REST, 0.0)
+    with pytest.raises(ConfigError, match="below pi"):
+        TwistLimiter(REST, 25.0, TwistConfig(max_rad_s=100.0))  # half a turn a frame would hold nothing
+
+
+def test_a_swing_near_half_a_turn_passes_instead_of_being_twisted():
+    # the twist is ill-defined near a 180-degree swing: a small wobble there swings phi wildly, which must
+    # not be "limited" into a turn of the forearm that the dancer never made
+    n = 24
+    q = np.zeros((n, 55, 4))
+    q[..., 3] = 1.0
+    wobble = 0.0135 * np.arange(n)  # 0.77 degrees a frame, perpendicular to the swing
+    swing = np.stack([wobble, np.full(n, np.pi * 179.4 / 180), np.zeros(n)], -1)  # about y, a little about x
+    q[:, 18] = _rot(swing)
+    dance = MotionFrames(q.astype(np.float32), np.zeros((n, 3), np.float32), 25.0, 0.0)
+    out = _run(TwistLimiter(REST, 25.0), dance)
+    a, b = out.local_quats[:, 18].astype(np.float64), dance.local_quats[:, 18].astype(np.float64)
+    assert np.minimum(np.abs(a - b).max(-1), np.abs(a + b).max(-1)).max() < 1e-6
 
 
 def test_learned_generator_limits_twist_without_moving_any_joint():

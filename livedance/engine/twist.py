@@ -8,7 +8,9 @@ an avatar's mesh is a forearm wringing itself in 40 ms. :class:`TwistLimiter` bo
 elbow and wrist to ``max_rad_s`` (13 rad/s: the 99.9th percentile of the train dances' 10-13 rad/s), frame by
 frame, so a snap becomes a turn of a few frames; below the bound nothing changes, bit for bit.
 
-Per frame t and joint j with twist axis u (the forearm's rest direction, in the joint's own frame), with the
+Per frame t and joint j with twist axis u (an elbow's: the forearm's rest direction, elbow to wrist; a wrist's:
+SMPL-X's rest convention, +x left and -x right, along which SMPL's hands are placed), in the joint's own frame,
+with the
 swing-twist decomposition q = s * t(phi), t(phi) = (sin(phi/2) u, cos(phi/2)) (x, y, z, w):
 
     phi_t      = 2 atan2(<q_xyz, u>, q_w), unwrapped to the 2 pi k nearest the previous output's twist
@@ -58,7 +60,7 @@ class TwistConfig:
 
 
 def twist_angle(q: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Twist angle (radians, in (-pi, pi]) of unit quaternions ``q`` (..., 4) x, y, z, w about the unit ``axis``
+    """Twist angle (radians; some 2 pi representative in (-2 pi, 2 pi], callers unwrap) of unit quaternions ``q`` (..., 4) x, y, z, w about the unit ``axis``
     (..., 3), for the decomposition q = swing * twist (the twist applied first, in the joint's own frame)."""
     return 2.0 * np.arctan2((q[..., :3] * axis).sum(-1), q[..., 3])
 
@@ -95,15 +97,19 @@ class TwistLimiter:
     def __init__(self, rest_offsets: np.ndarray, fps: float, config: TwistConfig | None = None):
         self.cfg = config or TwistConfig()
         self.cfg.validate()
-        if not fps > 0:
-            raise ConfigError(f"TwistLimiter fps must be > 0, got {fps}")
+        if not (math.isfinite(fps) and fps > 0):
+            raise ConfigError(f"TwistLimiter fps must be finite and > 0, got {fps}")
+        if not float(self.cfg.max_rad_s) / float(fps) < math.pi:
+            raise ConfigError(f"TwistConfig.max_rad_s {self.cfg.max_rad_s} must be below pi x fps "
+                              f"({math.pi * fps:.1f} rad/s at {fps:g} fps): a bound of half a turn a frame holds nothing")
         rest = np.asarray(rest_offsets, np.float64)
+        sides = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])  # SMPL-X's rest convention: left arm +x, right -x
         axes = []
-        for (_, wrist), side in zip(FOREARMS, (1.0, -1.0)):
+        for (_, wrist), side in zip(FOREARMS, sides):
             length = float(np.linalg.norm(rest[wrist])) if rest.shape[0] > wrist else 0.0
-            # a skeleton without offsets: SMPL-X's rest convention (left arm along +x, right along -x)
-            axes.append(rest[wrist] / length if length > 0 else np.array([side, 0.0, 0.0]))
-        self._axes = np.stack(axes)  # (2, 3): forearm directions, left and right
+            axes.append(rest[wrist] / length if length > 0 else side)  # no offsets: the convention
+        self._axes = {"elbow": np.stack(axes),  # (2, 3): the forearm, elbow -> wrist, in the elbow's frame
+                      "wrist": sides}  # the hand's axis, along which livedance.data.dataset places SMPL's hands
         self._elbows = np.array([e for e, _ in FOREARMS])
         self._wrists = np.array([w for _, w in FOREARMS])
         self._step = float(self.cfg.max_rad_s) / float(fps)
@@ -112,41 +118,36 @@ class TwistLimiter:
     def reset(self) -> None:
         """Forget the last output twists (a new song)."""
         self._prev = {"elbow": None, "wrist": None}  # (2,) float64 unwrapped twist angles, radians
-        self._pending = {"elbow": False, "wrist": False}  # the last output was held back from its target
         self.n_limited = 0
 
-    def _slew(self, kind: str, phi: np.ndarray) -> np.ndarray:
+    def _slew(self, kind: str, phi: np.ndarray, free: np.ndarray) -> np.ndarray:
         """The slew limiter over the (n, 2) twists ``phi``, frame by frame (plain floats: 16 steps of scalar
-        arithmetic cost less than numpy's per-call overhead); returns (n, 2) output - target, 0 where not held."""
+        arithmetic cost less than numpy's per-call overhead); ``free`` (n, 2) bool marks frames whose twist is
+        ill-defined (a swing near 180 degrees), which pass as they are and re-anchor the state. Returns (n, 2)
+        output - target, radians, 0 where not held."""
         two_pi, step = 2.0 * math.pi, self._step
         prev = list(phi[0] if self._prev[kind] is None else self._prev[kind])
         delta = np.zeros_like(phi)
-        held_last = False
-        for i, row in enumerate(phi.tolist()):
-            held_last = False
+        for i, (row, free_row) in enumerate(zip(phi.tolist(), free.tolist())):
             for j, f in enumerate(row):
                 target = f + two_pi * round((prev[j] - f) / two_pi)
-                out = prev[j] + min(max(target - prev[j], -step), step)
+                out = target if free_row[j] else prev[j] + min(max(target - prev[j], -step), step)
                 prev[j] = out
                 if abs(target - out) > 1e-12:
                     delta[i, j] = out - target
-                    held_last = True
         self._prev[kind] = np.array(prev)
-        self._pending[kind] = held_last
         self.n_limited += int(np.count_nonzero(delta))
         return delta
 
     def _within_bound(self, kind: str, phi: np.ndarray) -> bool:
         """Whether the (n, 2) twists ``phi`` need no limiting; if so, advance the state past them.
 
-        True when the last output was not held back and no frame-to-frame twist (wrapped to (-pi, pi]) exceeds
+        True when no frame-to-frame twist (wrapped to (-pi, pi]; the first one from the last output's) exceeds
         the bound: the output is then the input, and the state is its last unwrapped twist.
         """
         prev = self._prev[kind]
         if prev is None:
             prev = phi[0]
-        elif self._pending[kind]:
-            return False
         steps = np.diff(np.vstack([prev[None], phi]), axis=0)
         steps = (steps + np.pi) % (2.0 * np.pi) - np.pi
         if np.abs(steps).max() > self._step:
@@ -161,8 +162,10 @@ class TwistLimiter:
             frames: :class:`~livedance.engine.base.MotionFrames` (local_quats (n, J >= 22, 4) float32 unit
                 quaternions x, y, z, w).
         Returns:
-            ``frames`` itself when nothing was held back (or the limiter is off, or the frames hold non-finite
-            values), else a new MotionFrames with the four joints' local rotations changed (float32).
+            ``frames`` itself when nothing was held back (or the limiter is off, or the frames are empty, have
+            fewer than 22 joints or hold non-finite values), else a new MotionFrames with the four joints' local
+            rotations changed (float32). Limiting a wrist turns its children with it: SMPL-X's finger joints
+            (25-54) when they are animated, never a body joint's position.
         """
         q_in = np.asarray(frames.local_quats)
         if not self.cfg.enabled or q_in.shape[0] == 0 or q_in.shape[1] < 22 or not np.isfinite(q_in).all():
@@ -170,16 +173,20 @@ class TwistLimiter:
         q = q_in.astype(np.float64)
         changed = False
         for kind, joints, children in (("elbow", self._elbows, self._wrists), ("wrist", self._wrists, None)):
-            phi = twist_angle(q[:, joints], self._axes)  # (n, 2) radians
-            if self._within_bound(kind, phi):
-                continue  # the common case: no frame twists too fast and nothing is pending
-            delta = self._slew(kind, phi)  # (n, 2) the twist taken back per frame, radians (0 = untouched)
+            axes = self._axes[kind]
+            qj = q[:, joints]
+            phi = twist_angle(qj, axes)  # (n, 2) radians
+            # the twist is ill-defined where the swing nears 180 degrees (w and the axis component both ~0)
+            free = np.hypot(qj[..., 3], (qj[..., :3] * axes).sum(-1)) < 0.2
+            if not free.any() and self._within_bound(kind, phi):
+                continue  # the common case: no frame twists too fast
+            delta = self._slew(kind, phi, free)  # (n, 2) the twist taken back per frame, radians (0 = untouched)
             if not delta.any():
                 continue
             changed = True
-            q[:, joints] = _mul(q[:, joints], _twist_quat(delta, self._axes))
+            q[:, joints] = _mul(qj, _twist_quat(delta, axes))
             if children is not None:  # the wrist takes back its elbow's held-back twist: the hand stays
-                q[:, children] = _mul(_twist_quat(-delta, self._axes), q[:, children])
+                q[:, children] = _mul(_twist_quat(-delta, axes), q[:, children])
         if not changed:
             return frames
         out_q = q_in.copy()
