@@ -1,0 +1,82 @@
+"""What the VJ's energy fader does to the learned dancer (livedance.engine.energy), deterministically.
+
+Dances the bundled song (or ``--song``) offline through the causal step path with one sampling seed, once per
+fader value, the fader at 1 until ``--from-s`` and at the value from then on (what ``/livedance/energy`` does
+live, without a live run's timing noise), and prints the mean rotation speed of the SMPL-X body joints 1-21
+(rad/s) per ``--block-s`` seconds, and the ratio to the unfaded dance after the change.
+
+    .venv/bin/python benchmarks/energy_fader.py              # 40 s, fader from 20 s, values 1 0.5 0.25 0 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+
+
+class FaderFrom:
+    """Wraps a generator: ``MusicContext.energy`` is ``energy`` for steps from ``from_s`` (stream seconds) on."""
+
+    def __init__(self, generator, from_s: float, energy: float):
+        self.generator, self.from_s, self.energy = generator, float(from_s), float(energy)
+
+    def __getattr__(self, name):
+        return getattr(self.generator, name)
+
+    def step(self, music):
+        """The wrapped generator's step, with the fader set once ``music.t_first_frame_s`` reaches ``from_s``."""
+        if music.t_first_frame_s >= self.from_s:
+            music = dataclasses.replace(music, energy=self.energy)
+        return self.generator.step(music)
+
+
+def body_speed(q: np.ndarray, fps: float) -> np.ndarray:
+    """(T - 1,) mean rotation speed (rad/s) of body joints 1-21 between consecutive frames of (T, J, 4) x, y, z, w."""
+    a, b = np.asarray(q[1:, 1:22], np.float64), np.asarray(q[:-1, 1:22], np.float64)
+    chord = np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
+    return (4.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))).mean(axis=-1) * fps
+
+
+def main() -> None:
+    """Dance once per fader value and print the table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from livedance.assets import demo_song
+    from livedance.engine import load_generator
+    from livedance.engine.offline import generate_song
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--song", default=None, help="audio file (default: the bundled excerpt)")
+    ap.add_argument("--seconds", type=float, default=40.0, help="seconds danced (default 40)")
+    ap.add_argument("--from-s", type=float, default=20.0, help="song time from which the fader is set (default 20)")
+    ap.add_argument("--values", type=float, nargs="+", default=[1.0, 0.5, 0.25, 0.0, 2.0], help="fader values")
+    ap.add_argument("--block-s", type=float, default=4.0, help="seconds per column (default 4)")
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    args = ap.parse_args()
+    song = args.song or demo_song()
+    speeds = {}
+    for e in dict.fromkeys([1.0, *args.values]):  # the unfaded dance first: the reference of the ratios
+        gen = load_generator(backend="onnx", seed=args.seed)
+        m = generate_song(FaderFrom(gen, args.from_s, e), song, 0.0, args.seconds, seed=args.seed)
+        speeds[e] = (body_speed(m.local_quats, m.fps), m.fps)
+    n = int(round(args.block_s * speeds[1.0][1]))
+    blocks = len(speeds[1.0][0]) // n
+    after = int(np.ceil(args.from_s / args.block_s))  # first block wholly after the change
+    table = Table(title=f"body-joint rotation speed (rad/s), fader set from {args.from_s:g} s ({song}, seed {args.seed})")
+    table.add_column("fader")
+    for k in range(blocks):
+        table.add_column(f"{k * args.block_s:g}-{(k + 1) * args.block_s:g} s", justify="right")
+    table.add_column("after / unfaded", justify="right")
+    ref = speeds[1.0][0][after * n:blocks * n].mean()
+    for e in args.values:
+        v = speeds[e][0]
+        cells = [f"{v[k * n:(k + 1) * n].mean():.2f}" for k in range(blocks)]
+        table.add_row(f"{e:g}", *cells, f"{v[after * n:blocks * n].mean() / ref:.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
