@@ -22,11 +22,10 @@ NAMES = ("left elbow", "right elbow", "left wrist", "right wrist")
 
 
 def rotation_steps(q: np.ndarray) -> np.ndarray:
-    """(T - 1, J) rotation angle (radians) between consecutive frames of (T, J, 4) unit quaternions x, y, z, w,
-    from the chord (accurate for small angles)."""
-    q = np.asarray(q, np.float64)
-    chord = np.minimum(np.linalg.norm(q[1:] - q[:-1], axis=-1), np.linalg.norm(q[1:] + q[:-1], axis=-1))
-    return 4.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    """(T - 1, J) rotation angle (radians) between consecutive frames of (T, J, 4) unit quaternions x, y, z, w."""
+    from livedance.motion.rotations import quat_angle_np
+
+    return quat_angle_np(q[1:], q[:-1])
 
 
 def main() -> None:

@@ -34,9 +34,9 @@ class FaderFrom:
 
 def body_speed(q: np.ndarray, fps: float) -> np.ndarray:
     """(T - 1,) mean rotation speed (rad/s) of body joints 1-21 between consecutive frames of (T, J, 4) x, y, z, w."""
-    a, b = np.asarray(q[1:, 1:22], np.float64), np.asarray(q[:-1, 1:22], np.float64)
-    chord = np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
-    return (4.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))).mean(axis=-1) * fps
+    from livedance.motion.rotations import quat_angle_np
+
+    return quat_angle_np(q[1:, 1:22], q[:-1, 1:22]).mean(axis=-1) * fps
 
 
 def main() -> None:

@@ -41,9 +41,9 @@ def _run(fader: EnergyFader, dance: MotionFrames, energy, step: int = 8) -> Moti
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Geodesic angle (rad) between the rotations of unit quaternions, elementwise over leading axes (from the
     chord, which stays accurate for small angles where arccos of the dot product does not)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    chord = np.minimum(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1))
-    return 4.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    from livedance.motion.rotations import quat_angle_np
+
+    return quat_angle_np(a, b)
 
 
 def test_fader_at_rest_passes_the_dance_through_bit_for_bit():

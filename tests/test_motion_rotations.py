@@ -75,3 +75,15 @@ def test_numpy_wrappers_match_torch():
     np.testing.assert_allclose(rot.sixd_to_rotmat_np(r32), R.numpy(), atol=1e-6)
     q = rot.rotmat_to_quat_np(R.numpy())
     np.testing.assert_allclose(rot.quat_slerp_np(q, q, 0.3), q, atol=1e-12)
+
+
+def test_quat_angle_matches_the_geodesic_distance_and_stays_accurate_near_zero():
+    q = roma.random_unitquat(64, generator=torch.Generator().manual_seed(3)).double()
+    p = roma.random_unitquat(64, generator=torch.Generator().manual_seed(4)).double()
+    # (roma's trace-based distance loses about 1e-6 near pi)
+    want = roma.rotmat_geodesic_distance(roma.unitquat_to_rotmat(q), roma.unitquat_to_rotmat(p)).numpy()
+    np.testing.assert_allclose(rot.quat_angle_np(q.numpy(), p.numpy()), want, atol=1e-5)
+    np.testing.assert_allclose(rot.quat_angle_np(q.numpy(), -p.numpy()), want, atol=1e-5)  # q and -q: one rotation
+    small = roma.quat_product(q, roma.rotvec_to_unitquat(torch.tensor([1e-4, 0.0, 0.0], dtype=torch.float64)))
+    np.testing.assert_allclose(rot.quat_angle_np(q.numpy().astype(np.float32), small.numpy().astype(np.float32)),
+                               1e-4, atol=2e-6)  # float32 in, where 2 arccos(|<q, p>|) would give ~1e-3
