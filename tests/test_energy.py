@@ -104,6 +104,35 @@ def test_turns_and_joints_far_from_their_mean_do_not_pop():
         assert step_out < 1.6 * step_in, (e, step_out, step_in)  # no single-frame flip (those are 2-3 rad)
 
 
+def test_low_fader_calms_a_joint_that_swings_far_from_its_mean():
+    # an arm swinging +-150 degrees at 1 Hz: half the time beyond 90 degrees from its mean, where the cos^2 fade
+    # passes it through; below a fader of 0.5 the calming smoother takes over there
+    n, fps = 300, 25.0
+    t = np.arange(n) / fps
+    dance = _dance(n)
+    q = dance.local_quats.copy()
+    swing = np.stack([2.6 * np.sin(2 * np.pi * 1.0 * t), np.zeros(n), np.zeros(n)], -1)
+    q[:, 18] = roma.rotvec_to_unitquat(torch.from_numpy(swing)).numpy()
+    dance = MotionFrames(q.astype(np.float32), dance.root_translation, fps, 0.0)
+    arm_in = _angle(dance.local_quats[1:, 18], dance.local_quats[:-1, 18])
+    arm = {}
+    for follow in (1.0, 0.1):
+        out = _run(EnergyFader(fps, EnergyConfig(calm_follow=follow)), dance, 0.0)
+        arm[follow] = _angle(out.local_quats[1:, 18], out.local_quats[:-1, 18])
+        assert np.allclose(np.linalg.norm(out.local_quats, axis=-1), 1.0, atol=1e-5)
+        np.testing.assert_array_equal(out.local_quats[:, 0], dance.local_quats[:, 0])  # the facing as generated
+    assert arm[1.0][50:].mean() > 0.8 * arm_in[50:].mean()  # without the smoother the fade lets the arm through
+    assert arm[0.1][50:].mean() < 0.4 * arm_in[50:].mean()
+    assert arm[0.1].max() <= arm_in.max()  # and no faster than generated (the fade alone swings it through faster)
+    # from a fader of 0.5 up the smoother does nothing: the same frames as without it
+    for e in (0.5, 1.0, 2.0):
+        a = _run(EnergyFader(fps, EnergyConfig(calm_follow=0.1)), dance, e)
+        b = _run(EnergyFader(fps, EnergyConfig(calm_follow=1.0)), dance, e)
+        np.testing.assert_array_equal(a.local_quats, b.local_quats)
+    with pytest.raises(ConfigError, match="calm_follow"):
+        EnergyFader(fps, EnergyConfig(calm_follow=0.0))
+
+
 def test_a_bad_frame_does_not_poison_the_reference():
     dance = _dance(64)
 

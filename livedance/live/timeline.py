@@ -19,34 +19,7 @@ import numpy as np
 
 from livedance.engine.base import MotionFrames
 from livedance.errors import DataError
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
-    """Spherical linear interpolation of unit quaternions along the shortest arc (Shoemake 1985).
-
-    Args:
-        q0, q1: (..., 4) float quaternions (x, y, z, w), unit norm.
-        t: interpolation weight in [0, 1] (0 gives q0, 1 gives q1 or -q1).
-
-    Returns:
-        (..., 4) float64 unit quaternions. Nearly parallel pairs (angle < 1e-4 rad) use normalised
-        lerp. Agrees with :func:`livedance.motion.rotations.quat_slerp_np` (roma) up to sign.
-    """
-    a = np.asarray(q0, np.float64)
-    b = np.asarray(q1, np.float64)
-    dot = np.sum(a * b, axis=-1, keepdims=True)
-    b = np.where(dot < 0.0, -b, b)
-    dot = np.abs(dot)
-    np.clip(dot, -1.0, 1.0, out=dot)
-    omega = np.arccos(dot)
-    sin_o = np.sin(omega)
-    small = sin_o < 1e-4
-    safe = np.where(small, 1.0, sin_o)
-    w0 = np.where(small, 1.0 - t, np.sin((1.0 - t) * omega) / safe)
-    w1 = np.where(small, t, np.sin(t * omega) / safe)
-    out = w0 * a + w1 * b
-    out /= np.linalg.norm(out, axis=-1, keepdims=True)
-    return out
+from livedance.motion.rotations import quat_slerp_fast_np as slerp  # noqa: F401  (re-exported: live.intro, tests)
 
 
 @dataclass
