@@ -129,6 +129,22 @@ def test_low_fader_calms_a_joint_that_swings_far_from_its_mean():
         a = _run(EnergyFader(fps, EnergyConfig(calm_follow=0.1)), dance, e)
         b = _run(EnergyFader(fps, EnergyConfig(calm_follow=1.0)), dance, e)
         np.testing.assert_array_equal(a.local_quats, b.local_quats)
+    # the lag built up at 0 closes without a pop when the fader comes back (the step is capped), then exactly
+    step_in = _angle(dance.local_quats[1:], dance.local_quats[:-1]).max()
+    for back in (12, 13, 14, 15, 16, 17):
+        energy = [1.0] * 8 + [0.0] * (back - 8) + [1.0] * (n // 8 + 1 - back)
+        out = _run(EnergyFader(fps, EnergyConfig(calm_follow=0.1)), dance, energy)
+        assert _angle(out.local_quats[1:], out.local_quats[:-1]).max() < 1.25 * step_in, back
+        np.testing.assert_array_equal(out.local_quats[-40:], dance.local_quats[-40:])
+    # also when the amplitude snaps back at once (no glide): the output catches up, no faster than generated
+    snap = EnergyConfig(calm_follow=0.1, glide_s=0.001)
+    for back in (10, 12, 13, 15):
+        out = _run(EnergyFader(fps, snap), dance, [1.0] * 8 + [0.0] * (back - 8) + [1.0] * (n // 8 + 1 - back))
+        assert _angle(out.local_quats[1:], out.local_quats[:-1]).max() < 1.25 * step_in, back
+        np.testing.assert_array_equal(out.local_quats[-40:], dance.local_quats[-40:])
+    # and in one-frame calls, where the call after the return already finds the amplitude at rest
+    out = _run(EnergyFader(fps, snap), dance, [1.0] * 64 + [0.0] * 40 + [1.0] * (n - 104), step=1)
+    assert _angle(out.local_quats[1:], out.local_quats[:-1]).max() < 1.25 * step_in
     with pytest.raises(ConfigError, match="calm_follow"):
         EnergyFader(fps, EnergyConfig(calm_follow=0.0))
 
@@ -168,7 +184,8 @@ def test_fader_changes_glide_and_moving_it_back_returns_the_dance():
     jumps = _angle(out.local_quats[1:], out.local_quats[:-1]).max(axis=1)
     jumps_in = _angle(dance.local_quats[1:], dance.local_quats[:-1]).max(axis=1)
     assert jumps.max() <= jumps_in.max() + 0.02  # no pop when the fader jumps from 1 to 0 and back
-    snap = _run(EnergyFader(25.0, EnergyConfig(glide_s=0.001)), dance, energy)  # what a pop looks like
+    # what a pop looks like (without the calming smoother, which would catch this one too)
+    snap = _run(EnergyFader(25.0, EnergyConfig(glide_s=0.001, calm_follow=1.0)), dance, energy)
     assert _angle(snap.local_quats[1:], snap.local_quats[:-1]).max() > jumps_in.max() + 0.1
     fader, amps = EnergyFader(25.0, EnergyConfig(glide_s=0.25)), []
     for k in range(6):  # it glides: 0.25 s time constant, so a third of the way after one 8-frame step

@@ -25,11 +25,13 @@ dances that is the elbows and wrists (docs/model.md, "Energy fader"). The pelvis
 rotation is left alone because a turning dancer's facing runs ahead of any average of it (a spin's average
 orientation is no orientation), and scaling it would spin the avatar against the dance.
 
-Below a fader of 0.5 a calming smoother follows (session 14): per body joint, y_t = slerp(y_{t-1}, q'_t, s_t)
-with s_t = ``calm_follow`` + (1 - ``calm_follow``) min(1, 2 a_t), a one-pole low-pass on the sphere (y_{t-1} the
-last frame given out). It slows what the cos^2 fade lets through, the joints far from their mean: at fader 0 the
-shipped model's elbows and wrists keep 31 % of their speed instead of 68 %, and no body joint turns faster in one
-frame than generated (`benchmarks/energy_fader.py`). From a fader of 0.5 up s_t = 1 and it changes nothing.
+Below a fader of 0.5 a calming smoother follows (session 14): per joint but the pelvis, y_t = slerp(y_{t-1}, q'_t,
+s_t) with s_t = ``calm_follow`` + (1 - ``calm_follow``) min(1, 2 a_t), a one-pole low-pass on the sphere (y_{t-1} the
+last frame given out), each step y_{t-1} -> y_t capped at the larger of the joint's generated step q_{t-1} -> q_t and
+0.15 rad (``EnergyFader.CATCH_UP_RAD``), so the lag it builds closes without a pop when the fader comes back up. It
+slows what the cos^2 fade lets through, the joints far from their mean: at fader 0 the shipped model's elbows and
+wrists keep 30 % of their speed instead of 68 %, and no joint turns faster in one frame than generated or 0.15 rad
+(`benchmarks/energy_fader.py`). From a fader of 0.5 up s_t = 1; once no lag is left it changes nothing.
 
 The amplitude a_t glides (time constant ``glide_s``) towards A(e) = e for e <= 1 and 1 + (e - 1) x
 ``over_gain`` above: at 0 the avatar holds the dance's mean posture (which still drifts with the dance; joints
@@ -62,7 +64,7 @@ class EnergyConfig:
         glide_s: time constant with which the amplitude follows the fader, seconds (no pop when a VJ jumps it).
         over_gain: amplitude gained per unit of fader above 1 (0.5: the fader's 2 is 1.5x the generated moves).
         calm_follow: the calming smoother's follow rate per frame at fader 0 (in (0, 1]; 1 turns the smoother
-            off). Below a fader of 0.5 each body joint's output follows the scaled rotation by the share
+            off). Below a fader of 0.5 each joint's output (the pelvis's excepted) follows the scaled rotation by the share
             s = calm_follow + (1 - calm_follow) min(1, 2 a) per frame (see the module docstring).
     """
 
@@ -111,8 +113,10 @@ class EnergyFader:
     State: the reference pose, the pelvis's moving average and the amplitude, advanced by every
     :meth:`apply` (also while the frames pass through untouched, so the reference is warm when the fader
     moves); :meth:`reset` forgets them. Cost per 8 frames of 55 joints on one core: about 0.1 ms at rest,
-    about 1.3 ms (roma's quaternion maps) while the fader is elsewhere, 1 ms more below 0.5 (the calming smoother).
+    about 1.3 ms (roma's quaternion maps) while the fader is elsewhere, about 2 ms more below 0.5 (the calming smoother).
     """
+
+    CATCH_UP_RAD = 0.15  # the calming smoother's least allowed step per frame, radians (3.75 rad/s at 25 fps)
 
     def __init__(self, fps: float, config: EnergyConfig | None = None):
         self.cfg = config or EnergyConfig()
@@ -129,7 +133,10 @@ class EnergyFader:
         """Forget the reference pose and return the amplitude to 1 (a new song)."""
         self._mean_q: np.ndarray | None = None  # (J, 4) float64
         self._mean_p: np.ndarray | None = None  # (3,) float64
-        self._last_out: np.ndarray | None = None  # (J, 4) float64: the last frame given out (the calming smoother)
+        # the calming smoother: the last frame given out, the last generated frame, whether the output lags
+        self._last_out: np.ndarray | None = None  # (J, 4) float64
+        self._last_in: np.ndarray | None = None  # (J, 4) float64
+        self._lagging = False
         self.amplitude = 1.0
 
     def apply(self, frames, energy: float | None):
@@ -159,10 +166,10 @@ class EnergyFader:
         # m_i = (1 - alpha)^(i+1) m_prev + sum_k<=i alpha (1 - alpha)^(i-k) x_k.
         w, keep = self._weights(n)
         q_aligned = q * np.where((q * prev_q).sum(-1, keepdims=True) < 0.0, -1.0, 1.0)
-        if self.amplitude == 1.0 and target == 1.0:  # at rest: only the last frame's means are carried on
+        if self.amplitude == 1.0 and target == 1.0 and not self._lagging:  # at rest: only the means carried on
             self._commit_means(keep[-1] * prev_q + np.tensordot(w[-1], q_aligned, axes=1),
                                keep[-1] * prev_p + w[-1] @ p)
-            self._last_out = q[-1]
+            self._last_out = self._last_in = q[-1]
             return frames
         mean_q = keep[:, None, None] * prev_q + np.einsum("ik,kjc->ijc", w, q_aligned)
         norm = np.linalg.norm(mean_q, axis=-1, keepdims=True)
@@ -174,46 +181,57 @@ class EnergyFader:
         amp[np.abs(amp - target) < 1e-4] = target
         self._commit_means(mean_q[-1], mean_p[-1])
         self.amplitude = float(amp[-1])
-        if np.all(amp == 1.0):
-            self._last_out = q[-1]
+        if np.all(amp == 1.0) and not self._lagging:
+            self._last_out = self._last_in = q[-1]
             return frames
         from livedance.motion.rotations import quat_slerp_np
 
         cos_half = np.abs((mean_q * q).sum(-1))  # (n, J) cos(theta / 2), both unit
         b = 1.0 + (amp[:, None] - 1.0) * np.clip(cos_half, 0.0, 1.0) ** 2
         b[:, 0] = 1.0  # the pelvis's rotation (the dancer's facing) stays as generated
-        out = quat_slerp_np(mean_q, q, b)
+        out = q.copy() if np.all(amp == 1.0) else quat_slerp_np(mean_q, q, b)  # (amp 1: a lag still to close)
         out[:, 0] = q[:, 0]
-        out = self._calm(out, amp)
+        out = self._calm(out, amp, q)
         out_q = out.astype(np.float32)
         out_q[:, 0] = frames.local_quats[:, 0]
         return replace(frames, local_quats=out_q,
                        root_translation=(mean_p + amp[:, None] * (p - mean_p)).astype(np.float32))
 
-    def _calm(self, out: np.ndarray, amp: np.ndarray) -> np.ndarray:
-        """The calming smoother below a fader of 0.5: y_t = slerp(y_{t-1}, x_t, s_t) per body joint.
+    def _calm(self, out: np.ndarray, amp: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The calming smoother below a fader of 0.5: y_t = slerp(y_{t-1}, x_t, s_t) per joint (see the module
+        docstring), each joint's step y_{t-1} -> y_t at most max(its generated step q_{t-1} -> q_t, ``CATCH_UP_RAD``), so
+        a lag built up at a low fader closes without a pop when the fader comes back up, however fast it glides.
 
         Args:
-            out: (n, J, 4) float64 unit quaternions, the scaled frames x_t (the pelvis, joint 0, is kept as is).
+            out: (n, J, 4) float64 unit quaternions, the scaled frames x_t (the pelvis, joint 0, is put back by
+                :meth:`apply`).
             amp: (n,) the amplitude a_t of each frame.
+            q: (n, J, 4) float64, the generated frames q_t.
         Returns:
-            (n, J, 4) float64: ``out`` itself where every s_t is 1, else the smoothed frames.
+            (n, J, 4) float64: ``out`` itself while every s_t is 1 and nothing lags, else the smoothed frames.
         """
         s = np.clip(self.cfg.calm_follow + (1.0 - self.cfg.calm_follow) * np.minimum(1.0, 2.0 * amp), 0.0, 1.0)
-        if np.all(s >= 1.0) or self._last_out is None:
-            self._last_out = out[-1]
+        if (np.all(s >= 1.0) and not self._lagging) or self._last_out is None:
+            self._last_out, self._last_in = out[-1], q[-1]
+            self._lagging = False
             return out
-        from livedance.motion.rotations import quat_slerp_fast_np
+        from livedance.motion.rotations import quat_angle_np, quat_slerp_fast_np
 
-        y = self._last_out
+        y, q_prev = self._last_out, self._last_in
         res = out.copy()
         for i in range(out.shape[0]):
-            if s[i] < 1.0:  # (the pelvis, joint 0, is put back by apply)
-                y = quat_slerp_fast_np(y, out[i], float(s[i]))
-            else:
-                y = out[i]
+            x = out[i]
+            y_new = x if s[i] >= 1.0 else quat_slerp_fast_np(y, x, float(s[i]))
+            step = quat_angle_np(y, y_new)  # (J,)
+            allowed = np.maximum(quat_angle_np(q_prev, q[i]), self.CATCH_UP_RAD)
+            over = step > allowed
+            if over.any():
+                w = np.where(over, allowed / np.maximum(step, 1e-12), 1.0)[:, None]
+                y_new = np.where(over[:, None], quat_slerp_fast_np(y, y_new, w), y_new)
+            y, q_prev = y_new, q[i]
             res[i] = y
-        self._last_out = res[-1]
+        self._last_out, self._last_in = res[-1], q[-1]
+        self._lagging = not np.array_equal(res[-1, 1:], out[-1, 1:])
         return res
 
     def _commit_means(self, mean_q: np.ndarray, mean_p: np.ndarray) -> None:
