@@ -46,11 +46,9 @@ def joint_steps(q: np.ndarray) -> np.ndarray:
     return quat_angle_np(q[1:, 1:22], q[:-1, 1:22])
 
 
-def body_speed(q: np.ndarray, fps: float) -> np.ndarray:
-    """(T - 1,) mean rotation speed (rad/s) of body joints 1-21 between consecutive frames of (T, J, 4) x, y, z, w."""
-    from livedance.motion.rotations import quat_angle_np
-
-    return quat_angle_np(q[1:, 1:22], q[:-1, 1:22]).mean(axis=-1) * fps
+def body_speed(steps: np.ndarray, fps: float) -> np.ndarray:
+    """(T - 1,) mean rotation speed (rad/s) of body joints 1-21 from their :func:`joint_steps` (T - 1, 21) at ``fps``."""
+    return steps.mean(axis=-1) * fps
 
 
 def main() -> None:
@@ -80,8 +78,8 @@ def main() -> None:
             gen.energy_fader.cfg = dataclasses.replace(gen.energy_fader.cfg, calm_follow=args.calm_follow)
             gen.energy_fader.cfg.validate()
         m = generate_song(FaderFrom(gen, args.from_s, e), song, 0.0, args.seconds, seed=args.seed)
-        speeds[e] = (body_speed(m.local_quats, m.fps), m.fps)
         steps[e] = joint_steps(m.local_quats)
+        speeds[e] = (body_speed(steps[e], m.fps), m.fps)
     n = int(round(args.block_s * speeds[1.0][1]))
     blocks = len(speeds[1.0][0]) // n
     after = int(np.ceil(args.from_s / args.block_s))  # first block wholly after the change

@@ -190,7 +190,6 @@ class EnergyFader:
         b = 1.0 + (amp[:, None] - 1.0) * np.clip(cos_half, 0.0, 1.0) ** 2
         b[:, 0] = 1.0  # the pelvis's rotation (the dancer's facing) stays as generated
         out = q.copy() if np.all(amp == 1.0) else quat_slerp_np(mean_q, q, b)  # (amp 1: a lag still to close)
-        out[:, 0] = q[:, 0]
         out = self._calm(out, amp, q)
         out_q = out.astype(np.float32)
         out_q[:, 0] = frames.local_quats[:, 0]
@@ -210,7 +209,7 @@ class EnergyFader:
         Returns:
             (n, J, 4) float64: ``out`` itself while every s_t is 1 and nothing lags, else the smoothed frames.
         """
-        s = np.clip(self.cfg.calm_follow + (1.0 - self.cfg.calm_follow) * np.minimum(1.0, 2.0 * amp), 0.0, 1.0)
+        s = self.cfg.calm_follow + (1.0 - self.cfg.calm_follow) * np.minimum(1.0, 2.0 * amp)  # amp >= 0: s in [cf, 1]
         if (np.all(s >= 1.0) and not self._lagging) or self._last_out is None:
             self._last_out, self._last_in = out[-1], q[-1]
             self._lagging = False

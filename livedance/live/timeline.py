@@ -19,7 +19,7 @@ import numpy as np
 
 from livedance.engine.base import MotionFrames
 from livedance.errors import DataError
-from livedance.motion.rotations import quat_slerp_fast_np as slerp  # noqa: F401  (re-exported: live.intro, tests)
+from livedance.motion.rotations import quat_slerp_fast_np as slerp  # noqa: F401  (the live package's slerp)
 
 
 @dataclass

@@ -138,12 +138,13 @@ def quat_slerp_np(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.n
     return out.numpy().astype(dtype, copy=False)
 
 
-def quat_slerp_fast_np(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+def quat_slerp_fast_np(q0: np.ndarray, q1: np.ndarray, t: float | np.ndarray) -> np.ndarray:
     """Spherical linear interpolation of unit quaternions along the shortest arc (Shoemake 1985).
 
     Args:
         q0, q1: (..., 4) float quaternions (x, y, z, w), unit norm.
-        t: interpolation weight in [0, 1] (0 gives q0, 1 gives q1 or -q1).
+        t: interpolation weight in [0, 1] (0 gives q0, 1 gives q1 or -q1): a float, or an array of shape
+            (..., 1) for one weight per quaternion.
 
     Returns:
         (..., 4) float64 unit quaternions. Nearly parallel pairs (angle < 1e-4 rad) use normalised
