@@ -90,6 +90,10 @@ def eval_command(
         None, "--guidance", min=0.0, help="Classifier-free guidance scale of the 'livedance' row (default: its "
         "weights' config; 1 = off; any other value needs weights trained with --music-dropout). Choose it on "
         "--split val."),
+    style: Optional[str] = typer.Option(
+        None, help="Dance the livedance row in a training style (cha-cha, rumba, tango, waltz), or 'label' for each "
+        "clip's own labelled style, as a VJ who knows the dance would set it (livedance.engine.style_prior)."),
+    style_strength: float = typer.Option(1.0, min=0.0, help="The style's strength lambda (1 = prior-shift correction)."),
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
@@ -120,8 +124,8 @@ def eval_command(
     cache = MusicBeatCache()
     err = Console(stderr=True)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
-            or min_p is not None or guidance is not None) and "livedance" not in (models or ""):
-        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance "
+            or min_p is not None or guidance is not None or style is not None) and "livedance" not in (models or ""):
+        raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance / --style "
                           "apply to the 'livedance' row: add --models livedance")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
@@ -151,6 +155,8 @@ def eval_command(
                     f", top-k={top_k}" if own and top_k is not None else "") + (
                     f", min-p={min_p:g}" if own and min_p is not None else "") + (
                     f", w={guidance:g}" if own and guidance is not None else "") + (
+                    f", style={style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
+                    if own and style is not None else "") + (
                     f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "") + (
                     ", pose guard" if pose_guard else "")
                 extra[label] = generate_for_clips(
@@ -158,7 +164,7 @@ def eval_command(
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
                     min_p=min_p if own else None, pose_guard=PoseGuardConfig(enabled=pose_guard),
-                    guidance=guidance if own else None,
+                    guidance=guidance if own else None, style=style if own else None, style_strength=style_strength,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -185,6 +191,7 @@ def eval_command(
             + (f" --top-k {top_k}" if top_k is not None else "")
             + (f" --min-p {min_p:g}" if min_p is not None else "")
             + (f" --guidance {guidance:g}" if guidance is not None else "")
+            + (f" --style {style} --style-strength {style_strength:g}" if style is not None else "")
             + (" --pose-guard" if pose_guard else "")
             + f" --json {json_out}"
         )

@@ -101,6 +101,11 @@ def generate_cmd(
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="Resample hotter when the dance holds a pose the train dances "
         "hardly hold (livedance.engine.pose_guard; docs/model.md)."),
+    style: Optional[str] = typer.Option(None, help="Dance in a training style: cha-cha, rumba, tango or waltz with the "
+                                        "shipped weights (a code prior on the sampler, livedance.engine.style_prior; "
+                                        "default: the model's own choice)."),
+    style_strength: float = typer.Option(1.0, min=0.0, help="How hard --style pushes (1 = the prior-shift "
+                                         "correction; 2 = twice as far in log-probability)."),
 ) -> None:
     """Dance to a song offline, writing a motion npz (and optionally a BVH).
 
@@ -119,7 +124,8 @@ def generate_cmd(
     from livedance.engine.pose_guard import PoseGuardConfig
 
     gen = load_generator(weights, backend=backend, seed=seed, greedy=greedy, kind=model, tokenizer=tokenizer,
-                         device=device, cuda_graph=cuda_graph, pose_guard=PoseGuardConfig(enabled=pose_guard))
+                         device=device, cuda_graph=cuda_graph, pose_guard=PoseGuardConfig(enabled=pose_guard),
+                         style=style, style_strength=style_strength)
     motion = generate_song(gen, song, start, duration, seed)
     save_generated(motion, output, gen.rep.rest_offsets, bvh)
     dur = len(motion.local_quats) / motion.fps
@@ -128,7 +134,8 @@ def generate_cmd(
         f"{motion.n_bad} bad frames replaced; generator {motion.step_s.sum():.1f} s = real-time factor "
         f"{dur / max(motion.step_s.sum(), 1e-9):.0f}x" + (f"; BVH {bvh}" if bvh else "")
         + (f"; pose guard: {gen.n_pose_resamples} extra runs, {gen.n_pose_over} steps still over budget"
-           if pose_guard else ""), highlight=False)
+           if pose_guard else "") + (f"; style {gen.style} (strength {gen.style_strength:g})" if gen.style else ""),
+        highlight=False)
 
 
 @app.command("export")

@@ -98,6 +98,34 @@ def train_tokenizer_decoder_cmd(
                                        data_root=data_root, ship=ship, progress=progress))
 
 
+@train_app.command("style-prior")
+def train_style_prior_cmd(
+    split: str = typer.Option("train", help="Split whose real dances are counted (never the one you score on)."),
+    alpha: float = typer.Option(0.5, min=1e-6, help="Add-alpha smoothing of the per-style code counts."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer stem whose codes are counted (default: the shipped "
+                                             "one; it must be the generator's)."),
+    out: Optional[Path] = typer.Option(None, help="Output stem (default: the shipped livedance/weights/style_prior)."),
+    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+) -> None:
+    """Count the tokenizer's codes per dance style on a split's real dances: the prior behind `--style` and `/livedance/style` on the learned dancer (livedance.engine.style_prior; docs/model.md "Styles"). Seconds, not minutes: no training.
+
+    Example: livedance train style-prior
+    """
+    from rich.console import Console
+
+    from livedance.engine.style_prior import default_style_prior, style_prior_from_split
+
+    prior = style_prior_from_split(split, data_root, tokenizer, alpha)
+    st, js = prior.save(out or default_style_prior())
+    con = Console()
+    for i, s in enumerate(prior.styles):
+        top = prior.log_ratio[i, :, 0].max(-1)
+        con.print(f"  {s:10s} {prior.counts[s]:6d} token slots; largest base-level log-ratio per part "
+                  + ", ".join(f"{p} {t:+.2f}" for p, t in zip(prior.parts, top)), highlight=False)
+    con.print(f"wrote {st} and {js.name} ({len(prior.styles)} styles from {prior.source['clips']} {split} clips)",
+              highlight=False)
+
+
 @train_app.command("pose-prior")
 def train_pose_prior_cmd(
     split: str = typer.Option("train", help="Split whose real dances give the budgets (never the one you score on)."),

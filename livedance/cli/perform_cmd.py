@@ -106,6 +106,11 @@ def perform_command(
         "hardly hold (a leg lifted for seconds, the trunk near horizontal) is run again with fresh, hotter noise "
         "(up to 4 runs, about 5 ms each). Off by default.",
     ),
+    style: Optional[str] = typer.Option(
+        None, "--style", help="Dance style from the start (change it live with /livedance/style): for the shipped "
+        "learned dancer cha-cha, rumba, tango or waltz (a code prior on its sampler; default: its own choice), for "
+        "--procedural groove, bounce or wave.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -158,6 +163,12 @@ def perform_command(
     gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph,
                                    pose_guard=pose_guard)
     gen.reset(seed)
+    if style is not None:
+        setter = getattr(gen, "set_style", None)
+        if setter is None:
+            raise ConfigError(f"--style {style}: {gen_desc} has no styles")
+        setter(style)  # ConfigError naming the styles it has
+        gen_desc += f", style {style}"
     rest = default_rest_offsets()
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
     if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):
@@ -210,6 +221,9 @@ def perform_command(
                 + (" (fell back to the procedural dancer)" if st.fallback else ""),
                 highlight=False,
             )
+            if getattr(gen, "style", None) is not None or performer.controls.unsupported:
+                console.print(f"style at the end: {getattr(gen, 'style', None) or 'none'}; "
+                              f"{performer.controls.unsupported} style request(s) not applied", highlight=False)
             for p in record:
                 console.print(f"recorded {p}", highlight=False)
         else:

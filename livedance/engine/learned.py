@@ -18,6 +18,11 @@ Per :meth:`LearnedGenerator.step` (one chunk = K token slots = 4K frames at 25 f
    (``music.energy``) scales the frames about the dance's running mean pose
    (:class:`~livedance.engine.energy.EnergyFader`; untouched at 1).
 
+Style: with a :class:`~livedance.engine.style_prior.StylePrior`, :meth:`LearnedGenerator.set_style` steers every
+sampled code towards a training style's codes by adding ``strength * r_s / T`` to the Gumbel noise (the
+prior-shift rule of :mod:`livedance.engine.style_prior`; the graph is unchanged). The style is a show
+setting: :meth:`LearnedGenerator.reset` keeps it.
+
 Safety: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
 pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; a
 non-finite recurrent state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`.
@@ -32,6 +37,7 @@ import numpy as np
 from livedance.engine.base import MotionFrames, MusicContext
 from livedance.engine.energy import EnergyConfig, EnergyFader
 from livedance.engine.pose_guard import PoseGuard
+from livedance.engine.style_prior import NO_STYLE, StylePrior
 from livedance.engine.twist import TwistConfig, TwistLimiter
 from livedance.model.conditioning import slot_condition
 
@@ -105,11 +111,14 @@ class LearnedGenerator:
             ``n_pose_resamples`` counts the extra runs, ``n_pose_over`` the steps still over budget.
         energy: :class:`~livedance.engine.energy.EnergyConfig` of the energy fader (None: defaults).
         twist: :class:`~livedance.engine.twist.TwistConfig` of the forearm twist limiter (None: defaults, on).
+        style_prior: a :class:`~livedance.engine.style_prior.StylePrior` whose codes are this model's (None: no
+            styles; :meth:`set_style` then raises). The caller checks the codes (``StylePrior.check_codes``).
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
                  description: str = "", stall_guard: StallGuard | None = None, pose_guard: PoseGuard | None = None,
-                 energy: EnergyConfig | None = None, twist: TwistConfig | None = None):
+                 energy: EnergyConfig | None = None, twist: TwistConfig | None = None,
+                 style_prior: StylePrior | None = None):
         self.backend = backend
         self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
         self.n_stall_steps = 0
@@ -130,7 +139,60 @@ class LearnedGenerator:
             "pend_codes", "pend_window", "pend_cond", "pend_kind", "window", "cond", "gumbel_base", "gumbel_res")]
         self.n_bad_total = 0
         self.n_state_resets = 0
+        self.style_prior = style_prior
+        self._style: str | None = None
+        self._style_strength = 1.0
+        self._style_noise: dict[str, np.ndarray] = {}  # graph input name -> the style's shift of its noise
         self.reset(seed)
+
+    # ------------------------------------------------------------------ style
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Names :meth:`set_style` accepts (empty without a style prior)."""
+        return self.style_prior.styles if self.style_prior is not None else ()
+
+    @property
+    def style(self) -> str | None:
+        """The current style's name (None: the model's own distribution)."""
+        return self._style
+
+    @property
+    def style_strength(self) -> float:
+        """lambda of the current style (see :mod:`livedance.engine.style_prior`)."""
+        return self._style_strength
+
+    def set_style(self, style: str | int | None, strength: float | None = None) -> None:
+        """Dance in a training style from the next step on (DanceMeld's style by codes, as a sampling prior).
+
+        Args:
+            style: a name of :attr:`styles` (case-insensitive) or its index; None or ``"none"`` / ``"off"`` /
+                ``"free"`` clears it.
+            strength: lambda >= 0 (None: keep the current one, 1.0 at start). 1 is the prior-shift
+                correction; larger values push harder towards the style's codes.
+        Raises:
+            ConfigError: no style prior, unknown style, bad strength. The current style is then unchanged.
+        """
+        from livedance.errors import ConfigError
+
+        lam = self._style_strength if strength is None else float(strength)
+        if style is None or (isinstance(style, str) and style.strip().lower() in NO_STYLE):
+            if strength is not None and not (np.isfinite(lam) and lam >= 0):
+                raise ConfigError(f"style strength must be a finite number >= 0, got {strength}")
+            self._style, self._style_strength, self._style_noise = None, lam, {}
+            return
+        if self.style_prior is None:
+            raise ConfigError("this generator has no style prior (livedance/weights/style_prior.*, made by "
+                              "`livedance train style-prior` for its tokenizer)")
+        b = self.style_prior.bias(style, lam) / float(self.config.temperature)  # (P, V, C), ConfigError on bad input
+        P, V, C = b.shape
+        noise = {}
+        shp = self._shapes["gumbel_base"]  # (1, iters, K * P, C), position k * P + p
+        noise["gumbel_base"] = np.broadcast_to(np.tile(b[:, 0], (shp[2] // P, 1)), shp).astype(np.float32)
+        shr = self._shapes["gumbel_res"]  # (1, K, P, V - 1, C)
+        if V > 1 and shr[3] == V - 1:
+            noise["gumbel_res"] = np.broadcast_to(b[:, 1:], shr).astype(np.float32)
+        self._style, self._style_strength = self.style_prior.styles[self.style_prior.index(style)], lam
+        self._style_noise = noise
 
     # ------------------------------------------------------------------ state
     def _zeros(self, name: str) -> np.ndarray:
@@ -218,6 +280,8 @@ class LearnedGenerator:
                     scale = self._boost * (1.0 + (guard.cfg.boost_step * k if guard is not None else 0.0))
                 inputs[name] = (self._zeros(name) if scale == 0.0
                                 else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
+                if name in self._style_noise:
+                    inputs[name] = inputs[name] + self._style_noise[name]
             out = self.backend.run(inputs)
             decoded = self._decode(out["frames"][0], t_n)
             excess, token = (0.0, None) if guard is None else guard.assess(decoded[0].local_quats,

@@ -17,7 +17,8 @@ from livedance.errors import ConfigError, WeightsError
 if TYPE_CHECKING:
     from livedance.engine.pose_guard import PoseGuardConfig
 
-__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key", "make_pose_guard"]
+__all__ = ["load_generator", "build_generator", "load_step_graph", "default_weights", "graph_key", "make_pose_guard",
+           "load_style_prior"]
 
 
 def default_weights(model: str = "livedance") -> Path:
@@ -94,7 +95,7 @@ def graph_key(graph) -> str:
 
 def build_generator(graph, representation, backend: str = "onnx", onnx_path: str | Path | None = None,
                     seed: int = 0, greedy: bool = False, threads: int = 1, description: str = "", device: str = "cpu",
-                    cuda_graph: bool = False, pose_guard=None):
+                    cuda_graph: bool = False, pose_guard=None, style_prior=None):
     """Wrap a step graph in a backend and a :class:`LearnedGenerator`.
 
     Args:
@@ -107,6 +108,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         device: torch device of the ``torch`` backend (``"cuda"`` uses mamba-ssm's kernels when importable).
         cuda_graph: on CUDA, capture the step once and replay it (:class:`TorchBackend`; docs/gpu.md).
         pose_guard: a :class:`~livedance.engine.pose_guard.PoseGuard` for the generator (None: off).
+        style_prior: a :class:`~livedance.engine.style_prior.StylePrior` with this model's codes (None: no styles).
     Returns:
         a :class:`LearnedGenerator`, warmed up (:meth:`LearnedGenerator.warm_up`: one step on zero inputs,
         state untouched).
@@ -143,7 +145,7 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
             export_onnx(graph, onnx_path)
             be = open_backend()
     gen = LearnedGenerator(be, graph.input_shapes(1), graph.config, representation, seed=seed, greedy=greedy,
-                           description=description or backend, pose_guard=pose_guard)
+                           description=description or backend, pose_guard=pose_guard, style_prior=style_prior)
     gen.warm_up()  # one-time costs (first-run allocations, kernel compiles, CUDA-graph capture) before any show
     return gen
 
@@ -153,7 +155,8 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
                    temperature: float | None = None, residual_temperature: float | None = None,
                    top_k: int | None = None, min_p: float | None = None, cuda_graph: bool = False,
                    pose_guard: "PoseGuardConfig | None" = None, pose_prior: str | Path | None = None,
-                   guidance: float | None = None):
+                   guidance: float | None = None, style: str | int | None = None, style_strength: float = 1.0,
+                   style_prior: str | Path | None = None):
     """The learned dancer, ready for the live loop (``livedance.live.setup.load_generator`` calls this).
 
     Args:
@@ -173,10 +176,16 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
         pose_prior: the guard's prior (None: the shipped ``livedance/weights/pose_prior.json``).
         guidance: classifier-free guidance scale of the base level (None: the weights' config; 1: off; any other
             value needs weights trained with ``music_dropout``, else ConfigError); baked into the exported graph.
+        style: dance in this training style from the first step (:meth:`LearnedGenerator.set_style`; None: free).
+        style_strength: its lambda (>= 0; 1 = the prior-shift correction).
+        style_prior: the style prior's stem (None: the shipped ``livedance/weights/style_prior.*``). Without a
+            ``style`` or ``style_prior``, a shipped prior that is missing or has other codes (the baseline's
+            tokenizer) just leaves the generator without styles; asked for, it is an error.
     Returns:
         :class:`~livedance.engine.learned.LearnedGenerator`.
     Raises:
-        WeightsError: missing / corrupt / mismatched weights. ConfigError: ``cuda_graph`` off CUDA.
+        WeightsError: missing / corrupt / mismatched weights (also a style prior asked for).
+        ConfigError: ``cuda_graph`` off CUDA; an unknown style or bad strength.
     """
     from livedance.data.dataset import default_cache_dir
 
@@ -197,9 +206,35 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
     guard = make_pose_guard(rep, graph.config.fps, pose_guard, pose_prior)
-    return build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
-                           description=f"{doc.get('model', kind)} ({backend})", device=device,
-                           cuda_graph=cuda_graph, pose_guard=guard)
+    prior = load_style_prior(doc, f"{doc.get('model', kind)} weights", style_prior,
+                             required=style is not None or style_prior is not None)
+    gen = build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
+                          description=f"{doc.get('model', kind)} ({backend})", device=device,
+                          cuda_graph=cuda_graph, pose_guard=guard, style_prior=prior)
+    gen.set_style(style, style_strength)
+    return gen
+
+
+def load_style_prior(generator_doc: dict, what: str, stem: str | Path | None = None, required: bool = False):
+    """The style prior for a generator, or None.
+
+    Args:
+        generator_doc: the generator's JSON (its ``tokenizer_sha256`` must be in the prior's code lineage).
+        what: how errors name the generator. stem: the prior (None: the shipped one).
+        required: raise when the prior is missing, corrupt or has other codes (else return None then).
+    Raises:
+        WeightsError: only when ``required``.
+    """
+    from livedance.engine.style_prior import StylePrior
+
+    try:
+        prior = StylePrior.load(stem)
+        prior.check_codes(generator_doc.get("tokenizer_sha256"), what)
+    except WeightsError:
+        if required:
+            raise
+        return None
+    return prior
 
 
 def make_pose_guard(representation, fps: float, config=None, prior: str | Path | None = None):

@@ -167,7 +167,8 @@ def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.n
 def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, backend: str = "onnx",
                        weights: str | Path | None = None, progress=None, temperature: float | None = None,
                        residual_temperature: float | None = None, top_k: int | None = None,
-                       min_p: float | None = None, pose_guard=None, guidance: float | None = None) -> list:
+                       min_p: float | None = None, pose_guard=None, guidance: float | None = None,
+                       style: str | None = None, style_strength: float = 1.0) -> list:
     """Dance to each clip's music excerpt (its song from ``audio_offset_s`` for its duration) through the step path.
 
     Used by ``livedance eval --models``: the rows of generated dances are scored against the same
@@ -184,21 +185,32 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
         min_p: min-p sampling (None: the weights' config; 0: off).
         pose_guard: :class:`~livedance.engine.pose_guard.PoseGuardConfig` (None: the defaults).
         guidance: classifier-free guidance scale (None: the weights' config; 1: off).
+        style: a training style for every clip (:meth:`LearnedGenerator.set_style`), ``"label"`` for each clip's
+            own labelled style (as a VJ who knows the dance would set it), None: the model's own choice.
+        style_strength: the style's lambda.
     Returns:
         list of :class:`~livedance.eval.motion_io.MotionFile`, one per clip.
     Raises:
-        WeightsError: missing / mismatched weights. AudioError: unreadable songs.
+        WeightsError: missing / mismatched weights (or style prior, with a style). AudioError: unreadable songs.
+        ConfigError: an unknown style.
     """
     from livedance.engine import load_generator
     from livedance.eval.motion_io import load_motion
 
+    from livedance.engine.style_prior import default_style_prior
+    from livedance.model.train_generator import clip_style
+
+    by_label = style == "label"
     gen = load_generator(weights, backend=backend, seed=seed, kind=model, temperature=temperature,
                          residual_temperature=residual_temperature, top_k=top_k, min_p=min_p, pose_guard=pose_guard,
-                         guidance=guidance)
+                         guidance=guidance, style=None if by_label else style, style_strength=style_strength,
+                         style_prior=None if style is None else default_style_prior())
     out_dir = Path(folder) / model
     task = progress.add_task(f"generating ({model})", total=len(clips)) if progress is not None else None
     files = []
     for c in clips:
+        if by_label:
+            gen.set_style(clip_style(c.name), style_strength)
         m = generate_song(gen, c.audio_path, float(c.audio_offset_s), c.num_frames / c.fps, seed)
         files.append(load_motion(save_generated(m, out_dir / f"{c.name}.npz", gen.rep.rest_offsets)))
         if task is not None:

@@ -6,7 +6,9 @@ Addresses (OSC 1.0 over UDP, bound to 127.0.0.1 by default):
 address                    types   effect
 =========================  ======  ===========================================================
 ``/livedance/energy``      f|i     energy fader in [0, 2] (1 = as trained); clamped
-``/livedance/style``       s|i     style by name or index, if the generator has styles
+``/livedance/style``       s|i     style by name or index, if the generator has styles (learned:
+                                   ``cha-cha``/``rumba``/``tango``/``waltz``, ``none``; procedural:
+                                   ``groove``/``bounce``/``wave``)
 ``/livedance/freeze``      (none)  the output holds the current pose (frames keep going out)
 ``/livedance/resume``      (none)  back to live motion
 ``/livedance/nudge``       f|i     shift the beat phase by this many beats (cumulative, -1..1)
