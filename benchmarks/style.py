@@ -68,12 +68,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="Sampling seeds (default 0 1).")
     ap.add_argument("--strength", type=float, default=1.0, help="Style strength lambda (default 1).")
     ap.add_argument("--weights", default=None, help="Generator weights stem (default: the shipped ones).")
+    ap.add_argument("--prior", default=None, help="Style prior stem (default: the shipped livedance/weights/style_prior).")
     args = ap.parse_args()
 
     train = load_split("train", None, progress=False)
     clf = NearestStyle(np.stack([kinetic(c.positions, c.fps) for c in train]), [clip_style(c.name) for c in train])
     clips = load_split(args.split, None, progress=False)
-    gen = load_generator(args.weights, seed=args.seeds[0], style_prior=None)
+    gen = load_generator(args.weights, seed=args.seeds[0], style_prior=args.prior)
     requests = [None, *gen.styles]
     got: dict = {r: [] for r in requests}
     speed: dict = {r: [] for r in requests}

@@ -114,3 +114,18 @@ def test_engine_options_reach_the_loader_and_bad_ones_fail_at_start(short_wav, c
         code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", *args])
         err = " ".join(capsys.readouterr().err.split())
         assert code == 2 and needle in err and "Traceback" not in err, (args, err)
+
+
+def test_style_is_set_at_start_and_a_style_the_dancer_lacks_fails_at_start(short_wav, tmp_path, capsys):
+    """``--style`` reaches the dancer before the show (printed at the end); an unknown one is a usage error naming
+    the styles the dancer has, before anything opens."""
+    out = tmp_path / "take.npz"
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--procedural", "--style", "bounce",
+                 "--record", str(out)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and "style at the end: bounce" in err, err
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural", "--style", "tango",
+                 "--record", str(tmp_path / "never.npz")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "unknown procedural style 'tango'" in err and "groove, bounce, wave" in err, err
+    assert not (tmp_path / "never.npz").exists()

@@ -25,7 +25,7 @@ def _udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
         s.close()
 
 
-def _status_text(stats, beat, t_run: float, link: bool = False) -> str:
+def _status_text(stats, beat, t_run: float, link: bool = False, style: str | None = None) -> str:
     bpm = f"{beat.bpm:5.1f}" if beat.bpm > 0 else "  -  "
     state = "LOST" if beat.lost else ("silence" if beat.silent else "music")
     errs = stats.send_errors + sum(stats.sink_errors.values())
@@ -39,6 +39,8 @@ def _status_text(stats, beat, t_run: float, link: bool = False) -> str:
         line += "  [yellow]fallback[/]"
     if link:
         line += "  link"
+    if style:
+        line += f"  style {style}"
     return line
 
 
@@ -203,7 +205,8 @@ def perform_command(
                     performer.run(
                         duration,
                         on_status=lambda st: live.update(
-                            _status_text(st, performer.beat(), time.perf_counter() - t0, performer.link_active)
+                            _status_text(st, performer.beat(), time.perf_counter() - t0, performer.link_active,
+                                         getattr(gen, "style", None))
                         ),
                     )
                 if not console.is_terminal:
