@@ -191,6 +191,11 @@ def test_bad_style_requests_leave_the_style_unchanged(graph_parts):
         with pytest.raises(ConfigError):
             g.set_style(bad, strength)
         assert g.style == "slow" and g.style_strength == 1.5
+    wrong = build_generator(graph, rep, "torch", seed=0, style_prior=StylePrior.from_counts(
+        {"jive": np.ones((3, 4, C))}, ("lower", "upper", "hands"), lineage=("abc",)))  # a prior of other parts
+    with pytest.raises(ConfigError, match="do not fit"):
+        wrong.set_style("jive")
+    assert wrong.style is None
 
 
 def test_load_generator_applies_a_style_and_refuses_one_it_cannot_have(tmp_path):

@@ -187,6 +187,9 @@ class LearnedGenerator:
         P, V, C = b.shape
         noise = {}
         shp = self._shapes["gumbel_base"]  # (1, iters, K * P, C), position k * P + p
+        if shp[-1] != C or shp[2] % P or V < 1 or P != len(getattr(self.config, "parts", ())):
+            raise ConfigError(f"the style prior's codes (parts {P}, levels {V}, codebook {C}) do not fit this "
+                              f"generator's sampling inputs {shp}")
         noise["gumbel_base"] = np.broadcast_to(np.tile(b[:, 0], (shp[2] // P, 1)), shp).astype(np.float32)
         shr = self._shapes["gumbel_res"]  # (1, K, P, V - 1, C)
         if V > 1 and shr[3] == V - 1:
