@@ -187,7 +187,7 @@ def test_bad_style_requests_leave_the_style_unchanged(graph_parts):
     g = build_generator(graph, rep, "torch", seed=0,
                         style_prior=StylePrior.from_counts(_counts(), ("lower", "upper"), lineage=("abc",)))
     g.set_style("slow", 1.5)
-    for bad, strength in (("salsa", None), (5, None), ("jive", float("nan")), ("jive", -1.0)):
+    for bad, strength in (("salsa", None), (5, None), ("jive", float("nan")), ("jive", -1.0), ("jive", "loud")):
         with pytest.raises(ConfigError):
             g.set_style(bad, strength)
         assert g.style == "slow" and g.style_strength == 1.5
@@ -210,3 +210,26 @@ def test_load_generator_applies_a_style_and_refuses_one_it_cannot_have(tmp_path)
     assert load_generator(kind="baseline").styles == ()  # not asked for: the baseline just has no styles
     with pytest.raises(WeightsError, match="nowhere.json"):
         load_generator(style_prior=tmp_path / "nowhere")
+
+
+def test_dotted_stems_keep_their_name_and_malformed_fields_are_weights_errors(tmp_path):
+    prior = StylePrior.from_counts(_counts(), ("lower", "upper"), lineage=("abc",))
+    st, js = prior.save(tmp_path / "prior_alpha0.5")
+    assert st.name == "prior_alpha0.5.safetensors" and js.name == "prior_alpha0.5.json"
+    assert StylePrior.load(tmp_path / "prior_alpha0.5.json").styles == ("jive", "slow")
+    doc = json.loads(js.read_text())
+    doc["tokenizer_lineage"] = None  # valid JSON, a field of the wrong kind
+    js.write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match="prior_alpha0.5.json: malformed style prior field"):
+        StylePrior.load(tmp_path / "prior_alpha0.5")
+
+
+def test_a_broken_prior_only_matters_when_a_style_is_asked_for(tmp_path):
+    from livedance.engine.loader import load_style_prior
+
+    (tmp_path / "p.json").write_text("{not json")
+    (tmp_path / "p.safetensors").write_bytes(b"")
+    doc = {"tokenizer_sha256": "abc"}
+    assert load_style_prior(doc, "gen.json", tmp_path / "p") is None
+    with pytest.raises(WeightsError, match="p.json: not a style prior JSON"):
+        load_style_prior(doc, "gen.json", tmp_path / "p", required=True)

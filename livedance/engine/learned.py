@@ -170,11 +170,18 @@ class LearnedGenerator:
             strength: lambda >= 0 (None: keep the current one, 1.0 at start). 1 is the prior-shift
                 correction; larger values push harder towards the style's codes.
         Raises:
-            ConfigError: no style prior, unknown style, bad strength. The current style is then unchanged.
+            ConfigError: no style prior, a prior that does not fit the model's codes, unknown style, bad strength.
+            The current style is then unchanged.
+
+        Implements the prior-shift correction of Saerens, Latinne & Decaestecker (2002, Eq. 2.4) on the code
+        distributions (:mod:`livedance.engine.style_prior`).
         """
         from livedance.errors import ConfigError
 
-        lam = self._style_strength if strength is None else float(strength)
+        try:
+            lam = self._style_strength if strength is None else float(strength)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"style strength must be a number >= 0, got {strength!r}") from err
         if style is None or (isinstance(style, str) and style.strip().lower() in NO_STYLE):
             if strength is not None and not (np.isfinite(lam) and lam >= 0):
                 raise ConfigError(f"style strength must be a finite number >= 0, got {strength}")
@@ -187,7 +194,8 @@ class LearnedGenerator:
         P, V, C = b.shape
         noise = {}
         shp = self._shapes["gumbel_base"]  # (1, iters, K * P, C), position k * P + p
-        if shp[-1] != C or shp[2] % P or V < 1 or P != len(getattr(self.config, "parts", ())):
+        if (shp[-1] != C or shp[2] % P or V != getattr(self.config, "levels", V)
+                or P != len(getattr(self.config, "parts", ()))):
             raise ConfigError(f"the style prior's codes (parts {P}, levels {V}, codebook {C}) do not fit this "
                               f"generator's sampling inputs {shp}")
         noise["gumbel_base"] = np.broadcast_to(np.tile(b[:, 0], (shp[2] // P, 1)), shp).astype(np.float32)
@@ -284,7 +292,10 @@ class LearnedGenerator:
                 inputs[name] = (self._zeros(name) if scale == 0.0
                                 else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
                 if name in self._style_noise:
-                    inputs[name] = inputs[name] + self._style_noise[name]
+                    if scale == 0.0:  # the shared zeros are not ours to change
+                        inputs[name] = inputs[name] + self._style_noise[name]
+                    else:
+                        inputs[name] += self._style_noise[name]
             out = self.backend.run(inputs)
             decoded = self._decode(out["frames"][0], t_n)
             excess, token = (0.0, None) if guard is None else guard.assess(decoded[0].local_quats,

@@ -206,8 +206,13 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
     guard = make_pose_guard(rep, graph.config.fps, pose_guard, pose_prior)
+    from livedance.engine.style_prior import NO_STYLE
+
+    wants = style is not None and not (isinstance(style, str) and style.strip().lower() in NO_STYLE)
     prior = load_style_prior(doc, f"{doc.get('model', kind)} weights", style_prior,
-                             required=style is not None or style_prior is not None)
+                             required=wants or style_prior is not None)
+    if wants and prior is not None:
+        prior.index(style)  # an unknown style fails before the export and warm-up
     gen = build_generator(graph, rep, backend, onnx_path, seed, greedy, threads,
                           description=f"{doc.get('model', kind)} ({backend})", device=device,
                           cuda_graph=cuda_graph, pose_guard=guard, style_prior=prior)
@@ -220,10 +225,13 @@ def load_style_prior(generator_doc: dict, what: str, stem: str | Path | None = N
 
     Args:
         generator_doc: the generator's JSON (its ``tokenizer_sha256`` must be in the prior's code lineage).
-        what: how errors name the generator. stem: the prior (None: the shipped one).
-        required: raise when the prior is missing, corrupt or has other codes (else return None then).
+        what: how errors name the generator.
+        stem: the prior (None: the shipped one).
+        required: raise when the prior is missing, corrupt or has other codes; else return None then.
+    Returns:
+        :class:`~livedance.engine.style_prior.StylePrior` or None.
     Raises:
-        WeightsError: only when ``required``.
+        WeightsError: only when ``required`` (otherwise a missing, corrupt or mismatched prior gives None).
     """
     from livedance.engine.style_prior import StylePrior
 

@@ -19,8 +19,11 @@ which for lambda = 1 is the prior-shift (label-shift) correction of Saerens, Lat
 reweights it towards style s's share of each code. It needs no retraining and no new graph input: in the
 Gumbel-max sampler (:func:`livedance.model.maskpredict.gumbel_sample`, ``score = log p / T + g``) adding
 ``lambda * r_s / T`` to the noise g adds ``lambda * r_s`` to the log-probabilities before the temperature
-(also for the residual levels, whose own temperature scales only g; and for the stall guard's boost). The
-mask-predict confidences stay the model's own.
+(also for the residual levels, whose own temperature scales only g; and for the stall guard's boost). Two
+approximations: the mask-predict confidences that choose which positions to re-mask stay the model's own, and
+a top-k / min-p cut (off in the shipped config) is made on the unshifted probabilities, so a style cannot bring
+back a code the cut removed. The prior-shift reading assumes the context depends on the style only through the
+codes.
 
 Files: ``<stem>.safetensors`` (tensor ``log_ratio``, (S, P, V, C) float32) and ``<stem>.json`` (format
 ``livedance.style_prior``: the style names in tensor order, parts, levels, codebook size, alpha, the code
@@ -46,6 +49,15 @@ __all__ = ["StylePrior", "default_style_prior", "style_prior_from_split", "NO_ST
 
 #: Names that clear the style (the dancer samples from its own distribution again).
 NO_STYLE = ("", "none", "off", "free")
+
+
+def _paths(stem: str | Path) -> tuple[Path, Path]:
+    """(``<stem>.safetensors``, ``<stem>.json``); a given ``.safetensors`` / ``.json`` suffix is dropped first,
+    any other dotted tail is kept (``prior_alpha0.5`` stays whole)."""
+    stem = Path(stem)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    return stem.parent / (stem.name + ".safetensors"), stem.parent / (stem.name + ".json")
 
 
 def default_style_prior() -> Path:
@@ -94,6 +106,8 @@ class StylePrior:
         Args:
             counts: style -> (P, V, C) code counts (non-negative).
             parts: the P part names. alpha: add-alpha smoothing (> 0). lineage, source: see the attributes.
+        Returns:
+            the prior, styles sorted by name, ``log_ratio`` (S, P, V, C) float32 nats.
         Raises:
             ConfigError: no styles, alpha <= 0, negative counts or mismatched shapes.
         """
@@ -155,17 +169,17 @@ class StylePrior:
 
     # ------------------------------------------------------------------ files
     def save(self, stem: str | Path) -> tuple[Path, Path]:
-        """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically; returns both paths."""
+        """Write ``<stem>.safetensors`` and ``<stem>.json`` (each atomically); returns both paths.
+
+        Raises:
+            OSError: the folder cannot be written.
+        """
         from safetensors.numpy import save as st_save
 
         from livedance.atomic import atomic_target
 
-        stem = Path(stem)
-        if stem.suffix in (".safetensors", ".json"):
-            stem = stem.with_suffix("")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        st = stem.with_suffix(".safetensors")
-        js = stem.with_suffix(".json")
+        st, js = _paths(stem)
+        st.parent.mkdir(parents=True, exist_ok=True)
         with atomic_target(st) as tmp:
             tmp.write_bytes(st_save({"log_ratio": np.ascontiguousarray(self.log_ratio)}))
         doc = {"format": "livedance.style_prior", "format_version": 1, "styles": list(self.styles),
@@ -180,15 +194,14 @@ class StylePrior:
     def load(cls, stem: str | Path | None = None) -> "StylePrior":
         """Read a prior (None: the shipped one).
 
+        Returns:
+            :class:`StylePrior` (``log_ratio`` (S, P, V, C) float32 nats).
         Raises:
             WeightsError: missing, corrupt or inconsistent files (the message names the file).
         """
         from safetensors.numpy import load_file
 
-        stem = Path(stem) if stem is not None else default_style_prior()
-        if stem.suffix in (".safetensors", ".json"):
-            stem = stem.with_suffix("")
-        js, st = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
+        st, js = _paths(stem if stem is not None else default_style_prior())
         for f in (js, st):
             if not f.is_file():
                 raise WeightsError(f"{f}: style prior file not found (make one with `livedance train style-prior`)")
@@ -211,6 +224,8 @@ class StylePrior:
                        float(doc.get("alpha", 0.5)), dict(doc.get("token_slots", {})), dict(doc.get("source", {})))
         except WeightsError as err:
             raise WeightsError(f"{st}: {err}") from err
+        except (KeyError, TypeError, ValueError) as err:  # valid JSON with fields of the wrong kind
+            raise WeightsError(f"{js}: malformed style prior field ({type(err).__name__}: {err})") from err
 
 
 def style_prior_from_split(split: str = "train", data_root: str | Path | None = None,
