@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from livedance.engine.base import MusicContext
 from livedance.engine.pose_guard import PoseGuard, PoseGuardConfig, PosePrior, default_prior_path
 from livedance.errors import ConfigError, WeightsError
 from livedance.eval.geometric import GEOMETRIC_FEATURES
 from livedance.live.rest import default_rest_offsets
+
+from engine_fixtures import music_contexts, tiny_step_graph
 
 torch.set_num_threads(1)
 REST = default_rest_offsets()[:22]
@@ -108,26 +109,9 @@ class _StubGuard:
         self._run = 0
 
 
-def _contexts(n: int):
-    rng = np.random.default_rng(0)
-    t = 3.0
-    for _ in range(n):
-        f = rng.normal(size=(14, 180)).astype(np.float32)
-        yield MusicContext(f, t - 0.2 + np.arange(14) / 43.07, 118.0, float(rng.random()), 0.9, t)
-        t += 0.32
-
-
 @pytest.fixture(scope="module")
 def graph_parts():
-    from livedance.engine.step_graph import StepGraph
-    from livedance.model.generator import DanceGenerator, GeneratorConfig
-    from livedance.model.representation import Representation
-    from livedance.model.tokenizer import Tokenizer, TokenizerConfig
-
-    torch.manual_seed(0)
-    tok = Tokenizer(TokenizerConfig(codebook_size=32, latent_dim=16, width=32, kmeans_init=False)).eval()
-    cfg = GeneratorConfig(d_model=32, n_layers=2, chunk_layers=1, n_heads=2, codebook_size=32, window=4, d_state=4)
-    return StepGraph(DanceGenerator(cfg).eval(), tok).eval(), Representation()
+    return tiny_step_graph()
 
 
 def test_generator_resamples_a_step_over_budget_and_commits_the_least_excess(graph_parts):
@@ -137,7 +121,7 @@ def test_generator_resamples_a_step_over_budget_and_commits_the_least_excess(gra
     # every step: the first run is over budget, the second is worse, the third is fine
     stub = _StubGuard([2.0, 5.0, 0.0, 9.0], tries=4)
     g = build_generator(graph, rep, "torch", seed=3, pose_guard=stub)
-    out = [g.step(c) for c in _contexts(4)]
+    out = [g.step(c) for c in music_contexts(4)]
     assert len(stub.seen) == 4 * 3 and g.n_pose_resamples == 4 * 2 and g.n_pose_over == 0
     for k, f in enumerate(out):  # the committed frames are those of each step's third run
         np.testing.assert_array_equal(f.local_quats, stub.seen[3 * k + 2])
@@ -145,14 +129,14 @@ def test_generator_resamples_a_step_over_budget_and_commits_the_least_excess(gra
     # always over budget: all runs are made, the least excess (here the first run's) is committed and counted
     stub2 = _StubGuard([1.0, 3.0], tries=2)
     g2 = build_generator(graph, rep, "torch", seed=3, pose_guard=stub2)
-    f = g2.step(next(_contexts(1)))
+    f = g2.step(next(music_contexts(1)))
     np.testing.assert_array_equal(f.local_quats, stub2.seen[0])
     assert not np.array_equal(stub2.seen[0], stub2.seen[1])
     assert g2.n_pose_over == 1 and g2.n_pose_resamples == 1 and stub2.committed == [0]
     # a guard that never objects: the same dance as no guard (no extra noise drawn)
     plain = build_generator(graph, rep, "torch", seed=3)
     calm = build_generator(graph, rep, "torch", seed=3, pose_guard=_StubGuard([0.0]))
-    for c in _contexts(3):
+    for c in music_contexts(3):
         np.testing.assert_array_equal(plain.step(c).local_quats, calm.step(c).local_quats)
     assert calm.n_pose_resamples == 0
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from livedance.engine.base import MusicContext
 from livedance.engine.style_prior import StylePrior, default_style_prior
 from livedance.errors import ConfigError, WeightsError
+
+from engine_fixtures import music_contexts, tiny_step_graph
 
 torch.set_num_threads(1)
 C = 32
@@ -85,27 +86,9 @@ def test_shipped_prior_has_the_tang_styles_and_the_shipped_generators_codes():
 
 
 # --------------------------------------------------------------------------- the generator
-def _contexts(n: int):
-    rng = np.random.default_rng(0)
-    t = 3.0
-    for _ in range(n):
-        f = rng.normal(size=(14, 180)).astype(np.float32)
-        yield MusicContext(f, t - 0.2 + np.arange(14) / 43.07, 118.0, float(rng.random()), 0.9, t)
-        t += 0.32
-
-
 @pytest.fixture(scope="module")
 def graph_parts():
-    from livedance.engine.step_graph import StepGraph
-    from livedance.model.generator import DanceGenerator, GeneratorConfig
-    from livedance.model.representation import Representation
-    from livedance.model.tokenizer import Tokenizer, TokenizerConfig
-
-    torch.manual_seed(0)
-    tok = Tokenizer(TokenizerConfig(codebook_size=C, latent_dim=16, width=32, kmeans_init=False)).eval()
-    cfg = GeneratorConfig(d_model=32, n_layers=2, chunk_layers=1, n_heads=2, codebook_size=C, window=4, d_state=4,
-                          temperature=0.5)
-    return StepGraph(DanceGenerator(cfg).eval(), tok).eval(), Representation()
+    return tiny_step_graph(C, temperature=0.5)
 
 
 class _Recording:
@@ -121,7 +104,7 @@ class _Recording:
 
 def _codes_per_step(gen, n):
     out = []
-    for c in _contexts(n):
+    for c in music_contexts(n):
         gen.step(c)
         out.append(gen._pend_codes.copy())  # (1, K, P, V): the step's sampled codes
     return np.concatenate(out)
@@ -137,7 +120,7 @@ def test_style_shifts_the_sampler_by_strength_times_log_ratio_over_temperature(g
     plain.backend, styled.backend = _Recording(plain.backend), _Recording(styled.backend)
     styled.set_style("jive", 2.0)
     assert styled.style == "jive" and styled.style_strength == 2.0 and styled.styles == ("jive", "slow")
-    for c in _contexts(2):
+    for c in music_contexts(2):
         plain.step(c)
         styled.step(c)
     want = 2.0 * prior.log_ratio[0] / 0.5  # (P, V, C): strength * r_s / T

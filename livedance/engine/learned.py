@@ -37,7 +37,7 @@ import numpy as np
 from livedance.engine.base import MotionFrames, MusicContext
 from livedance.engine.energy import EnergyConfig, EnergyFader
 from livedance.engine.pose_guard import PoseGuard
-from livedance.engine.style_prior import NO_STYLE, StylePrior
+from livedance.engine.style_prior import StylePrior, clears_style
 from livedance.engine.twist import TwistConfig, TwistLimiter
 from livedance.model.conditioning import slot_condition
 
@@ -180,11 +180,11 @@ class LearnedGenerator:
 
         try:
             lam = self._style_strength if strength is None else float(strength)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"style strength must be a number >= 0, got {strength!r}") from err
-        if style is None or (isinstance(style, str) and style.strip().lower() in NO_STYLE):
-            if strength is not None and not (np.isfinite(lam) and lam >= 0):
-                raise ConfigError(f"style strength must be a finite number >= 0, got {strength}")
+        except (TypeError, ValueError):
+            lam = float("nan")
+        if not (np.isfinite(lam) and lam >= 0):
+            raise ConfigError(f"style strength must be a finite number >= 0, got {strength!r}")
+        if clears_style(style):
             self._style, self._style_strength, self._style_noise = None, lam, {}
             return
         if self.style_prior is None:
@@ -291,11 +291,8 @@ class LearnedGenerator:
                     scale = self._boost * (1.0 + (guard.cfg.boost_step * k if guard is not None else 0.0))
                 inputs[name] = (self._zeros(name) if scale == 0.0
                                 else (scale * self._rng.gumbel(size=self._shapes[name])).astype(np.float32))
-                if name in self._style_noise:
-                    if scale == 0.0:  # the shared zeros are not ours to change
-                        inputs[name] = inputs[name] + self._style_noise[name]
-                    else:
-                        inputs[name] += self._style_noise[name]
+                if name in self._style_noise:  # (both branches above made a fresh array)
+                    inputs[name] += self._style_noise[name]
             out = self.backend.run(inputs)
             decoded = self._decode(out["frames"][0], t_n)
             excess, token = (0.0, None) if guard is None else guard.assess(decoded[0].local_quats,

@@ -206,9 +206,9 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     if backend != "torch":
         onnx_path = default_cache_dir() / "engine" / f"{doc.get('model', kind)}-{graph_key(graph)}.onnx"
     guard = make_pose_guard(rep, graph.config.fps, pose_guard, pose_prior)
-    from livedance.engine.style_prior import NO_STYLE
+    from livedance.engine.style_prior import clears_style
 
-    wants = style is not None and not (isinstance(style, str) and style.strip().lower() in NO_STYLE)
+    wants = not clears_style(style)
     prior = load_style_prior(doc, f"{doc.get('model', kind)} weights", style_prior,
                              required=wants or style_prior is not None)
     if wants and prior is not None:

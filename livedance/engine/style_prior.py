@@ -45,10 +45,15 @@ import numpy as np
 
 from livedance.errors import ConfigError, WeightsError
 
-__all__ = ["StylePrior", "default_style_prior", "style_prior_from_split", "NO_STYLE"]
+__all__ = ["StylePrior", "default_style_prior", "style_prior_from_split", "NO_STYLE", "clears_style"]
 
 #: Names that clear the style (the dancer samples from its own distribution again).
 NO_STYLE = ("", "none", "off", "free")
+
+
+def clears_style(style: str | int | None) -> bool:
+    """Whether a style request means "no style": None or one of :data:`NO_STYLE` (any case, spaces ignored)."""
+    return style is None or (isinstance(style, str) and style.strip().lower() in NO_STYLE)
 
 
 def _paths(stem: str | Path) -> tuple[Path, Path]:
