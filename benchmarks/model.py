@@ -11,6 +11,7 @@ factor >= 50x (generator only, and end to end with streaming features + causal b
     .venv/bin/python benchmarks/model.py --freeze              # + the 10-minute no-freezing check (test songs back to back,
                                                                #   the last minute replaying the first minute's music)
     .venv/bin/python benchmarks/model.py --model baseline
+    .venv/bin/python benchmarks/model.py --lookahead 1          # the offline figure with the live loop's interleaving
 """
 
 from __future__ import annotations
@@ -107,8 +108,10 @@ def bench_steps(graph, rep, backend: str, steps: int, onnx_path: Path, guard: bo
             "p50_frame": np.percentile(ms, 50) / fr, "p99_frame": np.percentile(ms, 99) / fr, "frames_per_step": fr}
 
 
-def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: int = 5, guard: bool = False) -> dict:
-    """Offline real-time factor: ``seconds`` of ``song`` danced ``repeats`` times (a fresh generator each time);
+def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: int = 5, guard: bool = False,
+              lookahead: int | None = None) -> dict:
+    """Offline real-time factor: ``seconds`` of ``song`` danced ``repeats`` times (a fresh generator each time;
+    ``lookahead``: steps the audio analysis runs ahead, None = generate_song's default, 1 = the live interleaving);
     the medians of the generator's step time and of the end-to-end time, with every run's RTF listed; also the
     per-step cost on this real song (p50 / p99 over all runs' steps, ms) and the pose guard's extra runs."""
     from livedance.engine import build_generator
@@ -118,7 +121,8 @@ def bench_rtf(graph, rep, song: Path, seconds: float, onnx_path: Path, repeats: 
     for _ in range(max(1, repeats)):
         gen = build_generator(graph, rep, "onnx", onnx_path, seed=0, threads=1, pose_guard=_guard(rep, graph, guard))
         t0 = time.perf_counter()
-        m = generate_song(gen, song, 0.0, seconds, seed=0)
+        m = generate_song(gen, song, 0.0, seconds, seed=0,
+                          **({} if lookahead is None else {"lookahead_steps": lookahead}))
         total_s.append(time.perf_counter() - t0)
         gen_s.append(float(m.step_s.sum()))
         steps.append(m.step_s * 1e3)
@@ -212,6 +216,9 @@ def main() -> None:
     ap.add_argument("--freeze-split", default="test", help="split whose songs the no-freezing check dances (val to choose T)")
     ap.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the weights' config)")
     ap.add_argument("--only-freeze", action="store_true", help="skip the cost and real-time-factor figures")
+    ap.add_argument("--lookahead", type=int, default=None,
+                    help="steps the offline audio analysis runs ahead of the generator (default: generate_song's, 32; "
+                    "1 = interleaved as in the live loop, the schedule before session 16)")
     ap.add_argument("--pose-guard", action="store_true",
                     help="measure with the shipped pose guard (livedance.engine.pose_guard): its check on every step and "
                          "its extra runs on steps over budget")
@@ -246,13 +253,14 @@ def main() -> None:
             print(f"{b:8s} {r['p50_step']:9.2f} {r['p99_step']:9.2f} {r['p50_frame']:10.3f} {r['p99_frame']:10.3f}")
         print(f"onnx speed-up over torch (p50): {rows['torch']['p50_step'] / rows['onnx']['p50_step']:.2f}x; "
               f"goal p99 <= 2 ms/frame: {'met' if rows['onnx']['p99_frame'] <= 2.0 else 'NOT met'}")
-        r = bench_rtf(graph, rep, Path(args.song), args.seconds, onnx_path, guard=args.pose_guard)
+        r = bench_rtf(graph, rep, Path(args.song), args.seconds, onnx_path, guard=args.pose_guard, lookahead=args.lookahead)
         fr = graph.config.chunk * graph.config.stride
         print(f"on the real song (onnx): p50 / p99 {r['song_p50_step']:.2f} / {r['song_p99_step']:.2f} ms per step = "
               f"{r['song_p50_step'] / fr:.3f} / {r['song_p99_step'] / fr:.3f} ms per frame; pose guard extra runs per step "
               f"{r['extra_runs_per_step']:.3f}")
         runs = ", ".join(f"{x:.0f}x" for x in r["rtf_gen_runs"])
-        print(f"offline {r['seconds']:.1f} s of {Path(args.song).name} (median of {len(r['rtf_gen_runs'])} runs): generator "
+        la = "default" if args.lookahead is None else args.lookahead
+        print(f"offline {r['seconds']:.1f} s of {Path(args.song).name} (lookahead {la}; median of {len(r['rtf_gen_runs'])} runs): generator "
               f"{r['gen_s']:.2f} s -> real-time factor {r['rtf_gen']:.0f}x (runs: {runs}; goal >= 50x); end to end (streaming features + causal beat tracker + generator) {r['total_s']:.1f} s "
               f"-> {r['rtf_total']:.1f}x; bad frames {r['n_bad']}")
         if args.freeze:

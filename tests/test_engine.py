@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from livedance.engine.base import MotionGenerator, MusicContext
-from livedance.errors import DeviceNotFoundError, WeightsError
+from livedance.errors import ConfigError, DeviceNotFoundError, WeightsError
 
 torch.set_num_threads(1)
 
@@ -271,6 +271,55 @@ def test_offline_generation_through_the_step_path(parts):
     np.testing.assert_array_equal(m1.local_quats, m2.local_quats)
     pos = motion_positions(m1, parts["rep"].rest_offsets)
     assert pos.shape == (62, 24, 3) and np.isfinite(pos).all()
+
+
+def test_offline_lookahead_gives_the_live_schedules_dance(parts):
+    """Hearing ahead in blocks (the offline default) must hand every step the context the live loop's
+    interleaving (lookahead 1) would: the same dance to the bit, also with a partial last block."""
+    from livedance.data.audio_io import load_audio
+    from livedance.engine import build_generator
+    from livedance.engine.offline import generate_song
+
+    song = Path(__file__).resolve().parents[1] / "livedance" / "assets" / "armygeddon-excerpt.ogg"
+    audio = (load_audio(song, sr=22050, duration_s=6.0)[0], load_audio(song, sr=44100, duration_s=6.0)[0])
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+    seen = {}
+    step = g.step
+
+    def spy(ctx):
+        seen.setdefault(spy.key, []).append((ctx.t_first_frame_s, ctx.bpm, ctx.beat_phase, ctx.confidence,
+                                             ctx.features.copy()))
+        return step(ctx)
+
+    g.step = spy
+    runs = {}
+    for la in (1, 3, 32):
+        spy.key = la
+        runs[la] = generate_song(g, song, start_s=0.7, duration_s=4.3, seed=5, audio=audio, lookahead_steps=la)
+    assert len(seen[1]) == 14 and runs[1].local_quats.shape == (round(4.3 * 25), 55, 4)
+    for la in (3, 32):
+        np.testing.assert_array_equal(runs[la].local_quats, runs[1].local_quats)
+        np.testing.assert_array_equal(runs[la].root_translation, runs[1].root_translation)
+        for a, b in zip(seen[1], seen[la], strict=True):
+            assert a[:4] == b[:4]
+            np.testing.assert_array_equal(a[4], b[4])
+    with pytest.raises(ConfigError, match="lookahead_steps"):
+        generate_song(g, song, audio=audio, lookahead_steps=0)
+
+
+def test_offline_generation_refuses_a_step_of_the_wrong_length(parts):
+    import dataclasses
+
+    from livedance.engine import build_generator
+    from livedance.engine.offline import generate_song
+
+    song = Path(__file__).resolve().parents[1] / "livedance" / "assets" / "armygeddon-excerpt.ogg"
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+    step = g.step
+    g.step = lambda ctx: dataclasses.replace(f := step(ctx), local_quats=f.local_quats[:-1],
+                                             root_translation=f.root_translation[:-1])
+    with pytest.raises(ConfigError, match="returned 7 frames.*frames_per_step is 8"):
+        generate_song(g, song, duration_s=1.0)
 
 
 def test_load_generator_refuses_missing_and_mismatched_weights(parts, tmp_path):

@@ -201,17 +201,21 @@ def test_control_state_applies_valid_messages_and_counts_malformed_ones():
     assert c.apply("/livedance/nudge/bpm", [-2.0]) and c.bpm_offset == -2.0
     assert c.apply("/livedance/style", ["wave"]) and c.take_style_request() == "wave"
     assert c.take_style_request() is None
+    assert c.apply("/livedance/style/strength", [0.5]) and c.apply("/livedance/style/strength", [7])
+    assert c.take_style_strength_request() == 2.0 and c.take_style_strength_request() is None  # clamped, taken once
+    assert c.apply("/livedance/style/strength", [-1]) and c.take_style_strength_request() == 0.0
     assert c.accent is None  # the configured accent until a VJ moves the fader
     assert c.apply("/livedance/accent", [0.3]) and c.accent == 0.3
     assert c.apply("/livedance/accent", [2]) and c.accent == 0.5  # clamped
     bad = [
         ("/livedance/energy", ["loud"]), ("/livedance/energy", []), ("/livedance/energy", [float("nan")]),
         ("/livedance/freeze", [1]), ("/livedance/style", [1.5]), ("/livedance/unknown", [1.0]),
-        ("/livedance/nudge", [True]), ("/livedance/accent", ["hard"]),
+        ("/livedance/nudge", [True]), ("/livedance/accent", ["hard"]), ("/livedance/style/strength", [float("inf")]),
+        ("/livedance/style/strength", []),
     ]
     for addr, args in bad:
         assert not c.apply(addr, args)
-    assert c.malformed == len(bad) and c.received == 10 and c.energy == 2.0 and c.accent == 0.5
+    assert c.malformed == len(bad) and c.received == 13 and c.energy == 2.0 and c.accent == 0.5
 
 
 def test_control_server_receives_over_udp_and_counts_garbage():

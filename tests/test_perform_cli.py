@@ -129,3 +129,35 @@ def test_style_is_set_at_start_and_a_style_the_dancer_lacks_fails_at_start(short
     err = " ".join(capsys.readouterr().err.split())
     assert code == 2 and "unknown procedural style 'tango'" in err and "groove, bounce, wave" in err, err
     assert not (tmp_path / "never.npz").exists()
+
+
+def test_style_strength_reaches_a_dancer_with_styles_and_fails_at_start_without(short_wav, monkeypatch, capsys):
+    """``--style-strength`` goes with ``--style`` to the learned dancer's ``set_style`` (and shows in the summary);
+    a dancer without a strength, or a value outside 0..2, is a usage error at start."""
+    import livedance.live.setup as setup
+    from livedance.live.procedural import ProceduralGenerator
+
+    calls = []
+
+    class StyledSpy(ProceduralGenerator):  # the learned dancer's style interface, on the cheap procedural dancer
+        styles = ("tango", "waltz")
+        style = None
+        style_strength = 1.0
+
+        def set_style(self, style, strength=None):
+            calls.append((style, strength))
+            self.style, self.style_strength = style, (self.style_strength if strength is None else strength)
+
+    monkeypatch.setattr(setup, "load_generator", lambda model, procedural, fps=60.0, **engine: (StyledSpy(), "spy"))
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--style", "tango", "--style-strength", "1.5",
+                 "--duration", "0.3"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and calls == [("tango", 1.5)] and "style at the end: tango x1.5" in err, err
+    monkeypatch.undo()
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural",
+                 "--style-strength", "0.5"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "has no style strength" in err, err
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural",
+                 "--style-strength", "3"])
+    assert code == 2 and "--style-strength" in capsys.readouterr().err

@@ -346,6 +346,64 @@ def test_malformed_osc_controls_are_ignored_and_counted_and_freeze_holds_the_pos
     assert not np.array_equal(col.frames[-1][1], frozen[0][1])  # moving again after resume
 
 
+def test_osc_style_and_style_strength_reach_the_learned_dancer_between_steps(click_wav):
+    """/livedance/style and /livedance/style/strength go through the scheduler to the learned generator's
+    set_style; a strength alone keeps the style; requests it cannot apply are counted, and the show goes on."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from engine_fixtures import tiny_step_graph
+    from livedance.engine import build_generator
+    from livedance.engine.style_prior import StylePrior
+
+    graph, rep = tiny_step_graph()
+    counts = {"jive": np.ones((2, 4, 32)), "slow": np.full((2, 4, 32), 2.0)}
+    counts["jive"][:, :, 7] = 50.0
+    gen = build_generator(graph, rep, "torch", seed=0,
+                          style_prior=StylePrior.from_counts(counts, ("lower", "upper"), lineage=("abc",)))
+    path, _ = click_wav
+    p = Performer(FileSource(path, realtime=True), [Collect()], gen, config=PerformConfig(control_port=0))
+    p.start()
+    seen = []
+    try:
+        cl = SimpleUDPClient("127.0.0.1", p.control_port)
+        cl.send_message("/livedance/style", "jive")
+        time.sleep(1.0)
+        seen.append((gen.style, gen.style_strength))
+        cl.send_message("/livedance/style/strength", 2.5)  # clamped to 2
+        time.sleep(1.0)
+        seen.append((gen.style, gen.style_strength))
+        cl.send_message("/livedance/style/strength", "hard")  # malformed
+        cl.send_message("/livedance/style", "salsa")  # well-formed, unknown: counted, the style stays
+        time.sleep(1.0)
+        seen.append((gen.style, gen.style_strength))
+        cl.send_message("/livedance/style", "none")
+        time.sleep(1.0)
+        seen.append((gen.style, gen.style_strength))
+    finally:
+        p.stop()
+    assert seen == [("jive", 1.0), ("jive", 2.0), ("jive", 2.0), (None, 2.0)]
+    c, st = p.controls, p.stats()
+    assert c.malformed == 1 and c.unsupported == 1 and st.gen_errors == 0 and not st.fallback
+    assert st.clock_errors == 0 and st.frames_sent > 100
+
+
+def test_a_style_strength_for_a_dancer_without_one_is_counted_not_applied(click_wav):
+    from livedance.live.procedural import ProceduralGenerator
+
+    path, _ = click_wav
+    gen = ProceduralGenerator()
+    p = Performer(FileSource(path, realtime=True), [Collect()], gen, config=PerformConfig(control_port=0))
+    p.controls.apply("/livedance/style", ["wave"])
+    p.controls.apply("/livedance/style/strength", [0.5])
+    p._apply_style_requests(gen)
+    assert gen.style == "groove" and p.controls.unsupported == 1  # the pair is one request: neither applied
+    p.controls.apply("/livedance/style", ["wave"])
+    p._apply_style_requests(gen)
+    assert gen.style == "wave" and p.controls.unsupported == 1
+    p._apply_style_requests(gen)  # nothing pending: nothing happens
+    assert p.controls.unsupported == 1
+
+
 class Exploding:
     fps = 25.0
     frames_per_step = 2

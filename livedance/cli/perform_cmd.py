@@ -44,6 +44,15 @@ def _status_text(stats, beat, t_run: float, link: bool = False, style: str | Non
     return line
 
 
+def _style_text(gen) -> str | None:
+    """The generator's style for the status line: ``"tango"``, ``"tango x1.5"`` off the default strength, or None."""
+    style = getattr(gen, "style", None)
+    if style is None:
+        return None
+    lam = getattr(gen, "style_strength", 1.0)
+    return style if lam == 1.0 else f"{style} x{lam:g}"
+
+
 @app.command("perform")
 def perform_command(
     source: Optional[str] = typer.Argument(
@@ -113,6 +122,10 @@ def perform_command(
         "learned dancer cha-cha, rumba, tango or waltz (a code prior on its sampler; default: its own choice), for "
         "--procedural groove, bounce or wave.",
     ),
+    style_strength: float = typer.Option(
+        1.0, "--style-strength", min=0.0, max=2.0, help="How hard the learned dancer's style pulls, 0..2 (1 = the "
+        "prior-shift correction; 2 pushes harder, 0 keeps the style but does not pull). Live: /livedance/style/strength.",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -165,12 +178,18 @@ def perform_command(
     gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph,
                                    pose_guard=pose_guard)
     gen.reset(seed)
-    if style is not None:
+    if style_strength != 1.0 and not hasattr(gen, "style_strength"):
+        raise ConfigError(f"--style-strength {style_strength:g}: {gen_desc} has no style strength (the learned dancer has)")
+    if style is not None or style_strength != 1.0:
         setter = getattr(gen, "set_style", None)
         if setter is None:
             raise ConfigError(f"--style {style}: {gen_desc} has no styles")
-        setter(style)  # ConfigError naming the styles it has
-        gen_desc += f", style {style}"
+        if hasattr(gen, "style_strength"):
+            setter(style, style_strength)  # ConfigError naming the styles it has
+        else:
+            setter(style)
+        if style is not None:
+            gen_desc += f", style {style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
     rest = default_rest_offsets()
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
     if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):
@@ -196,7 +215,7 @@ def perform_command(
         with exit_on_sigterm():
             performer.start()
             if performer.control_port is not None:
-                console.print(f"OSC controls on 127.0.0.1:{performer.control_port} (/livedance/energy, style, freeze, resume, nudge, accent)", highlight=False)
+                console.print(f"OSC controls on 127.0.0.1:{performer.control_port} (/livedance/energy, style, style/strength, freeze, resume, nudge, accent)", highlight=False)
             t0 = time.perf_counter()
             if quiet:
                 performer.run(duration)
@@ -206,7 +225,7 @@ def perform_command(
                         duration,
                         on_status=lambda st: live.update(
                             _status_text(st, performer.beat(), time.perf_counter() - t0, performer.link_active,
-                                         getattr(gen, "style", None))
+                                         _style_text(gen))
                         ),
                     )
                 if not console.is_terminal:
@@ -225,7 +244,7 @@ def perform_command(
                 highlight=False,
             )
             if getattr(gen, "style", None) is not None or performer.controls.unsupported:
-                console.print(f"style at the end: {getattr(gen, 'style', None) or 'none'}; "
+                console.print(f"style at the end: {_style_text(gen) or 'none'}; "
                               f"{performer.controls.unsupported} style request(s) not applied", highlight=False)
             for p in record:
                 console.print(f"recorded {p}", highlight=False)

@@ -2,20 +2,22 @@
 
 Addresses (OSC 1.0 over UDP, bound to 127.0.0.1 by default):
 
-=========================  ======  ===========================================================
-address                    types   effect
-=========================  ======  ===========================================================
-``/livedance/energy``      f|i     energy fader in [0, 2] (1 = as trained); clamped
-``/livedance/style``       s|i     style by name or index, if the generator has styles (learned:
-                                   ``cha-cha``/``rumba``/``tango``/``waltz``, ``none``; procedural:
-                                   ``groove``/``bounce``/``wave``)
-``/livedance/freeze``      (none)  the output holds the current pose (frames keep going out)
-``/livedance/resume``      (none)  back to live motion
-``/livedance/nudge``       f|i     shift the beat phase by this many beats (cumulative, -1..1)
-``/livedance/nudge/bpm``   f|i     add this many BPM to the tracked tempo (cumulative, -40..40)
-``/livedance/nudge/reset`` (none)  clear both nudges
-``/livedance/accent``      f|i     beat accent of the warped learned dance in [0, 0.5]; clamped
-=========================  ======  ===========================================================
+============================  ======  ===========================================================
+address                       types   effect
+============================  ======  ===========================================================
+``/livedance/energy``         f|i     energy fader in [0, 2] (1 = as trained); clamped
+``/livedance/style``          s|i     style by name or index, if the generator has styles (learned:
+                                      ``cha-cha``/``rumba``/``tango``/``waltz``, ``none``; procedural:
+                                      ``groove``/``bounce``/``wave``)
+``/livedance/style/strength`` f|i     how hard the learned dancer's style pulls, in [0, 2] (1 = the
+                                      prior-shift correction, 0 = no pull, the style kept); clamped
+``/livedance/freeze``         (none)  the output holds the current pose (frames keep going out)
+``/livedance/resume``         (none)  back to live motion
+``/livedance/nudge``          f|i     shift the beat phase by this many beats (cumulative, -1..1)
+``/livedance/nudge/bpm``      f|i     add this many BPM to the tracked tempo (cumulative, -40..40)
+``/livedance/nudge/reset``    (none)  clear both nudges
+``/livedance/accent``         f|i     beat accent of the warped learned dance in [0, 0.5]; clamped
+============================  ======  ===========================================================
 
 Anything else (unknown address, wrong argument count or type, non-finite numbers, a datagram that
 is not OSC) is ignored and counted in :attr:`ControlState.malformed`. Packets are decoded with
@@ -50,11 +52,12 @@ class ControlState:
         phase_offset_beats: beat phase nudge in beats, added to the tracker's phase.
         bpm_offset: tempo nudge in BPM, added to the tracker's tempo.
         style_request: a style (name or index) not yet applied by the scheduler, or None.
+        style_strength_request: a style strength in [0, 2] not yet applied by the scheduler, or None.
         accent: beat accent of the warp in [0, 0.5] (:attr:`livedance.live.warp.WarpConfig.accent`), or None
             for the configured one.
         received: well-formed control messages handled.
         malformed: messages or datagrams ignored (unknown address, bad arguments, not OSC).
-        unsupported: style requests the generator could not apply.
+        unsupported: style (and style strength) requests the generator could not apply.
     """
 
     energy: float = 1.0
@@ -62,6 +65,7 @@ class ControlState:
     phase_offset_beats: float = 0.0
     bpm_offset: float = 0.0
     style_request: str | int | None = None
+    style_strength_request: float | None = None
     accent: float | None = None
     received: int = 0
     malformed: int = 0
@@ -73,6 +77,12 @@ class ControlState:
         with self._lock:
             req, self.style_request = self.style_request, None
             return req
+
+    def take_style_strength_request(self) -> float | None:
+        """Return and clear the pending style strength request (scheduler thread)."""
+        with self._lock:
+            lam, self.style_strength_request = self.style_strength_request, None
+            return lam
 
     def apply(self, address: str, args: list) -> bool:
         """Apply one control message. Returns False (and counts it as malformed) when it is not valid."""
@@ -91,6 +101,8 @@ class ControlState:
                 (isinstance(args[0], str) and args[0].strip()) or (isinstance(args[0], int) and not isinstance(args[0], bool))
             ):
                 self.style_request = args[0].strip() if isinstance(args[0], str) else int(args[0])
+            elif address == f"{PREFIX}/style/strength" and len(args) == 1 and number(args[0]) is not None:
+                self.style_strength_request = min(max(number(args[0]), 0.0), 2.0)
             elif address == f"{PREFIX}/freeze" and not args:
                 self.frozen = True
             elif address == f"{PREFIX}/resume" and not args:

@@ -649,17 +649,32 @@ class Performer:
         self._refresh_link()
         return self._beat_context(t_first, feats, times)
 
-    def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
-        req = self.controls.take_style_request()
-        if req is not None:
-            setter = getattr(gen, "set_style", None)
-            try:
-                if setter is None:
-                    raise ConfigError("the generator has no styles")
+    def _apply_style_requests(self, gen: MotionGenerator) -> None:
+        """Scheduler thread, between steps: the pending ``/livedance/style`` and ``/livedance/style/strength``.
+
+        A strength alone keeps the current style (the learned dancer's ``set_style(style, strength)``); a request
+        the generator cannot apply (no styles, no strength, an unknown name) is logged and counted in
+        ``controls.unsupported``, and the dance goes on as it was.
+        """
+        req, lam = self.controls.take_style_request(), self.controls.take_style_strength_request()
+        if req is None and lam is None:
+            return
+        setter = getattr(gen, "set_style", None)
+        try:
+            if setter is None:
+                raise ConfigError("the generator has no styles")
+            if lam is None:
                 setter(req)
-            except Exception as err:  # noqa: BLE001
-                self.controls.unsupported += 1
-                _log.info("style %r not applied: %s", req, err)
+            elif not hasattr(gen, "style_strength"):
+                raise ConfigError("the generator's styles have no strength")
+            else:
+                setter(getattr(gen, "style", None) if req is None else req, lam)
+        except Exception as err:  # noqa: BLE001 - a control never stops the show
+            self.controls.unsupported += 1
+            _log.info("style %r (strength %r) not applied: %s", req, lam, err)
+
+    def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
+        self._apply_style_requests(gen)
         music = self._music(t_first)
         try:
             frames = gen.step(music)
