@@ -69,6 +69,10 @@ def test_prior_round_trips_and_bad_files_name_themselves(tmp_path):
     with pytest.raises(WeightsError, match="prior.safetensors: log_ratio has shape"):
         StylePrior.load(tmp_path / "prior")
     st.write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsError, match="prior.safetensors: SHA-256 .* does not match"):  # the digest sees it first
+        StylePrior.load(tmp_path / "prior")
+    del doc["sha256"]
+    js.write_text(json.dumps(doc))
     with pytest.raises(WeightsError, match="prior.safetensors: cannot read"):
         StylePrior.load(tmp_path / "prior")
 
@@ -207,6 +211,20 @@ def test_dotted_stems_keep_their_name_and_malformed_fields_are_weights_errors(tm
         StylePrior.load(tmp_path / "prior_alpha0.5")
 
 
+def test_a_prior_pair_from_two_runs_is_refused_and_a_json_without_a_digest_still_loads(tmp_path):
+    a = StylePrior.from_counts(_counts(), ("lower", "upper"), lineage=("abc",))
+    b = StylePrior.from_counts({k: v[::-1].copy() for k, v in _counts().items()}, ("lower", "upper"), lineage=("abc",))
+    st, js = a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    (tmp_path / "b.json").replace(js)  # a's tensor with b's JSON: same shapes, other ratios
+    with pytest.raises(WeightsError, match=r"a.safetensors: SHA-256 .* does not match .* recorded in a.json"):
+        StylePrior.load(tmp_path / "a")
+    doc = json.loads(js.read_text())
+    del doc["sha256"]  # a file written before the digest was recorded (session 15)
+    js.write_text(json.dumps(doc))
+    np.testing.assert_array_equal(StylePrior.load(tmp_path / "a").log_ratio, a.log_ratio)
+
+
 def test_a_broken_prior_only_matters_when_a_style_is_asked_for(tmp_path):
     from livedance.engine.loader import load_style_prior
 
@@ -216,3 +234,47 @@ def test_a_broken_prior_only_matters_when_a_style_is_asked_for(tmp_path):
     assert load_style_prior(doc, "gen.json", tmp_path / "p") is None
     with pytest.raises(WeightsError, match="p.json: not a style prior JSON"):
         load_style_prior(doc, "gen.json", tmp_path / "p", required=True)
+
+
+def test_eval_label_styles_set_each_clips_own_style_before_its_dance(graph_parts, tmp_path, monkeypatch):
+    """``livedance eval --style label`` (generate_for_clips(style="label")): each clip is danced in its own labelled
+    style at the given strength, set before that clip's first step."""
+    from types import SimpleNamespace
+
+    import soundfile as sf
+
+    import livedance.engine as engine
+    import livedance.engine.offline as offline
+    import livedance.engine.style_prior as style_prior
+    from livedance.engine import build_generator
+
+    graph, rep = graph_parts
+    names = ("cha-cha", "rumba", "tango", "waltz")
+    prior = StylePrior.from_counts({s: np.ones((2, 4, C)) + i for i, s in enumerate(names)}, ("lower", "upper"),
+                                   lineage=("abc",))
+    gen = build_generator(graph, rep, "torch", seed=0, style_prior=prior)
+    loaded = {}
+
+    def fake_load(weights=None, **kw):
+        loaded.update(kw)
+        return gen
+
+    monkeypatch.setattr(engine, "load_generator", fake_load)
+    monkeypatch.setattr(style_prior, "default_style_prior", lambda: prior)
+    seen = []
+    real_generate = offline.generate_song
+
+    def spy(g, *a, **kw):
+        seen.append((g.style, g.style_strength))
+        return real_generate(g, *a, **kw)
+
+    monkeypatch.setattr(offline, "generate_song", spy)
+    song = tmp_path / "song.wav"
+    sf.write(song, (0.1 * np.random.default_rng(0).normal(size=22050)).astype(np.float32), 22050)
+    clips = [SimpleNamespace(name=n, audio_path=song, audio_offset_s=0.0, num_frames=8, fps=25.0)
+             for n in ("DANCE_W_3", "DANCE_C_1", "DANCE_T_2")]
+    files = offline.generate_for_clips("livedance", clips, tmp_path / "out", seed=0, backend="torch", style="label",
+                                       style_strength=0.5)
+    assert seen == [("waltz", 0.5), ("cha-cha", 0.5), ("tango", 0.5)]
+    assert loaded["style"] is None and loaded["style_strength"] == 0.5  # set per clip, not once for all
+    assert len(files) == 3 and (tmp_path / "out" / "livedance" / "DANCE_C_1.npz").exists()

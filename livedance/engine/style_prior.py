@@ -176,12 +176,17 @@ class StylePrior:
     def save(self, stem: str | Path) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` and ``<stem>.json`` (each atomically); returns both paths.
 
+        The JSON records the tensor file's SHA-256 (as every livedance weights JSON does,
+        :func:`livedance.model.checkpoint.save_weights`), so a pair from two runs (a save cut off between the two
+        files) is refused on load instead of mixing one run's styles with another's ratios.
+
         Raises:
             OSError: the folder cannot be written.
         """
         from safetensors.numpy import save as st_save
 
         from livedance.atomic import atomic_target
+        from livedance.model.checkpoint import sha256_file
 
         st, js = _paths(stem)
         st.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +195,8 @@ class StylePrior:
         doc = {"format": "livedance.style_prior", "format_version": 1, "styles": list(self.styles),
                "parts": list(self.parts), "levels": int(self.log_ratio.shape[2]),
                "codebook_size": int(self.log_ratio.shape[3]), "alpha": self.alpha,
-               "tokenizer_lineage": list(self.lineage), "token_slots": self.counts, "source": self.source}
+               "tokenizer_lineage": list(self.lineage), "token_slots": self.counts, "source": self.source,
+               "sha256": sha256_file(st)}
         with atomic_target(js) as tmp:
             tmp.write_text(json.dumps(doc, indent=1) + "\n")
         return st, js
@@ -202,9 +208,12 @@ class StylePrior:
         Returns:
             :class:`StylePrior` (``log_ratio`` (S, P, V, C) float32 nats).
         Raises:
-            WeightsError: missing, corrupt or inconsistent files (the message names the file).
+            WeightsError: missing, corrupt or inconsistent files (the message names the file), including a
+            tensor file whose SHA-256 is not the one its JSON records (files of session 15 have none: not checked).
         """
         from safetensors.numpy import load_file
+
+        from livedance.model.checkpoint import sha256_file
 
         st, js = _paths(stem if stem is not None else default_style_prior())
         for f in (js, st):
@@ -217,6 +226,10 @@ class StylePrior:
         if not isinstance(doc, dict) or doc.get("format") != "livedance.style_prior":
             raise WeightsError(f"{js}: format is {doc.get('format') if isinstance(doc, dict) else None!r}; "
                                "expected 'livedance.style_prior'")
+        want_sha = doc.get("sha256")
+        if want_sha is not None and sha256_file(st) != want_sha:
+            raise WeightsError(f"{st}: SHA-256 {sha256_file(st)[:12]}... does not match {str(want_sha)[:12]}... recorded "
+                               f"in {js.name}; the files are corrupt or from two runs (rerun `livedance train style-prior`)")
         try:
             ratio = load_file(str(st))["log_ratio"]
         except Exception as err:  # noqa: BLE001 - safetensors raises several types on corrupt files
