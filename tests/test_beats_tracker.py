@@ -604,3 +604,22 @@ def test_octave_challenger_keeps_its_count_when_the_challenger_changes_octave() 
     counted_once, counted_apart = reaches_84(True), reaches_84(False)
     assert counted_apart < 9.0  # both reach the annotated tempo ...
     assert counted_once <= counted_apart - 0.3  # ... the octave-continued challenger sooner
+
+
+@pytest.mark.parametrize("width", [1, 3, 5])
+def test_onset_max_filter_is_scipys_maximum_filter_across_bands(width):
+    """The SuperFlux maximum filter over the previous frame's bands (edge bands over the bands that exist) equals
+    scipy.ndimage.maximum_filter1d with mode 'nearest'; the flux is the mean rise over it."""
+    from scipy.ndimage import maximum_filter1d
+
+    from livedance.beats.onset import OnsetEnvelope
+
+    rng = np.random.default_rng(width)
+    env = OnsetEnvelope(max_filter=width)
+    frames = rng.normal(scale=0.1, size=(3, env.win)).astype(np.float32)
+    env.step(frames[0])
+    prev = env._prev.copy()
+    flux, _ = env.step(frames[1])
+    ref_prev = maximum_filter1d(prev, size=width, mode="nearest")
+    assert flux == pytest.approx(float(np.maximum(env._prev - ref_prev, 0.0).mean()), rel=1e-12, abs=1e-12)
+    assert flux > 0

@@ -124,10 +124,12 @@ class OnsetEnvelope:
         if prev is None:
             self.low_accent = 0.0
             return 0.0, 0.0
-        if self.max_filter > 1:
-            r = self.max_filter // 2
-            padded = np.pad(prev, r, mode="edge")
-            prev = np.max(np.lib.stride_tricks.sliding_window_view(padded, self.max_filter), axis=1)
+        if self.max_filter > 1:  # maximum over bands b - r .. b + r, edge bands over those that exist
+            spread = prev.copy()
+            for d in range(1, self.max_filter // 2 + 1):
+                np.maximum(spread[d:], prev[:-d], out=spread[d:])
+                np.maximum(spread[:-d], prev[d:], out=spread[:-d])
+            prev = spread
         rise = np.maximum(level - prev, 0.0)
         self.low_accent = float(rise[self._low].mean())
         flux, low = float(rise.mean()), self.low_accent
