@@ -248,3 +248,12 @@ def test_ik_report_missing_folder_is_a_clear_error(tmp_path):
     from livedance.cli import main
 
     assert main(["data", "ik-report", "--data-dir", str(tmp_path / "nope")]) == 2
+
+
+def test_ik_report_finds_the_data_through_livedance_data(monkeypatch, capsys):
+    """Without --data-dir the report reads $LIVEDANCE_DATA/dance-tang2018, like every other data command."""
+    from livedance.cli import main
+
+    monkeypatch.setenv("LIVEDANCE_DATA", "/no-such-ld-data")  # short: the error line is not wrapped
+    assert main(["data", "ik-report", "--limit", "1"]) == 2
+    assert "/no-such-ld-data/dance-tang2018: not a folder" in " ".join(capsys.readouterr().err.split())

@@ -17,12 +17,12 @@ import typer
 from livedance.cli import app
 
 data_app = typer.Typer(
-    help="Datasets: inspect, convert and check motion/audio data (Tang 2018 DANCE IK, caches, splits).",
+    help="Datasets: the Tang 2018 DANCE marker IK report (ik-report), its music alignment study (align-tang) and "
+    "its train/val/test split (split-tang).",
     no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
 
-_DEFAULT_TANG = Path("../shared/data/dance-tang2018")
 _DEFAULT_MD = Path("docs/ik.md")
 _DEFAULT_PNG = Path("docs/ik.png")
 _DEFAULT_ITERS = 5
@@ -30,9 +30,10 @@ _DEFAULT_ITERS = 5
 
 @data_app.command("ik-report")
 def ik_report(
-    data_dir: Path = typer.Option(
-        _DEFAULT_TANG, "--data-dir",
-        help="Folder holding the DANCE_<style>_<n>/ sequences (relative to the current folder).",
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir",
+        help="Folder holding the DANCE_<style>_<n>/ sequences (default: $LIVEDANCE_DATA/dance-tang2018, else "
+        "../shared/data/dance-tang2018 beside the repository).",
     ),
     out_md: Path = typer.Option(_DEFAULT_MD, "--out-md", help="Markdown report to write."),
     out_png: Path = typer.Option(
@@ -55,7 +56,9 @@ def ik_report(
     from livedance.data.tang_ik import TangIKConfig
     from livedance.motion import ik_report as rep
 
-    seqs = rep.find_sequences(data_dir)
+    from livedance.data.tang import tang_root
+
+    seqs = rep.find_sequences(data_dir if data_dir is not None else tang_root())
     if limit:
         seqs = seqs[:limit]
     cfg = TangIKConfig(refine_iters=refine_iters)
@@ -75,7 +78,7 @@ def ik_report(
     # the exact command that reproduces this report (options that differ from the defaults)
     argv = ["livedance", "data", "ik-report"]
     for flag, value, default in (
-        ("--data-dir", data_dir, _DEFAULT_TANG), ("--out-md", out_md, _DEFAULT_MD),
+        ("--data-dir", data_dir, None), ("--out-md", out_md, _DEFAULT_MD),
         ("--out-png", out_png, _DEFAULT_PNG), ("--refine-iters", refine_iters, _DEFAULT_ITERS),
         ("--max-frames", max_frames, None), ("--limit", limit, None),
     ):
