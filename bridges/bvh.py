@@ -50,7 +50,8 @@ class BVHWriter:
         names: joint names (default SMPL-X names); letters, digits, ``_ : - .`` only (no spaces).
         unit: ``"cm"`` or ``"m"`` for OFFSETs and root positions.
         flush_every: frames between flushes and in-place header updates (>= 1).
-        overwrite: allow replacing an existing file.
+        overwrite: allow replacing an existing file. The file is opened (created, or truncated) at the first
+            frame, so an existing take survives a show that never records a frame.
 
     Raises:
         ConfigError: missing folder, existing file without ``overwrite``, bad unit/fps/flush_every/names.
@@ -106,10 +107,14 @@ class BVHWriter:
             raise ConfigError(f"BVH needs exactly one root joint (parent -1); got {len(roots)}")
         self._root = roots[0]
         self._order = self._depth_first(self._root)  # the order channels appear in the header and frames
+        self._header_bytes = self._header()
+        self._count_pos = self._header_bytes.rindex(_FRAMES_TAG) + len(_FRAMES_TAG)
+        self._fh = None  # opened at the first frame (or at close, for a new file that got none)
+        self._closed = False
+
+    def _open(self) -> None:
         self._fh = open(self.path, "wb")
-        header = self._header()
-        self._fh.write(header)
-        self._count_pos = header.rindex(_FRAMES_TAG) + len(_FRAMES_TAG)
+        self._fh.write(self._header_bytes)
         self._fh.flush()
 
     # -- header -------------------------------------------------------------------------------
@@ -166,7 +171,7 @@ class BVHWriter:
             DataError: wrong shapes or non-finite values.
             ValueError: after :meth:`close`.
         """
-        if self._fh is None:
+        if self._closed:
             raise ValueError(f"BVH writer for {self.path} is closed")
         q = np.asarray(local_quats, dtype=np.float64)
         r = np.asarray(root_position, dtype=np.float64)
@@ -177,6 +182,8 @@ class BVHWriter:
             )
         zyx = Rotation.from_quat(q).as_euler("ZYX", degrees=True)[self._order]  # header (depth-first) order
         values = np.concatenate([r * self.scale, zyx.reshape(-1)])
+        if self._fh is None:
+            self._open()
         self._fh.write((" ".join(f"{v:.6f}" for v in values) + "\n").encode("ascii"))
         self.frames_written += 1
         if self.frames_written % self.flush_every == 0:
@@ -199,9 +206,15 @@ class BVHWriter:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        """Write the final frame count and close (idempotent). The file is a complete BVH afterwards."""
-        if self._fh is None:
+        """Write the final frame count and close (idempotent). The file is a complete BVH afterwards; with no
+        frame written, a new file holds the header only and an existing one (``overwrite``) is left as it was."""
+        if self._closed:
             return
+        self._closed = True
+        if self._fh is None:
+            if self.path.exists():
+                return
+            self._open()
         try:
             self.flush()
         finally:

@@ -138,3 +138,25 @@ def test_errors(tmp_path):
     with pytest.raises(DataError, match="MOTION"):
         repair_bvh(tmp_path / "plain.txt")
     assert os.path.exists(existing)
+
+
+def test_the_file_is_replaced_only_when_the_first_frame_comes(tmp_path):
+    rest = np.zeros((len(SMPLX_PARENTS), 3))
+    rest[1:, 1] = 0.1
+    old = tmp_path / "take.bvh"
+    old.write_bytes(b"the previous take")
+    w = BVHWriter(old, rest, overwrite=True)
+    w.close()  # nothing recorded: the previous take stays
+    assert old.read_bytes() == b"the previous take"
+    new = tmp_path / "new.bvh"
+    w = BVHWriter(new, rest)
+    assert not new.exists()  # created at the first frame ...
+    w.close()  # ... or at close: a new file is always a valid (empty) BVH
+    assert b"Frames: 0" in new.read_bytes()
+    w = BVHWriter(old, rest, overwrite=True)
+    q = np.tile([0.0, 0.0, 0.0, 1.0], (len(SMPLX_PARENTS), 1))
+    w.write_frame(q, np.zeros(3))
+    w.close()
+    assert old.read_bytes().startswith(b"HIERARCHY") and b"Frames: 1" in old.read_bytes()
+    with pytest.raises(ValueError, match="closed"):
+        w.write_frame(q, np.zeros(3))

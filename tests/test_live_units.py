@@ -244,9 +244,16 @@ def test_control_server_receives_over_udp_and_counts_garbage():
 def test_control_server_port_in_use_is_a_config_error():
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     busy.bind(("127.0.0.1", 0))
+    import gc
+    import warnings
+
     try:
-        with pytest.raises(ConfigError, match="control-port"):
-            ControlServer(ControlState(), port=busy.getsockname()[1]).start()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(ConfigError, match="control-port"):
+                ControlServer(ControlState(), port=busy.getsockname()[1]).start()
+            gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # the failed socket was closed
     finally:
         busy.close()
 

@@ -161,3 +161,21 @@ def test_style_strength_reaches_a_dancer_with_styles_and_fails_at_start_without(
     code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural",
                  "--style-strength", "3"])
     assert code == 2 and "--style-strength" in capsys.readouterr().err
+
+
+def test_overwrite_keeps_the_previous_take_when_the_show_never_starts(short_wav, tmp_path, capsys):
+    """--overwrite replaces a take only with a new one: a show that fails before its first frame (here a
+    typo in the audio path) leaves the previous BVH and npz as they were."""
+    npz, bvh = tmp_path / "take.npz", tmp_path / "take.bvh"
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural",
+                 "--record", str(npz), "--record", str(bvh)])
+    assert code == 0, capsys.readouterr().err
+    before = npz.read_bytes(), bvh.read_bytes()
+    code = main(["perform", str(tmp_path / "typo.wav"), "--no-vmc", "--no-controls", "--quiet", "--procedural",
+                 "--record", str(npz), "--record", str(bvh), "--overwrite"])
+    assert code == 2 and "typo.wav" in capsys.readouterr().err
+    assert (npz.read_bytes(), bvh.read_bytes()) == before
+    assert not list(tmp_path.glob("*.parts"))  # no chunk folder left behind either
+    code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural", "--duration", "0.5",
+                 "--record", str(npz), "--record", str(bvh), "--overwrite"])
+    assert code == 0 and npz.read_bytes() != before[0] and bvh.read_bytes() != before[1]  # a new take replaces it

@@ -459,6 +459,97 @@ def test_failing_sink_is_counted_and_warned_once_while_others_get_every_frame(cl
     assert good.closed and np.load(tmp_path / "r.npz")["local_quats"].shape[0] == st.frames_sent
 
 
+class SlowRecorder:
+    """A recorder on a slow disk: each write takes ``write_s``; ``gate`` (when given) blocks writes until set."""
+
+    def __init__(self, write_s: float = 0.0, gate: threading.Event | None = None):
+        self.write_s, self.gate, self.calls, self.path = write_s, gate, [], "slow.rec"
+
+    def write(self, frame):
+        if self.gate is not None:
+            self.gate.wait()
+        time.sleep(self.write_s)
+        self.calls.append("write")
+
+    def close(self):
+        self.calls.append("close")
+
+
+def test_a_recording_on_a_slow_disk_is_written_whole_before_it_is_closed():
+    rec = SlowRecorder(write_s=0.004)
+    rt = RecorderThread([rec], max_queue=1000)
+    for _ in range(300):
+        rt.send(object(), None)
+    assert rt.close() is True  # waits as long as the disk needs (about 1.2 s here), not a fixed 5 s
+    assert rec.calls == ["write"] * 300 + ["close"] and rt.frames == 300 and rt.dropped == 0
+    rt.send(object(), None)  # after close: dropped and counted, never written to a closed file
+    assert rt.dropped == 1 and rec.calls[-1] == "close"
+
+
+def test_a_blocked_recording_cannot_hang_a_bounded_close_and_finishes_on_its_own():
+    gate = threading.Event()
+    rec = SlowRecorder(gate=gate)
+    rt = RecorderThread([rec], max_queue=4)
+    for _ in range(10):  # a full queue: the rest are dropped
+        rt.send(object(), None)
+    t0 = time.monotonic()
+    assert rt.close(timeout=0.3) is False and time.monotonic() - t0 < 1.0
+    assert "close" not in rec.calls  # never closed under a writer that is still busy
+    gate.set()
+    deadline = time.monotonic() + 5
+    while "close" not in rec.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.calls == ["write"] * (10 - rt.dropped) + ["close"] and rt.dropped in (5, 6)  # (the writer may hold one)
+
+
+class InterruptOnce(Collect):
+    """A sink whose first close() is interrupted (a second Ctrl-C while the recordings close)."""
+
+    def __init__(self):
+        super().__init__()
+        self.closes = 0
+
+    def close(self):
+        self.closes += 1
+        if self.closes == 1:
+            raise KeyboardInterrupt
+        super().close()
+
+
+def test_a_stop_cut_short_by_an_interrupt_is_finished_by_the_next_stop(click_wav):
+    path, _ = click_wav
+    sink = InterruptOnce()
+    p = Performer(FileSource(path, realtime=True), [sink])
+    p.run(duration_s=0.3)
+    with pytest.raises(KeyboardInterrupt):
+        p.stop()
+    assert not sink.closed and not p.running
+    p.stop()  # e.g. the CLI's finally block, or the user's own retry
+    assert sink.closed and sink.closes == 2
+    p.stop()
+    assert sink.closes == 2  # idempotent once finished
+
+
+def test_the_summary_names_every_recording_loss_and_the_recovery(tmp_path):
+    from rich.console import Console
+
+    from livedance.cli.perform_cmd import _report_recordings
+
+    ok, dropped, unmerged, missing = (tmp_path / n for n in ("ok.bvh", "dropped.bvh", "cut.npz", "gone.bvh"))
+    ok.write_text("x")
+    dropped.write_text("x")
+    (tmp_path / "cut.npz.parts").mkdir()
+    con = Console(record=True, width=300)
+    _report_recordings(con, [ok], SimpleNamespace(recorded_frames=120, record_dropped=0, record_errors=0))
+    _report_recordings(con, [dropped, unmerged, missing],
+                       SimpleNamespace(recorded_frames=100, record_dropped=15, record_errors=2))
+    text = con.export_text()
+    assert f"recorded {ok}: 120 frames" in text
+    assert f"recorded {dropped}: 100 frames; 15 dropped" in text and "2 write errors" in text
+    assert f"{unmerged} was not merged" in text and "recover_npz" in text
+    assert f"{missing} was not written" in text
+
+
 def test_stop_joins_every_thread_within_a_second(click_wav):
     path, _ = click_wav
     before = set(threading.enumerate())

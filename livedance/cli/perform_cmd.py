@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -42,6 +43,24 @@ def _status_text(stats, beat, t_run: float, link: bool = False, style: str | Non
     if style:
         line += f"  style {style}"
     return line
+
+
+def _report_recordings(console, record, st) -> None:
+    """One line per recording: its frames, or what went wrong and how to recover (never a silent loss)."""
+    lost = st.record_dropped + st.record_errors
+    for p in record:
+        path = Path(p)
+        parts = path.with_name(path.name + ".parts")
+        if path.suffix.lower() == ".npz" and parts.exists():
+            console.print(f"[red]{p} was not merged; its frames are in {parts}: run "
+                          f"livedance.bridges.npz_record.recover_npz('{p}')[/]", highlight=False)
+        elif not path.exists():
+            console.print(f"[red]{p} was not written ({st.record_errors} recording errors)[/]", highlight=False)
+        elif lost:
+            console.print(f"[yellow]recorded {p}: {st.recorded_frames} frames; {st.record_dropped} dropped (the disk "
+                          f"could not keep up), {st.record_errors} write errors[/]", highlight=False)
+        else:
+            console.print(f"recorded {p}: {st.recorded_frames} frames", highlight=False)
 
 
 def _style_text(gen) -> str | None:
@@ -143,7 +162,7 @@ def perform_command(
     from rich.console import Console
     from rich.live import Live
 
-    from livedance.bridges.shutdown import exit_on_sigterm
+    from livedance.bridges.shutdown import exit_on_sigterm, finishing
     from livedance.errors import ConfigError
     from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
@@ -167,6 +186,7 @@ def perform_command(
             console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
             port = None
     cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port, intro=IntroConfig(seconds=intro_s),
+                        record_ticks=False,  # (the benchmark's jitter lists; a long show must not grow them)
                         stage=StageConfig(radius_m=stage_radius),
                         warp=WarpConfig(enabled=not no_warp, accent=accent))
     cfg.validate()
@@ -234,20 +254,23 @@ def perform_command(
         console.print("stopping (Ctrl-C)")
     finally:
         if performer is not None:
-            performer.stop()
-            st = performer.stats()
-            errs = st.send_errors
-            console.print(
-                f"sent {st.frames_sent} frames, {st.misses} misses, {st.skipped_ticks} skipped ticks, "
-                f"{errs} send errors, {sum(st.sink_errors.values())} sink errors"
-                + (" (fell back to the procedural dancer)" if st.fallback else ""),
-                highlight=False,
-            )
-            if getattr(gen, "style", None) is not None or performer.controls.unsupported:
-                console.print(f"style at the end: {_style_text(gen) or 'none'}; "
-                              f"{performer.controls.unsupported} style request(s) not applied", highlight=False)
-            for p in record:
-                console.print(f"recorded {p}", highlight=False)
+            def held(sig: str) -> None:
+                console.print(f"{sig}: finishing the recordings first (send it again to abandon them)", highlight=False)
+
+            with finishing(held if record else None):  # a second Ctrl-C / SIGTERM must not cut the npz merge short
+                performer.stop()
+                st = performer.stats()
+                errs = st.send_errors
+                console.print(
+                    f"sent {st.frames_sent} frames, {st.misses} misses, {st.skipped_ticks} skipped ticks, "
+                    f"{errs} send errors, {sum(st.sink_errors.values())} sink errors"
+                    + (" (fell back to the procedural dancer)" if st.fallback else ""),
+                    highlight=False,
+                )
+                if getattr(gen, "style", None) is not None or performer.controls.unsupported:
+                    console.print(f"style at the end: {_style_text(gen) or 'none'}; "
+                                  f"{performer.controls.unsupported} style request(s) not applied", highlight=False)
+                _report_recordings(console, record, st)
         else:
             for s in sinks:
                 try:

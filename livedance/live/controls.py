@@ -170,10 +170,11 @@ class ControlServer:
         """
         if self._thread is not None:
             return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind((self.host, self._port))
         except (OSError, OverflowError) as err:
+            sock.close()
             raise ConfigError(
                 f"cannot listen for OSC controls on {self.host}:{self._port} ({err}); choose another --control-port"
             ) from None

@@ -90,7 +90,10 @@ class ListenerStats:
             sample capture time -> its features published), most recent ``maxlen`` values.
         gaps: gaps in the sample indices (samples lost, e.g. around a device loss).
         lost_events: times the source went LOST.
-        errors: exceptions caught in the feature thread (a bad block is skipped).
+        errors: exceptions caught in the feature thread (the block is skipped and the analysis restarts at the
+            next block, so its clock cannot fall behind the stream's).
+        bad_blocks: blocks holding NaN/inf or samples beyond +-``Listener.MAX_ABS`` (a broken plugin or file):
+            non-finite samples became 0 and the rest were clipped, so the block still counts on the clock.
     """
 
     blocks: int = 0
@@ -100,6 +103,7 @@ class ListenerStats:
     gaps: int = 0
     lost_events: int = 0
     errors: int = 0
+    bad_blocks: int = 0
 
 
 class Listener:
@@ -153,6 +157,7 @@ class Listener:
         self._provisional_t0: float | None = None
         self._offset_s = 0.0  # stream time of the features' / tracker's sample 0
         self._next_index: int | None = None
+        self._restart_next = False  # the last block failed: restart the analysis at the next one
         self._reacquire_until = -1.0
         self._ms: deque = deque()  # (n samples, sum of squares) of recent blocks
         self._ms_n = 0
@@ -251,22 +256,40 @@ class Listener:
                     self.stats.lost_events += 1
                     self._beat = _replace(self._beat, lost=True)
                 continue
-            try:
-                self._process(block)
-            except Exception:  # noqa: BLE001 - a bad block is skipped, the thread goes on
-                self.stats.errors += 1
-                _log.warning("feature thread: skipped a block that failed to process", exc_info=True)
+            self._handle(block)
+
+    def _handle(self, block) -> None:
+        """One audio block through the analysis; never raises (the feature thread goes on)."""
+        try:
+            self._process(block)
+        except Exception:  # noqa: BLE001 - a bad block is skipped, the thread goes on
+            self.stats.errors += 1
+            # the features / tracker may have taken part of the block: restart them at the next one, on the
+            # stream clock, rather than let their sample counts lag the stream for the rest of the show
+            self._restart_next = True
+            if self.stats.errors == 1:
+                _log.warning("feature thread: skipped a block that failed to process (the analysis restarts at "
+                             "the next block; further errors are counted)", exc_info=True)
+            else:
+                _log.debug("feature thread: skipped a block", exc_info=True)
+
+    #: Largest sample magnitude passed to the analysis (float audio is within +-1; far beyond it is a fault).
+    MAX_ABS = 16.0
 
     def _process(self, block) -> None:
         if self._was_lost:
             self._was_lost = False
-        if self._next_index is not None and block.sample_index != self._next_index:
+        restart, self._restart_next = self._restart_next, False
+        if self._next_index is not None and (restart or block.sample_index != self._next_index):
             self._restart_at(block)
         elif self._next_index is None and block.sample_index != 0:
             self._offset_s = block.sample_index / block.sample_rate
         self._next_index = block.end_index
         self._clock.observe(block.sample_index, block.t_capture)
         x = block.samples
+        if not float(np.abs(x).max(initial=0.0)) <= self.MAX_ABS:  # NaN/inf (the comparison is False) or huge
+            x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -self.MAX_ABS, self.MAX_ABS)
+            self.stats.bad_blocks += 1
         # 1. features, published at once
         ff = self._features.push(self._resampler.push(x))
         if len(ff):

@@ -95,7 +95,8 @@ class PerformConfig:
         spin_s: the output clock spins (instead of sleeping) this long before each deadline, seconds.
         control_port: UDP port of the OSC controls (None: no control server; 0: any free port).
         control_host: interface of the control server (127.0.0.1: this machine only).
-        record_ticks: keep every tick's deadline and wake-up time (for the jitter figures).
+        record_ticks: keep every tick's deadline and wake-up time (for the jitter figures; two floats per tick,
+            about 13 MB an hour at 60 fps, so ``livedance perform`` turns it off).
         rt_priority: SCHED_FIFO priority (1..99) for the output clock thread, one less for the
             feature thread and two less for the scheduler, as audio software does (all three, since a
             thread that holds the GIL and is preempted stalls the others) (Linux; needs root or CAP_SYS_NICE / an rtprio
@@ -189,6 +190,9 @@ class PerformStats:
         intro_starts: music starts that began an on-beat intro (:mod:`livedance.live.intro`).
         intro_ticks: ticks that showed some of the intro dancer (its weight above 0).
         intro_errors: exceptions in the intro (the tick then shows the learned dance alone).
+        recorded_frames: frames written to every recording (BVH / npz) so far.
+        record_dropped: frames a recording missed because its queue was full (the disk could not keep up).
+        record_errors: recording write or close failures (disk full, ...).
     """
 
     frames_sent: int = 0
@@ -203,6 +207,9 @@ class PerformStats:
     fallback: bool = False
     sink_errors: dict = field(default_factory=dict)
     send_errors: int = 0
+    recorded_frames: int = 0
+    record_dropped: int = 0
+    record_errors: int = 0
     tick_deadlines: list = field(default_factory=list)
     tick_wakes: list = field(default_factory=list)
     warp_ticks: int = 0
@@ -310,6 +317,7 @@ class Performer:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        self._sinks_closed = False
         self._frozen = False  # gc.freeze() done by start(), undone by stop()
         self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
         self._warned_clock = False
@@ -370,10 +378,24 @@ class Performer:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop every thread (joined within ``timeout`` seconds in total), then close the sinks
-        (recordings are flushed and complete). Idempotent; never raises."""
+        (recordings are flushed and complete: this waits for a slow disk). Idempotent; raises nothing of its own.
+        A stop cut short by an interrupt (``KeyboardInterrupt`` while the recordings close) is finished by the
+        next call."""
         if self._stopped:
+            if not self._sinks_closed:
+                self._close_sinks()
             return
         self._stopped = True
+        try:
+            self._stop_threads(timeout)
+        finally:
+            self._close_sinks()
+
+    def _close_sinks(self) -> None:
+        self.sinks.close()
+        self._sinks_closed = True
+
+    def _stop_threads(self, timeout: float) -> None:
         deadline = time.perf_counter() + timeout
         self._stop.set()
         if self._frozen:
@@ -392,7 +414,6 @@ class Performer:
         if self._old_switch is not None:
             sys.setswitchinterval(self._old_switch)
             self._old_switch = None
-        self.sinks.close()
 
     @property
     def control_port(self) -> int | None:
@@ -445,6 +466,7 @@ class Performer:
         out = PerformStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
         out.sink_errors = dict(self.sinks.errors)
         out.send_errors = self.sinks.send_errors
+        out.recorded_frames, out.record_dropped, out.record_errors = self.sinks.record_counts
         w = self._warp
         out.warp_aligned_ticks = w.aligned_ticks
         out.warp_beats_hit = w.beats_hit

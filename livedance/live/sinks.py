@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -127,7 +128,8 @@ def make_recorder(path: str | Path, rest_offsets: np.ndarray, fps: float, overwr
             (:class:`livedance.bridges.npz_record.NpzRecorder`).
         rest_offsets: (55, 3) metres (BVH hierarchy).
         fps: output frame rate (BVH Frame Time, npz ``fps``).
-        overwrite: replace an existing file.
+        overwrite: replace an existing file, once the new recording has a frame (an existing take survives
+            a show that never starts).
 
     Returns:
         An object with ``write(frame)`` and ``close()``.
@@ -145,8 +147,7 @@ def make_recorder(path: str | Path, rest_offsets: np.ndarray, fps: float, overwr
     if suffix == ".npz":
         from livedance.bridges.npz_record import NpzRecorder
 
-        if overwrite and p.exists():
-            p.unlink()
+        # (with overwrite, an existing take is replaced only by the merged new one at close, atomically)
         rec = NpzRecorder(p, fps=float(fps), overwrite=overwrite)
         rec.write = rec.append  # same verb as the BVH writer
         return rec
@@ -157,66 +158,103 @@ def make_recorder(path: str | Path, rest_offsets: np.ndarray, fps: float, overwr
 class RecorderThread:
     """Writes frames to recorders in a background thread, fed by a queue (see the module docstring).
 
+    The writer thread owns the recorders: it writes every queued frame and then closes them as its last act,
+    so a file is never closed while frames for it are still queued or being written. :meth:`close` asks for
+    that and waits until it is done (a slow disk takes as long as it takes; progress is logged every
+    ``progress_s`` seconds).
+
     Attributes:
-        recorders: objects with ``write(frame)`` and ``close()``.
+        recorders: objects with ``write(frame)`` and ``close()`` (and a ``path``, for messages).
         name: for messages.
         max_queue: frames buffered before new ones are dropped (and counted).
+        progress_s: seconds between "still writing" messages while :meth:`close` waits.
+        dropped: frames not recorded because the queue was full (the disk could not keep up).
+        errors: write or close failures (disk full, a file that cannot be written); the first is logged.
+        frames: frames written to every recorder.
     """
 
     recorders: list
     name: str = "recorder"
     max_queue: int = 600
+    progress_s: float = 5.0
     dropped: int = 0
     errors: int = 0
+    frames: int = 0
     _q: queue.Queue = field(init=False, repr=False)
+    _closing: threading.Event = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._q = queue.Queue(maxsize=self.max_queue)
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
         self._thread.start()
 
     def send(self, frame: PoseFrame, music: MusicState) -> None:
-        """Queue the frame (never blocks; a full queue drops it and counts it)."""
+        """Queue the frame (never blocks; a full queue drops it and counts it; after :meth:`close`, dropped)."""
+        if self._closing.is_set():
+            self.dropped += 1
+            return
         try:
             self._q.put_nowait(frame)
         except queue.Full:
             self.dropped += 1
 
+    def _error(self, what: str, rec, err: Exception) -> None:
+        self.errors += 1
+        if not self._warned:
+            self._warned = True
+            _log.warning("%s %s failed: %s (further errors counted)", what, getattr(rec, "path", rec), err)
+
     def _run(self) -> None:
         while True:
-            frame = self._q.get()
-            if frame is None:
-                return
+            try:
+                frame = self._q.get(timeout=0.1)
+            except queue.Empty:
+                if self._closing.is_set():
+                    break
+                continue
+            ok = True
             for rec in self.recorders:
                 try:
                     rec.write(frame)
                 except Exception as err:  # noqa: BLE001 - keep recording the others
-                    self.errors += 1
-                    if not self._warned:
-                        self._warned = True
-                        _log.warning("recording to %s failed: %s (further errors counted)", getattr(rec, "path", rec), err)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then close every recorder (the files are complete afterwards)."""
-        th = self._thread
-        if th is not None:
-            self._thread = None
-            while True:
-                try:
-                    self._q.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    if not th.is_alive():
-                        break
-            th.join(timeout=timeout)
-        for rec in self.recorders:
+                    ok = False
+                    self._error("recording to", rec, err)
+            self.frames += int(ok)
+        for rec in self.recorders:  # the queue is empty and nothing more comes: the files can be finished
             try:
                 rec.close()
             except Exception as err:  # noqa: BLE001
-                self.errors += 1
-                _log.warning("closing recording %s failed: %s", getattr(rec, "path", rec), err)
+                self._error("closing recording", rec, err)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is queued, then close every recorder (the files are complete afterwards).
+
+        Args:
+            timeout: seconds to wait at most (None: until done, the default: nothing the user asked to
+                record is given up on a slow disk).
+        Returns:
+            True when every recorder was closed; False when ``timeout`` ran out first (the writer then
+            finishes on its own, while the process lives; this is logged).
+        """
+        self._closing.set()
+        th = self._thread
+        if th is None:
+            return True
+        t0 = time.monotonic()
+        while th.is_alive():
+            left = None if timeout is None else timeout - (time.monotonic() - t0)
+            if left is not None and left <= 0:
+                _log.warning("recording %s not finished after %.1f s (%d frames still queued); it goes on while "
+                             "the process runs", self.name, timeout, self._q.qsize())
+                return False
+            th.join(self.progress_s if left is None else min(self.progress_s, left))
+            if th.is_alive():
+                _log.warning("still writing the recording (%d frames queued) ...", self._q.qsize())
+        self._thread = None
+        return True
 
 
 class SinkSet:
@@ -261,6 +299,12 @@ class SinkSet:
     def send_errors(self) -> int:
         """UDP send failures counted inside the network senders (e.g. no receiver listening)."""
         return sum(int(getattr(s, "send_errors", 0)) for s in self.sinks)
+
+    @property
+    def record_counts(self) -> tuple[int, int, int]:
+        """(frames recorded, frames dropped, write/close errors) over the :class:`RecorderThread` sinks."""
+        recs = [s for s in self.sinks if isinstance(s, RecorderThread)]
+        return (min((r.frames for r in recs), default=0), sum(r.dropped for r in recs), sum(r.errors for r in recs))
 
     def close(self) -> None:
         """Close every sink (recordings are flushed); never raises."""
