@@ -63,7 +63,11 @@ def test_seeded_init_equals_mamba_ssm(golden):
     assert set(ours) == set(params)
     for k, v in params.items():
         assert ours[k].shape == v.shape and ours[k].dtype == v.dtype, k
-        torch.testing.assert_close(ours[k], v, atol=0, rtol=0, msg=f"init of {k}")
+        if k in ("A_log", "dt_proj.bias"):  # through torch.log / exp: the last bit depends on the CPU's vector
+            # units (AVX-512 and AVX2 kernels differ by 1 ulp); a wrong init or RNG order is off by far more
+            torch.testing.assert_close(ours[k], v, atol=1e-6, rtol=1e-6, msg=f"init of {k}")
+        else:  # drawn from the RNG: bit for bit
+            torch.testing.assert_close(ours[k], v, atol=0, rtol=0, msg=f"init of {k}")
 
 
 def test_forward_prefill_and_steps_match_mamba_ssm(golden):
