@@ -74,20 +74,26 @@ class HumanoidRetargeter:
         out[out[:, 3] < 0] *= -1.0
         return out
 
-    def local_positions(self, rest_offsets: np.ndarray, root_position: np.ndarray) -> np.ndarray:
-        """Avatar-local bone positions, right-handed, metres: row 0 the pelvis world position, row b
+    def local_positions(self, rest_offsets: np.ndarray) -> np.ndarray:
+        """Avatar-local bone positions, right-handed, metres: row 0 the pelvis's rest position relative to the
+        avatar root (``rest_offsets[0]``: the dancer's travel goes on the root, :meth:`root_travel`), row b
         ``O_parent^-1 * offset_b``.
 
         Args:
             rest_offsets: (55, 3) SMPL-X rest offsets, metres.
-            root_position: (3,) pelvis world position, metres.
 
         Returns:
             (55, 3) float64.
         """
         out = self._parent_inv.apply(np.asarray(rest_offsets, dtype=np.float64))
-        out[0] = np.asarray(root_position, dtype=np.float64)
+        out[0] = np.asarray(rest_offsets[0], dtype=np.float64)
         return out
+
+    @staticmethod
+    def root_travel(rest_offsets: np.ndarray, root_position: np.ndarray) -> np.ndarray:
+        """The pelvis's displacement from its rest position, right-handed, metres: (3,) float64
+        ``root_position - rest_offsets[0]`` (travel over the floor, and up or down: a squat, a jump)."""
+        return np.asarray(root_position, dtype=np.float64) - np.asarray(rest_offsets[0], dtype=np.float64)
 
     def to_unity(self, frame: PoseFrame) -> tuple[np.ndarray, np.ndarray]:
         """The VMC bone transforms of a frame, in Unity's left-handed frame.
@@ -96,6 +102,6 @@ class HumanoidRetargeter:
             (positions (55, 3) metres, quaternions (55, 4) x, y, z, w), in SMPL-X joint order
             (bone names: :data:`livedance.bridges.humanoid.HUMANOID_BONES`).
         """
-        pos = rh_to_unity_position(self.local_positions(frame.rest_offsets, frame.root_position))
+        pos = rh_to_unity_position(self.local_positions(frame.rest_offsets))
         rot = rh_to_unity_quat(self.local_rotations(frame.local_quats))
         return pos, rot

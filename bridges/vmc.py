@@ -5,14 +5,18 @@ OSC 1.0 over UDP, marionette port 39539). Per frame this sends, in order:
 
 - ``/VMC/Ext/OK i``: 1 (model loaded)
 - ``/VMC/Ext/T f``: seconds since the first frame sent (from :attr:`PoseFrame.t_show_s`)
-- ``/VMC/Ext/Root/Pos s fff ffff``: ``"root"``, position (0, 0, 0), rotation = the profile's root yaw
+- ``/VMC/Ext/Root/Pos s fff ffff``: ``"root"``, position = the dancer's travel (the pelvis's displacement from
+  its rest position, x ``travel_scale``, turned by the root yaw), rotation = the profile's root yaw. This is where
+  the VMC protocol carries room-scale movement (EVMC4U's Root Position Synchronize), so it reaches the avatar
+  whether or not the receiver applies bone positions
 - ``/VMC/Ext/Bone/Pos s fff ffff`` for each of the 55 bones (body, jaw, eyes, all fingers): Unity
-  HumanBodyBones name, *local* position (metres), *local* rotation (x, y, z, w), Unity left-handed
+  HumanBodyBones name, *local* position (metres; ``Hips``: the pelvis's rest position, constant),
+  *local* rotation (x, y, z, w), Unity left-handed
 - ``/VMC/Ext/Blend/Val s f`` for each blend shape of the frame, then ``/VMC/Ext/Blend/Apply``
 
 packed into as few bundles as fit under ``max_datagram_bytes`` (4 datagrams per frame at the default
-1400 bytes; see :mod:`livedance.bridges.osc_transport` for why), well under the ~30 packets per Unity
-frame that EVMC4U keeps. Rotations are retargeted onto the avatar's rest pose and bone axes with its
+1400 bytes; see :mod:`livedance.bridges.osc_transport` for why). (EVMC4U drops input when more than 30 VMC
+frames, counted by their ``/VMC/Ext/T``, arrive within one Unity frame; one frame here carries one T.) Rotations are retargeted onto the avatar's rest pose and bone axes with its
 profile (:mod:`livedance.bridges.retarget`) and converted right- to left-handed.
 
 Receivers smooth and some wait for a few frames before they show the model: send continuously at the
@@ -25,6 +29,7 @@ import logging
 from collections.abc import Iterable
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from livedance.bridges.frame import PoseFrame
 from livedance.bridges.humanoid import HUMANOID_BONES
@@ -35,8 +40,9 @@ from livedance.bridges.osc_transport import (
     osc_message,
     osc_string,
 )
-from livedance.bridges.retarget import HumanoidRetargeter
+from livedance.bridges.retarget import HumanoidRetargeter, rh_to_unity_position
 from livedance.calibration.profiles import AvatarProfile, load_profile
+from livedance.errors import ConfigError
 
 VMC_DEFAULT_PORT = 39539
 """The marionette (receiver) port of the VMC protocol."""
@@ -51,6 +57,9 @@ class VMCSender:
         profile: the avatar's profile: an :class:`AvatarProfile`, a shipped name (``"vrm0"``, ``"vrm1"``,
             ``"mixamo"``, ``"ue_mannequin"``) or a path to a profile JSON.
         max_datagram_bytes: size bound of one UDP datagram (64..65507; default 1400 avoids IP fragmentation).
+        travel_scale: factor on the travel sent on the root (> 0; default 1: SMPL-X metres). An avatar smaller
+            than the SMPL-X body (about 0.95 m hip height) travels and squats in proportion with
+            avatar hip height / SMPL-X hip height, so its feet do not slide.
         logger: where the single "cannot send" warning goes.
 
     Raises:
@@ -67,11 +76,17 @@ class VMCSender:
         profile: AvatarProfile | str = "vrm0",
         *,
         max_datagram_bytes: int = 1400,
+        travel_scale: float = 1.0,
         logger: logging.Logger | None = None,
     ) -> None:
         self.profile = profile if isinstance(profile, AvatarProfile) else load_profile(profile)
+        if isinstance(travel_scale, bool) or not isinstance(travel_scale, (int, float)) or not (
+                np.isfinite(travel_scale) and travel_scale > 0):
+            raise ConfigError(f"VMC travel_scale {travel_scale!r} is invalid; expected a number > 0 (1 = SMPL-X metres)")
+        self.travel_scale = float(travel_scale)
         self._retarget = HumanoidRetargeter(self.profile)
         self._root_rot = [float(v) for v in self.profile.root_rotation_unity()]
+        self._root_yaw = Rotation.from_quat(self._root_rot)  # applied to Unity vectors with the same numbers
         self._transport = OSCUDPTransport(
             host, port, max_datagram_bytes=max_datagram_bytes, name="VMC", logger=logger
         )
@@ -80,7 +95,6 @@ class VMCSender:
         head = osc_string("/VMC/Ext/Bone/Pos") + osc_string(",sfffffff")
         self._bone_prefixes = [head + osc_string(b) for b in HUMANOID_BONES]
         self._ok = osc_message("/VMC/Ext/OK", [1])
-        self._root = osc_message("/VMC/Ext/Root/Pos", ["root", 0.0, 0.0, 0.0, *self._root_rot])
 
     @property
     def host(self) -> str:
@@ -106,7 +120,11 @@ class VMCSender:
         if self._t0 is None:
             self._t0 = frame.t_show_s
         pos, rot = self._retarget.to_unity(frame)
-        msgs = [self._ok, osc_message("/VMC/Ext/T", [frame.t_show_s - self._t0]), self._root]
+        travel = self._root_yaw.apply(rh_to_unity_position(self._retarget.root_travel(frame.rest_offsets,
+                                                                                      frame.root_position)))
+        root = osc_message("/VMC/Ext/Root/Pos", ["root", *(float(v) for v in travel * self.travel_scale),
+                                                 *self._root_rot])
+        msgs = [self._ok, osc_message("/VMC/Ext/T", [frame.t_show_s - self._t0]), root]
         msgs.extend(osc_float_messages(self._bone_prefixes, np.concatenate([pos, rot], axis=1)))
         if frame.blendshapes:
             msgs.extend(_blend_messages(frame.blendshapes.items()))

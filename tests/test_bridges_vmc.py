@@ -80,13 +80,14 @@ def test_vmcp_receiver_decodes_our_stream():
         e = last[bone]
         got_p = [e.position.x, e.position.y, e.position.z]
         got_q = [e.rotation.x, e.rotation.y, e.rotation.z, e.rotation.w]
-        src_p = f.root_position if j == 0 else f.rest_offsets[j]
-        x, y, z = (float(v) for v in src_p)
+        x, y, z = (float(v) for v in f.rest_offsets[j])  # Hips: the pelvis's rest position (travel: on the root)
         np.testing.assert_allclose(got_p, [-x, y, z], atol=1e-6)  # right- to left-handed
         qx, qy, qz, qw = (float(v) for v in f.local_quats[j])
         assert same_rotation(got_q, [qx, -qy, -qz, qw]), bone
     roots = [e for e in events if isinstance(e, RootTransformEvent)]
     assert len(roots) == 3 and roots[0].joint == "root"
+    x, y, z = np.asarray(f.root_position) - f.rest_offsets[0]  # the pelvis's travel, mirrored to Unity
+    np.testing.assert_allclose([roots[-1].position.x, roots[-1].position.y, roots[-1].position.z], [-x, y, z], atol=1e-6)
     states = [e for e in events if isinstance(e, StateEvent)]
     assert len(states) == 3 and states[0].model_state.value == 1
     times = [e.delta for e in events if isinstance(e, RelativeTimeEvent)]
@@ -172,6 +173,49 @@ def test_left_arm_raised_points_up_in_unity():
 
 
 _T = {"rest_pose": "T", "native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": 1.0}}
+
+
+def _decoded(tx: VMCSender, frame: PoseFrame) -> dict:
+    return {m.params[0]: m.params[1:] for m in map(OscMessage, tx.build_messages(frame))
+            if m.address in ("/VMC/Ext/Root/Pos", "/VMC/Ext/Bone/Pos")}
+
+
+@pytest.mark.parametrize("bone_positions", [False, True])
+def test_the_dancers_travel_reaches_an_evmc4u_avatar_with_or_without_bone_positions(bone_positions):
+    """EVMC4U (Root Position Synchronize on, as shipped) puts Root/Pos on the model root and, only with Bone
+    Position Synchronize, the Hips position on the Hips; its Hips keeps its own rest position otherwise. Either
+    way the avatar's pelvis must follow the dancer: 1 m to its left, 0.5 m forward, a 35 cm squat."""
+    rest = smplx_like_rest()
+    q = np.tile([0, 0, 0, 1.0], (55, 1))
+    pelvis = rest[0] + np.array([1.0, -0.35, 0.5])
+    tx = VMCSender("127.0.0.1", free_udp_port())
+    got = _decoded(tx, PoseFrame(0.0, q, pelvis, rest))
+    tx.close()
+    avatar_hips_local = np.array([0.0, 0.82, 0.0])  # the avatar's own pelvis height (a smaller body)
+    hips_local = np.array(got["Hips"][:3]) if bone_positions else avatar_hips_local
+    pelvis_unity = np.array(got["root"][:3]) + hips_local  # the root's rotation is the identity (vrm0)
+    rest_unity = rest[0] if bone_positions else avatar_hips_local * [-1, 1, 1]
+    np.testing.assert_allclose(pelvis_unity, (rest_unity + [1.0, -0.35, 0.5]) * [-1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(got["Hips"][:3], rest[0] * [-1, 1, 1], atol=1e-6)  # constant: no double travel
+
+
+def test_travel_turns_with_the_root_yaw_and_scales_with_the_avatar():
+    import dataclasses
+
+    from livedance.calibration.profiles import load_profile
+
+    rest = smplx_like_rest()
+    frame = PoseFrame(0.0, np.tile([0, 0, 0, 1.0], (55, 1)), rest[0] + [0.0, 0.0, 1.0], rest)  # 1 m forward (+z)
+    turned = dataclasses.replace(load_profile("vrm0"), root_yaw_deg=90.0)
+    tx = VMCSender("127.0.0.1", free_udp_port(), profile=turned, travel_scale=0.5)
+    root = _decoded(tx, frame)["root"]
+    tx.close()
+    # the avatar faces +x after a 90 degree yaw in Unity: its forward travel goes there, at half the distance
+    np.testing.assert_allclose(root[:3], [0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(Rotation.from_quat(root[3:]).apply([0, 0, 1.0]), [1.0, 0, 0], atol=1e-6)
+    for bad in (0, -1.0, float("nan"), "big", True):
+        with pytest.raises(ConfigError, match="travel_scale"):
+            VMCSender(travel_scale=bad)
 
 
 # --- errors ---------------------------------------------------------------------------------------
