@@ -169,3 +169,38 @@ def test_capture_clock_follows_lower_envelope_of_late_callbacks():
         clock.observe(i, true_t0 + i / 1000 + rng.uniform(0, 0.005))
     assert clock.t0 == pytest.approx(true_t0, abs=5e-4)
     assert clock.index_at(true_t0 + 2.0) == pytest.approx(2000, abs=1)
+
+
+@pytest.mark.parametrize("failure", ["stream ends", "callbacks stop"])
+def test_a_failing_output_device_leaves_the_file_going_without_sound(tmp_path, caplog, failure):
+    """play=True: an output device that fails mid-file (PortAudio ends its stream, or its callbacks stop) must
+    not end or hang the input: the source says why and delivers the rest of the file, paced, on the same clock,
+    every sample once."""
+    import time
+
+    rng = np.random.default_rng(1)
+    audio = rng.uniform(-0.5, 0.5, size=(44100, 1)).astype(np.float32)  # 1 s
+    path = _write(tmp_path / "song.wav", audio, 44100)
+    speakers = [DeviceInfo(3, "Speakers", "ALSA", 0, 2, 44100.0, default_output=True)]
+    made = []
+    src = FileSource(path, play=True, block_size=512, device_lister=lambda: speakers,
+                     stream_factory=lambda **kw: made.append(FakeOutputStream(**kw)) or made[-1])
+    src.start()
+    for _ in range(20):  # 0.23 s played
+        made[0].pump(512)
+    if failure == "stream ends":
+        made[0].kw["finished_callback"]()  # PortAudio: the stream finished (device unplugged)
+    blocks, deadline = [], time.monotonic() + 6.0
+    while src.status is not SourceStatus.FINISHED and time.monotonic() < deadline:
+        b = src.read(4096, timeout=0.05)
+        if b is not None:
+            blocks.append(b)
+    assert src.status is SourceStatus.FINISHED, src.last_error
+    data = np.concatenate([b.samples for b in blocks])
+    np.testing.assert_array_equal(data, audio[:, 0])  # every sample once, in order
+    idx = [b.sample_index for b in blocks]
+    assert idx[0] == 0 and all(b.end_index == n for b, n in zip(blocks, idx[1:]))
+    assert "Speakers" in src.last_error and "without sound from 0.23 s" in src.last_error
+    assert ("finished before the end" if failure == "stream ends" else "no output callback") in src.last_error
+    assert sum("Speakers" in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1
+    src.stop()

@@ -9,10 +9,15 @@ Three modes:
 * ``play=True``: a sounddevice OutputStream plays the file so the room hears it; its callback
   copies what it plays into the ring, so the consumer gets exactly the audio that is heard, with
   ``t_capture`` the time it reaches the loudspeaker (PortAudio's DAC time where the host reports it).
+  If the output device fails (its stream ends before the file does, or its callbacks stop for
+  ``max(1 s, 20 blocks)``), the source says so (:attr:`FileSource.last_error`, one warning) and goes on
+  in paced mode without sound from where playback stopped, on the same stream clock: the show keeps
+  dancing to the file.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +33,8 @@ from livedance.audio.live import StreamFactory
 from livedance.audio.ring import RingBuffer
 from livedance.data.audio_io import load_audio, resample, to_mono
 from livedance.errors import AudioError, ConfigError
+
+_log = logging.getLogger("livedance.audio")
 
 
 class _CallbackStop(Exception):
@@ -56,6 +63,10 @@ class FileSource(AudioSource):
         AudioError: unreadable, empty or too short file; a rate outside 8..96 kHz.
         DeviceNotFoundError: play=True and no output device matches ``output_device``.
         ConfigError: play without realtime, or a bad block size.
+
+    Attributes:
+        last_error: why playback stopped before the end of the file (the source then goes on without sound,
+            paced), else None.
     """
 
     def __init__(
@@ -113,6 +124,9 @@ class FileSource(AudioSource):
         self._stream: Any = None
         self._ctl = threading.Lock()
         self._last_cb = 0.0
+        self._out_failed: str | None = None  # set (audio thread or reader) when the output device fails
+        self._paced_fallback = False  # play mode gave up on the output: paced from _pos on
+        self.last_error: str | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -163,6 +177,9 @@ class FileSource(AudioSource):
             self._pos = 0
             self._play_pos = 0
             self._play_done = False
+            self._out_failed = None
+            self._paced_fallback = False
+            self.last_error = None
             self._clock = CaptureClock(self._sr)
             if self._play:
                 self._open_output()
@@ -242,21 +259,45 @@ class FileSource(AudioSource):
             self._play_done = True
             raise self._callback_stop
 
+    def _fall_back_to_paced(self) -> None:
+        """Reader thread: the output device failed and its samples are all read; go on paced, without sound."""
+        dev = self._out_device.label() if self._out_device is not None else "the output device"
+        self.last_error = (f"output device {dev} failed while playing {self.path} ({self._out_failed}); the file goes on "
+                           f"without sound from {self._play_pos / self._sr:.2f} s")
+        _log.warning("%s", self.last_error)
+        with self._ctl:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            portaudio.abandon_stream(stream)  # it may hang in a close; never block the reader on it
+        self._pos = self._play_pos
+        if self._clock.t0 is None:  # it failed before its first callback: the clock starts now
+            self._clock.set_origin(self._time() - self._pos / self._sr)
+        self._paced_fallback = True
+
     def _on_finished(self) -> None:
-        self._play_done = True
+        if not self._loop and self._play_pos >= self._n:
+            self._play_done = True  # the end of the file
+        else:  # the output stream ended on its own: the device failed
+            self._out_failed = "the output stream finished before the end of the file"
 
     # ------------------------------------------------------------------ reading
     def _read_now(self, max_frames: int) -> AudioBlock | None:
         if self._status is not SourceStatus.RUNNING or max_frames < 1:
             return None
-        if self._play:
+        if self._play and not self._paced_fallback:
             got = self._ring.read(max_frames)
-            if got is None:
-                if self._play_done and self._ring.available == 0:
-                    self._status = SourceStatus.FINISHED
+            if got is not None:
+                frames, index = got
+                return AudioBlock(frames.reshape(-1), int(index), self._clock.time_of(index), self._sr)  # (k, 1) -> (k,) view
+            if self._play_done and self._ring.available == 0:
+                self._status = SourceStatus.FINISHED
                 return None
-            frames, index = got
-            return AudioBlock(frames.reshape(-1), int(index), self._clock.time_of(index), self._sr)  # (k, 1) -> (k,) view
+            stall = time.perf_counter() - self._last_cb
+            if self._out_failed is None and not self._play_done and stall > max(1.0, 20 * self._block / self._sr):
+                self._out_failed = f"no output callback for {stall:.1f} s"
+            if self._out_failed is None or self._ring.available:
+                return None
+            self._fall_back_to_paced()
         pos = self._pos
         end = np.inf if self._loop else self._n
         if pos >= end:

@@ -203,7 +203,16 @@ class JackSource(LiveSource):
         if channels is None and self._ports:
             channels = len(self._ports)
         self._our_ports: list[str] = []
-        super().__init__(f"jack:{device or ''}", None, block_size, channels, **kwargs)  # type: ignore[arg-type]
+        try:
+            super().__init__(f"jack:{device or ''}", None, block_size, channels, **kwargs)  # type: ignore[arg-type]
+        except AudioError as err:
+            if not (self._ports and "channels must be" in str(err)):
+                raise
+            raise AudioError(
+                f"{len(self._ports)} JACK ports requested ({', '.join(self._ports)}), but the JACK device "
+                f"{device or '(default)'!r} takes fewer inputs ({err}); capture fewer ports, or pass device= a JACK "
+                "client with as many inputs"
+            ) from None
         if not self.device.is_jack:  # pragma: no cover - resolve_device filters by host API
             raise DeviceNotFoundError(f"{self.device.label()} is not a JACK device")
 

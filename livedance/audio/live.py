@@ -122,6 +122,7 @@ class LiveSource(AudioSource):
         self._last_cb = 0.0
         self._callbacks = 0
         self._xruns = 0
+        self._resync = False  # set when a stream opens: its first callback re-anchors the sample indices
         self._lost_count = 0
         self._reconnects = 0
         self._attempts = 0
@@ -222,10 +223,6 @@ class LiveSource(AudioSource):
             return
         now = time.perf_counter()
         ring = self._ring
-        first = ring.write_index
-        ring.write(indata)
-        if status:
-            self._xruns += 1
         lag = frames / self._sr
         try:
             adc = time_info.inputBufferAdcTime
@@ -234,6 +231,18 @@ class LiveSource(AudioSource):
                 lag = cur - adc
         except AttributeError:
             pass
+        if status:
+            self._xruns += 1
+        if self._resync or status:  # (any PortAudio flag: the overflow one, or a host API that sets another)
+            # The first block of a (re)opened stream, or one after PortAudio dropped input: the samples the
+            # device did not deliver (while the stream opened, or in the overflow) become a gap in the indices,
+            # so the stream clock stays on time and the reader sees the loss (int / float arithmetic only).
+            self._resync = False
+            due = self._clock.index_at(now - lag)
+            if due is not None and due - ring.write_index > frames // 2:
+                ring.skip(due - ring.write_index)
+        first = ring.write_index
+        ring.write(indata)
         self._clock.observe(first, now - lag)
         self._last_cb = now
         self._callbacks += 1
@@ -252,6 +261,7 @@ class LiveSource(AudioSource):
             factory = portaudio.import_sounddevice().InputStream
         self._finished_unexpectedly = False
         self._last_cb = time.perf_counter()
+        self._resync = True  # the first callback puts the new stream's samples on the stream clock
         hint = ""
         if self._device.is_jack:
             hint = f" (a JACK device runs only at the server's rate, {self._device.default_samplerate:g} Hz)"
