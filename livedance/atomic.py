@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_target"]
+from livedance.errors import ConfigError
+
+__all__ = ["atomic_target", "check_output_path"]
 
 
 @contextmanager
@@ -45,3 +47,39 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output_path(path: str | Path, what: str, overwrite: bool = False, make_parent: bool = False) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (so a long run cannot fail at its end).
+
+    Args:
+        path: the output file. what: how the message names it (e.g. ``"--record take.bvh"``).
+        overwrite: an existing file may be replaced.
+        make_parent: create a missing folder (as :func:`atomic_target` does) instead of refusing.
+    Returns:
+        the path.
+    Raises:
+        ConfigError: a folder at that path, a missing or unwritable folder, or an existing file without
+            ``overwrite``; the message says what to do.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ConfigError(f"{what} is a folder; expected a file path")
+    parent = p.parent if str(p.parent) else Path(".")
+    if make_parent and not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"{what}: cannot create folder {parent} ({err.strerror or err})") from None
+    if not parent.is_dir():
+        raise ConfigError(f"{what}: folder {parent} does not exist; create it first")
+    try:  # a real write (os.access says yes to root on read-only and virtual file systems)
+        fd, probe = tempfile.mkstemp(prefix=".livedance-write-check-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{what}: cannot write in folder {parent} ({err.strerror or err})") from None
+    if p.exists() and not overwrite:
+        raise ConfigError(f"{what} already exists; pass --overwrite to replace it, or choose another name")
+    return p
+

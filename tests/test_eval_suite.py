@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livedance.errors import DataError
+from livedance.errors import ConfigError, DataError
 from livedance.eval import EvalConfig, MusicBeatCache, derangement, evaluate, find_motions, save_motion
 
 SR = 22050
@@ -239,3 +239,26 @@ def test_cli_weights_and_temperature_need_the_livedance_row(songs, tmp_path, mon
     assert "--models livedance" in capsys.readouterr().err
     assert main(["eval", "--models", "livedance", "--temperature", "-1"]) == 2
     assert "--temperature must be a positive number" in capsys.readouterr().err
+
+
+def test_bailando_music_beats_come_from_the_whole_song_and_each_excerpt_takes_its_own(tmp_path):
+    """Bailando tracks the whole song's percussive part once; an excerpt's beats are those inside it, in seconds
+    from its start, the same beats whichever excerpt asks (and a click track's beats are its clicks)."""
+    import soundfile as sf
+
+    from livedance.beats.clicks import click_track
+    from livedance.eval.music_beats import BeatTrackConfig
+
+    sr = 22050
+    song = tmp_path / "clicks.wav"
+    sf.write(song, click_track(120.0, 12.0, sample_rate=sr)[0], sr)  # clicks every 0.5 s
+    cache = MusicBeatCache(tmp_path / "cache")
+    a = cache.beats(song, 2.0, 4.0)
+    b = cache.beats(song, 3.0, 4.0)
+    assert cache.misses == 1 and cache.hits == 1  # one analysis of the song, cached
+    assert a.min() >= 0 and a.max() < 4.0 and b.min() >= 0 and b.max() < 4.0
+    common = np.intersect1d(np.round(a - 1.0, 6), np.round(b, 6))
+    assert len(common) >= len(b) - 2  # the same song beats, shifted by the excerpts' 1 s
+    np.testing.assert_allclose(np.diff(a), 0.5, atol=0.02)
+    with pytest.raises(ConfigError, match="music beat method"):
+        BeatTrackConfig(method="madmom")

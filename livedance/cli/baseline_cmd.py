@@ -22,16 +22,15 @@ from livedance.cli.model_cmd import train_app
 def train_baseline_cmd(
     minutes: Optional[float] = typer.Option(
         14.0, help="Wall-clock budget in minutes (the generator's shipped run; the LR anneals over it)."),
-    steps: int = typer.Option(3000, help="Optimiser steps (the LR schedule's length; the wall-clock budget stops first)."),
+    steps: int = typer.Option(3000, min=1, help="Optimiser steps (the LR schedule's length; the wall-clock budget stops first)."),
     seed: int = typer.Option(0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
     out: Optional[Path] = typer.Option(None, help="Run folder; default runs/baseline."),
     tokenizer: Optional[Path] = typer.Option(
         None, help="vq tokenizer stem; default runs/baseline-tokenizer-vq/tokenizer, else the shipped baseline_tokenizer."),
-    batch_size: int = typer.Option(32, help="Windows of 32 token slots per step."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
-    threads: int = typer.Option(
-        1, help="torch CPU threads (1, as the generator's shipped run: fastest on a loaded 2-core machine)."),
+    batch_size: int = typer.Option(32, min=1, help="Windows of 32 token slots per step."),
+    lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads (1, as the generator's shipped run: fastest on a loaded 2-core machine)."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/baseline.* and baseline_tokenizer.*."),
     data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
     progress: bool = typer.Option(True, help="Show a progress bar."),

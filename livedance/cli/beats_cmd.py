@@ -26,9 +26,11 @@ def beats(
     """
     import numpy as np
 
+    from livedance.audio.base import validate_sample_rate
     from livedance.data.audio_io import load_audio
 
     audio, sr = load_audio(file)
+    validate_sample_rate(sr, f"audio file {file}")  # the range the live inputs take (8..96 kHz)
     if offline:
         try:
             import librosa

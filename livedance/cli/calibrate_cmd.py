@@ -43,7 +43,7 @@ def latency_command(
     beats: int = typer.Option(32, help="Tap: number of clicks."),
     lead_in: float = typer.Option(2.0, "--lead-in", help="Tap: seconds of silence before the first click."),
     discard: int = typer.Option(4, help="Tap: first taps ignored (warm-up)."),
-    clicks: int = typer.Option(8, help="Loopback: clicks played."),
+    clicks: int = typer.Option(8, min=3, help="Loopback: clicks played (>= 3)."),
     jack_loop: bool = typer.Option(
         False, "--jack-loop", help="Loopback on JACK: connect livedance's own JACK outputs to its inputs (no cable)."
     ),
@@ -193,7 +193,9 @@ def show_command(
 
 @calibrate_app.command("set")
 def set_command(
-    output_ms: Optional[float] = typer.Option(None, "--output-ms", help="Output latency to store, milliseconds."),
+    output_ms: Optional[float] = typer.Option(None, "--output-ms", min=0.0, max=2000.0,
+                                              help="Output latency to store, milliseconds (0..2000: the delay between "
+                                              "a frame leaving livedance and the avatar showing it)."),
     input_ms: Optional[float] = typer.Option(None, "--input-ms", help="Input latency to store, milliseconds."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="Config file (default: the user config)."),
 ) -> None:

@@ -116,13 +116,6 @@ def eval_command(
     if not math.isfinite(fps) or fps <= 0:
         raise ConfigError(f"--fps must be a positive frame rate, got {fps}")
     config = EvalConfig(fps=fps, seed=seed)
-    split_clips = load_split(split)
-    reference_clips = load_split(reference_split)
-    extra = {}
-    if motions is not None:
-        extra[f"motions ({motions.name or motions})"] = find_motions(motions)
-    cache = MusicBeatCache()
-    err = Console(stderr=True)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
             or min_p is not None or guidance is not None or style is not None) and "livedance" not in (models or ""):
         raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance / --style "
@@ -135,16 +128,33 @@ def eval_command(
         raise ConfigError(f"--residual-temperature must be >= 0, got {residual_temperature}")
     if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise ConfigError(f"--temperature must be a positive number, got {temperature}")
+    names = [m.strip() for m in (models or "").split(",") if m.strip()]
+    bad = [m for m in names if m not in ("livedance", "baseline")]
+    if bad:
+        raise ConfigError(f"--models {models!r}: unknown model(s) {bad}; expected livedance and/or baseline")
+    if style is not None and style != "label":  # an unknown style fails before the data loads
+        from livedance.engine.style_prior import StylePrior, clears_style
+
+        if not clears_style(style):
+            StylePrior.load().index(style)
+    if json_out is not None:
+        from livedance.atomic import check_output_path
+
+        check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
+    # the checks above are cheap; now the data
+    split_clips = load_split(split)
+    reference_clips = load_split(reference_split)
+    extra = {}
+    if motions is not None:
+        extra[f"motions ({motions.name or motions})"] = find_motions(motions)
+    cache = MusicBeatCache()
+    err = Console(stderr=True)
     if models:
         import tempfile
 
         from livedance.engine.offline import generate_for_clips
         from livedance.engine.pose_guard import PoseGuardConfig
 
-        names = [m.strip() for m in models.split(",") if m.strip()]
-        bad = [m for m in names if m not in ("livedance", "baseline")]
-        if bad:
-            raise ConfigError(f"--models {models!r}: unknown model(s) {bad}; expected livedance and/or baseline")
         folder = models_out or Path(tempfile.mkdtemp(prefix="livedance-eval-"))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:

@@ -39,8 +39,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                     + (f"; shipped {', '.join(res['shipped'])}" if res.get("shipped") else ""), highlight=False)
 
 
-_STEPS = typer.Option(3000, help="Optimiser steps (the LR schedule's length).")
-_MIN = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early).")
+_STEPS = typer.Option(3000, min=1, help="Optimiser steps (the LR schedule's length).")
+_MIN = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early).")
 
 
 @train_app.command("generator")
@@ -49,10 +49,10 @@ def train_generator_cmd(
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log); default runs/generator."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
-    batch_size: int = typer.Option(16, help="Token windows per step (per rank)."),
-    tokens: int = typer.Option(64, help="Token slots per training window (0.16 s each)."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
-    threads: int = typer.Option(1, help="torch CPU threads per process (1 is fastest on a loaded 2-core machine)."),
+    batch_size: int = typer.Option(16, min=1, help="Token windows per step (per rank)."),
+    tokens: int = typer.Option(64, min=3, help="Token slots per training window (0.16 s each)."),
+    lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads per process (1 is fastest on a loaded 2-core machine)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/generator.*."),
     data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
@@ -89,10 +89,10 @@ def generate_cmd(
     model: str = typer.Option("livedance", "--model", help="livedance (the generator) or baseline."),
     weights: Optional[Path] = typer.Option(None, help="Weights stem (default: the shipped weights of --model)."),
     backend: str = typer.Option("onnx", help="Engine backend: onnx (default), torch or tensorrt."),
-    seed: int = typer.Option(0, help="Sampling seed."),
+    seed: int = typer.Option(0, min=0, help="Sampling seed (>= 0)."),
     greedy: bool = typer.Option(False, "--greedy", help="Argmax decoding instead of sampling."),
-    start: float = typer.Option(0.0, help="Song time of the first frame, seconds."),
-    duration: Optional[float] = typer.Option(None, help="Seconds to dance (default: to the end)."),
+    start: float = typer.Option(0.0, min=0.0, help="Song time of the first frame, seconds (>= 0)."),
+    duration: Optional[float] = typer.Option(None, help="Seconds to dance, > 0 (default: to the end)."),
     bvh: Optional[Path] = typer.Option(None, help="Also write a BVH of the 22 body joints."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
     device: str = typer.Option("cpu", help="torch device for --backend torch (cuda: mamba-ssm kernels if installed)."),
@@ -119,8 +119,25 @@ def generate_cmd(
 
     if model not in _MODELS:
         raise ConfigError(f"--model {model!r}; expected one of {', '.join(_MODELS)}")
+    import math
+
+    from livedance.atomic import check_output_path
+
     if output.suffix.lower() != ".npz":
         raise ConfigError(f"--output {output}: expected a .npz file")
+    if not math.isfinite(start):
+        raise ConfigError(f"--start must be a finite number of seconds >= 0, got {start}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise ConfigError(f"--duration must be a finite number of seconds > 0, got {duration}")
+    if bvh is not None and bvh.suffix.lower() != ".bvh":
+        raise ConfigError(f"--bvh {bvh}: expected a .bvh file")
+    from livedance.audio.base import validate_sample_rate
+    from livedance.data.audio_io import load_audio
+
+    validate_sample_rate(load_audio(song, duration_s=1.0)[1], f"audio file {song}")  # as a live input (8..96 kHz)
+    check_output_path(output, f"--output {output}", overwrite=True, make_parent=True)  # (before the generation, not after it)
+    if bvh is not None:
+        check_output_path(bvh, f"--bvh {bvh}", overwrite=True, make_parent=True)
     from livedance.engine.pose_guard import PoseGuardConfig
 
     gen = load_generator(weights, backend=backend, seed=seed, greedy=greedy, kind=model, tokenizer=tokenizer,
@@ -152,8 +169,13 @@ def export_cmd(
     from livedance.engine.backends import export_onnx
     from livedance.errors import ConfigError
 
+    from livedance.atomic import check_output_path
+
     if model not in _MODELS:
         raise ConfigError(f"--model {model!r}; expected one of {', '.join(_MODELS)}")
+    if output.suffix.lower() != ".onnx":
+        raise ConfigError(f"--output {output}: expected a .onnx file")
+    check_output_path(output, f"--output {output}", overwrite=True, make_parent=True)
     graph, _, _ = load_step_graph(weights, model, tokenizer)
     path = export_onnx(graph, output)
     shapes = graph.input_shapes(1)

@@ -25,18 +25,17 @@ app.add_typer(train_app, name="train")
 @train_app.command("tokenizer")
 def train_tokenizer_cmd(
     variant: str = typer.Option("hrvq", help="Tokenizer variant: hrvq (part-chained residual VQ), rvq or vq."),
-    steps: int = typer.Option(3000, help="Optimiser steps (the LR schedule's length)."),
-    minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early)."),
+    steps: int = typer.Option(3000, min=1, help="Optimiser steps (the LR schedule's length)."),
+    minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log); default runs/tokenizer-<variant>."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
-    batch_size: int = typer.Option(32, help="Windows per step (per rank)."),
-    window: int = typer.Option(64, help="Training window length, frames (multiple of 4)."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW)."),
+    batch_size: int = typer.Option(32, min=1, help="Windows per step (per rank)."),
+    window: int = typer.Option(64, min=4, help="Training window length, frames (multiple of 4)."),
+    lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
     width: int = typer.Option(64, help="Channels of the conv encoder/decoder."),
-    codebook_size: int = typer.Option(512, help="Codes per codebook (one per part per level)."),
-    threads: int = typer.Option(
-        1, help="torch CPU threads per process (1 is several times faster than 2 on a busy 2-core machine)."
+    codebook_size: int = typer.Option(512, min=2, help="Codes per codebook (one per part per level)."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads per process (1 is several times faster than 2 on a busy 2-core machine)."
     ),
     data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/tokenizer.* and its MODEL_CARD.md section."),
@@ -64,19 +63,19 @@ def train_tokenizer_decoder_cmd(
     source: Optional[Path] = typer.Option(None, "--from", help="Tokenizer stem to start from, normally the one as "
                                           "trained, e.g. runs/tokenizer-hrvq/tokenizer (default: the shipped one of "
                                           "--model, refused when that one is already tuned)."),
-    steps: int = typer.Option(300, help="Optimiser steps (the LR schedule's length)."),
-    minutes: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes (stops and anneals early)."),
+    steps: int = typer.Option(300, min=1, help="Optimiser steps (the LR schedule's length)."),
+    minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log, tokenizer.*, metrics.json); "
                                        "default runs/tokenizer-decoder-<model>."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
-    lr: float = typer.Option(3e-4, help="Peak learning rate (AdamW)."),
+    lr: float = typer.Option(3e-4, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
     acc_weight: float = typer.Option(1.0, help="Weight of the L1 of the normalised features' second difference."),
     pos_acc_weight: float = typer.Option(50.0, help="Weight of the L1 of the FK joints' second difference "
                                          "(metres per frame^2)."),
     kin_weight: float = typer.Option(0.0, min=0.0, help="Weight of the L1 of each window's RMS joint speed "
                                      "(metres per frame; keeps the kinetic energy that L1 terms smooth away)."),
-    threads: int = typer.Option(1, help="torch CPU threads per process."),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads per process."),
     data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data "
                                              "or $LIVEDANCE_DATA)."),
     ship: bool = typer.Option(False, "--ship", help="Also overwrite the shipped tokenizer of --model and write its "

@@ -93,7 +93,10 @@ def perform_command(
         help="Output latency in ms (audio out + network + render). Default: the calibration user config, else 0.",
     ),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model weights to dance with (default: the shipped model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model to dance with: livedance or baseline (the shipped "
+                                        "weights), or a weights stem (PATH of PATH.json + PATH.safetensors). Default: the "
+                                        "shipped livedance model, or the procedural dancer if it cannot load; a --model "
+                                        "that cannot load is an error."),
     procedural: bool = typer.Option(False, "--procedural", help="Use the procedural dancer, not the learned model."),
     backend: str = typer.Option(
         "onnx", "--backend",

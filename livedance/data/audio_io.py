@@ -5,6 +5,7 @@ Formats are whatever libsndfile >= 1.1 decodes: wav, flac, ogg/vorbis, opus, mp3
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,19 @@ def load_audio(
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"audio file {path} is a folder; expected an audio file (wav, flac, ogg, opus or mp3)")
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
+    if not (isinstance(offset_s, numbers.Real) and np.isfinite(offset_s)):
+        raise AudioError(f"audio file {path}: the excerpt's start {offset_s!r} s is not a finite number")
+    if duration_s is not None and not (isinstance(duration_s, numbers.Real) and np.isfinite(duration_s) and duration_s > 0):
+        raise AudioError(f"audio file {path}: the excerpt's duration {duration_s!r} s is not a finite number > 0")
     try:
         info = sf.info(str(path))
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError / TypeError
         raise AudioError(
-            f"cannot read audio file {path} (suffix {path.suffix or 'none'!r}): {err}. "
+            f"cannot read audio file {path} (suffix {path.suffix or 'none'!r}): {str(err).rstrip('.')}. "
             "Expected wav, flac, ogg, opus or mp3."
         ) from None
     fmt = f"{info.format}/{info.subtype}, {info.samplerate} Hz, {info.channels} ch"

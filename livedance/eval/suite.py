@@ -6,9 +6,10 @@ One row scores one set of dances (:class:`EvalClip`) against a reference set of 
   :mod:`livedance.eval.window`), z-normalised with the reference set's mean and std, then the
   Fréchet distance between the row's set and the reference set (Bailando's protocol);
 - Divk / Divg: mean pairwise distance of the row's normalised features;
-- BAS: mean over clips of the Beat Align Score of the whole clip against librosa beats of the music
-  excerpt it was paired with; clips without music beats are left out;
-- PFC: mean over clips of EDGE's physical foot contact score of the whole clip.
+- BAS: mean over clips of the Beat Align Score of the whole clip against the music beats inside the excerpt it was
+  paired with (Bailando's whole-song percussive beat tracking, :mod:`livedance.eval.music_beats`); clips without
+  music beats are left out;
+- PFC: mean over clips of EDGE's physical foot contact score over the same first 20 s (it depends on the length).
 
 Every clip is first resampled (linear interpolation) to the evaluation frame rate, so all rows see
 the same rate.
@@ -224,8 +225,10 @@ def _track(progress: Any, items: Sequence[Any], description: str) -> Iterable[An
 
 
 def compute_features(clips: Sequence[EvalClip], config: EvalConfig, progress: Any = None, what: str = "") -> FeatureSet:
-    """Kinetic and geometric features (first ``config.seconds``, root-anchored) and PFC (whole
-    clip) of clips already at ``config.fps`` (see :meth:`EvalClip.at_fps`).
+    """Kinetic and geometric features and PFC of clips already at ``config.fps`` (see :meth:`EvalClip.at_fps`),
+    all over the protocol window (first ``config.seconds``, root-anchored). PFC (EDGE) normalises the root
+    acceleration by its maximum over the clip it is given, so it depends on the length: every row gets the same
+    window (before session 16 the real dances were scored whole, 41-113 s, the generated ones over 20 s).
 
     Args:
         clips: N clips at the evaluation rate.
@@ -243,7 +246,7 @@ def compute_features(clips: Sequence[EvalClip], config: EvalConfig, progress: An
         window = protocol_window(clip.positions, config.fps, config.seconds)
         kin.append(kinetic_features(window, config.fps))
         geo.append(geometric_features(window, config.fps))
-        pfc.append(physical_foot_contact(clip.positions, config.fps))
+        pfc.append(physical_foot_contact(window, config.fps))
     return FeatureSet(
         [c.name for c in clips],
         np.asarray(kin, dtype=np.float64).reshape(len(clips), -1),

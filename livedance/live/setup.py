@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livedance.atomic import check_output_path
 from livedance.errors import ConfigError, LivedanceError
 
 _log = logging.getLogger("livedance.live")
@@ -65,7 +66,11 @@ def default_latency_ms() -> tuple[float, str]:
     if not path.exists():
         return 0.0, "default: not calibrated, see `livedance calibrate latency`"
     cfg = load_user_config(path)
-    return float(cfg.output_latency_ms), f"calibrated, {path}"
+    ms = float(cfg.output_latency_ms)
+    if ms < 0:  # (a tap calibration of someone who taps ahead of the beat): frames cannot be shown late on purpose
+        return 0.0, (f"calibrated {ms:g} ms in {path} is below 0, so 0 is used; re-run `livedance calibrate latency` "
+                     "or `livedance calibrate set --output-ms MS`")
+    return ms, f"calibrated, {path}"
 
 
 def open_source(spec: str | None, play: bool = False, block_size: int = 512):
@@ -86,6 +91,10 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512):
         from livedance.assets import demo_song
 
         spec = str(demo_song())
+    if spec is not None and Path(spec).expanduser().is_dir():
+        from livedance.errors import AudioError
+
+        raise AudioError(f"audio source {spec} is a folder; expected an audio file, demo, a device or jack:<client>")
     if spec is not None and Path(spec).expanduser().is_file():
         from livedance.audio.file import FileSource
 
@@ -115,7 +124,8 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
     """The dance generator: the learned model's engine, or the procedural dancer.
 
     Args:
-        model: path to model weights (None: the shipped default, if any).
+        model: path to model weights, or ``"livedance"`` / ``"baseline"`` for the shipped ones (None: the shipped
+            livedance model, if any).
         procedural: use the procedural dancer and do not look for a model.
         fps: frame rate of the procedural dancer.
         backend, device, cuda_graph: the learned model's engine (:func:`livedance.engine.load_generator`):
@@ -124,8 +134,10 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         pose_guard: turn on the learned engine's pose guard (:mod:`livedance.engine.pose_guard`; off by default).
 
     Returns:
-        (generator, description). When the model cannot be loaded with the default engine the procedural
-        dancer is returned and the description says why (the show goes on; a warning is logged).
+        (generator, description). When the shipped model (no ``model`` given) cannot be loaded with the default
+        engine the procedural dancer is returned and the description says why (the show goes on; a warning is
+        logged). A ``model`` given explicitly (a weights stem, or the name ``livedance`` / ``baseline``) that
+        cannot load is an error at start instead.
 
     Raises:
         ConfigError: an engine choice together with ``procedural``, or an unknown backend.
@@ -139,6 +151,8 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
     if chosen and procedural:
         raise ConfigError("--backend / --device / --cuda-graph choose the learned model's engine; "
                           "they do not apply with --procedural")
+    if model is not None and procedural:
+        raise ConfigError(f"--model {model} and --procedural: choose one (the procedural dancer has no weights)")
     if pose_guard and procedural:
         raise ConfigError("--pose-guard guards the learned model's sampling; it does not apply with --procedural")
     if pose_guard:  # asked for: a missing or malformed prior is an error at start, not a silent procedural show
@@ -171,11 +185,17 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         from livedance.engine.pose_guard import PoseGuardConfig
 
         engine["pose_guard"] = PoseGuardConfig(enabled=True)
+    if model in ("livedance", "baseline"):  # a model name, as `generate --model` / `eval --models` take it
+        engine["kind"], model = model, None
     try:
         gen = loader(model, **engine) if model is not None else loader(**engine)
     except (LivedanceError, OSError, ValueError, RuntimeError, ImportError) as err:
-        if chosen:
+        asked = chosen or model is not None or "kind" in engine
+        if asked and isinstance(err, LivedanceError):
             raise
+        if asked:  # torch's own messages (an unknown --device, ...): one line at start
+            raise ConfigError(f"{'--model ' + str(model) if model is not None else '--backend ' + backend}: "
+                              f"{type(err).__name__}: {err}") from None
         _log.warning("model weights did not load (%s); dancing with the procedural dancer", err)
         return proc, f"procedural dancer (model did not load: {err})"
     where = f", {backend}" + (f" on {device}" if backend == "torch" else "") + (" (CUDA graph)" if cuda_graph else "")
@@ -213,6 +233,7 @@ def build_sinks(
         seen.add(p)
         if p.suffix.lower() not in (".bvh", ".npz"):
             raise ConfigError(f"--record {path}: unknown recording format {p.suffix or '(none)'!r}; expected .bvh or .npz")
+        check_output_path(p, f"--record {path}", overwrite)
     sinks: list = []
     recs: list = []
     try:

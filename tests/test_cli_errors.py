@@ -1,0 +1,69 @@
+"""Bad input at the command line: one line naming the input and what was expected, exit status 2, never a
+traceback, and before any long work (cases from a review of every command with bad input, session 16)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livedance.cli import main
+
+SONG = str(Path(__file__).resolve().parents[1] / "livedance" / "assets" / "armygeddon-excerpt.ogg")
+
+
+@pytest.fixture
+def files(tmp_path):
+    t = np.arange(3 * 4000) / 4000
+    sf.write(tmp_path / "sr4k.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 4000)
+    (tmp_path / "take.bvh").write_text("an earlier take")
+    (tmp_path / "folder.wav").mkdir()
+    (tmp_path / "out.npz").mkdir()
+    return tmp_path
+
+
+CASES = [
+    (["perform", "demo", "--no-vmc", "--no-controls", "--model", "{tmp}/nosuch"], "nosuch.json"),
+    (["perform", "demo", "--no-vmc", "--no-controls", "--procedural", "--model", "x"], "choose one"),
+    (["perform", "demo", "--no-vmc", "--no-controls", "--procedural", "--record", "{tmp}/take.bvh"],
+     "already exists; pass --overwrite"),
+    (["perform", "{tmp}/folder.wav", "--no-vmc", "--no-controls", "--procedural"], "is a folder"),
+    (["beats", "{tmp}/folder.wav"], "is a folder; expected an audio file"),
+    (["beats", "{tmp}/sr4k.wav"], "8000"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--duration", "nan"], "--duration must be a finite number"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--duration", "inf"], "--duration must be a finite number"),
+    (["generate", SONG, "-o", "{tmp}/out.npz", "--duration", "1"], "--output"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--bvh", "{tmp}/g.xyz"], "expected a .bvh file"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--seed", "-5"], "--seed"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--start", "-1"], "--start"),
+    (["export", "-o", "{tmp}/e.xyz"], "expected a .onnx file"),
+    (["eval", "--models", "bogus"], "unknown model(s)"),
+    (["calibrate", "set", "--output-ms", "-5", "--config", "{tmp}/c.json"], "--output-ms"),
+    (["calibrate", "latency", "--loopback", "--clicks", "0"], "--clicks"),
+    (["train", "generator", "--threads", "0"], "--threads"),
+    (["train", "tokenizer", "--steps", "-5"], "--steps"),
+]
+
+
+@pytest.mark.parametrize("argv,needle", CASES, ids=[" ".join(a[:2]) + f" [{i}]" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_is_one_clear_line_with_status_2(files, capsys, monkeypatch, argv, needle):
+    monkeypatch.setenv("LIVEDANCE_DATA", str(files / "no-data"))  # nothing may get as far as loading data
+    code = main([a.replace("{tmp}", str(files)) for a in argv])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2, err
+    assert needle in err and "Traceback" not in err, err
+    assert (files / "take.bvh").read_text() == "an earlier take"
+    assert not (files / "g.npz").exists()
+
+
+def test_a_negative_calibrated_output_latency_is_used_as_0_and_said(tmp_path, monkeypatch):
+    from livedance.live.setup import default_latency_ms
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"version": 1, "output_latency_ms": -5.0}))
+    monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg))
+    ms, why = default_latency_ms()
+    assert ms == 0.0 and "-5 ms" in why and str(cfg) in why and "calibrate" in why
