@@ -203,4 +203,30 @@ def test_a_failing_output_device_leaves_the_file_going_without_sound(tmp_path, c
     assert "Speakers" in src.last_error and "without sound from 0.23 s" in src.last_error
     assert ("finished before the end" if failure == "stream ends" else "no output callback") in src.last_error
     assert sum("Speakers" in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1
+    out, stopped = made[0].pump(512)  # the given-up stream comes back to life: silence, and it is told to stop
+    assert stopped and not out.any() and src.status is SourceStatus.FINISHED
+    deadline = time.monotonic() + 2.0
+    while not made[0].closed and time.monotonic() < deadline:  # closed off the reader's thread
+        time.sleep(0.01)
+    assert made[0].closed
+    src.stop()
+
+
+def test_an_output_device_slow_to_start_is_not_taken_for_a_failed_one(stereo_file):
+    import time
+
+    class SlowStart(FakeOutputStream):
+        def start(self):
+            time.sleep(1.1)  # a device waking up
+            super().start()
+
+    path, _ = stereo_file
+    speakers = [DeviceInfo(3, "Speakers", "ALSA", 0, 2, 44100.0, default_output=True)]
+    made = []
+    src = FileSource(path, play=True, block_size=512, device_lister=lambda: speakers,
+                     stream_factory=lambda **kw: made.append(SlowStart(**kw)) or made[-1])
+    src.start()
+    assert src.read(512) is None and src.last_error is None  # no callback yet, but the stream only just started
+    made[0].pump(512)
+    assert src.read(512).n_frames == 512 and src.last_error is None
     src.stop()

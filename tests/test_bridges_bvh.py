@@ -160,3 +160,33 @@ def test_the_file_is_replaced_only_when_the_first_frame_comes(tmp_path):
     assert old.read_bytes().startswith(b"HIERARCHY") and b"Frames: 1" in old.read_bytes()
     with pytest.raises(ValueError, match="closed"):
         w.write_frame(q, np.zeros(3))
+
+
+def test_finishing_holds_the_first_signal_and_lets_a_second_one_through():
+    """While recordings close: one Ctrl-C / SIGTERM is held (and announced), a second one acts at once; a held
+    SIGTERM still ends the process with 143 afterwards; the previous handlers come back."""
+    from livedance.bridges.shutdown import finishing
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    seen = []
+    with finishing(seen.append):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):  # (the handler runs between bytecodes)
+            if seen:
+                break
+    assert seen == ["SIGINT"]  # held: no KeyboardInterrupt, inside or after
+    with pytest.raises(KeyboardInterrupt):
+        with finishing(seen.append):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):
+                pass
+            os.kill(os.getpid(), signal.SIGINT)  # the second one
+            for _ in range(10_000):
+                pass
+    with pytest.raises(SystemExit) as ended:
+        with finishing():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                pass
+    assert ended.value.code == 143
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -540,14 +540,36 @@ def test_the_summary_names_every_recording_loss_and_the_recovery(tmp_path):
     dropped.write_text("x")
     (tmp_path / "cut.npz.parts").mkdir()
     con = Console(record=True, width=300)
-    _report_recordings(con, [ok], SimpleNamespace(recorded_frames=120, record_dropped=0, record_errors=0))
-    _report_recordings(con, [dropped, unmerged, missing],
-                       SimpleNamespace(recorded_frames=100, record_dropped=15, record_errors=2))
+    counts = {str(ok): (120, 0, 0), str(dropped): (100, 15, 0), str(unmerged): (100, 15, 0), str(missing): (0, 15, 62)}
+    _report_recordings(con, [ok, dropped, unmerged, missing], SimpleNamespace(recordings=counts))
     text = con.export_text()
-    assert f"recorded {ok}: 120 frames" in text
-    assert f"recorded {dropped}: 100 frames; 15 dropped" in text and "2 write errors" in text
+    assert f"recorded {ok}: 120 frames" in text and f"recorded {ok}: 120 frames;" not in text  # its own counts
+    assert f"recorded {dropped}: 100 frames; 15 dropped" in text and "0 write errors" in text
     assert f"{unmerged} was not merged" in text and "recover_npz" in text
-    assert f"{missing} was not written" in text
+    assert f"{missing} was not written (62 recording errors)" in text
+
+
+def test_each_recording_keeps_its_own_counts_when_another_one_fails(tmp_path):
+    """One recording on a full disk must not make the good one's line read as empty."""
+    from livedance.bridges.frame import PoseFrame
+
+    class Full:
+        path = str(tmp_path / "full.bvh")
+
+        def write(self, frame):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    good = make_recorder(tmp_path / "good.npz", default_rest_offsets(), 60.0)
+    rt = RecorderThread([good, Full()])
+    rest = default_rest_offsets()
+    for i in range(30):
+        rt.send(PoseFrame.rest(rest), None)
+    assert rt.close()
+    assert rt.per_recorder[str(tmp_path / "good.npz")] == [30, 0] and rt.per_recorder[Full.path] == [0, 30]
+    assert np.load(tmp_path / "good.npz")["local_quats"].shape[0] == 30
 
 
 def test_stop_joins_every_thread_within_a_second(click_wav):

@@ -17,6 +17,7 @@ Three modes:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -124,6 +125,7 @@ class FileSource(AudioSource):
         self._stream: Any = None
         self._ctl = threading.Lock()
         self._last_cb = 0.0
+        self._gen = 0  # output stream generation: callbacks of a stream given up on (or of an older start) are ignored
         self._out_failed: str | None = None  # set (audio thread or reader) when the output device fails
         self._paced_fallback = False  # play mode gave up on the output: paced from _pos on
         self.last_error: str | None = None
@@ -179,6 +181,7 @@ class FileSource(AudioSource):
             self._play_done = False
             self._out_failed = None
             self._paced_fallback = False
+            self._gen += 1
             self.last_error = None
             self._clock = CaptureClock(self._sr)
             if self._play:
@@ -230,12 +233,17 @@ class FileSource(AudioSource):
             channels=out_ch,
             dtype="float32",
             latency=self._latency,
-            callback=self._out_callback,
-            finished_callback=self._on_finished,
+            callback=functools.partial(self._out_callback, self._gen),
+            finished_callback=functools.partial(self._on_finished, self._gen),
         )
+        self._last_cb = time.perf_counter()  # (opening may take a while: the stall timer starts now)
 
-    def _out_callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        """PortAudio output callback: play the next samples and copy their mono mix to the ring."""
+    def _out_callback(self, gen: int, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        """PortAudio output callback: play the next samples and copy their mono mix to the ring (silence and a
+        stop for a stream this source gave up on: ``gen`` is the stream's generation)."""
+        if gen != self._gen or self._paced_fallback:
+            outdata.fill(0.0)
+            raise self._callback_stop
         now = time.perf_counter()
         ring = self._ring
         src = self._out_src
@@ -265,16 +273,23 @@ class FileSource(AudioSource):
         self.last_error = (f"output device {dev} failed while playing {self.path} ({self._out_failed}); the file goes on "
                            f"without sound from {self._play_pos / self._sr:.2f} s")
         _log.warning("%s", self.last_error)
+        self._paced_fallback = True  # first: from now on the old stream's callbacks play silence and stop
         with self._ctl:
+            self._gen += 1
             stream, self._stream = self._stream, None
         if stream is not None:
-            portaudio.abandon_stream(stream)  # it may hang in a close; never block the reader on it
+            if self._out_device is not None and self._out_device.is_jack:  # (as stop() does for a stalled JACK stream)
+                portaudio.abandon_stream(stream)  # PortAudio cannot close a stream of a JACK server that went away
+            else:  # a close can block on a failing device: never on the reader's thread
+                threading.Thread(target=portaudio.close_stream, args=(stream,), name="livedance-close-output",
+                                 daemon=True).start()
         self._pos = self._play_pos
         if self._clock.t0 is None:  # it failed before its first callback: the clock starts now
             self._clock.set_origin(self._time() - self._pos / self._sr)
-        self._paced_fallback = True
 
-    def _on_finished(self) -> None:
+    def _on_finished(self, gen: int) -> None:
+        if gen != self._gen or self._paced_fallback:
+            return
         if not self._loop and self._play_pos >= self._n:
             self._play_done = True  # the end of the file
         else:  # the output stream ended on its own: the device failed

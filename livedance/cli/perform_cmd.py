@@ -46,21 +46,22 @@ def _status_text(stats, beat, t_run: float, link: bool = False, style: str | Non
 
 
 def _report_recordings(console, record, st) -> None:
-    """One line per recording: its frames, or what went wrong and how to recover (never a silent loss)."""
-    lost = st.record_dropped + st.record_errors
+    """One line per recording, with its own counts: its frames, or what went wrong and how to recover (never a
+    silent loss)."""
     for p in record:
         path = Path(p)
+        frames, dropped, errors = st.recordings.get(str(path), st.recordings.get(str(p), (0, 0, 0)))
         parts = path.with_name(path.name + ".parts")
         if path.suffix.lower() == ".npz" and parts.exists():
             console.print(f"[red]{p} was not merged; its frames are in {parts}: run "
                           f"livedance.bridges.npz_record.recover_npz('{p}')[/]", highlight=False)
         elif not path.exists():
-            console.print(f"[red]{p} was not written ({st.record_errors} recording errors)[/]", highlight=False)
-        elif lost:
-            console.print(f"[yellow]recorded {p}: {st.recorded_frames} frames; {st.record_dropped} dropped (the disk "
-                          f"could not keep up), {st.record_errors} write errors[/]", highlight=False)
+            console.print(f"[red]{p} was not written ({errors} recording errors)[/]", highlight=False)
+        elif dropped or errors:
+            console.print(f"[yellow]recorded {p}: {frames} frames; {dropped} dropped (the disk could not keep up), "
+                          f"{errors} write errors[/]", highlight=False)
         else:
-            console.print(f"recorded {p}: {st.recorded_frames} frames", highlight=False)
+            console.print(f"recorded {p}: {frames} frames", highlight=False)
 
 
 def _style_text(gen) -> str | None:

@@ -63,8 +63,8 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
     that step's ``t - lag_s``, as in the live loop), then those steps run back to back. The contexts, and so
     the dance, are the same for every ``lookahead_steps`` (tested bit for bit); 1 is the live loop's
     interleaving. Back-to-back steps keep the model's weights in the CPU caches: on the 2-core CI machine the
-    generator's steps take about a quarter less time than when the feature extractor and the beat tracker
-    run between them (``benchmarks/model.py``, docs/model.md).
+    generator's real-time factor was 11-25 % higher than when the feature extractor and the beat tracker
+    run between its steps (``benchmarks/model.py --lookahead 1``, docs/model.md).
 
     Args:
         generator: a :class:`~livedance.engine.learned.LearnedGenerator` (any MotionGenerator with

@@ -40,24 +40,29 @@ def default_cache_dir() -> Path:
     return Path(dataset_cache_dir())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BeatTrackConfig:
     """Settings of the offline music beat tracker (see the module docstring).
 
     Attributes:
         method: ``"bailando"`` (the whole song's percussive part, median onset strength, as Bailando's
             preprocessing) or ``"excerpt"`` (plain ``beat_track`` on the excerpt alone; before session 16).
-        sample_rate: analysis rate in Hz (audio is resampled with soxr): Bailando's 30720, or 22050 for ``excerpt``.
+        sample_rate: analysis rate in Hz (audio is resampled with soxr); None (default): the method's own,
+            Bailando's 30720 or the earlier rule's 22050.
         hop_length: onset-envelope hop in samples (512 at 30720 Hz = 1/60 s).
+
+    Keyword-only (``BeatTrackConfig(method="excerpt")`` reproduces the beats of sessions before 16).
     """
 
     method: str = "bailando"
-    sample_rate: int = 30720
+    sample_rate: int | None = None
     hop_length: int = 512
 
     def __post_init__(self) -> None:
         if self.method not in ("bailando", "excerpt"):
             raise ConfigError(f"music beat method {self.method!r}: expected 'bailando' or 'excerpt'")
+        if self.sample_rate is None:
+            object.__setattr__(self, "sample_rate", 30720 if self.method == "bailando" else 22050)
 
 
 def _librosa():

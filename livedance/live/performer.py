@@ -190,9 +190,8 @@ class PerformStats:
         intro_starts: music starts that began an on-beat intro (:mod:`livedance.live.intro`).
         intro_ticks: ticks that showed some of the intro dancer (its weight above 0).
         intro_errors: exceptions in the intro (the tick then shows the learned dance alone).
-        recorded_frames: frames written to every recording (BVH / npz) so far.
-        record_dropped: frames a recording missed because its queue was full (the disk could not keep up).
-        record_errors: recording write or close failures (disk full, ...).
+        recordings: per recording (its path): (frames written, frames dropped because the disk could not keep
+            up, write / close errors such as a full disk).
     """
 
     frames_sent: int = 0
@@ -207,9 +206,7 @@ class PerformStats:
     fallback: bool = False
     sink_errors: dict = field(default_factory=dict)
     send_errors: int = 0
-    recorded_frames: int = 0
-    record_dropped: int = 0
-    record_errors: int = 0
+    recordings: dict = field(default_factory=dict)
     tick_deadlines: list = field(default_factory=list)
     tick_wakes: list = field(default_factory=list)
     warp_ticks: int = 0
@@ -466,7 +463,7 @@ class Performer:
         out = PerformStats(**{k: getattr(s, k) for k in s.__dataclass_fields__})
         out.sink_errors = dict(self.sinks.errors)
         out.send_errors = self.sinks.send_errors
-        out.recorded_frames, out.record_dropped, out.record_errors = self.sinks.record_counts
+        out.recordings = self.sinks.record_counts
         w = self._warp
         out.warp_aligned_ticks = w.aligned_ticks
         out.warp_beats_hit = w.beats_hit

@@ -194,7 +194,8 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         if asked and isinstance(err, LivedanceError):
             raise
         if asked:  # torch's own messages (an unknown --device, ...): one line at start
-            raise ConfigError(f"{'--model ' + str(model) if model is not None else '--backend ' + backend}: "
+            named = model if model is not None else engine.get("kind")
+            raise ConfigError(f"{'--model ' + str(named) if named is not None else '--backend ' + backend}: "
                               f"{type(err).__name__}: {err}") from None
         _log.warning("model weights did not load (%s); dancing with the procedural dancer", err)
         return proc, f"procedural dancer (model did not load: {err})"

@@ -168,9 +168,13 @@ class RecorderThread:
         name: for messages.
         max_queue: frames buffered before new ones are dropped (and counted).
         progress_s: seconds between "still writing" messages while :meth:`close` waits.
-        dropped: frames not recorded because the queue was full (the disk could not keep up).
-        errors: write or close failures (disk full, a file that cannot be written); the first is logged.
+        dropped: frames not recorded because the queue was full (the disk could not keep up); every recorder
+            missed them.
+        errors: write or close failures over all recorders (disk full, a file that cannot be written); the
+            first is logged.
         frames: frames written to every recorder.
+        per_recorder: ``{path: [frames written, write/close errors]}`` of each recorder (its ``path``, else its
+            index), for a report per file.
     """
 
     recorders: list
@@ -180,12 +184,15 @@ class RecorderThread:
     dropped: int = 0
     errors: int = 0
     frames: int = 0
+    per_recorder: dict = field(init=False)
     _q: queue.Queue = field(init=False, repr=False)
     _closing: threading.Event = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.per_recorder = {str(getattr(r, "path", i)): [0, 0] for i, r in enumerate(self.recorders)}
+        self._keys = list(self.per_recorder)
         self._q = queue.Queue(maxsize=self.max_queue)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
@@ -201,8 +208,9 @@ class RecorderThread:
         except queue.Full:
             self.dropped += 1
 
-    def _error(self, what: str, rec, err: Exception) -> None:
+    def _error(self, what: str, i: int, rec, err: Exception) -> None:
         self.errors += 1
+        self.per_recorder[self._keys[i]][1] += 1
         if not self._warned:
             self._warned = True
             _log.warning("%s %s failed: %s (further errors counted)", what, getattr(rec, "path", rec), err)
@@ -216,18 +224,19 @@ class RecorderThread:
                     break
                 continue
             ok = True
-            for rec in self.recorders:
+            for i, rec in enumerate(self.recorders):
                 try:
                     rec.write(frame)
+                    self.per_recorder[self._keys[i]][0] += 1
                 except Exception as err:  # noqa: BLE001 - keep recording the others
                     ok = False
-                    self._error("recording to", rec, err)
+                    self._error("recording to", i, rec, err)
             self.frames += int(ok)
-        for rec in self.recorders:  # the queue is empty and nothing more comes: the files can be finished
+        for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
             except Exception as err:  # noqa: BLE001
-                self._error("closing recording", rec, err)
+                self._error("closing recording", i, rec, err)
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued, then close every recorder (the files are complete afterwards).
@@ -301,10 +310,15 @@ class SinkSet:
         return sum(int(getattr(s, "send_errors", 0)) for s in self.sinks)
 
     @property
-    def record_counts(self) -> tuple[int, int, int]:
-        """(frames recorded, frames dropped, write/close errors) over the :class:`RecorderThread` sinks."""
-        recs = [s for s in self.sinks if isinstance(s, RecorderThread)]
-        return (min((r.frames for r in recs), default=0), sum(r.dropped for r in recs), sum(r.errors for r in recs))
+    def record_counts(self) -> dict[str, tuple[int, int, int]]:
+        """Per recording (its path): (frames written, frames dropped, write/close errors), over the
+        :class:`RecorderThread` sinks (a dropped frame is missed by every recording of its thread)."""
+        out = {}
+        for r in self.sinks:
+            if isinstance(r, RecorderThread):
+                for key, (n, err) in r.per_recorder.items():
+                    out[key] = (int(n), int(r.dropped), int(err))
+        return out
 
     def close(self) -> None:
         """Close every sink (recordings are flushed); never raises."""
