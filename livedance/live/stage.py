@@ -3,7 +3,8 @@
 The learned model integrates its own root velocity, as the dances it learned from do, and the Tang
 dances travel (ballroom figures cross the floor): over a 3-minute song the shipped model's pelvis ends
 17 to 25 m from where it started (``livedance generate`` on Armygeddon, seeds 0 and 1). A VMC receiver
-moves the avatar with the Hips position, so without a bound the avatar walks out of the camera's view.
+moves the avatar with that travel (sent on the root, ``/VMC/Ext/Root/Pos``), so without a bound the avatar
+walks out of the camera's view.
 
 :class:`StageLeash` offsets the ground-plane (x, z) position of each model frame by o, an offset that
 only moves while the shown position p - o is farther than ``radius_m`` from the centre c:
