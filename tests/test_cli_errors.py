@@ -31,6 +31,7 @@ CASES = [
     (["perform", "demo", "--no-vmc", "--no-controls", "--procedural", "--record", "{tmp}/take.bvh"],
      "already exists; pass --overwrite"),
     (["perform", "{tmp}/folder.wav", "--no-vmc", "--no-controls", "--procedural"], "is a folder"),
+    (["perform", "demo", "--no-controls", "--procedural", "--travel-scale", "0"], "--travel-scale"),
     (["beats", "{tmp}/folder.wav"], "is a folder; expected an audio file"),
     (["beats", "{tmp}/sr4k.wav"], "8000"),
     (["generate", SONG, "-o", "{tmp}/g.npz", "--duration", "nan"], "--duration must be a finite number"),
@@ -67,3 +68,15 @@ def test_a_negative_calibrated_output_latency_is_used_as_0_and_said(tmp_path, mo
     monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg))
     ms, why = default_latency_ms()
     assert ms == 0.0 and "-5 ms" in why and str(cfg) in why and "calibrate" in why
+
+
+def test_travel_scale_reaches_the_vmc_sender():
+    from livedance.live.rest import default_rest_offsets
+    from livedance.live.setup import build_sinks
+
+    sinks = build_sinks("127.0.0.1:39999", None, [], False, "vrm0", 60.0, default_rest_offsets(), travel_scale=0.85)
+    try:
+        assert [s.sender.travel_scale for s in sinks] == [0.85]
+    finally:
+        for s in sinks:
+            s.close()

@@ -114,6 +114,10 @@ def perform_command(
         help="Sampling seed of the learned dancer: the same song and seed dance alike, another seed dances it differently.",
     ),
     profile: str = typer.Option("vrm0", "--profile", help="Avatar profile for VMC: vrm0, vrm1, mixamo, ue_mannequin or a JSON path."),
+    travel_scale: float = typer.Option(
+        1.0, "--travel-scale", min=0.05, max=20.0,
+        help="VMC: factor on the dancer's travel and squats sent on the root, the avatar's hip height over the "
+        "SMPL-X body's 0.95 m (e.g. 0.85 for an avatar with 0.81 m hip height), so its feet do not slide."),
     control_port: Optional[int] = typer.Option(
         None, "--control-port",
         help=f"UDP port of the OSC controls, 127.0.0.1 only (default {DEFAULT_CONTROL_PORT}, skipped with a warning if busy).",
@@ -220,7 +224,7 @@ def perform_command(
         rest = np.asarray(gen_rest, np.float32)
     sinks = build_sinks(
         None if no_vmc else vmc, osc, list(record), preview, profile, fps, rest,
-        overwrite=overwrite, preview_port=preview_port,
+        overwrite=overwrite, preview_port=preview_port, travel_scale=travel_scale,
     )
     performer = None
     try:

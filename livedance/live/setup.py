@@ -213,6 +213,7 @@ def build_sinks(
     rest_offsets: np.ndarray,
     overwrite: bool = False,
     preview_port: int = 8765,
+    travel_scale: float = 1.0,
 ) -> list:
     """The sinks for the given options; validates every endpoint and file before anything opens.
 
@@ -239,7 +240,7 @@ def build_sinks(
     recs: list = []
     try:
         for kind, (host, port) in endpoints:
-            sinks.append(VMCSink(host, port, profile) if kind == "vmc" else RawOSCSink(host, port))
+            sinks.append(VMCSink(host, port, profile, travel_scale) if kind == "vmc" else RawOSCSink(host, port))
         for p in record:
             recs.append(make_recorder(p, rest_offsets, fps, overwrite=overwrite))
         if recs:
