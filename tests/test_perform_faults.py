@@ -530,6 +530,28 @@ def test_a_stop_cut_short_by_an_interrupt_is_finished_by_the_next_stop(click_wav
     assert sink.closes == 2  # idempotent once finished
 
 
+def test_a_stop_interrupted_while_joining_the_threads_still_stops_the_listener_on_the_next_stop(click_wav):
+    path, _ = click_wav
+    p = Performer(FileSource(path, realtime=True), [Collect()], config=PerformConfig(control_port=0))
+    p.start()
+    time.sleep(0.3)
+    real_stop = p.listener.stop
+    calls = []
+
+    def interrupted(timeout=1.0):
+        calls.append(timeout)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real_stop(timeout)
+
+    p.listener.stop = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        p.stop()
+    assert p.sinks.sinks[0].closed  # the recordings were closed all the same
+    p.stop()
+    assert len(calls) == 2 and p.listener._thread is None  # the next stop finished the job
+
+
 def test_the_summary_names_every_recording_loss_and_the_recovery(tmp_path):
     from rich.console import Console
 

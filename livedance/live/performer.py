@@ -314,6 +314,7 @@ class Performer:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        self._threads_stopped = False
         self._sinks_closed = False
         self._frozen = False  # gc.freeze() done by start(), undone by stop()
         self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
@@ -378,15 +379,14 @@ class Performer:
         (recordings are flushed and complete: this waits for a slow disk). Idempotent; raises nothing of its own.
         A stop cut short by an interrupt (``KeyboardInterrupt`` while the recordings close) is finished by the
         next call."""
-        if self._stopped:
-            if not self._sinks_closed:
-                self._close_sinks()
-            return
         self._stopped = True
         try:
-            self._stop_threads(timeout)
+            if not self._threads_stopped:
+                self._stop_threads(timeout)
+                self._threads_stopped = True
         finally:
-            self._close_sinks()
+            if not self._sinks_closed:
+                self._close_sinks()
 
     def _close_sinks(self) -> None:
         self.sinks.close()
