@@ -31,8 +31,10 @@ from livedance.errors import ConfigError, DataError
 _FIELDS = ("t_show_s", "local_quats", "root_position")
 
 
-def _parts_dir(path: Path) -> Path:
-    return path.with_name(path.name + ".parts")
+def parts_dir(path: Path) -> Path:
+    """The folder of chunk files an :class:`NpzRecorder` for ``path`` writes while it records (``<path>.parts``);
+    one left behind means the recording was cut off: :func:`recover_npz` merges it."""
+    return Path(path).with_name(Path(path).name + ".parts")
 
 
 def _atomic_savez(target: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -66,7 +68,7 @@ class NpzRecorder:
             raise ConfigError(f"npz output folder {self.path.parent} does not exist; expected an existing folder")
         if self.path.exists() and not overwrite:
             raise ConfigError(f"npz output {self.path} already exists; choose another name or pass overwrite=True")
-        self.parts = _parts_dir(self.path)
+        self.parts = parts_dir(self.path)
         if self.parts.exists():
             raise ConfigError(
                 f"{self.parts} is left from an interrupted recording; run "
@@ -141,7 +143,7 @@ def recover_npz(path: str | Path) -> Path:
         DataError: no parts folder, or it holds no readable chunk.
     """
     p = Path(path)
-    parts = _parts_dir(p)
+    parts = parts_dir(p)
     if not parts.is_dir():
         raise DataError(f"{parts} does not exist; nothing to recover for {p}")
     if not any(parts.glob("chunk_*.npz")):

@@ -86,7 +86,8 @@ class VMCSender:
         self.travel_scale = float(travel_scale)
         self._retarget = HumanoidRetargeter(self.profile)
         self._root_rot = [float(v) for v in self.profile.root_rotation_unity()]
-        self._root_yaw = Rotation.from_quat(self._root_rot)  # applied to Unity vectors with the same numbers
+        # the root yaw as a matrix, applied to Unity vectors with the same numbers (once, not per frame)
+        self._root_yaw = Rotation.from_quat(self._root_rot).as_matrix() * self.travel_scale
         self._transport = OSCUDPTransport(
             host, port, max_datagram_bytes=max_datagram_bytes, name="VMC", logger=logger
         )
@@ -120,10 +121,8 @@ class VMCSender:
         if self._t0 is None:
             self._t0 = frame.t_show_s
         pos, rot = self._retarget.to_unity(frame)
-        travel = self._root_yaw.apply(rh_to_unity_position(self._retarget.root_travel(frame.rest_offsets,
-                                                                                      frame.root_position)))
-        root = osc_message("/VMC/Ext/Root/Pos", ["root", *(float(v) for v in travel * self.travel_scale),
-                                                 *self._root_rot])
+        travel = self._root_yaw @ rh_to_unity_position(self._retarget.root_travel(frame.rest_offsets, frame.root_position))
+        root = osc_message("/VMC/Ext/Root/Pos", ["root", *(float(v) for v in travel), *self._root_rot])
         msgs = [self._ok, osc_message("/VMC/Ext/T", [frame.t_show_s - self._t0]), root]
         msgs.extend(osc_float_messages(self._bone_prefixes, np.concatenate([pos, rot], axis=1)))
         if frame.blendshapes:

@@ -48,10 +48,12 @@ def _status_text(stats, beat, t_run: float, link: bool = False, style: str | Non
 def _report_recordings(console, record, st) -> None:
     """One line per recording, with its own counts: its frames, or what went wrong and how to recover (never a
     silent loss)."""
+    from livedance.bridges.npz_record import parts_dir
+
     for p in record:
         path = Path(p)
         frames, dropped, errors = st.recordings.get(str(path), st.recordings.get(str(p), (0, 0, 0)))
-        parts = path.with_name(path.name + ".parts")
+        parts = parts_dir(path)
         if path.suffix.lower() == ".npz" and parts.exists():
             console.print(f"[red]{p} was not merged; its frames are in {parts}: run "
                           f"livedance.bridges.npz_record.recover_npz('{p}')[/]", highlight=False)

@@ -174,11 +174,10 @@ class RecorderThread:
         progress_s: seconds between "still writing" messages while :meth:`close` waits.
         dropped: frames not recorded because the queue was full (the disk could not keep up); every recorder
             missed them.
-        errors: write or close failures over all recorders (disk full, a file that cannot be written); the
-            first is logged.
-        frames: frames written to every recorder.
-        per_recorder: ``{path: [frames written, write/close errors]}`` of each recorder (its ``path``, else its
-            index), for a report per file.
+
+    Properties (derived from one counter pair per recorder): ``per_recorder`` (``{path: [frames written,
+    write/close errors]}``, for a report per file; the first failure is logged), ``errors`` (over all recorders),
+    ``frames`` (written to every recorder).
     """
 
     recorders: list
@@ -186,17 +185,14 @@ class RecorderThread:
     max_queue: int = 600
     progress_s: float = 5.0
     dropped: int = 0
-    errors: int = 0
-    frames: int = 0
-    per_recorder: dict = field(init=False)
+    _counts: list = field(init=False, repr=False)  # per recorder: [frames written, write/close errors]
     _q: queue.Queue = field(init=False, repr=False)
     _closing: threading.Event = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.per_recorder = {str(getattr(r, "path", i)): [0, 0] for i, r in enumerate(self.recorders)}
-        self._keys = list(self.per_recorder)
+        self._counts = [[0, 0] for _ in self.recorders]
         self._q = queue.Queue(maxsize=self.max_queue)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
@@ -212,9 +208,23 @@ class RecorderThread:
         except queue.Full:
             self.dropped += 1
 
+    @property
+    def per_recorder(self) -> dict[str, list[int]]:
+        """``{path (else index): [frames written, write/close errors]}`` of each recorder."""
+        return {str(getattr(r, "path", i)): list(c) for i, (r, c) in enumerate(zip(self.recorders, self._counts))}
+
+    @property
+    def errors(self) -> int:
+        """Write or close failures over all recorders."""
+        return sum(c[1] for c in self._counts)
+
+    @property
+    def frames(self) -> int:
+        """Frames written to every recorder (the fewest any recorder wrote)."""
+        return min((c[0] for c in self._counts), default=0)
+
     def _error(self, what: str, i: int, rec, err: Exception) -> None:
-        self.errors += 1
-        self.per_recorder[self._keys[i]][1] += 1
+        self._counts[i][1] += 1
         if not self._warned:
             self._warned = True
             _log.warning("%s %s failed: %s (further errors counted)", what, getattr(rec, "path", rec), err)
@@ -227,15 +237,12 @@ class RecorderThread:
                 if self._closing.is_set():
                     break
                 continue
-            ok = True
             for i, rec in enumerate(self.recorders):
                 try:
                     rec.write(frame)
-                    self.per_recorder[self._keys[i]][0] += 1
+                    self._counts[i][0] += 1
                 except Exception as err:  # noqa: BLE001 - keep recording the others
-                    ok = False
                     self._error("recording to", i, rec, err)
-            self.frames += int(ok)
         for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
