@@ -169,7 +169,11 @@ def test_capture_is_wired_and_contiguous(capture, metronome):
     assert capture["links"][mine] == [metronome]  # only the metronome feeds our port
     assert capture["overflows"] == 0 and capture["lost"] == 0
     idx = [(b.sample_index, b.end_index) for b in blocks]
-    assert all(e0 == s1 for (_, e0), (s1, _) in zip(idx, idx[1:])), "gap in the captured stream"
+    gaps = [s1 - e0 for (_, e0), (s1, _) in zip(idx, idx[1:]) if s1 != e0]
+    assert all(g > 0 for g in gaps), "blocks overlap"
+    # a gap only where PortAudio flagged a callback (a JACK xrun on this loaded machine: since session 16 the
+    # samples it dropped are a gap on the stream clock, LiveSource's re-anchoring)
+    assert not gaps or capture["xruns"] > 0, f"gap in the captured stream without an xrun: {gaps}"
     assert blocks[-1].end_index - blocks[0].sample_index >= 0.9 * CAPTURE_S * src.sample_rate
     t = np.array([b.t_capture for b in blocks])
     assert np.all(np.diff(t) > 0)
