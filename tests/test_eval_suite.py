@@ -214,6 +214,46 @@ def test_cli_prints_table_and_writes_json(songs, tmp_path, monkeypatch, capsys):
     assert [r["label"] for r in data["rows"]] == ["ground truth", "real dance, wrong song", "motions (gen)"]
     assert data["seed"] == 2 and data["fps"] == FPS
     assert (tmp_path / "cache" / "music_beats").is_dir()
+    assert "MM-Dist" in text and "R@1" in text  # the shipped retrieval model's columns (scored in the next test)
+    assert main(["eval", "--split", "test", "--motions", str(mdir), "--json", str(out_json), "--no-retrieval"]) == 0
+    assert all("R@1" not in r for r in json.loads(out_json.read_text())["rows"])
+    assert "R@1" not in capsys.readouterr().out
+
+
+def test_alignment_columns_score_each_row_against_its_own_pairing(songs, tmp_path, monkeypatch):
+    from livedance.eval.suite import EvalClip, alignment_figures
+    from livedance.model.retrieval import MusicDanceRetrieval
+
+    _, clips = songs
+    monkeypatch.setenv("LIVEDANCE_CACHE", str(tmp_path / "cache"))
+    model, _ = MusicDanceRetrieval.load()
+    cfg = EvalConfig(fps=FPS, seed=1)
+    mdir = tmp_path / "gen"
+    for c in clips:  # each clip's dance to the next clip's song
+        nxt = clips[(clips.index(c) + 1) % len(clips)]
+        save_motion(mdir / f"{c.name}.npz", c.positions, FPS, nxt.audio_path, nxt.audio_offset_s)
+    one = tmp_path / "one_song"  # two dances to one song: MM-Dist, but no R@1 (no other song to draw against)
+    for c in clips[:2]:
+        save_motion(one / f"{c.name}.npz", c.positions, FPS, clips[0].audio_path, 1.0)
+    report = evaluate(clips, clips[:3], {"gen": find_motions(mdir), "one": find_motions(one)}, cfg,
+                      MusicBeatCache(tmp_path / "beats"), retrieval=model)
+    gt = [EvalClip.from_clip(c) for c in clips]
+    own = [(c.audio_path, c.audio_offset_s) for c in gt]
+    wrong = [own[int(i)] for i in report.derangement]
+    gen = sorted(find_motions(mdir), key=lambda m: m.name)
+    expected = {
+        "ground truth": alignment_figures(model, gt, own, cfg),
+        "real dance, wrong song": alignment_figures(model, gt, wrong, cfg),
+        "gen": alignment_figures(model, [EvalClip.from_clip(m) for m in gen], [(m.audio_path, m.audio_offset_s) for m in gen], cfg),
+    }
+    by_label = {r.label: r for r in report.rows}
+    for label, fig in expected.items():
+        assert by_label[label].metrics["MM-Dist"] == pytest.approx(fig["MM-Dist"], abs=1e-12), label
+        assert by_label[label].metrics["R@1"] == pytest.approx(fig["R@1"], abs=1e-12, nan_ok=True), label
+    assert expected["gen"]["MM-Dist"] != pytest.approx(expected["ground truth"]["MM-Dist"])  # other music, other score
+    single = by_label["one"]
+    assert np.isfinite(single.metrics["MM-Dist"]) and np.isnan(single.metrics["R@1"])
+    assert any("no R@1" in n for n in single.notes)
 
 
 def test_cli_reports_bad_input_without_traceback(songs, tmp_path, monkeypatch, capsys):
@@ -225,6 +265,11 @@ def test_cli_reports_bad_input_without_traceback(songs, tmp_path, monkeypatch, c
     assert main(["eval", "--motions", str(tmp_path / "missing")]) == 2
     assert "motion folder not found" in capsys.readouterr().err
     assert main(["eval", "--fps", "0"]) == 2
+    capsys.readouterr()
+    assert main(["eval", "--retrieval", str(tmp_path / "nothing")]) == 2  # before any data loads
+    assert "nothing.json: weights config not found" in capsys.readouterr().err
+    assert main(["eval", "--retrieval", str(tmp_path / "nothing"), "--no-retrieval"]) == 2
+    assert "give one of them" in capsys.readouterr().err
 
 
 def test_cli_weights_and_temperature_need_the_livedance_row(songs, tmp_path, monkeypatch, capsys):

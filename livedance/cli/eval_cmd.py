@@ -1,4 +1,4 @@
-"""``livedance eval``: the dance metrics table (FIDk, FIDg, Divk, Divg, BAS, PFC).
+"""``livedance eval``: the dance metrics table (FIDk, FIDg, Divk, Divg, BAS, PFC, MM-Dist, R@1).
 
 Every run prints two reference rows measured in the same run: "ground truth" (the split's real
 dances) and "real dance, wrong song" (the same dances with a seeded derangement of the music), and
@@ -30,10 +30,12 @@ def render_table(report, title: str):
     table = Table(title=title, title_justify="left")
     table.add_column("row")
     table.add_column("clips", justify="right")
-    for name in ("FIDk", "FIDg", "Divk", "Divg", "BAS", "PFC"):
+    digits = {"FIDk": 2, "FIDg": 2, "Divk": 2, "Divg": 2, "BAS": 4, "PFC": 3}
+    if report.rows and all(k in report.rows[0].metrics for k in ("MM-Dist", "R@1")):
+        digits.update({"MM-Dist": 3, "R@1": 3})
+    for name in digits:
         table.add_column(name, justify="right")
     table.add_column("BAS over", justify="right")
-    digits = {"FIDk": 2, "FIDg": 2, "Divk": 2, "Divg": 2, "BAS": 4, "PFC": 3}
     for row in report.rows:
         over = f"{row.bas_clips} clips"
         if row.beat_aligned is not None:
@@ -97,10 +99,16 @@ def eval_command(
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
+    retrieval: Optional[Path] = typer.Option(
+        None, "--retrieval", help="Retrieval model weights stem for the MM-Dist and R@1 columns (default: the shipped "
+        "livedance/weights/retrieval, made by `livedance train retrieval --ship`)."),
+    no_retrieval: bool = typer.Option(
+        False, "--no-retrieval", help="Leave out the MM-Dist and R@1 columns (no retrieval model is loaded)."),
 ) -> None:
-    """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS) and EDGE's PFC.
+    """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS), EDGE's PFC, and SoulNet-style music-dance
+    retrieval (MM-Dist, lower is better; R@1 among 32 songs' windows, higher is better, chance 0.031).
 
-    Always shows two reference rows for the split, measured in the same run: 'ground truth' and 'real dance, wrong song' (music shuffled, only BAS changes).
+    Always shows two reference rows for the split, measured in the same run: 'ground truth' and 'real dance, wrong song' (music shuffled, only BAS, MM-Dist and R@1 change).
 
     --motions adds a row for generated dances (motion npz files, see docs/formats.md).
     """
@@ -137,6 +145,13 @@ def eval_command(
 
         if not clears_style(style):
             StylePrior.load().index(style)
+    if retrieval is not None and no_retrieval:
+        raise ConfigError("--retrieval and --no-retrieval: give one of them")
+    retrieval_model = None
+    if not no_retrieval:  # missing or mismatched weights fail here, before the data loads
+        from livedance.model.retrieval import MusicDanceRetrieval
+
+        retrieval_model, _ = MusicDanceRetrieval.load(retrieval)
     if json_out is not None:
         from livedance.atomic import check_output_path
 
@@ -181,7 +196,8 @@ def eval_command(
         console=err, transient=True,
     ) as progress:
         report = evaluate(
-            split_clips, reference_clips, extra, config, cache, progress, split=split, reference_split=reference_split
+            split_clips, reference_clips, extra, config, cache, progress, split=split, reference_split=reference_split,
+            retrieval=retrieval_model,
         )
     out = Console()
     out.print(render_table(report, f"livedance eval: split '{split}' at {fps:g} fps (seed {seed})"))
@@ -203,6 +219,8 @@ def eval_command(
             + (f" --guidance {guidance:g}" if guidance is not None else "")
             + (f" --style {style} --style-strength {style_strength:g}" if style is not None else "")
             + (" --pose-guard" if pose_guard else "")
+            + (f" --retrieval {retrieval}" if retrieval is not None else "")
+            + (" --no-retrieval" if no_retrieval else "")
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)

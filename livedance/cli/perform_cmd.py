@@ -173,6 +173,7 @@ def perform_command(
     from rich.live import Live
 
     from livedance.bridges.shutdown import exit_on_sigterm, finishing
+    from livedance.engine.base import apply_style
     from livedance.errors import ConfigError
     from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
@@ -208,16 +209,13 @@ def perform_command(
     gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph,
                                    pose_guard=pose_guard)
     gen.reset(seed)
-    if style_strength != 1.0 and not hasattr(gen, "style_strength"):
-        raise ConfigError(f"--style-strength {style_strength:g}: {gen_desc} has no style strength (the learned dancer has)")
     if style is not None or style_strength != 1.0:
-        setter = getattr(gen, "set_style", None)
-        if setter is None:
-            raise ConfigError(f"--style {style}: {gen_desc} has no styles")
-        if hasattr(gen, "style_strength"):
-            setter(style, style_strength)  # ConfigError naming the styles it has
-        else:
-            setter(style)
+        try:  # the default strength is left alone on a generator without one (the procedural dancer)
+            apply_style(gen, style, None if style_strength == 1.0 and not hasattr(gen, "style_strength") else style_strength)
+        except ConfigError as err:
+            flags = (f"--style {style}" if style is not None else "") + (
+                f" --style-strength {style_strength:g}" if style_strength != 1.0 else "")
+            raise ConfigError(f"{flags.strip()}: {gen_desc}: {err}") from None
         if style is not None:
             gen_desc += f", style {style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
     rest = default_rest_offsets()

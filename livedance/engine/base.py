@@ -78,3 +78,32 @@ class MotionGenerator(Protocol):
 
     def step(self, music: MusicContext) -> MotionFrames:
         """Produce the next ``frames_per_step`` frames, starting at ``music.t_first_frame_s``."""
+
+
+def apply_style(gen: object, style: str | int | None, strength: float | None = None) -> None:
+    """Set a generator's dance style and / or its strength, where the generator has them.
+
+    The optional part of the :class:`MotionGenerator` protocol: ``set_style(style)`` (the procedural dancer's
+    ``groove`` / ``bounce`` / ``wave``) or ``set_style(style, strength)`` with a ``style_strength`` attribute (the
+    learned dancer's training styles, :meth:`~livedance.engine.learned.LearnedGenerator.set_style`). A strength
+    alone keeps the current style. Used by ``livedance perform --style / --style-strength`` at start-up and by the
+    live loop for ``/livedance/style`` and ``/livedance/style/strength``.
+
+    Args:
+        gen: the generator. style: a style name or index, ``"none"`` to clear it, or None (keep the current one).
+        strength: the style's strength lambda (None: leave it as it is).
+    Raises:
+        ConfigError: the generator has no styles, or no strength while one is given, or does not know the style
+            (its own message, which names the styles it has).
+    """
+    from livedance.errors import ConfigError
+
+    setter = getattr(gen, "set_style", None)
+    if setter is None:
+        raise ConfigError("the generator has no styles")
+    if strength is None:
+        setter(style)
+    elif not hasattr(gen, "style_strength"):
+        raise ConfigError("the generator has no style strength (the learned dancer has)")
+    else:
+        setter(getattr(gen, "style", None) if style is None else style, strength)

@@ -56,15 +56,6 @@ def clears_style(style: str | int | None) -> bool:
     return style is None or (isinstance(style, str) and style.strip().lower() in NO_STYLE)
 
 
-def _paths(stem: str | Path) -> tuple[Path, Path]:
-    """(``<stem>.safetensors``, ``<stem>.json``); a given ``.safetensors`` / ``.json`` suffix is dropped first,
-    any other dotted tail is kept (``prior_alpha0.5`` stays whole)."""
-    stem = Path(stem)
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
-    return stem.parent / (stem.name + ".safetensors"), stem.parent / (stem.name + ".json")
-
-
 def default_style_prior() -> Path:
     """Stem of the shipped prior: ``livedance/weights/style_prior`` (made by ``livedance train style-prior``)."""
     return Path(__file__).resolve().parent.parent / "weights" / "style_prior"
@@ -186,9 +177,9 @@ class StylePrior:
         from safetensors.numpy import save as st_save
 
         from livedance.atomic import atomic_target
-        from livedance.model.checkpoint import sha256_file
+        from livedance.model.checkpoint import sha256_file, weight_paths
 
-        st, js = _paths(stem)
+        st, js = weight_paths(stem)
         st.parent.mkdir(parents=True, exist_ok=True)
         with atomic_target(st) as tmp:
             tmp.write_bytes(st_save({"log_ratio": np.ascontiguousarray(self.log_ratio)}))
@@ -213,9 +204,9 @@ class StylePrior:
         """
         from safetensors.numpy import load_file
 
-        from livedance.model.checkpoint import sha256_file
+        from livedance.model.checkpoint import sha256_file, weight_paths
 
-        st, js = _paths(stem if stem is not None else default_style_prior())
+        st, js = weight_paths(stem if stem is not None else default_style_prior())
         for f in (js, st):
             if not f.is_file():
                 raise WeightsError(f"{f}: style prior file not found (make one with `livedance train style-prior`)")

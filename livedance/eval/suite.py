@@ -9,14 +9,16 @@ One row scores one set of dances (:class:`EvalClip`) against a reference set of 
 - BAS: mean over clips of the Beat Align Score of the whole clip against the music beats inside the excerpt it was
   paired with (Bailando's whole-song percussive beat tracking, :mod:`livedance.eval.music_beats`); clips without
   music beats are left out;
-- PFC: mean over clips of EDGE's physical foot contact score over the same first 20 s (it depends on the length).
+- PFC: mean over clips of EDGE's physical foot contact score over the same first 20 s (it depends on the length);
+- MM-Dist / R@1 (when a retrieval model is given): how well each dance belongs to the music it is paired with,
+  by a SoulNet-style contrastive music-dance retrieval model over the same first 20 s (:mod:`livedance.eval.alignment`).
 
 Every clip is first resampled (linear interpolation) to the evaluation frame rate, so all rows see
 the same rate.
 
 :func:`evaluate` builds the reference rows that every run shows: "ground truth" (the split's real
 dances) and "real dance, wrong song" (the same dances, each paired with another clip's music by a
-seeded derangement: only BAS can change), plus optional rows for generated motions.
+seeded derangement: only BAS, MM-Dist and R@1 can change), plus optional rows for generated motions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from livedance.errors import DataError
+from livedance.eval.alignment import ALIGNMENT_NAMES
 from livedance.eval.beat_align import clip_beat_align_score
 from livedance.eval.diversity import average_pairwise_distance
 from livedance.eval.fid import fid, normalize_with_reference
@@ -131,7 +134,8 @@ class MetricRow:
     Attributes:
         label: row name ("ground truth", ...).
         n_clips: number of dances in the set.
-        metrics: ``METRIC_NAMES`` -> value (NaN where undefined).
+        metrics: ``METRIC_NAMES`` -> value (NaN where undefined), then ``ALIGNMENT_NAMES`` -> value when the run
+            had a retrieval model.
         bas_clips: number of clips that BAS averaged over.
         beat_aligned: number of clips flagged beat-aligned (None when the set has no such flag).
         notes: free-text remarks (which clips BAS used, the reference set).
@@ -345,6 +349,7 @@ def _row(
     music: Sequence[tuple[Path, float]],
     beat_aligned: int | None,
     notes: list[str],
+    alignment: dict[str, float] | None = None,
 ) -> MetricRow:
     metrics = distribution_metrics(feats, ref)
     metrics["BAS"] = _nanmean(bas)
@@ -371,12 +376,56 @@ def _row(
     return MetricRow(
         label,
         len(clips),
-        {k: metrics[k] for k in METRIC_NAMES},
+        {**{k: metrics[k] for k in METRIC_NAMES}, **{k: alignment[k] for k in ALIGNMENT_NAMES if alignment}},
         int(np.isfinite(bas).sum()),
         beat_aligned,
         notes,
         per_clip,
     )
+
+
+def alignment_figures(
+    model: Any, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]], config: EvalConfig,
+    progress: Any = None,
+) -> dict[str, float]:
+    """MM-Dist and R@1 of dances paired with music excerpts (:func:`livedance.eval.alignment.retrieval_figures`).
+
+    Args:
+        model: a :class:`~livedance.model.retrieval.MusicDanceRetrieval`.
+        clips: the dances (resampled to the model's frame rate here).
+        music: per clip, (song path, song time in seconds of the clip's frame 0); may differ from the clip's own.
+        config: ``seconds`` bounds the windows (the protocol's first 20 s).
+    Returns:
+        ``{"MM-Dist", "R@1", "R@3", "windows", "clips"}`` (R@1 / R@3 NaN with fewer than 31 windows of other songs).
+    Raises:
+        DataError: no clip as long as one window, or a dance that starts after its song's end.
+        AudioError: a song is missing or unreadable.
+    """
+    from livedance.eval.alignment import retrieval_figures
+    from livedance.model.train_retrieval import paired_clip
+
+    fps = model.config.fps
+    pairs = [paired_clip(c.name, c.at_fps(fps).positions, fps, path, offset)
+             for c, (path, offset) in zip(_track(progress, clips, "retrieval features"), music)]
+    return retrieval_figures(model, pairs, songs=[_song_key(path) for path, _ in music], seconds=config.seconds,
+                             seed=config.seed)
+
+
+def _row_alignment(model: Any, label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
+                   config: EvalConfig, progress: Any, notes: list[str]) -> dict[str, float]:
+    """:func:`alignment_figures` for one row; what it cannot score becomes NaN and a note, never an abort."""
+    nan = {"MM-Dist": float("nan"), "R@1": float("nan")}
+    try:
+        fig = alignment_figures(model, clips, music, config, progress)
+    except DataError as e:
+        notes.append(f"{label}: no MM-Dist / R@1 ({e})")
+        return nan
+    if fig["clips"] < len(clips):
+        notes.append(f"{label}: MM-Dist / R@1 over the {fig['clips']} of {len(clips)} clips at least "
+                     f"{model.config.window / model.config.fps:g} s long")
+    if not np.isfinite(fig["R@1"]):
+        notes.append(f"{label}: no R@1 (its clips give fewer than 31 windows of other songs to draw against)")
+    return fig
 
 
 @dataclass
@@ -418,6 +467,7 @@ def evaluate(
     progress: Any = None,
     split: str = "test",
     reference_split: str = "train",
+    retrieval: Any = None,
 ) -> EvalReport:
     """Score the reference rows for a split, and optional rows of generated motions.
 
@@ -432,6 +482,8 @@ def evaluate(
         cache: music beat cache (default: :class:`MusicBeatCache` in the default cache folder).
         progress: optional ``rich.progress.Progress``.
         split, reference_split: names shown in the report.
+        retrieval: optional :class:`~livedance.model.retrieval.MusicDanceRetrieval`; every row then also gets
+            MM-Dist and R@1 (:func:`alignment_figures`).
 
     Returns:
         :class:`EvalReport` with rows "ground truth", "real dance, wrong song", then one per
@@ -442,7 +494,8 @@ def evaluate(
     derangement assigns it (drawn over the whole split, avoiding the same song when possible).
 
     Raises:
-        DataError: fewer than 2 clips in the split or the reference, or a bad clip.
+        DataError: fewer than 2 clips in the split or the reference, or a bad clip. (A row whose MM-Dist / R@1 cannot
+            be scored, e.g. every dance to one song or shorter than 4 s, gets NaN and a note instead.)
         AudioError: a song is missing or unreadable.
     """
     if len(split_clips) < 2:
@@ -470,8 +523,16 @@ def evaluate(
     bas_wrong = compute_bas(bas_clips, [wrong_music[i] for i in bas_idx], config, cache, progress, "(wrong song)")
     ref_note = f"FID reference: real dances of split '{reference_split}' ({len(ref)} clips)"
     n_aligned = int(aligned.sum())
+    align_notes: list[str] = []
+
+    def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]]) -> dict[str, float] | None:
+        if retrieval is None:
+            return None
+        return _row_alignment(retrieval, label, clips, music, config, progress, align_notes)
+
     rows = [
-        _row("ground truth", gt, gt_feats, ref_feats, bas_idx, bas_own, own_music, n_aligned, [ref_note, which]),
+        _row("ground truth", gt, gt_feats, ref_feats, bas_idx, bas_own, own_music, n_aligned, [ref_note, which],
+             align("ground truth", gt, own_music)),
         _row(
             "real dance, wrong song",
             gt,
@@ -482,6 +543,7 @@ def evaluate(
             wrong_music,
             n_aligned,
             [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"],
+            align("real dance, wrong song", gt, wrong_music),
         ),
     ]
     for label, items in (motions or {}).items():
@@ -490,6 +552,9 @@ def evaluate(
         music = [(c.audio_path, c.audio_offset_s) for c in clips]
         bas = compute_bas(clips, music, config, cache, progress, f"({label})")
         rows.append(
-            _row(label, clips, feats, ref_feats, np.arange(len(clips)), bas, music, None, [ref_note, f"BAS over all {len(clips)} clips"])
+            _row(label, clips, feats, ref_feats, np.arange(len(clips)), bas, music, None,
+                 [ref_note, f"BAS over all {len(clips)} clips"], align(label, clips, music))
         )
+    for row in rows:  # each row says what its alignment columns left out
+        row.notes.extend(n for n in align_notes if n.startswith(f"{row.label}:"))
     return EvalReport(rows, config, split, reference_split, [int(i) for i in perm])

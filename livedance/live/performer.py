@@ -48,7 +48,7 @@ from livedance.audio.base import AudioSource
 from livedance.beats.tracker import TrackerConfig
 from livedance.bridges.frame import PoseFrame
 from livedance.bridges.osc_raw import MusicState
-from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext
+from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext, apply_style
 from livedance.errors import ConfigError
 from livedance.features import FeatureConfig
 from livedance.live.clock import DeadlineClock
@@ -678,16 +678,8 @@ class Performer:
         req, lam = self.controls.take_style_request(), self.controls.take_style_strength_request()
         if req is None and lam is None:
             return
-        setter = getattr(gen, "set_style", None)
         try:
-            if setter is None:
-                raise ConfigError("the generator has no styles")
-            if lam is None:
-                setter(req)
-            elif not hasattr(gen, "style_strength"):
-                raise ConfigError("the generator's styles have no strength")
-            else:
-                setter(getattr(gen, "style", None) if req is None else req, lam)
+            apply_style(gen, req, lam)
         except Exception as err:  # noqa: BLE001 - a control never stops the show
             self.controls.unsupported += 1
             _log.info("style %r (strength %r) not applied: %s", req, lam, err)

@@ -32,6 +32,7 @@ __all__ = [
     "load_tensors",
     "save_weights",
     "load_weights",
+    "weight_paths",
     "load_state_into",
     "sha256_file",
     "write_card_section",
@@ -85,11 +86,16 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e}); it may be truncated or corrupt") from None
 
 
-def _paths(stem: str | Path) -> tuple[Path, Path]:
+def weight_paths(stem: str | Path) -> tuple[Path, Path]:
+    """(``<stem>.safetensors``, ``<stem>.json``) of a weights stem.
+
+    A given ``.safetensors`` / ``.json`` suffix is dropped first; any other dotted tail is part of the name
+    (``runs/gen-T0.6/generator-s0.5`` stays whole: ``Path.with_suffix`` would have made it ``generator-s0.safetensors``).
+    """
     stem = Path(stem)
     if stem.suffix in (".safetensors", ".json"):
         stem = stem.with_suffix("")
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    return stem.parent / (stem.name + ".safetensors"), stem.parent / (stem.name + ".json")
 
 
 def save_weights(
@@ -110,7 +116,7 @@ def save_weights(
     Returns:
         the two paths written.
     """
-    st_path, js_path = _paths(stem)
+    st_path, js_path = weight_paths(stem)
     save_tensors(st_path, state_dict, metadata={"format": fmt})
     doc = {
         "format": fmt,
@@ -133,7 +139,7 @@ def load_weights(stem: str | Path, fmt: str) -> tuple[dict[str, torch.Tensor], d
         WeightsError: missing file, unreadable JSON, wrong format/version, digest mismatch (corrupt or
             truncated weights), unreadable safetensors.
     """
-    st_path, js_path = _paths(stem)
+    st_path, js_path = weight_paths(stem)
     if not js_path.is_file():
         raise WeightsError(f"{js_path}: weights config not found (expected it beside {st_path.name})")
     if not st_path.is_file():
