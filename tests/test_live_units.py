@@ -267,3 +267,38 @@ def test_parse_endpoint():
                      ("300.1.1.1:5", "IPv4"), ("1.2.3.4:70000", "out of range")]:
         with pytest.raises(ConfigError, match=msg):
             parse_endpoint(bad, "--vmc")
+
+
+def test_apply_style_sets_what_the_generator_has_and_names_what_it_lacks():
+    from livedance.engine.base import apply_style
+
+    class Styled:
+        style, style_strength = "tango", 1.0
+
+        def __init__(self):
+            self.calls = []
+
+        def set_style(self, style, strength=None):
+            self.calls.append((style, strength))
+
+    class Plain:
+        def __init__(self):
+            self.calls = []
+
+        def set_style(self, style):
+            self.calls.append(style)
+
+    g = Styled()
+    apply_style(g, None, None)
+    assert g.calls == []  # nothing asked, nothing changed
+    apply_style(g, None, 1.5)
+    apply_style(g, "waltz", 0.5)
+    apply_style(g, "rumba")
+    assert g.calls == [("tango", 1.5), ("waltz", 0.5), ("rumba", None)]  # a strength alone keeps the style
+    p = Plain()
+    apply_style(p, "groove")
+    assert p.calls == ["groove"]
+    with pytest.raises(ConfigError, match="no style strength"):
+        apply_style(p, "groove", 1.5)
+    with pytest.raises(ConfigError, match="has no styles"):
+        apply_style(object(), "tango")

@@ -50,17 +50,18 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
 
         folder = None if weights is None else (Path(weights) if Path(weights).is_dir() else Path(weights).parent)
         return load_baseline_graph(folder)
+    from livedance.model.checkpoint import weight_paths
+
     stem = Path(weights) if weights is not None else default_weights(model)
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
+    _, js = weight_paths(stem)
     net, doc = load_model(stem)
     tok, rep, tdoc = Tokenizer.load(tokenizer)
-    require_same_codes(stem.with_suffix(".json"), doc.get("tokenizer_sha256"), tdoc)
+    require_same_codes(js, doc.get("tokenizer_sha256"), tdoc)
     tc = tok.config
     c = net.config
     if (tuple(c.parts), c.levels, c.codebook_size, c.stride) != (tuple(tc.parts), tc.levels, tc.codebook_size, tok.stride):
         raise WeightsError(
-            f"{stem.with_suffix('.json')}: generator parts/levels/codebook/stride {c.parts}/{c.levels}/{c.codebook_size}/"
+            f"{js}: generator parts/levels/codebook/stride {c.parts}/{c.levels}/{c.codebook_size}/"
             f"{c.stride} do not match the tokenizer's {tc.parts}/{tc.levels}/{tc.codebook_size}/{tok.stride}"
         )
     return StepGraph(net, tok).eval(), rep, doc

@@ -523,16 +523,19 @@ def evaluate(
     bas_wrong = compute_bas(bas_clips, [wrong_music[i] for i in bas_idx], config, cache, progress, "(wrong song)")
     ref_note = f"FID reference: real dances of split '{reference_split}' ({len(ref)} clips)"
     n_aligned = int(aligned.sum())
-    align_notes: list[str] = []
-
-    def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]]) -> dict[str, float] | None:
+    def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
+              notes: list[str]) -> dict[str, float] | None:
+        """The row's MM-Dist / R@1 (None without a retrieval model); what it leaves out goes into ``notes``."""
         if retrieval is None:
             return None
-        return _row_alignment(retrieval, label, clips, music, config, progress, align_notes)
+        return _row_alignment(retrieval, label, clips, music, config, progress, notes)
 
+    gt_notes = [ref_note, which]
+    wrong_notes = [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"]
+    gt_align = align("ground truth", gt, own_music, gt_notes)
+    wrong_align = align("real dance, wrong song", gt, wrong_music, wrong_notes)
     rows = [
-        _row("ground truth", gt, gt_feats, ref_feats, bas_idx, bas_own, own_music, n_aligned, [ref_note, which],
-             align("ground truth", gt, own_music)),
+        _row("ground truth", gt, gt_feats, ref_feats, bas_idx, bas_own, own_music, n_aligned, gt_notes, gt_align),
         _row(
             "real dance, wrong song",
             gt,
@@ -542,8 +545,8 @@ def evaluate(
             bas_wrong,
             wrong_music,
             n_aligned,
-            [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"],
-            align("real dance, wrong song", gt, wrong_music),
+            wrong_notes,
+            wrong_align,
         ),
     ]
     for label, items in (motions or {}).items():
@@ -551,10 +554,7 @@ def evaluate(
         feats = compute_features(clips, config, progress, f"({label})")
         music = [(c.audio_path, c.audio_offset_s) for c in clips]
         bas = compute_bas(clips, music, config, cache, progress, f"({label})")
-        rows.append(
-            _row(label, clips, feats, ref_feats, np.arange(len(clips)), bas, music, None,
-                 [ref_note, f"BAS over all {len(clips)} clips"], align(label, clips, music))
-        )
-    for row in rows:  # each row says what its alignment columns left out
-        row.notes.extend(n for n in align_notes if n.startswith(f"{row.label}:"))
+        notes = [ref_note, f"BAS over all {len(clips)} clips"]
+        fig = align(label, clips, music, notes)
+        rows.append(_row(label, clips, feats, ref_feats, np.arange(len(clips)), bas, music, None, notes, fig))
     return EvalReport(rows, config, split, reference_split, [int(i) for i in perm])

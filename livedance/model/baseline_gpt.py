@@ -267,14 +267,14 @@ def load_baseline_graph(weights_dir=None):
 
     from livedance.engine.step_graph import StepGraph
     from livedance.errors import WeightsError
-    from livedance.model.checkpoint import WEIGHTS_DIR
+    from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
     from livedance.model.tokenizer import Tokenizer, require_same_codes
     from livedance.model.train_generator import load_model
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     stem = folder / BASELINE_STEM
     net, doc = load_model(stem)
-    src = stem.with_suffix(".json")
+    _, src = weight_paths(stem)
     if doc.get("model") != "baseline" or not isinstance(net, BaselineGPT):
         raise WeightsError(f"{src}: model {doc.get('model')!r}, expected 'baseline'")
     tok_stem = folder / str(doc.get("tokenizer", BASELINE_TOKENIZER_STEM))

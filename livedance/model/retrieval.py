@@ -236,20 +236,21 @@ class MusicDanceRetrieval(nn.Module):
                 message names the file and the mismatch).
         """
         from livedance.errors import WeightsError
-        from livedance.model.checkpoint import WEIGHTS_DIR, load_state_into, load_weights
+        from livedance.model.checkpoint import WEIGHTS_DIR, load_state_into, load_weights, weight_paths
 
         stem = Path(stem) if stem is not None else WEIGHTS_DIR / "retrieval"
         state, doc = load_weights(stem, RETRIEVAL_FORMAT)
+        st_path, js_path = weight_paths(stem)
         try:
             config = RetrievalConfig(**doc["config"])
         except (TypeError, KeyError, ConfigError) as e:
-            raise WeightsError(f"{stem}.json: bad retrieval config ({e})") from None
+            raise WeightsError(f"{js_path}: bad retrieval config ({e})") from None
         for name, want in (("motion_dim", MOTION_DIM), ("music_dim", music_dim())):
             if getattr(config, name) != want:
-                raise WeightsError(f"{stem}.json: {name} {getattr(config, name)}, but today's features give {want} "
+                raise WeightsError(f"{js_path}: {name} {getattr(config, name)}, but today's features give {want} "
                                    "per frame; retrain with `livedance train retrieval`")
         model = cls(config)
-        load_state_into(model, state, f"{stem}.safetensors")
+        load_state_into(model, state, st_path)
         return model.eval(), doc
 
 

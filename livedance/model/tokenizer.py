@@ -506,12 +506,12 @@ class Tokenizer(nn.Module):
         Raises:
             WeightsError: missing / corrupt files, bad config, or tensors that do not match the config.
         """
-        from livedance.model.checkpoint import WEIGHTS_DIR, load_state_into, load_weights
+        from livedance.model.checkpoint import WEIGHTS_DIR, load_state_into, load_weights, weight_paths
         from livedance.model.representation import Representation
 
         stem = Path(stem) if stem is not None else WEIGHTS_DIR / "tokenizer"
         state, doc = load_weights(stem, TOKENIZER_FORMAT)
-        src = Path(stem).with_suffix(".json")
+        st_path, src = weight_paths(stem)
         try:
             cfg = TokenizerConfig.from_dict(doc["config"])
         except (KeyError, TypeError, ValueError, ConfigError) as e:
@@ -523,7 +523,7 @@ class Tokenizer(nn.Module):
         if rep_parts != cfg.part_dims:
             raise WeightsError(f"{src}: tokenizer parts {cfg.part_dims} do not match the representation's {rep_parts}")
         tok = cls(cfg)
-        load_state_into(tok, state, Path(stem).with_suffix(".safetensors"))
+        load_state_into(tok, state, st_path)
         tok.eval()
         return tok, rep, doc
 

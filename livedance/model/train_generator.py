@@ -411,11 +411,11 @@ def load_model(stem: Path):
     Raises:
         WeightsError: missing / corrupt files, bad config, or tensors that do not match the config.
     """
-    from livedance.model.checkpoint import load_state_into, load_weights
+    from livedance.model.checkpoint import load_state_into, load_weights, weight_paths
     from livedance.model.generator import GENERATOR_FORMAT, GeneratorConfig
 
     state, doc = load_weights(stem, GENERATOR_FORMAT)
-    src = Path(stem).with_suffix(".json")
+    st_path, src = weight_paths(stem)
     try:
         gcfg = GeneratorConfig.from_dict(doc["config"])
     except (KeyError, TypeError, ValueError, ConfigError) as e:
@@ -424,7 +424,7 @@ def load_model(stem: Path):
     if kind not in ("livedance", "baseline"):
         raise WeightsError(f"{src}: model {kind!r}, expected 'livedance' or 'baseline'")
     model = _build(kind, gcfg)
-    load_state_into(model, state, Path(stem).with_suffix(".safetensors"))
+    load_state_into(model, state, st_path)
     model.eval()
     return model, doc
 
