@@ -251,6 +251,9 @@ def test_alignment_columns_score_each_row_against_its_own_pairing(songs, tmp_pat
         assert by_label[label].metrics["MM-Dist"] == pytest.approx(fig["MM-Dist"], abs=1e-12), label
         assert by_label[label].metrics["R@1"] == pytest.approx(fig["R@1"], abs=1e-12, nan_ok=True), label
     assert expected["gen"]["MM-Dist"] != pytest.approx(expected["ground truth"]["MM-Dist"])  # other music, other score
+    per_clip = [c["MM-Dist"] for c in by_label["ground truth"].per_clip]  # equal-length clips: the row is their mean
+    assert np.mean(per_clip) == pytest.approx(by_label["ground truth"].metrics["MM-Dist"], abs=1e-12)
+    assert len(set(per_clip)) == len(per_clip)
     single = by_label["one"]
     assert np.isfinite(single.metrics["MM-Dist"]) and np.isnan(single.metrics["R@1"])
     assert any("no R@1" in n for n in single.notes)

@@ -85,8 +85,9 @@ def retrieval_figures(
         seed: seed of the negative draws.
 
     Returns:
-        ``{"MM-Dist": float, "R@1": float, "R@3": float, "windows": int, "clips": int}``: ``clips`` counts the pairs
-        with at least one window (shorter dances are left out); R@1 and R@3 are NaN when some window has fewer than
+        ``{"MM-Dist": float, "R@1": float, "R@3": float, "windows": int, "clips": int, "per_pair_mm_dist": list}``:
+        ``clips`` counts the pairs with at least one window (shorter dances are left out, NaN in ``per_pair_mm_dist``,
+        the MM-Dist of each pair's own windows); R@1 and R@3 are NaN when some window has fewer than
         ``pool - 1`` windows of other songs to be drawn against (one song only, or too few windows).
     Raises:
         DataError: no pair as long as one window, or a song key per pair missing.
@@ -99,8 +100,10 @@ def retrieval_figures(
     song = np.array([ids.setdefault(keys[k], len(ids)) for k in owner])
     sim = zm @ za.T
     rng = np.random.default_rng(seed)
-    out = {"MM-Dist": float(np.linalg.norm(zm - za, axis=1).mean()), "R@1": float("nan"), "R@3": float("nan"),
-           "windows": int(len(zm)), "clips": int(np.unique(owner).size)}
+    dist = np.linalg.norm(zm - za, axis=1)
+    per_pair = [float(dist[owner == k].mean()) if (owner == k).any() else float("nan") for k in range(len(pairs))]
+    out = {"MM-Dist": float(dist.mean()), "R@1": float("nan"), "R@3": float("nan"),
+           "windows": int(len(zm)), "clips": int(np.unique(owner).size), "per_pair_mm_dist": per_pair}
     ranks = []
     for i in range(len(zm)):
         others = np.flatnonzero(song != song[i])

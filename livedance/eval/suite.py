@@ -139,7 +139,8 @@ class MetricRow:
         bas_clips: number of clips that BAS averaged over.
         beat_aligned: number of clips flagged beat-aligned (None when the set has no such flag).
         notes: free-text remarks (which clips BAS used, the reference set).
-        per_clip: per clip: name, BAS, PFC, the music it was scored against, and its largest kinetic
+        per_clip: per clip: name, BAS, PFC, the music it was scored against, its MM-Dist (with a retrieval model:
+            which dance fits its music least), and its largest kinetic
             and geometric z-score against the FID reference with the feature it occurs on
             (``max_zk``, ``max_zk_feature``, ``max_zg``, ``max_zg_feature``; :func:`feature_outliers`).
     """
@@ -349,7 +350,7 @@ def _row(
     music: Sequence[tuple[Path, float]],
     beat_aligned: int | None,
     notes: list[str],
-    alignment: dict[str, float] | None = None,
+    alignment: dict[str, Any] | None = None,
 ) -> MetricRow:
     metrics = distribution_metrics(feats, ref)
     metrics["BAS"] = _nanmean(bas)
@@ -362,6 +363,8 @@ def _row(
         entry: dict[str, Any] = {"name": clip.name, "PFC": float(feats.pfc[i]), "BAS": bas_of.get(i, float("nan"))}
         entry["music"] = str(music[i][0])
         entry["music_offset_s"] = float(music[i][1])
+        if alignment and "per_pair_mm_dist" in alignment:
+            entry["MM-Dist"] = float(alignment["per_pair_mm_dist"][i])
         for short, (z, dim) in outliers.items():
             entry[f"max_z{short}"] = float(z[i])
             entry[f"max_z{short}_feature"] = int(dim[i])
@@ -387,7 +390,7 @@ def _row(
 def alignment_figures(
     model: Any, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]], config: EvalConfig,
     progress: Any = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """MM-Dist and R@1 of dances paired with music excerpts (:func:`livedance.eval.alignment.retrieval_figures`).
 
     Args:
@@ -412,7 +415,7 @@ def alignment_figures(
 
 
 def _row_alignment(model: Any, label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
-                   config: EvalConfig, progress: Any, notes: list[str]) -> dict[str, float]:
+                   config: EvalConfig, progress: Any, notes: list[str]) -> dict[str, Any]:
     """:func:`alignment_figures` for one row; what it cannot score becomes NaN and a note, never an abort."""
     nan = {"MM-Dist": float("nan"), "R@1": float("nan")}
     try:
@@ -524,7 +527,7 @@ def evaluate(
     ref_note = f"FID reference: real dances of split '{reference_split}' ({len(ref)} clips)"
     n_aligned = int(aligned.sum())
     def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
-              notes: list[str]) -> dict[str, float] | None:
+              notes: list[str]) -> dict[str, Any] | None:
         """The row's MM-Dist / R@1 (None without a retrieval model); what it leaves out goes into ``notes``."""
         if retrieval is None:
             return None
