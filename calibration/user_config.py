@@ -18,6 +18,9 @@ user config holds what PortAudio does *not* see, which only a measurement finds:
     adds it to the time at which a frame is due, so moves land on the beat as heard.
 ``input_latency_ms``
     from the time a sound reaches the input until the time PortAudio reports for its samples.
+``avatar_hip_height_m``
+    the avatar's hip (pelvis) height standing, metres, or null. ``perform`` scales the dancer's travel sent over
+    VMC by it over the SMPL-X body's 0.95 m (``--travel-scale``), so a smaller avatar's feet do not slide.
 
 Unknown keys are kept (and written back), so a newer livedance's file still loads. A key with the
 wrong type, a non-finite number, or a file that is not JSON raises :class:`ConfigError` naming the
@@ -42,6 +45,8 @@ CONFIG_ENV = "LIVEDANCE_CONFIG"
 CONFIG_VERSION = 1
 #: Largest latency the config accepts, milliseconds (perform's own limit is 2000 ms).
 MAX_LATENCY_MS = 2000.0
+#: Accepted avatar hip heights, metres (a 20 cm figurine to a 5 m giant).
+HIP_HEIGHT_RANGE_M = (0.2, 5.0)
 
 
 @dataclass
@@ -109,6 +114,7 @@ class UserConfig:
         tap: the last audio tap-along result, or None.
         visual_tap: the last visual (printed beats) tap-along result, or None.
         loopback: the last loopback result, or None.
+        avatar_hip_height_m: the avatar's standing hip height, metres, in :data:`HIP_HEIGHT_RANGE_M`, or None.
         extra: keys of the file this version does not know; written back unchanged.
     """
 
@@ -117,6 +123,7 @@ class UserConfig:
     tap: TapRecord | None = None
     visual_tap: TapRecord | None = None
     loopback: LoopbackRecord | None = None
+    avatar_hip_height_m: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,6 +144,7 @@ class UserConfig:
         for name in ("tap", "visual_tap", "loopback"):
             rec = getattr(self, name)
             out[name] = None if rec is None else asdict(rec)
+        out["avatar_hip_height_m"] = None if self.avatar_hip_height_m is None else float(self.avatar_hip_height_m)
         for k, v in self.extra.items():
             out.setdefault(k, v)
         return out
@@ -167,6 +175,21 @@ def _latency(path: Path, key: str, value: Any) -> float:
     v = _number(path, key, value)
     if abs(v) > MAX_LATENCY_MS:
         raise ConfigError(f"{path}: {key} = {v:g} ms is outside -{MAX_LATENCY_MS:g}..{MAX_LATENCY_MS:g} ms")
+    return v
+
+
+def hip_height(path: Path | str, key: str, value: Any) -> float | None:
+    """An avatar hip height in metres from ``value`` (None stays None).
+
+    Raises:
+        ConfigError: not a finite number in :data:`HIP_HEIGHT_RANGE_M` (the message names ``path`` and ``key``).
+    """
+    if value is None:
+        return None
+    v = _number(Path(path), key, value)
+    lo, hi = HIP_HEIGHT_RANGE_M
+    if not lo <= v <= hi:
+        raise ConfigError(f"{path}: {key} = {v:g} m is outside {lo:g}..{hi:g} m (the avatar's standing hip height)")
     return v
 
 
@@ -210,13 +233,14 @@ def parse_user_config(data: Any, path: Path) -> UserConfig:
             f"{path}: config version {version} is newer than this livedance understands ({CONFIG_VERSION}); "
             "upgrade livedance or delete the file"
         )
-    known = {"version", "output_latency_ms", "input_latency_ms", "tap", "visual_tap", "loopback"}
+    known = {"version", "output_latency_ms", "input_latency_ms", "tap", "visual_tap", "loopback", "avatar_hip_height_m"}
     return UserConfig(
         output_latency_ms=_latency(path, "output_latency_ms", data.get("output_latency_ms", 0.0)),
         input_latency_ms=_latency(path, "input_latency_ms", data.get("input_latency_ms", 0.0)),
         tap=_record(path, "tap", data.get("tap"), TapRecord),
         visual_tap=_record(path, "visual_tap", data.get("visual_tap"), TapRecord),
         loopback=_record(path, "loopback", data.get("loopback"), LoopbackRecord),
+        avatar_hip_height_m=hip_height(path, "avatar_hip_height_m", data.get("avatar_hip_height_m")),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

@@ -465,3 +465,20 @@ def test_cli_set_show_and_malformed_file(tmp_path, capsys):
     assert main(["calibrate", "show", "--config", str(cfg_file)]) == 2
     assert str(cfg_file) in capsys.readouterr().err.replace("\n", "")
     assert main(["calibrate", "latency", "--tap", "--loopback", "--config", str(tmp_path / "x.json")]) == 2
+
+
+def test_avatar_hip_height_is_stored_checked_and_kept(tmp_path, capsys):
+    from livedance.cli import main
+
+    cfg_file = tmp_path / "c.json"
+    assert main(["calibrate", "set", "--hip-height", "0.81", "--config", str(cfg_file)]) == 0
+    assert "avatar hip height 0.81 m" in capsys.readouterr().out
+    assert load_user_config(cfg_file).avatar_hip_height_m == 0.81
+    assert main(["calibrate", "set", "--output-ms", "20", "--config", str(cfg_file)]) == 0  # other keys keep it
+    assert load_user_config(cfg_file).avatar_hip_height_m == 0.81
+    capsys.readouterr()
+    assert main(["calibrate", "set", "--hip-height", "9", "--config", str(cfg_file)]) == 2
+    assert "outside 0.2..5 m" in capsys.readouterr().err
+    cfg_file.write_text('{"avatar_hip_height_m": "tall"}')
+    with pytest.raises(ConfigError, match="avatar_hip_height_m must be a finite number"):
+        load_user_config(cfg_file)

@@ -68,6 +68,31 @@ def test_latency_defaults_to_the_calibrated_value(tmp_path, monkeypatch):
         default_latency_ms()
 
 
+def test_travel_scale_comes_from_the_stored_hip_height_unless_given(short_wav, tmp_path, monkeypatch, capsys):
+    uc = pytest.importorskip("livedance.calibration.user_config", reason="the calibration module is not installed")
+    import livedance.live.setup as setup
+
+    cfg_file = tmp_path / "config.json"
+    monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg_file))
+    assert setup.default_travel_scale()[0] == 1.0
+    uc.save_user_config(uc.UserConfig(avatar_hip_height_m=0.76), cfg_file)
+    scale, why = setup.default_travel_scale()
+    assert scale == pytest.approx(0.76 / 0.95) and str(cfg_file) in why
+    seen = []
+    real = setup.build_sinks
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("travel_scale"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(setup, "build_sinks", spy)
+    base = ["perform", str(short_wav), "--vmc", "127.0.0.1:39599", "--no-controls", "--duration", "0.2"]
+    assert main(base) == 0
+    assert "VMC travel x0.8 (avatar hip height 0.76 m" in " ".join(capsys.readouterr().err.split())
+    assert main(base + ["--travel-scale", "1.3"]) == 0
+    assert seen == [pytest.approx(0.8), 1.3]
+
+
 def test_seed_reaches_the_dancer(short_wav, monkeypatch, capsys):
     """``--seed N`` resets the dancer with N before the show (the learned model's sampling seed); a negative seed
     is a usage error."""

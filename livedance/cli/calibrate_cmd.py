@@ -197,18 +197,28 @@ def set_command(
                                               help="Output latency to store, milliseconds (0..2000: the delay between "
                                               "a frame leaving livedance and the avatar showing it)."),
     input_ms: Optional[float] = typer.Option(None, "--input-ms", help="Input latency to store, milliseconds."),
+    hip_height: Optional[float] = typer.Option(None, "--hip-height", help="Your avatar's standing hip (pelvis) height, "
+                                               "metres (0.2..5): perform then scales the dancer's travel over VMC by it "
+                                               "over the SMPL-X body's 0.95 m, so the feet do not slide (--travel-scale "
+                                               "overrides it)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="Config file (default: the user config)."),
 ) -> None:
-    """Store latencies measured some other way (e.g. with jack_iodelay or a camera)."""
-    from livedance.calibration.user_config import load_user_config, save_user_config
+    """Store latencies measured some other way (e.g. with jack_iodelay or a camera), and the avatar's hip height.
+
+    Example: livedance calibrate set --output-ms 40 --hip-height 0.81
+    """
+    from livedance.calibration.user_config import hip_height as check_hip, load_user_config, save_user_config
     from livedance.errors import ConfigError
 
-    if output_ms is None and input_ms is None:
-        raise ConfigError("give --output-ms and/or --input-ms")
+    if output_ms is None and input_ms is None and hip_height is None:
+        raise ConfigError("give --output-ms, --input-ms and/or --hip-height")
     cfg = load_user_config(config_file)
+    if hip_height is not None:
+        cfg.avatar_hip_height_m = check_hip("--hip-height", "value", hip_height)
     if output_ms is not None:
         cfg.output_latency_ms = float(output_ms)
     if input_ms is not None:
         cfg.input_latency_ms = float(input_ms)
     path = save_user_config(cfg, config_file)
-    typer.echo(f"Saved to {path}: output {cfg.output_latency_ms:g} ms, input {cfg.input_latency_ms:g} ms")
+    hip = "" if cfg.avatar_hip_height_m is None else f", avatar hip height {cfg.avatar_hip_height_m:g} m"
+    typer.echo(f"Saved to {path}: output {cfg.output_latency_ms:g} ms, input {cfg.input_latency_ms:g} ms{hip}")

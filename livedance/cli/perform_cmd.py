@@ -116,10 +116,11 @@ def perform_command(
         help="Sampling seed of the learned dancer: the same song and seed dance alike, another seed dances it differently.",
     ),
     profile: str = typer.Option("vrm0", "--profile", help="Avatar profile for VMC: vrm0, vrm1, mixamo, ue_mannequin or a JSON path."),
-    travel_scale: float = typer.Option(
-        1.0, "--travel-scale", min=0.05, max=20.0,
+    travel_scale: Optional[float] = typer.Option(
+        None, "--travel-scale", min=0.05, max=20.0,
         help="VMC: factor on the dancer's travel and squats sent on the root, the avatar's hip height over the "
-        "SMPL-X body's 0.95 m (e.g. 0.85 for an avatar with 0.81 m hip height), so its feet do not slide."),
+        "SMPL-X body's 0.95 m (e.g. 0.85 for an avatar with 0.81 m hip height), so its feet do not slide. Default: "
+        "from the hip height stored by `livedance calibrate set --hip-height M`, else 1."),
     control_port: Optional[int] = typer.Option(
         None, "--control-port",
         help=f"UDP port of the OSC controls, 127.0.0.1 only (default {DEFAULT_CONTROL_PORT}, skipped with a warning if busy).",
@@ -179,7 +180,8 @@ def perform_command(
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.stage import StageConfig
     from livedance.live.rest import default_rest_offsets
-    from livedance.live.setup import build_sinks, default_latency_ms, load_generator, open_source, parse_endpoint
+    from livedance.live.setup import (build_sinks, default_latency_ms, default_travel_scale, load_generator, open_source,
+                                      parse_endpoint)
     from livedance.live.warp import WarpConfig
 
     console = Console(stderr=True)
@@ -190,6 +192,10 @@ def perform_command(
         latency_ms, lat_from = default_latency_ms()
     else:
         lat_from = "--latency-ms"
+    if travel_scale is None:
+        travel_scale, travel_from = default_travel_scale()
+    else:
+        travel_from = "--travel-scale"
     port = None
     if not no_controls:
         port = control_port if control_port is not None else DEFAULT_CONTROL_PORT
@@ -238,7 +244,8 @@ def perform_command(
         names = ", ".join(s.name for s in sinks) or "no sinks"
         console.print(
             f"livedance perform: {getattr(src, 'path', None) or source or 'default input'} -> {names}; "
-            f"{gen_desc}; {fps:g} fps; output latency {latency_ms:g} ms ({lat_from})", highlight=False,
+            f"{gen_desc}; {fps:g} fps; output latency {latency_ms:g} ms ({lat_from})"
+            + ("" if no_vmc else f"; VMC travel x{travel_scale:.3g} ({travel_from})"), highlight=False,
         )
         with exit_on_sigterm():
             performer.start()

@@ -73,6 +73,28 @@ def default_latency_ms() -> tuple[float, str]:
     return ms, f"calibrated, {path}"
 
 
+def default_travel_scale() -> tuple[float, str]:
+    """The VMC travel scale from the user config's avatar hip height, if it has one.
+
+    Returns:
+        (scale, where it came from): ``avatar_hip_height_m`` / 0.95 m (the SMPL-X body's pelvis height,
+        :data:`~livedance.live.rest.PELVIS_HEIGHT_M`), or (1.0, "default") when no hip height is stored.
+    Raises:
+        ConfigError: the user config file exists but is malformed.
+    """
+    try:
+        from livedance.calibration.user_config import config_path, load_user_config
+    except ImportError:
+        return 1.0, "default"
+    from livedance.live.rest import PELVIS_HEIGHT_M
+
+    path = config_path()
+    hip = load_user_config(path).avatar_hip_height_m if path.exists() else None
+    if hip is None:
+        return 1.0, "default; `livedance calibrate set --hip-height M` stores your avatar's"
+    return hip / PELVIS_HEIGHT_M, f"avatar hip height {hip:g} m in {path}"
+
+
 def open_source(spec: str | None, play: bool = False, block_size: int = 512):
     """The audio source that ``livedance perform [SOURCE]`` names.
 
