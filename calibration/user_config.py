@@ -181,6 +181,11 @@ def _latency(path: Path, key: str, value: Any) -> float:
 def hip_height(path: Path | str, key: str, value: Any) -> float | None:
     """An avatar hip height in metres from ``value`` (None stays None).
 
+    Args:
+        path, key: name the source in the error message only (a file and its key, or a CLI option).
+        value: int or float metres (not a bool), or None.
+    Returns:
+        the height in metres, or None.
     Raises:
         ConfigError: not a finite number in :data:`HIP_HEIGHT_RANGE_M` (the message names ``path`` and ``key``).
     """

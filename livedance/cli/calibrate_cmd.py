@@ -197,7 +197,7 @@ def set_command(
                                               help="Output latency to store, milliseconds (0..2000: the delay between "
                                               "a frame leaving livedance and the avatar showing it)."),
     input_ms: Optional[float] = typer.Option(None, "--input-ms", help="Input latency to store, milliseconds."),
-    hip_height: Optional[float] = typer.Option(None, "--hip-height", help="Your avatar's standing hip (pelvis) height, "
+    hip_height: Optional[float] = typer.Option(None, "--hip-height", min=0.2, max=5.0, help="Your avatar's standing hip (pelvis) height, "
                                                "metres (0.2..5): perform then scales the dancer's travel over VMC by it "
                                                "over the SMPL-X body's 0.95 m, so the feet do not slide (--travel-scale "
                                                "overrides it)."),
@@ -214,7 +214,7 @@ def set_command(
         raise ConfigError("give --output-ms, --input-ms and/or --hip-height")
     cfg = load_user_config(config_file)
     if hip_height is not None:
-        cfg.avatar_hip_height_m = check_hip("--hip-height", "value", hip_height)
+        cfg.avatar_hip_height_m = check_hip("--hip-height", "--hip-height", hip_height)
     if output_ms is not None:
         cfg.output_latency_ms = float(output_ms)
     if input_ms is not None:

@@ -54,7 +54,7 @@ def eval_command(
     ),
     fps: float = typer.Option(25.0, "--fps", help="Evaluation frame rate; every clip is resampled to it."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results (with per-clip values) here."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the 'real dance, wrong song' music derangement."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the 'real dance, wrong song' music derangement, of R@1's negative draws, and of the --models rows' sampling."),
     reference_split: str = typer.Option(
         "train", "--reference-split", help="Split whose real dances are the FID reference statistics."
     ),
@@ -101,12 +101,13 @@ def eval_command(
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
     retrieval: Optional[Path] = typer.Option(
         None, "--retrieval", help="Retrieval model weights stem for the MM-Dist and R@1 columns (default: the shipped "
-        "livedance/weights/retrieval, made by `livedance train retrieval --ship`)."),
+        "livedance/weights/retrieval, made by `livedance train retrieval --ship`; not with --no-retrieval)."),
     no_retrieval: bool = typer.Option(
         False, "--no-retrieval", help="Leave out the MM-Dist and R@1 columns (no retrieval model is loaded)."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS), EDGE's PFC, and SoulNet-style music-dance
-    retrieval (MM-Dist, lower is better; R@1 among 32 songs' windows, higher is better, chance 0.031).
+    retrieval: MM-Dist (0..2, lower is better, 1.41 = unrelated) and R@1 (how often a dance window's own music window
+    ranks first in a pool of 32: itself and 31 windows of other songs; higher is better, chance 0.031).
 
     Always shows two reference rows for the split, measured in the same run: 'ground truth' and 'real dance, wrong song' (music shuffled, only BAS, MM-Dist and R@1 change).
 

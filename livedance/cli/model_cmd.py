@@ -18,7 +18,8 @@ from livedance.cli import app
 
 train_app = typer.Typer(help="Train and ship models on the Tang 2018 train split: tokenizer, generator, baseline, "
                         "tokenizer-decoder (fine-tune), style-prior and pose-prior (counted, seconds), ship-generator "
-                        "and ship-baseline (weights + model card).", no_args_is_help=True)
+                        "and ship-baseline (weights + model card), retrieval (the music-dance model behind eval's "
+                        "MM-Dist and R@1).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 

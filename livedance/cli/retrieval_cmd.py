@@ -13,13 +13,15 @@ from livedance.cli.model_cmd import train_app
 @train_app.command("retrieval")
 def train_retrieval_cmd(
     steps: int = typer.Option(600, min=1, help="Optimiser steps (the LR schedule's length)."),
-    minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early; "
+                                            "default none: --steps decides)."),
+    seed: int = typer.Option(0, help="Seed of the initialisation and the batch order (another seed gives another model; "
+                             "docs/eval.md shows how much the figures move)."),
     out: Path = typer.Option(Path("runs/retrieval"), help="Run folder (checkpoints, log, retrieval.*)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
     batch_size: int = typer.Option(64, min=2, help="Window pairs per step (per rank); the InfoNCE negatives."),
     window: int = typer.Option(100, min=8, help="Frames per window at 25 fps (100 = 4 s)."),
-    hop: int = typer.Option(5, min=1, help="Frames between training windows."),
+    hop: int = typer.Option(5, min=1, help="Frames between training windows (5 = 0.2 s)."),
     members: int = typer.Option(3, min=1, help="Encoder pairs in the ensemble, each from its own initialisation "
                                 "(1 = a single model; its figures depend more on the training seed, docs/eval.md)."),
     lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),

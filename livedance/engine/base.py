@@ -90,12 +90,13 @@ def apply_style(gen: object, style: str | int | None, strength: float | None = N
     live loop for ``/livedance/style`` and ``/livedance/style/strength``.
 
     Args:
-        gen: the generator. style: a style name or index, or None (keep the current one); the learned dancer also
-            takes ``"none"`` (clear it), the procedural dancer only its own names.
+        gen: the generator.
+        style: a style name or index, or None (keep the current one); the learned dancer also takes ``"none"``
+            (clear it), the procedural dancer only its own names.
         strength: the style's strength lambda (None: leave it as it is). Both None: nothing changes.
     Raises:
-        ConfigError: the generator has no styles, or no strength while one is given, or does not know the style
-            (its own message, which names the styles it has).
+        ConfigError: the generator has no styles, or no strength while one is given, or refuses the style or the
+            strength (its own message, which names the styles it has or the strength's range).
     """
     from livedance.errors import ConfigError
 

@@ -77,11 +77,11 @@ def retrieval_figures(
     Args:
         model: a :class:`~livedance.model.retrieval.MusicDanceRetrieval` (eval mode).
         pairs: :class:`~livedance.model.train_retrieval.PairedClip` (per-frame motion and music features at the
-            model's fps), >= 2 with different songs.
+            model's fps); R@1 needs >= 32 windows in all, from at least two songs (else NaN).
         songs: one key per pair naming its song (pairs with the same key are never each other's negatives);
             default: every pair its own song.
         seconds: only windows inside each dance's first ``seconds`` (the protocol's 20 s).
-        hop_s: seconds between window starts. pool: candidates per R-precision query (1 true + pool - 1 others).
+        hop_s: seconds between window starts (rounded to whole frames, at least 1). pool: candidates per R-precision query (1 true + pool - 1 others).
         seed: seed of the negative draws.
 
     Returns:

@@ -399,7 +399,8 @@ def alignment_figures(
         music: per clip, (song path, song time in seconds of the clip's frame 0); may differ from the clip's own.
         config: ``seconds`` bounds the windows (the protocol's first 20 s).
     Returns:
-        ``{"MM-Dist", "R@1", "R@3", "windows", "clips"}`` (R@1 / R@3 NaN with fewer than 31 windows of other songs).
+        ``{"MM-Dist", "R@1", "R@3", "windows", "clips", "per_pair_mm_dist"}`` (R@1 / R@3 NaN with fewer than 31
+        windows of other songs; ``per_pair_mm_dist`` is each clip's own MM-Dist, in ``clips`` order).
     Raises:
         DataError: no clip as long as one window, or a dance that starts after its song's end.
         AudioError: a song is missing or unreadable.

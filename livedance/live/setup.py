@@ -78,9 +78,10 @@ def default_travel_scale() -> tuple[float, str]:
 
     Returns:
         (scale, where it came from): ``avatar_hip_height_m`` / 0.95 m (the SMPL-X body's pelvis height,
-        :data:`~livedance.live.rest.PELVIS_HEIGHT_M`), or (1.0, "default") when no hip height is stored.
+        :data:`~livedance.live.rest.PELVIS_HEIGHT_M`), or 1.0 with a text that starts with "default" when no hip
+        height is stored (it says how to store one).
     Raises:
-        ConfigError: the user config file exists but is malformed.
+        ConfigError: the user config file exists but is malformed (a hip height outside 0.2..5 m included).
     """
     try:
         from livedance.calibration.user_config import config_path, load_user_config

@@ -16,7 +16,7 @@ The model, top to bottom:
   R@1 0.89, val R@1 0.05-0.18 among 32, chance 0.03).
 * Music input, per frame (:func:`music_window_features`): the rhythm part of the streaming features
   (:class:`~livedance.features.FeatureConfig` layout without the log-mel bands: onset strength, band onsets,
-  Danceba's STFT-phase rhythm bank) and the beat tracker's state (sin / cos of the beat phase, log2 tempo / 120,
+  Danceba's STFT-phase rhythm bank) and the beat tracker's state (sin / cos of the beat phase, log2(bpm / 120),
   confidence). The log-mel bands identify a song (timbre), so they are left out for the same reason.
 * Two :class:`WindowEncoder` (a linear layer, three stride-2 temporal convolutions, mean and max pooling, a
   linear projection, L2 normalisation) map a window of W frames (default 100 = 4 s) to a unit vector of E numbers.
@@ -231,6 +231,11 @@ class MusicDanceRetrieval(nn.Module):
     def load(cls, stem: str | Path | None = None) -> tuple["MusicDanceRetrieval", dict[str, Any]]:
         """Load weights (default: the shipped ``livedance/weights/retrieval.*``), in eval mode.
 
+        Args:
+            stem: weights stem; a ``.json`` / ``.safetensors`` suffix is accepted (:func:`~livedance.model.checkpoint.weight_paths`).
+        Returns:
+            ``(model, json_doc)``: the model and its JSON (config, training record, val figures).
+
         Raises:
             WeightsError: missing, corrupt or mismatched files, or weights made for another feature layout (the
                 message names the file and the mismatch).
@@ -263,7 +268,7 @@ def heading_rotations(positions: np.ndarray) -> np.ndarray:
         (T, 3, 3) float64 rotation matrices R_t with R_t (l_hip - r_hip) along +x (up to its vertical part); a hip
         line with no horizontal part gives the identity.
     Raises:
-        DataError: not (T, >= 3, 3).
+        DataError: not (T, J >= 3, 3) (SMPL-24 joints expected).
     """
     p = np.asarray(positions, np.float64)
     if p.ndim != 3 or p.shape[1] < 3 or p.shape[2] != 3:

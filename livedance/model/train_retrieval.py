@@ -197,7 +197,7 @@ def _card(model: MusicDanceRetrieval, extra: dict[str, Any]) -> str:
         f"beat state ({c.music_dim}). An ensemble of {c.members} encoder pairs, each embedding {c.embed_dim} numbers "
         f"({c.members * c.embed_dim} in all); {n:,} parameters.",
         f"- Training: `{t['command']}`; {t['steps']} steps in {t['elapsed_s']:.0f} s (stopped by {t['stopped_by']}).",
-        f"- Val split, real dances (first 20 s, 1 s hop, pools of 32): own song R@1 {v['own']['R@1']:.3f}, "
+        f"- Val split, real dances (first 20 s, 1 s hop, pools of 32, negatives drawn with seed 0): own song R@1 {v['own']['R@1']:.3f}, "
         f"MM-Dist {v['own']['MM-Dist']:.3f}; the next clip's song R@1 {v['wrong']['R@1']:.3f}, MM-Dist {v['wrong']['MM-Dist']:.3f} "
         "(chance R@1 = 1/32 = 0.031).",
         "- Format: safetensors + JSON config; never pickle.",
