@@ -43,7 +43,7 @@ def main() -> None:
     from livedance.eval.alignment import retrieval_figures, wrong_song_figures
     from livedance.eval.motion_io import find_motions
     from livedance.model.retrieval import MusicDanceRetrieval
-    from livedance.model.train_retrieval import paired_clip
+    from livedance.model.retrieval import paired_clip
 
     from livedance.eval.suite import EvalClip
 

@@ -132,7 +132,7 @@ def wrong_song_figures(model: Any, pairs: Sequence[Any], seed: int = 0, **kw: An
     """
     if len(pairs) < 2:
         raise DataError(f"wrong-song figures need at least 2 dances, got {len(pairs)}")
-    from livedance.model.train_retrieval import PairedClip
+    from livedance.model.retrieval import PairedClip
 
     n = len(pairs)
     wrong = []

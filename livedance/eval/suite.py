@@ -406,7 +406,7 @@ def alignment_figures(
         AudioError: a song is missing or unreadable.
     """
     from livedance.eval.alignment import retrieval_figures
-    from livedance.model.train_retrieval import paired_clip
+    from livedance.model.retrieval import paired_clip
 
     fps = model.config.fps
     pairs = [paired_clip(c.name, c.at_fps(fps).positions, fps, path, offset)

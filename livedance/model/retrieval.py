@@ -54,6 +54,8 @@ __all__ = [
     "RetrievalConfig",
     "WindowEncoder",
     "MusicDanceRetrieval",
+    "PairedClip",
+    "paired_clip",
     "heading_rotations",
     "motion_window_features",
     "music_window_features",
@@ -274,11 +276,9 @@ def heading_rotations(positions: np.ndarray) -> np.ndarray:
     if p.ndim != 3 or p.shape[1] < 3 or p.shape[2] != 3:
         raise DataError(f"heading rotations: expected (T, 24, 3) joint positions, got {p.shape}")
     across = p[:, 1] - p[:, 2]
-    yaw = np.arctan2(-across[:, 2], across[:, 0])  # the hip line's angle from +x about +y
-    c, s = np.cos(yaw), np.sin(yaw)
-    R = np.zeros((len(p), 3, 3))
-    R[:, 0, 0], R[:, 0, 2], R[:, 1, 1], R[:, 2, 0], R[:, 2, 2] = c, -s, 1.0, s, c
-    return R
+    from livedance.model.representation import _ry_np  # the representation's rotation about +y
+
+    return _ry_np(np.arctan2(across[:, 2], across[:, 0]))  # minus the hip line's angle from +x about +y
 
 
 def motion_window_features(positions: np.ndarray, fps: float = 25.0) -> np.ndarray:
@@ -336,3 +336,46 @@ def music_window_features(cond: Any, times_s: np.ndarray) -> np.ndarray:
         np.where(known, np.log2(np.maximum(bpm, 1e-3) / 120.0), 0.0), np.where(known, conf, 0.0),
     ], axis=1)
     return np.concatenate([rhythm, beat], axis=1).astype(np.float32)
+
+
+@dataclass
+class PairedClip:
+    """A dance and its music as per-frame retrieval features (see :mod:`livedance.model.retrieval`).
+
+    Attributes:
+        name: the dance. motion: (T, motion_dim) float32. music: (T, music_dim) float32, frame-aligned.
+    """
+
+    name: str
+    motion: np.ndarray
+    music: np.ndarray
+
+
+def paired_clip(name: str, positions: np.ndarray, fps: float, audio_path: str | Path, audio_offset_s: float) -> PairedClip:
+    """Features of one dance and the music it is paired with, cut at the song's end.
+
+    Args:
+        name: shown in errors. positions: (T, 24, 3) SMPL-24 joints, metres, at ``fps`` frames per second.
+        audio_path: the song; audio_offset_s: song time of frame 0, seconds (frame f is at offset + f / fps).
+    Returns:
+        :class:`PairedClip` with the frames up to the song's end (a dance that goes on after its song has no music to
+        be paired with there; the analysis covers the whole song, :func:`~livedance.model.conditioning.song_conditioning`).
+    Raises:
+        DataError: bad positions, or fewer than 2 frames before the song ends (the message gives both times).
+        AudioError: missing or unreadable song.
+    """
+    from livedance.model.conditioning import song_conditioning
+
+    positions = np.asarray(positions)
+    times = float(audio_offset_s) + np.arange(len(positions)) / float(fps)
+    cond = song_conditioning(audio_path)
+    n = int(np.searchsorted(times, cond.duration_s, side="right"))  # a dance beyond its song's end has no music
+    if n < 2 and len(positions) >= 2:
+        raise DataError(f"{name}: the song {audio_path} ends at {cond.duration_s:.2f} s, the dance starts at "
+                        f"{float(audio_offset_s):.2f} s (song time): no music to pair it with")
+    try:
+        motion = motion_window_features(positions[:n], fps)
+        music = music_window_features(cond, times[:n])
+    except DataError as e:
+        raise DataError(f"{name} (song {audio_path}, {cond.duration_s:.2f} s): {e}") from None
+    return PairedClip(name, motion, music)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -272,7 +271,9 @@ def load_tokenizer_for_training(stem: Path | None):
 
 
 def _command(cfg: GeneratorRunConfig) -> str:
-    return "livedance " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else f"livedance train {cfg.model}"
+    from livedance.model.trainer import command_line
+
+    return command_line(f"livedance train {cfg.model}")
 
 
 def run_training(cfg: GeneratorRunConfig) -> dict:

@@ -11,7 +11,6 @@ with ``ship`` also to ``livedance/weights/retrieval.*`` and the model card's "Re
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from livedance.errors import ConfigError
-from livedance.model.retrieval import MusicDanceRetrieval, RetrievalConfig, motion_window_features, music_window_features
+from livedance.model.retrieval import MusicDanceRetrieval, PairedClip, RetrievalConfig, paired_clip
 
 __all__ = ["RetrievalRunConfig", "PairedClip", "paired_clip", "RetrievalWindows", "run_training"]
 
@@ -50,50 +49,6 @@ class RetrievalRunConfig:
     data_root: Path | None = None
     progress: bool = True
     model: RetrievalConfig | None = None
-
-
-@dataclass
-class PairedClip:
-    """A dance and its music as per-frame retrieval features (see :mod:`livedance.model.retrieval`).
-
-    Attributes:
-        name: the dance. motion: (T, motion_dim) float32. music: (T, music_dim) float32, frame-aligned.
-    """
-
-    name: str
-    motion: np.ndarray
-    music: np.ndarray
-
-
-def paired_clip(name: str, positions: np.ndarray, fps: float, audio_path: str | Path, audio_offset_s: float) -> PairedClip:
-    """Features of one dance and the music it is paired with, cut at the song's end.
-
-    Args:
-        name: shown in errors. positions: (T, 24, 3) SMPL-24 joints, metres, at ``fps`` frames per second.
-        audio_path: the song; audio_offset_s: song time of frame 0, seconds (frame f is at offset + f / fps).
-    Returns:
-        :class:`PairedClip` with the frames up to the song's end (a dance that goes on after its song has no music to
-        be paired with there; the analysis covers the whole song, :func:`~livedance.model.conditioning.song_conditioning`).
-    Raises:
-        DataError: bad positions, or fewer than 2 frames before the song ends (the message gives both times).
-        AudioError: missing or unreadable song.
-    """
-    from livedance.errors import DataError
-    from livedance.model.conditioning import song_conditioning
-
-    positions = np.asarray(positions)
-    times = float(audio_offset_s) + np.arange(len(positions)) / float(fps)
-    cond = song_conditioning(audio_path)
-    n = int(np.searchsorted(times, cond.duration_s, side="right"))  # a dance beyond its song's end has no music
-    if n < 2 and len(positions) >= 2:
-        raise DataError(f"{name}: the song {audio_path} ends at {cond.duration_s:.2f} s, the dance starts at "
-                        f"{float(audio_offset_s):.2f} s (song time): no music to pair it with")
-    try:
-        motion = motion_window_features(positions[:n], fps)
-        music = music_window_features(cond, times[:n])
-    except DataError as e:
-        raise DataError(f"{name} (song {audio_path}, {cond.duration_s:.2f} s): {e}") from None
-    return PairedClip(name, motion, music)
 
 
 class RetrievalWindows(torch.utils.data.Dataset):
@@ -126,7 +81,7 @@ class RetrievalWindows(torch.utils.data.Dataset):
 def _pairs(clips: Sequence[Any], fps: float, progress: bool, what: str) -> list[PairedClip]:
     from rich.progress import track
 
-    items = [c for c in clips]
+    items = list(clips)
     it = track(items, description=f"music features ({what})", transient=True) if progress else items
     return [paired_clip(c.name, c.positions, fps, c.audio_path, c.audio_offset_s) for c in it]
 
@@ -144,7 +99,7 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
     from livedance.data.dataset import load_split
     from livedance.eval.alignment import wrong_song_figures
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
-    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
+    from livedance.model.trainer import TrainConfig, Trainer, command_line, init_distributed, seed_everything
 
     mcfg = cfg.model or RetrievalConfig()
     dist = init_distributed()
@@ -171,7 +126,7 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
     model.eval()
     val = _pairs(load_split("val", data_root=cfg.data_root, progress=show, fps=mcfg.fps), mcfg.fps, show, "val")
     result["val"] = wrong_song_figures(model, val)
-    command = "livedance " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "livedance train retrieval"
+    command = command_line("livedance train retrieval")
     extra = {"training": {"command": command, "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
                           "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(train),
                           "world_size": dist.world_size, "final": result["final"]},

@@ -169,6 +169,14 @@ def shutdown_distributed() -> None:
         tdist.destroy_process_group()
 
 
+def command_line(default: str) -> str:
+    """The command that started this process as a user would type it (``livedance`` + its arguments), for model
+    cards and weights JSON; ``default`` when the process had no arguments (called from Python)."""
+    import sys
+
+    return "livedance " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else default
+
+
 def seed_everything(seed: int) -> None:
     """Seed python ``random``, numpy's global RNG and torch (CPU and CUDA)."""
     random.seed(seed)
