@@ -20,7 +20,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
            dropout: float = 0.0, music_dropout: float = 0.0, style_balance: float = 0.0,
-           speeds: tuple[float, ...] = ()) -> None:
+           speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
+           retrieval: Optional[Path] = None, init: Optional[Path] = None) -> None:
     import torch
     from rich.console import Console
 
@@ -31,7 +32,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
     cfg = GeneratorRunConfig(model=model, steps=steps, minutes=minutes, seed=seed, batch_size=batch_size, lr=lr,
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
-                             style_balance=style_balance, speeds=speeds,
+                             style_balance=style_balance, speeds=speeds, align_weight=align_weight,
+                             align_temperature=align_temperature, retrieval=retrieval, init=init,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
@@ -76,10 +78,21 @@ def train_generator_cmd(
     speed: list[float] = typer.Option([], "--speed", min=0.5, max=2.0, help="Speed perturbation: also train on "
                                       "every dance danced SPEED times as fast to its song played as fast (tempo "
                                       "and pitch together; repeat the option, e.g. --speed 0.9 --speed 1.1)."),
+    align_weight: float = typer.Option(0.0, min=0.0, help="Weight of SoulNet's music-dance alignment prior beside "
+                                       "the cross-entropy: the model's drawn codes are decoded to a dance and scored "
+                                       "by the frozen retrieval model against its music (InfoNCE; "
+                                       "livedance.model.align). 0 = off. Needs --tokens 42 or more."),
+    align_temperature: float = typer.Option(0.6, min=0.01, help="Sampling temperature of the alignment loss's "
+                                            "straight-through draws (the shipped sampling uses 0.6)."),
+    retrieval: Optional[Path] = typer.Option(None, help="Retrieval weights stem for --align-weight (default: the "
+                                             "shipped livedance/weights/retrieval)."),
+    init: Optional[Path] = typer.Option(None, help="Start from these generator weights (a fine-tune; e.g. "
+                                        "livedance/weights/generator) instead of a fresh model."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
-           progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed))
+           progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
+           align_temperature, retrieval, init)
 
 
 @app.command("generate")

@@ -399,7 +399,8 @@ class DanceGenerator(nn.Module):
         return [self.out_norm[i](x[i]) for i in range(len(x))]
 
     # ------------------------------------------------------------------ training
-    def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0) -> dict[str, Tensor]:
+    def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0,
+                draw_temperature: float | None = None) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
 
         Args:
@@ -411,9 +412,13 @@ class DanceGenerator(nn.Module):
                 of its (slot, part) tokens in the backbone's input, all levels, by uniformly random codes.
                 The targets stay clean, so the model learns to continue from its own imperfect samples
                 instead of copying a memorised history. 0 (inference, default) disables it.
+            draw_temperature: when given, also return ``drawn``: the window's codes as (B, N, P, V, C) float
+                one-hot vectors, the chunks' predicted positions drawn at this temperature with straight-through
+                gradients (:meth:`draw_chunk_codes`), the rest the window's own codes; the alignment loss's input
+                (:mod:`livedance.model.align`).
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
-            cross-entropy) and ``acc`` (base accuracy on masked positions).
+            cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
         """
         cfg = self.config
         B, N, P, V = codes.shape
@@ -448,7 +453,48 @@ class DanceGenerator(nn.Module):
             res = F.cross_entropy(rl.reshape(-1, cfg.codebook_size), tgt[..., 1:].reshape(-1))
         else:
             res = base.new_zeros(())
-        return {"loss": base + res, "base": base.detach(), "res": res.detach(), "acc": acc.detach()}
+        out = {"loss": base + res, "base": base.detach(), "res": res.detach(), "acc": acc.detach()}
+        if draw_temperature is not None:
+            drawn = self.draw_chunk_codes(ctx, mk, logits, base_t, masked, draw_temperature)  # (B, S, K, P, V, C)
+            slots = (starts[:, None] + torch.arange(K, device=codes.device)[None, :]).reshape(-1)
+            full = F.one_hot(codes, cfg.codebook_size).to(drawn.dtype)
+            out["drawn"] = full.index_copy(1, slots, drawn.reshape(B, S * K, P, V, cfg.codebook_size))
+        return out
+
+    def draw_chunk_codes(self, ctx: Tensor, music: Tensor, base_logits: Tensor, base: Tensor, masked: Tensor,
+                         temperature: float) -> Tensor:
+        """Straight-through draws of chunks' codes, as the engine samples them (training only).
+
+        The masked base positions are drawn from ``base_logits`` (the others keep ``base``); then, part by part and
+        level by level as in :meth:`step`, each residual level is drawn from the residual head conditioned on the
+        codes drawn below it. Draws are :func:`~livedance.model.align.straight_through_sample` (one-hot forward,
+        softmax gradient) at ``temperature`` on every level.
+
+        Args:
+            ctx: (..., P, d). music: (..., K, d). base_logits: (..., K, P, C). base: (..., K, P) int64.
+            masked: (..., K, P) bool. temperature: T > 0.
+        Returns:
+            (..., K, P, V, C) float one-hot codes with straight-through gradients into the logits.
+        """
+        from livedance.model.align import straight_through_sample
+
+        cfg = self.config
+        oh0 = torch.where(masked.unsqueeze(-1), straight_through_sample(base_logits, temperature),
+                          F.one_hot(base, cfg.codebook_size).to(base_logits.dtype))
+        parts_oh, parts_hard = [], []
+        for i in range(cfg.n_parts):
+            acc = self._res_base(i, ctx, music)
+            if i > 0:
+                acc = acc + self.res_cross[i - 1](self.embed_codes(i - 1, parts_hard[i - 1]))
+            lv_oh, lv_hard = [oh0[..., i, :]], [oh0[..., i, :].argmax(-1)]
+            for v in range(1, cfg.levels):
+                acc = acc + self._level_emb(i, v - 1, lv_hard[-1])
+                oh = straight_through_sample(self.res_mlp[i][v - 1](acc), temperature)
+                lv_oh.append(oh)
+                lv_hard.append(oh.argmax(-1))
+            parts_oh.append(torch.stack(lv_oh, dim=-2))  # (..., K, V, C)
+            parts_hard.append(torch.stack(lv_hard, dim=-1))  # (..., K, V)
+        return torch.stack(parts_oh, dim=-3)
 
     # ------------------------------------------------------------------ inference
     def state_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:

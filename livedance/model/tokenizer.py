@@ -444,6 +444,39 @@ class Tokenizer(nn.Module):
             qs_prev = qs
         return out
 
+    def dequantize_onehot(self, onehot: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """:meth:`dequantize` of one-hot (or soft) codes, differentiable in them: the alignment loss's path
+        (:mod:`livedance.model.align`).
+
+        Args:
+            onehot: part -> (B, N, L, C) float weights over each level's C codes (L <= V levels).
+        Returns:
+            part -> (B, N, d): sum over levels of weights @ codebook, plus the HRVQ hints (linear, so a soft code's
+            hint is the weighted hints). One-hot weights give exactly :meth:`dequantize` of their codes.
+        Raises:
+            DataError: missing parts or a wrong shape.
+        """
+        cfg = self.config
+        if set(onehot) != set(cfg.parts):
+            raise DataError(f"tokenizer.dequantize_onehot: parts {sorted(onehot)}, expected {list(cfg.parts)}")
+        for p, w in onehot.items():
+            if w.ndim != 4 or w.shape[-1] != cfg.codebook_size or not 1 <= w.shape[-2] <= cfg.levels:
+                raise DataError(f"tokenizer.dequantize_onehot: {p!r} has shape {tuple(w.shape)}, expected "
+                                f"(B, N, L <= {cfg.levels}, {cfg.codebook_size})")
+        L = min(w.shape[-2] for w in onehot.values())
+        out = {}
+        qs_prev: list[Tensor] | None = None
+        for p in cfg.parts:
+            qs = []
+            for v in range(L):
+                q = onehot[p][..., v, :] @ self.quantizers[p][v].codebook.to(onehot[p].dtype)
+                if cfg.chained and qs_prev is not None:
+                    q = q + self.hints[p][v](qs_prev[v])
+                qs.append(q)
+            out[p] = torch.stack(qs, 0).sum(0)
+            qs_prev = qs
+        return out
+
     def decode_latents(self, zq: Mapping[str, Tensor]) -> Tensor:
         """Quantised latents part -> (B, N, d) to features (B, 4N, D)."""
         outs = [self.decoders[p](zq[p].transpose(1, 2)).transpose(1, 2) for p in self.config.parts]

@@ -56,6 +56,8 @@ class ClipTokens:
         features: (F, feat_dim) float32 audio features of the song from song time 0.
         window_index: (N, W) int64 rows of ``features`` feeding each slot.
         cond: (N, cond_dim) float32 beat conditions of the slots.
+        music: (stride * N, music_dim) float32 retrieval-model music features of the slots' frames
+            (:func:`~livedance.model.retrieval.music_window_features`), for the alignment loss; None without it.
     """
 
     name: str
@@ -63,6 +65,7 @@ class ClipTokens:
     features: np.ndarray
     window_index: np.ndarray
     cond: np.ndarray
+    music: np.ndarray | None = None
 
 
 def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
@@ -82,13 +85,15 @@ def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: 
     return idx.astype(np.int64), cond
 
 
-def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: float) -> list[ClipTokens]:
+def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: float,
+                  align_music: bool = False) -> list[ClipTokens]:
     """Tokenize clips and compute their causal music inputs (see the module docstring).
 
     Args:
         clips: :class:`~livedance.data.dataset.MotionClip` list.
         tokenizer: :class:`~livedance.model.tokenizer.Tokenizer` (eval mode). rep: its Representation.
         window: W. lag_s: audio lag, seconds.
+        align_music: also compute each clip's retrieval-model music features (``ClipTokens.music``).
     Returns:
         list of :class:`ClipTokens`.
     Raises:
@@ -108,7 +113,12 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         N = c.shape[1]
         t = clip.audio_offset_s + np.arange(N) * tokenizer.stride / clip.fps
         idx, cond = slot_inputs(song, t, window, lag_s, clip.fps, tokenizer.stride)
-        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond))
+        music = None
+        if align_music:
+            from livedance.model.retrieval import music_window_features
+
+            music = music_window_features(song, clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps)
+        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music))
     return out
 
 
@@ -197,11 +207,16 @@ class TokenWindowDataset(torch.utils.data.Dataset):
         i, h, s = self.index[k]
         c = self.clips[i]
         sl = slice(s, s + self.tokens)
-        return {
+        item = {
             "codes": torch.from_numpy(c.codes[h, sl]),
             "window": self.feats[i][torch.from_numpy(c.window_index[sl])],
             "cond": torch.from_numpy(c.cond[sl]),
         }
+        if c.music is not None:  # the alignment loss's music and the clip (its own song is no negative)
+            stride = c.music.shape[0] // c.codes.shape[1]
+            item["music"] = torch.from_numpy(c.music[s * stride:(s + self.tokens) * stride])
+            item["clip"] = torch.tensor(i, dtype=torch.int64)
+        return item
 
 
 def feature_stats(clips: Sequence[ClipTokens]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,6 +247,11 @@ class GeneratorRunConfig:
             (:func:`livedance.motion.speed.speed_clip`, the speed perturbation of Ko et al. 2015); empty = none.
         style_balance: b in [0, 1]: draw the dance styles in proportion to n_s^(1 - b) instead of their
             window counts n_s (:func:`style_balanced_index`); 0 keeps the data's shares.
+        align_weight: weight of SoulNet's alignment prior (:mod:`livedance.model.align`) beside the
+            cross-entropy; 0 (default) trains without it. align_temperature: its draws' sampling temperature.
+        retrieval: the alignment loss's retrieval weights stem (None: the shipped ``livedance/weights/retrieval``).
+        init: start from these generator weights (a fine-tune: their config, with ``overrides`` applied, and
+            their music statistics); None trains from scratch.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -253,6 +273,10 @@ class GeneratorRunConfig:
     mirror: bool = False
     style_balance: float = 0.0
     speeds: tuple[float, ...] = ()
+    align_weight: float = 0.0
+    align_temperature: float = 0.6
+    retrieval: Path | None = None
+    init: Path | None = None
     overrides: dict = field(default_factory=dict)
 
 
@@ -296,10 +320,25 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     if not 0.0 <= cfg.style_balance <= 1.0:
         raise ConfigError(f"--style-balance {cfg.style_balance}: expected a value in [0, 1] (0 = the data's "
                           "style shares, 1 = every style equally often)")
+    from livedance.model.align import AlignConfig
+
+    acfg = AlignConfig(weight=cfg.align_weight, temperature=cfg.align_temperature)  # checks the values
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
-    gcfg = _model_config(cfg, tok)
+    init_model = None
+    if cfg.init is not None:
+        init_model, init_doc = load_model(Path(cfg.init))
+        if init_doc.get("model", "livedance") != "livedance":
+            raise ConfigError(f"--init {cfg.init}: those are {init_doc.get('model')!r} weights, not the generator's")
+        if init_doc.get("tokenizer_sha256") and tok_sha and init_doc["tokenizer_sha256"] != tok_sha:
+            raise ConfigError(f"--init {cfg.init}: trained on another tokenizer ({init_doc['tokenizer_sha256'][:12]}) "
+                              f"than {tok_path} ({tok_sha[:12]}); pass that one with --tokenizer")
+        from livedance.model.generator import GeneratorConfig
+
+        gcfg = GeneratorConfig.from_dict({**init_model.config.to_dict(), **cfg.overrides})
+    else:
+        gcfg = _model_config(cfg, tok)
     train = load_split("train", data_root=cfg.data_root, progress=show)
     if cfg.mirror:
         from livedance.motion.mirror import mirror_clip
@@ -310,22 +349,42 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.motion.speed import speed_clip
 
         train = list(train) + [speed_clip(c, r) for r in speeds for c in train]
-    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s)
+    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s, align_music=acfg.weight > 0)
     ds = TokenWindowDataset(data, cfg.tokens, cfg.hop, style_balance=cfg.style_balance)
     seed_everything(cfg.seed)
     model = _build(cfg.model, gcfg)
-    mean, std = feature_stats(data)
-    model.music.set_stats(mean, std)
+    if init_model is not None:  # a fine-tune keeps the weights' music statistics too (they are buffers)
+        model.load_state_dict(init_model.state_dict())
+    else:
+        mean, std = feature_stats(data)
+        model.music.set_stats(mean, std)
+    align = None
+    if acfg.weight > 0:
+        from livedance.model.align import AlignmentLoss, music_bank
+        from livedance.model.retrieval import MusicDanceRetrieval
+
+        retrieval, _ = MusicDanceRetrieval.load(cfg.retrieval)
+        bank, bank_clip = music_bank(retrieval, [c.music for c in data], round(acfg.bank_hop_s * rep.config.fps))
+        align = AlignmentLoss(tok, rep, retrieval, bank, bank_clip, acfg)
+        align.window_starts(cfg.tokens * tok.stride)  # a clear error now if the windows are too short
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
-                  "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds}
+                  "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
+                  "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None}
+    parts = tok.config.parts
 
     def loss_fn(m, b):
-        out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
-        return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+        if align is None:
+            out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
+            return out["loss"], {k: v for k, v in out.items() if k != "loss"}
+        out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature)
+        a = align({p: out["drawn"][:, :, i] for i, p in enumerate(parts)}, b["music"], b["clip"])
+        logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
+        logs.update(align=a["loss"].detach(), align_acc=a["acc"])
+        return out["loss"] + acfg.weight * a["loss"], logs
 
     trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist,
                       upgrade_run_config=upgrade_run_config)
@@ -338,7 +397,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     info = {"command": _command(cfg), "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
             "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(data), "corrupt": cfg.corrupt,
             "mirror": cfg.mirror, "style_balance": cfg.style_balance,
-            "speeds": speeds, "dropout": gcfg.dropout,
+            "speeds": speeds, "dropout": gcfg.dropout, "align_weight": acfg.weight,
+            "align_temperature": acfg.temperature if acfg.weight > 0 else None,
+            "init": str(cfg.init) if cfg.init is not None else None,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -373,6 +434,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
         out.setdefault("mirror", False)
         out.setdefault("style_balance", 0.0)
         out.setdefault("speeds", [])
+        out.setdefault("align_weight", 0.0)
+        out.setdefault("init", None)
     return out
 
 
@@ -543,6 +606,14 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
                      + " speed with its song")
     if tr.get("style_balance"):
         data_note += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
+    extra_train = ""
+    if tr.get("init"):
+        extra_train += f" Fine-tuned from the weights `{tr['init']}`."
+    if tr.get("align_weight"):
+        extra_train += (f" Loss: cross-entropy + {tr['align_weight']:g} x SoulNet's alignment prior (codes drawn at "
+                        f"T {tr.get('align_temperature') or 0.6:g}, decoded, InfoNCE of the retrieval model against "
+                        f"the other train songs' music, last logged {fl.get('align', float('nan')):.3f}; "
+                        "livedance.model.align).")
     head = ("| row | FIDk | FIDg | Divk | Divg | BAS | PFC | runs (seeds) |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |")
     sel = ""
@@ -575,6 +646,6 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
 - Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
   {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss
   {fl.get('loss', float('nan')):.3f} (base-level cross-entropy {fl.get('base', float('nan')):.3f} nats, accuracy
-  {fl.get('acc', float('nan')):.3f}).{sel}{met}
+  {fl.get('acc', float('nan')):.3f}).{extra_train}{sel}{met}
 - Limits: body only; ballroom / Latin dances (waltz dominates), so other music gets ballroom-like steps.
 """

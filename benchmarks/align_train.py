@@ -1,0 +1,83 @@
+"""The alignment prior's loss on train windows: real codes against codes drawn by generator weights.
+
+``livedance train generator --align-weight W`` adds SoulNet's alignment prior (livedance.model.align) to the
+generator's loss. This script asks what that loss says, in the training setting (the train split's windows, the
+model's draws conditioned on the real dance's history, the other train songs' music as negatives), about:
+
+* the real dances' own codes (``GT``: no draws), and
+* the codes drawn at T 0.6 by each ``--generator`` weights stem,
+
+judged by each ``--judge`` retrieval stem (``shipped`` = livedance/weights/retrieval; a model trained with another
+``--seed`` is an independent judge). Lower loss and higher acc (share of windows whose own music beats every other
+train song's window) = more specific to its music. The same batches (``--batches`` x 16 windows, fixed seed) for
+every row. Compare with ``livedance eval --split val``'s MM-Dist / R@1, which ask the same of free-running dances on
+songs the model never heard (docs/model.md, "SoulNet's alignment prior in training").
+
+    .venv/bin/python benchmarks/align_train.py --judge shipped --judge runs/retrieval-ens-s1/retrieval \\
+        --generator livedance/weights/generator --generator runs/ft-a05/generator
+
+Needs ``../shared/data`` (the Tang train split); about 2 minutes of music analysis first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--judge", action="append", default=[], help="retrieval stem or 'shipped' (repeat)")
+    ap.add_argument("--generator", action="append", default=[], help="generator weights stem (repeat)")
+    ap.add_argument("--batches", type=int, default=30, help="batches of 16 train windows")
+    ap.add_argument("--temperature", type=float, default=0.6, help="the draws' sampling temperature")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from rich.console import Console
+    from rich.table import Table
+
+    from livedance.data.dataset import load_split
+    from livedance.model.align import AlignConfig, AlignmentLoss, music_bank
+    from livedance.model.retrieval import MusicDanceRetrieval
+    from livedance.model.train_generator import TokenWindowDataset, load_model, load_tokenizer_for_training, prepare_clips
+
+    torch.set_num_threads(1)
+    tok, rep, _, _ = load_tokenizer_for_training(None)
+    models = {"GT (the real codes)": None}
+    for stem in args.generator:
+        models[stem] = load_model(Path(stem))[0].train()  # draws as in training (music dropout on)
+    first = next((m for m in models.values() if m is not None), None)
+    window, lag = (first.config.window, first.config.lag_s) if first is not None else (8, 0.16)
+    data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True)
+    ds = TokenWindowDataset(data, 64, 8)
+    table = Table(title=f"alignment loss on train windows ({args.batches} x 16, draws at T {args.temperature:g})")
+    for col in ("judge", "codes", "align loss", "acc"):
+        table.add_column(col)
+    for judge in args.judge or ["shipped"]:
+        retr, _ = MusicDanceRetrieval.load(None if judge == "shipped" else judge)
+        bank, owner = music_bank(retr, [c.music for c in data], round(rep.config.fps))
+        loss = AlignmentLoss(tok, rep, retr, bank, owner, AlignConfig(weight=1.0, temperature=args.temperature))
+        for name, model in models.items():
+            torch.manual_seed(0)
+            g = torch.Generator().manual_seed(0)
+            losses, accs = [], []
+            for _ in range(args.batches):
+                idx = torch.randint(0, len(ds), (16,), generator=g).tolist()
+                b = {k: torch.stack([ds[i][k] for i in idx]) for k in ds[0]}
+                with torch.no_grad():
+                    if model is None:
+                        oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
+                    else:
+                        oh = model(b["codes"], b["window"], b["cond"], draw_temperature=args.temperature)["drawn"]
+                    out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["clip"])
+                losses.append(float(out["loss"]))
+                accs.append(float(out["acc"]))
+            table.add_row(judge, name, f"{np.mean(losses):.3f}", f"{np.mean(accs):.3f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
