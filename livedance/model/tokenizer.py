@@ -428,15 +428,20 @@ class Tokenizer(nn.Module):
         """Codes to quantised latents: part -> (B, N, L) int64 -> part -> (B, N, d), summing the first
         ``levels`` levels (default: all levels present in the codes), with the HRVQ hints."""
         self._check_codes(codes)
-        cfg = self.config
         L = min(c.shape[-1] for c in codes.values())
         L = L if levels is None else min(int(levels), L)
+        return self._chain_levels(lambda p, v: self.quantizers[p][v].get_output_from_indices(codes[p][..., v]), L)
+
+    def _chain_levels(self, level_output, levels: int) -> dict[str, Tensor]:
+        """part -> sum over the first ``levels`` levels of ``level_output(part, level)`` (B, N, d), each plus its HRVQ
+        hint from the previous part's output at the same level (the decode side of :meth:`quantize`)."""
+        cfg = self.config
         out = {}
         qs_prev: list[Tensor] | None = None
         for p in cfg.parts:
             qs = []
-            for v in range(L):
-                q = self.quantizers[p][v].get_output_from_indices(codes[p][..., v])
+            for v in range(levels):
+                q = level_output(p, v)
                 if cfg.chained and qs_prev is not None:
                     q = q + self.hints[p][v](qs_prev[v])
                 qs.append(q)
@@ -464,18 +469,8 @@ class Tokenizer(nn.Module):
                 raise DataError(f"tokenizer.dequantize_onehot: {p!r} has shape {tuple(w.shape)}, expected "
                                 f"(B, N, L <= {cfg.levels}, {cfg.codebook_size})")
         L = min(w.shape[-2] for w in onehot.values())
-        out = {}
-        qs_prev: list[Tensor] | None = None
-        for p in cfg.parts:
-            qs = []
-            for v in range(L):
-                q = onehot[p][..., v, :] @ self.quantizers[p][v].codebook.to(onehot[p].dtype)
-                if cfg.chained and qs_prev is not None:
-                    q = q + self.hints[p][v](qs_prev[v])
-                qs.append(q)
-            out[p] = torch.stack(qs, 0).sum(0)
-            qs_prev = qs
-        return out
+        return self._chain_levels(
+            lambda p, v: onehot[p][..., v, :] @ self.quantizers[p][v].codebook.to(onehot[p].dtype), L)
 
     def decode_latents(self, zq: Mapping[str, Tensor]) -> Tensor:
         """Quantised latents part -> (B, N, d) to features (B, 4N, D)."""
