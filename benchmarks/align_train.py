@@ -5,12 +5,12 @@ generator's loss. This script asks what that loss says, in the training setting 
 model's draws conditioned on the real dance's history, the other train songs' music as negatives), about:
 
 * the real dances' own codes (``GT``: no draws), and
-* the codes drawn at T 0.6 by each ``--generator`` weights stem,
+* the codes drawn at T 0.6 by each ``--generator`` weights stem (in eval mode: every chunk hears its music),
 
 judged by each ``--judge`` retrieval stem (``shipped`` = livedance/weights/retrieval; a model trained with another
 ``--seed`` is an independent judge). Lower loss and higher acc (share of windows whose own music beats every other
 train song's window) = more specific to its music. The same batches (``--batches`` x 16 windows, fixed seed) for
-every row. Compare with ``livedance eval --split val``'s MM-Dist / R@1, which ask the same of free-running dances on
+every row, and the same retrieval windows in them. Compare with ``livedance eval --split val``'s MM-Dist / R@1, which ask the same of free-running dances on
 songs the model never heard (docs/model.md, "SoulNet's alignment prior in training").
 
     .venv/bin/python benchmarks/align_train.py --judge shipped --judge runs/retrieval-ens-s1/retrieval \\
@@ -48,7 +48,7 @@ def main() -> None:
     tok, rep, _, _ = load_tokenizer_for_training(None)
     models = {"GT (the real codes)": None}
     for stem in args.generator:
-        models[stem] = load_model(Path(stem))[0].train()  # draws as in training (music dropout on)
+        models[stem] = load_model(Path(stem))[0]  # eval mode: the draws hear every chunk's music
     first = next((m for m in models.values() if m is not None), None)
     window, lag = (first.config.window, first.config.lag_s) if first is not None else (8, 0.16)
     data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True)
@@ -58,21 +58,22 @@ def main() -> None:
         table.add_column(col)
     for judge in args.judge or ["shipped"]:
         retr, _ = MusicDanceRetrieval.load(None if judge == "shipped" else judge)
-        bank, owner = music_bank(retr, [c.music for c in data], round(rep.config.fps))
+        bank, owner = music_bank(retr, [c.music for c in data], round(rep.config.fps), ds.song_ids)
         loss = AlignmentLoss(tok, rep, retr, bank, owner, AlignConfig(weight=1.0, temperature=args.temperature))
         for name, model in models.items():
             torch.manual_seed(0)
             g = torch.Generator().manual_seed(0)
             losses, accs = [], []
-            for _ in range(args.batches):
+            for k in range(args.batches):
                 idx = torch.randint(0, len(ds), (16,), generator=g).tolist()
-                b = {k: torch.stack([ds[i][k] for i in idx]) for k in ds[0]}
+                b = {key: torch.stack([ds[i][key] for i in idx]) for key in ds[0]}
                 with torch.no_grad():
                     if model is None:
                         oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
                     else:
                         oh = model(b["codes"], b["window"], b["cond"], draw_temperature=args.temperature)["drawn"]
-                    out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["clip"])
+                    places = torch.Generator().manual_seed(k)  # the same retrieval windows for every row
+                    out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["song"], places)
                 losses.append(float(out["loss"]))
                 accs.append(float(out["acc"]))
             table.add_row(judge, name, f"{np.mean(losses):.3f}", f"{np.mean(accs):.3f}")

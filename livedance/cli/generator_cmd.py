@@ -81,13 +81,15 @@ def train_generator_cmd(
     align_weight: float = typer.Option(0.0, min=0.0, help="Weight of SoulNet's music-dance alignment prior beside "
                                        "the cross-entropy: the model's drawn codes are decoded to a dance and scored "
                                        "by the frozen retrieval model against its music (InfoNCE; "
-                                       "livedance.model.align). 0 = off. Needs --tokens 42 or more."),
+                                       "livedance.model.align). 0 = off. Needs --tokens 42 or more (with the shipped "
+                                       "tokenizer and retrieval model)."),
     align_temperature: float = typer.Option(0.6, min=0.01, help="Sampling temperature of the alignment loss's "
                                             "straight-through draws (the shipped sampling uses 0.6)."),
     retrieval: Optional[Path] = typer.Option(None, help="Retrieval weights stem for --align-weight (default: the "
                                              "shipped livedance/weights/retrieval)."),
     init: Optional[Path] = typer.Option(None, help="Start from these generator weights (a fine-tune; e.g. "
-                                        "livedance/weights/generator) instead of a fresh model."),
+                                        "livedance/weights/generator) instead of a fresh model. Their config is kept; "
+                                        "a non-zero --dropout or --music-dropout overrides it."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,

@@ -107,8 +107,8 @@ def smpl24_positions_torch(rep, x: Tensor) -> Tensor:
     Args:
         rep: :class:`~livedance.model.representation.Representation`. x: (B, T, D) normalised features.
     Returns:
-        (B, T, 24, 3) float32 metres, y up: the 22 SMPL-X body joints by FK, then the left and right hand at
-        ``HAND_FRACTION`` of the forearm beyond each wrist along its rest bone axis.
+        (B, T, 24, 3) metres (float32 for float32 features), y up: the 22 SMPL-X body joints by FK, then the left and
+        right hand at ``HAND_FRACTION`` of the forearm beyond each wrist along its rest bone axis.
     """
     from livedance.data.dataset import HAND_FRACTION
     from livedance.motion.fk import fk_torch
@@ -120,7 +120,8 @@ def smpl24_positions_torch(rep, x: Tensor) -> Tensor:
     hands = []
     for side, sign in (("left", 1.0), ("right", -1.0)):
         w = SMPLX_BODY_JOINT_NAMES.index(f"{side}_wrist")
-        bone = torch.tensor([sign * HAND_FRACTION * float(np.linalg.norm(off[w])), 0.0, 0.0], dtype=pos.dtype)
+        bone = torch.tensor([sign * HAND_FRACTION * float(np.linalg.norm(off[w])), 0.0, 0.0], dtype=pos.dtype,
+                            device=pos.device)
         hands.append(pos[..., w, :] + grot[..., w, :, :] @ bone)
     return torch.cat([pos, torch.stack(hands, dim=-2)], dim=-2)
 
@@ -151,23 +152,28 @@ def motion_features_torch(positions: Tensor, fps: float = 25.0) -> Tensor:
     return torch.cat([turned.reshape(B, T, -1), p[:, :, 0, 1:2]], dim=-1)
 
 
-def music_bank(retrieval, music: list[np.ndarray], hop: int) -> tuple[Tensor, Tensor]:
-    """Embeddings of every music window of the given songs (the negatives of :class:`AlignmentLoss`).
+def music_bank(retrieval, music: list[np.ndarray], hop: int, songs: list[int] | None = None) -> tuple[Tensor, Tensor]:
+    """Embeddings of every music window of the given clips (the negatives of :class:`AlignmentLoss`).
 
     Args:
         retrieval: :class:`~livedance.model.retrieval.MusicDanceRetrieval` (eval mode).
         music: per clip (T_i, music_dim) float32 music features at the model's fps. hop: frames between windows.
+        songs: per clip, the id of its song (clips of one song, e.g. a dance and its mirrored copy, share it);
+            default: each clip its own song.
     Returns:
-        ``(bank (Nb, M * E) float32 unit embeddings, clip (Nb,) int64 clip index of each window)``.
+        ``(bank (Nb, M * E) float32 unit embeddings, song (Nb,) int64 song id of each window)``.
     Raises:
-        DataError: no clip is as long as one window.
+        DataError: no clip is as long as one window, or ``songs`` does not name one song per clip.
     """
     W = retrieval.config.window
+    songs = list(range(len(music))) if songs is None else [int(k) for k in songs]
+    if len(songs) != len(music):
+        raise DataError(f"alignment loss: {len(songs)} song ids for {len(music)} clips")
     rows, owner = [], []
     for i, m in enumerate(music):
         for s in range(0, len(m) - W + 1, max(int(hop), 1)):
             rows.append(m[s:s + W])
-            owner.append(i)
+            owner.append(songs[i])
     if not rows:
         raise DataError(f"alignment loss: no training clip has {W} frames of music for one retrieval window")
     with torch.no_grad():
@@ -183,16 +189,16 @@ class AlignmentLoss(nn.Module):
         tokenizer: :class:`~livedance.model.tokenizer.Tokenizer` the codes belong to. rep: its Representation.
         retrieval: :class:`~livedance.model.retrieval.MusicDanceRetrieval` (its ``fps`` must be the
             representation's).
-        bank, bank_clip: :func:`music_bank` of the training songs. config: :class:`AlignConfig`.
+        bank, bank_song: :func:`music_bank` of the training songs. config: :class:`AlignConfig`.
 
-    The tokenizer and the retrieval model are frozen (``requires_grad`` off, eval mode); gradients flow only to the
-    codes' one-hot vectors.
+    The tokenizer and the retrieval model are frozen (``requires_grad`` off, eval mode; the module holds them, so
+    ``.to(device)`` moves them with the bank); gradients flow only to the codes' one-hot vectors.
 
     Raises:
         ConfigError: the retrieval model's frame rate is not the representation's.
     """
 
-    def __init__(self, tokenizer, rep, retrieval, bank: Tensor, bank_clip: Tensor, config: AlignConfig) -> None:
+    def __init__(self, tokenizer, rep, retrieval, bank: Tensor, bank_song: Tensor, config: AlignConfig) -> None:
         super().__init__()
         if abs(float(retrieval.config.fps) - float(rep.config.fps)) > 1e-6:
             raise ConfigError(f"alignment loss: the retrieval model runs at {retrieval.config.fps} fps, the "
@@ -201,12 +207,14 @@ class AlignmentLoss(nn.Module):
         for p in list(tokenizer.parameters()) + list(retrieval.parameters()):
             p.requires_grad_(False)
         self.register_buffer("bank", bank)
-        self.register_buffer("bank_clip", bank_clip)
+        self.register_buffer("bank_song", bank_song)
         self.scale = float(retrieval.logit_scale.exp().clamp(max=100.0).mean())
 
-    def window_starts(self, n_frames: int) -> Tensor:
+    def window_starts(self, n_frames: int, generator: torch.Generator | None = None) -> Tensor:
         """Random first frames of ``config.windows`` retrieval windows within frames decoded with full context.
 
+        Args:
+            n_frames: frames of the decoded training window. generator: RNG (default torch's global one).
         Raises:
             DataError: the training window is too short for one such retrieval window.
         """
@@ -217,31 +225,33 @@ class AlignmentLoss(nn.Module):
             raise DataError(f"alignment loss: training windows of {n_frames} frames are too short; it needs "
                             f"{lo + self.retrieval.config.window} frames ({need:.1f} s, --tokens "
                             f"{math.ceil((lo + self.retrieval.config.window) / self.tokenizer.stride)} or more)")
-        return torch.randint(lo, hi + 1, (self.config.windows,))
+        return torch.randint(lo, hi + 1, (self.config.windows,), generator=generator)
 
-    def forward(self, onehot: dict[str, Tensor], music: Tensor, clip: Tensor) -> dict[str, Tensor]:
+    def forward(self, onehot: dict[str, Tensor], music: Tensor, song: Tensor,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """InfoNCE of the drawn dance against its music.
 
         Args:
             onehot: part -> (B, N, V, C) float one-hot codes (with straight-through gradients).
             music: (B, stride * N, music_dim) float32 music features of the window's frames.
-            clip: (B,) int64 training clip of each window (its own songs' bank windows are not negatives).
+            song: (B,) int64 song id of each window (the bank's windows of its own song are not negatives).
+            generator: RNG for the retrieval windows' places (default torch's global one).
         Returns:
             ``{"loss": scalar, "acc": share of retrieval windows whose own music beats every bank window}``.
         """
         x = self.tokenizer.decode_latents(self.tokenizer.dequantize_onehot(onehot))  # (B, 4N, D)
         feats = motion_features_torch(smpl24_positions_torch(self.rep, x), self.rep.config.fps)
         W = self.retrieval.config.window
-        starts = self.window_starts(feats.shape[1])
+        starts = self.window_starts(feats.shape[1], generator)
         m_win = torch.cat([feats[:, s:s + W] for s in starts.tolist()])  # (B * windows, W, 73)
         a_win = torch.cat([music[:, s:s + W] for s in starts.tolist()])
-        owner = clip.repeat(len(starts))
+        owner = song.repeat(len(starts))
         zm = self.retrieval.embed_motion(m_win)
         with torch.no_grad():
             za = self.retrieval.embed_music(a_win)
         pos = (zm * za).sum(-1, keepdim=True)
-        neg = (zm @ self.bank.T).masked_fill(owner[:, None] == self.bank_clip[None, :], float("-inf"))
+        neg = (zm @ self.bank.T).masked_fill(owner[:, None] == self.bank_song[None, :], float("-inf"))
         logits = self.scale * torch.cat([pos, neg], dim=1)
-        loss = F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.int64))
+        loss = F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.int64, device=logits.device))
         acc = (logits.argmax(1) == 0).float().mean().detach()
         return {"loss": loss, "acc": acc}

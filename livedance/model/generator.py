@@ -436,7 +436,7 @@ class DanceGenerator(nn.Module):
         W = window.shape[2]
         mw = window[:, starts].unsqueeze(2).expand(B, S, K, W, window.shape[-1])
         mc = torch.stack([cond[:, starts + k] for k in range(K)], dim=2)
-        mk = self.music(mw, mc)  # (B, S, K, d)
+        mk = heard = self.music(mw, mc)  # (B, S, K, d)
         if self.training and cfg.music_dropout > 0:
             drop = torch.rand(B, S, 1, 1, device=mk.device) < cfg.music_dropout
             mk = torch.where(drop, self.null_music.expand_as(mk), mk)
@@ -455,7 +455,10 @@ class DanceGenerator(nn.Module):
             res = base.new_zeros(())
         out = {"loss": base + res, "base": base.detach(), "res": res.detach(), "acc": acc.detach()}
         if draw_temperature is not None:
-            drawn = self.draw_chunk_codes(ctx, mk, logits, base_t, masked, draw_temperature)  # (B, S, K, P, V, C)
+            draw_logits = logits
+            if mk is not heard:  # the draws hear the music even where the heads' music was dropped
+                draw_logits = self.chunk_logits(ctx, heard, base_t, masked)
+            drawn = self.draw_chunk_codes(ctx, heard, draw_logits, base_t, masked, draw_temperature)  # (B,S,K,P,V,C)
             slots = (starts[:, None] + torch.arange(K, device=codes.device)[None, :]).reshape(-1)
             full = F.one_hot(codes, cfg.codebook_size).to(drawn.dtype)
             out["drawn"] = full.index_copy(1, slots, drawn.reshape(B, S * K, P, V, cfg.codebook_size))
@@ -463,12 +466,15 @@ class DanceGenerator(nn.Module):
 
     def draw_chunk_codes(self, ctx: Tensor, music: Tensor, base_logits: Tensor, base: Tensor, masked: Tensor,
                          temperature: float) -> Tensor:
-        """Straight-through draws of chunks' codes, as the engine samples them (training only).
+        """Straight-through draws of chunks' codes, close to how the engine samples them (training only).
 
         The masked base positions are drawn from ``base_logits`` (the others keep ``base``); then, part by part and
         level by level as in :meth:`step`, each residual level is drawn from the residual head conditioned on the
         codes drawn below it. Draws are :func:`~livedance.model.align.straight_through_sample` (one-hot forward,
-        softmax gradient) at ``temperature`` on every level.
+        softmax gradient) at ``temperature`` on every level. Where it differs from :meth:`step`: the base level is
+        one draw of the training mask's positions given the real codes at the others (not MaskGIT's iterations from
+        a fully masked chunk), and ``residual_temperature``, ``top_k``, ``min_p`` and ``guidance`` are not applied
+        (the shipped sampling uses none of them).
 
         Args:
             ctx: (..., P, d). music: (..., K, d). base_logits: (..., K, P, C). base: (..., K, P) int64.

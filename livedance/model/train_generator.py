@@ -58,6 +58,8 @@ class ClipTokens:
         cond: (N, cond_dim) float32 beat conditions of the slots.
         music: (stride * N, music_dim) float32 retrieval-model music features of the slots' frames
             (:func:`~livedance.model.retrieval.music_window_features`), for the alignment loss; None without it.
+        song: the clip's song (its audio path): a mirrored or speed-perturbed copy of a dance shares it, and the
+            alignment loss never uses a window's own song as its negative.
     """
 
     name: str
@@ -66,6 +68,7 @@ class ClipTokens:
     window_index: np.ndarray
     cond: np.ndarray
     music: np.ndarray | None = None
+    song: str = ""
 
 
 def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
@@ -117,8 +120,11 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         if align_music:
             from livedance.model.retrieval import music_window_features
 
-            music = music_window_features(song, clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps)
-        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music))
+            # the last token's padding frames may run past the song's end: they hear its last moment
+            t_f = np.minimum(clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps, song.duration_s)
+            music = music_window_features(song, t_f)
+        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music,
+                              str(clip.audio_path)))
     return out
 
 
@@ -180,7 +186,9 @@ def style_balanced_index(index: Sequence[tuple], styles: Sequence[str], balance:
 class TokenWindowDataset(torch.utils.data.Dataset):
     """Windows of ``tokens`` consecutive slots over all clips.
 
-    Items: dict ``codes`` (N, P, V) int64, ``window`` (N, W, feat_dim) float32, ``cond`` (N, 10) float32.
+    Items: dict ``codes`` (N, P, V) int64, ``window`` (N, W, feat_dim) float32, ``cond`` (N, 10) float32; for clips
+    with ``music`` (the alignment loss) also ``music`` (stride * N, music_dim) float32, the window's frames, and
+    ``song`` () int64, an id shared by the clips of one song (:attr:`song_ids`).
     With ``style_balance`` b > 0 the windows of rarer dance styles are repeated
     (:func:`style_balanced_index`; the style comes from the clip's name, :func:`clip_style`).
 
@@ -193,6 +201,8 @@ class TokenWindowDataset(torch.utils.data.Dataset):
         self.clips = clips
         self.tokens = int(tokens)
         self.feats = [torch.from_numpy(c.features) for c in clips]
+        songs = sorted({c.song for c in clips})
+        self.song_ids = [songs.index(c.song) for c in clips]  # clips of one song share an id
         self.index = [(i, h, s) for i, c in enumerate(clips) for h in range(c.codes.shape[0])
                       for s in range(0, c.codes.shape[1] - self.tokens + 1, hop)]
         if not self.index:
@@ -212,10 +222,10 @@ class TokenWindowDataset(torch.utils.data.Dataset):
             "window": self.feats[i][torch.from_numpy(c.window_index[sl])],
             "cond": torch.from_numpy(c.cond[sl]),
         }
-        if c.music is not None:  # the alignment loss's music and the clip (its own song is no negative)
+        if c.music is not None:  # the alignment loss's music and song (its own song is no negative)
             stride = c.music.shape[0] // c.codes.shape[1]
             item["music"] = torch.from_numpy(c.music[s * stride:(s + self.tokens) * stride])
-            item["clip"] = torch.tensor(i, dtype=torch.int64)
+            item["song"] = torch.tensor(self.song_ids[i], dtype=torch.int64)
         return item
 
 
@@ -322,7 +332,11 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                           "style shares, 1 = every style equally often)")
     from livedance.model.align import AlignConfig
 
-    acfg = AlignConfig(weight=cfg.align_weight, temperature=cfg.align_temperature)  # checks the values
+    if not cfg.align_weight >= 0:
+        raise ConfigError(f"--align-weight {cfg.align_weight}: expected a weight >= 0 (0 = off)")
+    if not cfg.align_temperature > 0:
+        raise ConfigError(f"--align-temperature {cfg.align_temperature}: expected a temperature > 0")
+    acfg = AlignConfig(weight=cfg.align_weight, temperature=cfg.align_temperature)
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
@@ -331,9 +345,12 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         init_model, init_doc = load_model(Path(cfg.init))
         if init_doc.get("model", "livedance") != "livedance":
             raise ConfigError(f"--init {cfg.init}: those are {init_doc.get('model')!r} weights, not the generator's")
-        if init_doc.get("tokenizer_sha256") and tok_sha and init_doc["tokenizer_sha256"] != tok_sha:
-            raise ConfigError(f"--init {cfg.init}: trained on another tokenizer ({init_doc['tokenizer_sha256'][:12]}) "
-                              f"than {tok_path} ({tok_sha[:12]}); pass that one with --tokenizer")
+        from livedance.model.checkpoint import weight_paths
+        from livedance.model.tokenizer import require_same_codes
+
+        tok_json = weight_paths(tok_path)[1]
+        require_same_codes(weight_paths(Path(cfg.init))[1], init_doc.get("tokenizer_sha256"),
+                           json.loads(tok_json.read_text()), str(tok_json))
         from livedance.model.generator import GeneratorConfig
 
         gcfg = GeneratorConfig.from_dict({**init_model.config.to_dict(), **cfg.overrides})
@@ -354,7 +371,13 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     seed_everything(cfg.seed)
     model = _build(cfg.model, gcfg)
     if init_model is not None:  # a fine-tune keeps the weights' music statistics too (they are buffers)
-        model.load_state_dict(init_model.state_dict())
+        from livedance.model.checkpoint import load_state_into
+
+        try:
+            load_state_into(model, init_model.state_dict(), str(cfg.init))
+        except WeightsError as e:
+            raise ConfigError(f"--init {cfg.init}: the options change the model's tensors ({e}); a fine-tune keeps "
+                              "the weights' architecture (e.g. --music-dropout needs weights trained with it)") from None
     else:
         mean, std = feature_stats(data)
         model.music.set_stats(mean, std)
@@ -364,8 +387,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.model.retrieval import MusicDanceRetrieval
 
         retrieval, _ = MusicDanceRetrieval.load(cfg.retrieval)
-        bank, bank_clip = music_bank(retrieval, [c.music for c in data], round(acfg.bank_hop_s * rep.config.fps))
-        align = AlignmentLoss(tok, rep, retrieval, bank, bank_clip, acfg)
+        bank, bank_song = music_bank(retrieval, [c.music for c in data], round(acfg.bank_hop_s * rep.config.fps),
+                                     ds.song_ids)
+        align = AlignmentLoss(tok, rep, retrieval, bank, bank_song, acfg).to(dist.device)
         align.window_starts(cfg.tokens * tok.stride)  # a clear error now if the windows are too short
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
@@ -374,6 +398,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
                   "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
                   "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None}
+    if acfg.weight > 0:  # a resumed run must not silently change its loss
+        run_config.update(align_temperature=acfg.temperature, retrieval=str(cfg.retrieval or "shipped"))
     parts = tok.config.parts
 
     def loss_fn(m, b):
@@ -381,7 +407,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
             return out["loss"], {k: v for k, v in out.items() if k != "loss"}
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature)
-        a = align({p: out["drawn"][:, :, i] for i, p in enumerate(parts)}, b["music"], b["clip"])
+        a = align({p: out["drawn"][:, :, i] for i, p in enumerate(parts)}, b["music"], b["song"])
         logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
         logs.update(align=a["loss"].detach(), align_acc=a["acc"])
         return out["loss"] + acfg.weight * a["loss"], logs
@@ -418,8 +444,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
     Fields added since the checkpoint was written get their defaults: the generator config is parsed by
     :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
     ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror`` / ``style_balance`` /
-    ``speeds``
-    (once recorded only when used) default to off.
+    ``speeds`` / ``align_weight`` / ``init`` (once recorded only when used, or not at all) default to off. A run with the
+    alignment loss also records ``align_temperature`` and ``retrieval``; older runs never had it.
 
     Raises:
         ConfigError: the saved generator config has fields this version does not know.
