@@ -187,3 +187,14 @@ def test_bad_alignment_settings_and_foreign_init_weights_are_refused():
 
     with pytest.raises(ConfigError, match="baseline"):
         run_training(GeneratorRunConfig(init=WEIGHTS_DIR / "baseline", progress=False))
+
+
+def test_eval_knows_a_generator_trained_against_its_judge():
+    from livedance.eval.alignment import trained_against
+
+    judge = {"sha256": "ab" * 32}
+    assert trained_against({"training": {"align_weight": 0.5, "align_retrieval_sha256": "ab" * 32}}, judge)
+    assert not trained_against({"training": {"align_weight": 0.5, "align_retrieval_sha256": "cd" * 32}}, judge)
+    assert not trained_against({"training": {"align_weight": 0.0, "align_retrieval_sha256": None}}, judge)
+    assert not trained_against({}, judge)  # weights from before the alignment loss
+    assert not trained_against({"training": {"align_retrieval_sha256": "ab" * 32}}, {})

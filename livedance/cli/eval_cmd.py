@@ -148,11 +148,23 @@ def eval_command(
             StylePrior.load().index(style)
     if retrieval is not None and no_retrieval:
         raise ConfigError("--retrieval and --no-retrieval: give one of them")
-    retrieval_model = None
+    retrieval_model, judge_note = None, None
     if not no_retrieval:  # missing or mismatched weights fail here, before the data loads
+        from livedance.eval.alignment import trained_against
+        from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
         from livedance.model.retrieval import MusicDanceRetrieval
 
-        retrieval_model, _ = MusicDanceRetrieval.load(retrieval)
+        retrieval_model, retrieval_doc = MusicDanceRetrieval.load(retrieval)
+        gen_json = weight_paths(weights if weights is not None else WEIGHTS_DIR / "generator")[1]
+        if "livedance" in names and gen_json.exists():
+            try:
+                gen_doc = json.loads(gen_json.read_text())
+            except (OSError, ValueError):
+                gen_doc = {}  # the generator's own loader names a bad file when it runs
+            if trained_against(gen_doc, retrieval_doc):
+                judge_note = (f"{gen_json} was trained against this retrieval model (--align-weight): its MM-Dist / R@1 "
+                              "flatter it; judge it with another one (--retrieval, e.g. one trained with "
+                              "`livedance train retrieval --seed 1`)")
     if json_out is not None:
         from livedance.atomic import check_output_path
 
@@ -200,6 +212,10 @@ def eval_command(
             split_clips, reference_clips, extra, config, cache, progress, split=split, reference_split=reference_split,
             retrieval=retrieval_model,
         )
+    if judge_note is not None:
+        for row in report.rows:
+            if row.label.startswith("livedance"):
+                row.notes.append(judge_note)
     out = Console()
     out.print(render_table(report, f"livedance eval: split '{split}' at {fps:g} fps (seed {seed})"))
     for note in dict.fromkeys(n for row in report.rows for n in row.notes):

@@ -35,6 +35,23 @@ __all__ = ["ALIGNMENT_NAMES", "window_starts", "retrieval_figures", "wrong_song_
 ALIGNMENT_NAMES = ("MM-Dist", "R@1")
 
 
+def trained_against(generator_doc: dict[str, Any], retrieval_doc: dict[str, Any]) -> bool:
+    """Whether a generator was trained against this very retrieval model (``livedance train generator
+    --align-weight``, :mod:`livedance.model.align`).
+
+    Such a generator learns the judge's blind spots along with the music (docs/model.md, "SoulNet's alignment prior
+    in training"), so its MM-Dist / R@1 by that judge flatter it; ``livedance eval`` then notes it on the row.
+
+    Args:
+        generator_doc: the generator's JSON (its ``training.align_retrieval_sha256``).
+        retrieval_doc: the retrieval model's JSON (its ``sha256``).
+    Returns:
+        True when both sha256s are present and equal.
+    """
+    want = (generator_doc.get("training") or {}).get("align_retrieval_sha256")
+    return bool(want) and want == retrieval_doc.get("sha256")
+
+
 def window_starts(n_frames: int, window: int, hop: int, limit: int | None = None) -> np.ndarray:
     """Start frames of the windows of ``window`` frames, ``hop`` apart, inside the first ``limit`` frames.
 

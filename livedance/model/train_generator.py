@@ -386,7 +386,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.model.align import AlignmentLoss, music_bank
         from livedance.model.retrieval import MusicDanceRetrieval
 
-        retrieval, _ = MusicDanceRetrieval.load(cfg.retrieval)
+        retrieval, retrieval_doc = MusicDanceRetrieval.load(cfg.retrieval)
         bank, bank_song = music_bank(retrieval, [c.music for c in data], round(acfg.bank_hop_s * rep.config.fps),
                                      ds.song_ids)
         align = AlignmentLoss(tok, rep, retrieval, bank, bank_song, acfg).to(dist.device)
@@ -425,6 +425,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "mirror": cfg.mirror, "style_balance": cfg.style_balance,
             "speeds": speeds, "dropout": gcfg.dropout, "align_weight": acfg.weight,
             "align_temperature": acfg.temperature if acfg.weight > 0 else None,
+            # eval notes MM-Dist / R@1 measured by this very judge (livedance.eval.alignment.trained_against)
+            "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else None,
             "init": str(cfg.init) if cfg.init is not None else None,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
