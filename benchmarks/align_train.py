@@ -9,12 +9,12 @@ model's draws conditioned on the real dance's history, the other train songs' mu
 
 judged by each ``--judge`` retrieval stem (``shipped`` = livedance/weights/retrieval; a model trained with another
 ``--seed`` is an independent judge). Lower loss and higher acc (share of windows whose own music beats every other
-train song's window) = more specific to its music. The same batches (``--batches`` x 16 windows, fixed seed) for
-every row, and the same retrieval windows in them. Compare with ``livedance eval --split val``'s MM-Dist / R@1, which ask the same of free-running dances on
+train song's window) = more specific to its music. The same batches (``--batches`` x 16 windows, fixed seed),
+and the same retrieval windows in them, for every row. Compare with ``livedance eval --split val``'s MM-Dist / R@1, which ask the same of free-running dances on
 songs the model never heard (docs/model.md, "SoulNet's alignment prior in training").
 
     .venv/bin/python benchmarks/align_train.py --judge shipped --judge runs/retrieval-ens-s1/retrieval \\
-        --generator livedance/weights/generator --generator runs/ft-a05/generator
+        --generator livedance/weights/generator --generator runs/ft-a0.5/generator
 
 Needs ``../shared/data`` (the Tang train split); about 2 minutes of music analysis first.
 """

@@ -198,3 +198,23 @@ def test_eval_knows_a_generator_trained_against_its_judge():
     assert not trained_against({"training": {"align_weight": 0.0, "align_retrieval_sha256": None}}, judge)
     assert not trained_against({}, judge)  # weights from before the alignment loss
     assert not trained_against({"training": {"align_retrieval_sha256": "ab" * 32}}, {})
+
+
+def test_draws_hear_the_music_where_music_dropout_gave_the_heads_the_null_vector():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**{**SMALL, "music_dropout": 0.9})
+    g = DanceGenerator(cfg).train()
+    B, N = 4, 11
+    codes = torch.randint(0, cfg.codebook_size, (B, N, cfg.n_parts, cfg.levels))
+    win, cond = torch.randn(B, N, cfg.window, cfg.feat_dim), torch.randn(B, N, cfg.cond_dim)
+    seen, real_draw = [], g.draw_chunk_codes
+
+    def spy(ctx, music, *args):
+        seen.append(music.detach())
+        return real_draw(ctx, music, *args)
+
+    g.draw_chunk_codes = spy
+    g(codes, win, cond, draw_temperature=1.0)
+    null = g.null_music.detach()
+    # with a 0.9 dropout most chunks' heads got the null vector; the draws got the music of every chunk
+    assert not torch.isclose(seen[0], null.expand_as(seen[0])).all(-1).any()

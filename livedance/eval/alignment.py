@@ -29,7 +29,7 @@ import numpy as np
 
 from livedance.errors import DataError
 
-__all__ = ["ALIGNMENT_NAMES", "window_starts", "retrieval_figures", "wrong_song_figures"]
+__all__ = ["ALIGNMENT_NAMES", "trained_against", "window_starts", "retrieval_figures", "wrong_song_figures"]
 
 #: Alignment columns of the eval table, in order.
 ALIGNMENT_NAMES = ("MM-Dist", "R@1")
@@ -46,10 +46,11 @@ def trained_against(generator_doc: dict[str, Any], retrieval_doc: dict[str, Any]
         generator_doc: the generator's JSON (its ``training.align_retrieval_sha256``).
         retrieval_doc: the retrieval model's JSON (its ``sha256``).
     Returns:
-        True when both sha256s are present and equal.
+        True when both sha256s are present and equal (False for documents of another shape).
     """
-    want = (generator_doc.get("training") or {}).get("align_retrieval_sha256")
-    return bool(want) and want == retrieval_doc.get("sha256")
+    training = generator_doc.get("training") if isinstance(generator_doc, dict) else None
+    want = training.get("align_retrieval_sha256") if isinstance(training, dict) else None
+    return bool(want) and isinstance(retrieval_doc, dict) and want == retrieval_doc.get("sha256")
 
 
 def window_starts(n_frames: int, window: int, hop: int, limit: int | None = None) -> np.ndarray:

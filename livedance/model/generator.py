@@ -415,7 +415,8 @@ class DanceGenerator(nn.Module):
             draw_temperature: when given, also return ``drawn``: the window's codes as (B, N, P, V, C) float
                 one-hot vectors, the chunks' predicted positions drawn at this temperature with straight-through
                 gradients (:meth:`draw_chunk_codes`), the rest the window's own codes; the alignment loss's input
-                (:mod:`livedance.model.align`).
+                (:mod:`livedance.model.align`). The draws hear each chunk's music even where music dropout gave
+                the heads the null vector.
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
@@ -466,7 +467,7 @@ class DanceGenerator(nn.Module):
 
     def draw_chunk_codes(self, ctx: Tensor, music: Tensor, base_logits: Tensor, base: Tensor, masked: Tensor,
                          temperature: float) -> Tensor:
-        """Straight-through draws of chunks' codes, close to how the engine samples them (training only).
+        """Straight-through draws of chunks' codes, close to how the engine samples them (for the alignment loss).
 
         The masked base positions are drawn from ``base_logits`` (the others keep ``base``); then, part by part and
         level by level as in :meth:`step`, each residual level is drawn from the residual head conditioned on the

@@ -59,7 +59,7 @@ class ClipTokens:
         music: (stride * N, music_dim) float32 retrieval-model music features of the slots' frames
             (:func:`~livedance.model.retrieval.music_window_features`), for the alignment loss; None without it.
         song: the clip's song (its audio path): a mirrored or speed-perturbed copy of a dance shares it, and the
-            alignment loss never uses a window's own song as its negative.
+            alignment loss never uses a window's own song as its negative. None: the clip's name stands for it.
     """
 
     name: str
@@ -68,7 +68,7 @@ class ClipTokens:
     window_index: np.ndarray
     cond: np.ndarray
     music: np.ndarray | None = None
-    song: str = ""
+    song: str | None = None
 
 
 def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
@@ -120,7 +120,10 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         if align_music:
             from livedance.model.retrieval import music_window_features
 
-            # the last token's padding frames may run past the song's end: they hear its last moment
+            from livedance.model.conditioning import check_song_span
+
+            check_song_span(song, clip.audio_offset_s + (clip.num_frames - 1) / clip.fps, f"{clip.name}: music features")
+            # only the last token's padding frames may run past the song's end: they hear its last moment
             t_f = np.minimum(clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps, song.duration_s)
             music = music_window_features(song, t_f)
         out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music,
@@ -201,8 +204,9 @@ class TokenWindowDataset(torch.utils.data.Dataset):
         self.clips = clips
         self.tokens = int(tokens)
         self.feats = [torch.from_numpy(c.features) for c in clips]
-        songs = sorted({c.song for c in clips})
-        self.song_ids = [songs.index(c.song) for c in clips]  # clips of one song share an id
+        keys = [c.song or f"clip:{c.name}" for c in clips]
+        songs = sorted(set(keys))
+        self.song_ids = [songs.index(k) for k in keys]  # clips of one song share an id
         self.index = [(i, h, s) for i, c in enumerate(clips) for h in range(c.codes.shape[0])
                       for s in range(0, c.codes.shape[1] - self.tokens + 1, hop)]
         if not self.index:
@@ -316,7 +320,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     Returns:
         dict with ``steps``, ``elapsed_s``, ``stopped_by``, ``final`` (last logged losses), ``paths``.
     Raises:
-        WeightsError: no tokenizer. DataError: missing data. ConfigError: bad settings / foreign checkpoint.
+        WeightsError: no tokenizer, or bad ``--init`` / retrieval weights. DataError: missing data, or (with the
+        alignment loss) a dance longer than its song. ConfigError: bad settings / foreign checkpoint, or ``--init``
+        weights of another model, tokenizer or architecture.
     """
     from livedance.data.dataset import load_split
     from livedance.model.checkpoint import WEIGHTS_DIR
@@ -340,7 +346,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
-    init_model = None
+    init_model, init_doc, retrieval_doc = None, {}, {}
     if cfg.init is not None:
         init_model, init_doc = load_model(Path(cfg.init))
         if init_doc.get("model", "livedance") != "livedance":
@@ -349,8 +355,11 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.model.tokenizer import require_same_codes
 
         tok_json = weight_paths(tok_path)[1]
-        require_same_codes(weight_paths(Path(cfg.init))[1], init_doc.get("tokenizer_sha256"),
-                           json.loads(tok_json.read_text()), str(tok_json))
+        try:
+            require_same_codes(weight_paths(Path(cfg.init))[1], init_doc.get("tokenizer_sha256"),
+                               json.loads(tok_json.read_text()), str(tok_json))
+        except WeightsError as e:
+            raise ConfigError(f"--init {cfg.init}: {e}; or pass the tokenizer it was trained with (--tokenizer)") from None
         from livedance.model.generator import GeneratorConfig
 
         gcfg = GeneratorConfig.from_dict({**init_model.config.to_dict(), **cfg.overrides})
@@ -399,7 +408,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                   "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
                   "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None}
     if acfg.weight > 0:  # a resumed run must not silently change its loss
-        run_config.update(align_temperature=acfg.temperature, retrieval=str(cfg.retrieval or "shipped"))
+        run_config.update(align_temperature=acfg.temperature, retrieval_sha256=retrieval_doc.get("sha256"))
     parts = tok.config.parts
 
     def loss_fn(m, b):
@@ -425,8 +434,10 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "mirror": cfg.mirror, "style_balance": cfg.style_balance,
             "speeds": speeds, "dropout": gcfg.dropout, "align_weight": acfg.weight,
             "align_temperature": acfg.temperature if acfg.weight > 0 else None,
-            # eval notes MM-Dist / R@1 measured by this very judge (livedance.eval.alignment.trained_against)
-            "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else None,
+            # eval notes MM-Dist / R@1 measured by this very judge (livedance.eval.alignment.trained_against);
+            # a fine-tune without the prior keeps its init weights' judge
+            "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
+            (init_doc.get("training") or {}).get("align_retrieval_sha256"),
             "init": str(cfg.init) if cfg.init is not None else None,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
@@ -447,7 +458,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
     :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
     ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror`` / ``style_balance`` /
     ``speeds`` / ``align_weight`` / ``init`` (once recorded only when used, or not at all) default to off. A run with the
-    alignment loss also records ``align_temperature`` and ``retrieval``; older runs never had it.
+    alignment loss also records ``align_temperature`` and ``retrieval_sha256`` (its judge), which are not filled in:
+    an alignment run checkpointed before they were recorded cannot be resumed (its loss is not known well enough).
 
     Raises:
         ConfigError: the saved generator config has fields this version does not know.
