@@ -539,3 +539,24 @@ def test_a_cached_graph_that_does_not_load_is_exported_again(parts, tmp_path):
     gen = build_generator(parts["graph"], parts["rep"], "onnx", bad, seed=0)
     assert len(gen.step(next(_contexts(1)))) == 8
     assert bad.stat().st_size > 1000
+
+
+def test_step_graph_dequantize_is_the_tokenizers():
+    """The exported graph has its own copy of the HRVQ level chaining (F.embedding traces to ONNX Gather); it must
+    give the tokenizer's latents, hints included (the shipped tokenizer's hints are non-zero)."""
+    from livedance.engine.step_graph import StepGraph
+    from livedance.model.generator import DanceGenerator, GeneratorConfig
+    from livedance.model.tokenizer import Tokenizer
+
+    tok, _, _ = Tokenizer.load(None)
+    cfg = GeneratorConfig(d_model=32, n_layers=1, chunk_layers=1, n_heads=2, codebook_size=tok.config.codebook_size,
+                          levels=tok.config.levels, window=4, d_state=4)
+    graph = StepGraph(DanceGenerator(cfg).eval(), tok).eval()
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, tok.config.codebook_size, (2, 3, len(tok.config.parts), tok.config.levels), generator=g)
+    with torch.no_grad():
+        got = graph.dequantize(codes)  # (B, P, K, d)
+        want = tok.dequantize({p: codes[:, :, i] for i, p in enumerate(tok.config.parts)})
+    assert any(float(h.weight.detach().abs().max()) > 0 for hs in tok.hints.values() for h in hs)
+    for i, p in enumerate(tok.config.parts):
+        torch.testing.assert_close(got[:, i], want[p], atol=1e-6, rtol=0)
