@@ -481,3 +481,23 @@ def test_window_dataset_draws_the_styles_as_balanced():
     ds = TokenWindowDataset(clips, tokens=8, hop=8, style_balance=1.0)
     assert len(ds) == 24 and sum(i == 1 for i, _, _ in ds.index) == 12
     assert ds[23]["codes"].shape == (8, 2, 4)
+
+
+def test_muted_timbre_leaves_the_encoder_deaf_to_the_log_mel_only():
+    from livedance.features import FeatureConfig
+    from livedance.model.music_encoder import MusicEncoder
+    from livedance.model.train_generator import mute_timbre
+
+    torch.manual_seed(0)
+    fc = FeatureConfig()
+    enc = MusicEncoder(fc.feature_dim, 10, 32, window=4, n_heads=2).eval()
+    enc.set_stats(torch.zeros(fc.feature_dim), mute_timbre(torch.ones(fc.feature_dim)))
+    win, cond = torch.randn(2, 4, fc.feature_dim), torch.randn(2, 10)
+    other_mel = win.clone()
+    other_mel[..., fc.slices["logmel"]] += 30.0  # a much louder, brighter song
+    other_onset = win.clone()
+    other_onset[..., fc.slices["onset"]] += 3.0
+    with torch.no_grad():
+        base, mel, onset = enc(win, cond), enc(other_mel, cond), enc(other_onset, cond)
+    torch.testing.assert_close(mel, base, atol=1e-4, rtol=0)
+    assert (onset - base).abs().max() > 1e-2

@@ -134,7 +134,7 @@ def test_generator_run_config_upgrade_fills_new_fields_with_defaults():
     saved = {"model": "livedance", "generator": old, "tokens": 64}
     assert upgrade_run_config(saved) == {"model": "livedance", "generator": new, "tokens": 64, "corrupt": 0.0,
                                          "mirror": False, "style_balance": 0.0, "speeds": [], "align_weight": 0.0,
-                                         "init": None}
+                                         "init": None, "timbre": True}
     assert "corrupt" not in upgrade_run_config(saved, run_options=False)
     with pytest.raises(ConfigError, match="unknown fields"):
         upgrade_run_config({"generator": {**new, "from_the_future": 1}})

@@ -21,7 +21,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
            dropout: float = 0.0, music_dropout: float = 0.0, style_balance: float = 0.0,
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
-           retrieval: Optional[Path] = None, init: Optional[Path] = None) -> None:
+           retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True) -> None:
     import torch
     from rich.console import Console
 
@@ -33,7 +33,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              tokens=tokens, out=out or Path("runs") / name, resume=resume, tokenizer=tokenizer,
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
-                             align_temperature=align_temperature, retrieval=retrieval, init=init,
+                             align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
@@ -90,11 +90,14 @@ def train_generator_cmd(
     init: Optional[Path] = typer.Option(None, help="Start from these generator weights (a fine-tune; e.g. "
                                         "livedance/weights/generator) instead of a fresh model. Their config is kept; "
                                         "a non-zero --dropout or --music-dropout overrides it."),
+    timbre: bool = typer.Option(True, "--timbre/--no-timbre", help="Hear the log-mel bands of the music (default). "
+                                "--no-timbre mutes them in the music encoder's normalisation, so the model hears "
+                                "onsets, the rhythm bank and the beat only (docs/model.md, \"Without timbre\")."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
            progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
-           align_temperature, retrieval, init)
+           align_temperature, retrieval, init, timbre)
 
 
 @app.command("generate")

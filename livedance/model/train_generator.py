@@ -239,6 +239,27 @@ def feature_stats(clips: Sequence[ClipTokens]) -> tuple[torch.Tensor, torch.Tens
     return torch.from_numpy(rows.mean(0).astype(np.float32)), torch.from_numpy(rows.std(0).astype(np.float32))
 
 
+#: The normalisation scale given to muted feature channels (``--no-timbre``): they reach the encoder as ~1e-5.
+MUTED_STD = 1e6
+
+
+def mute_timbre(std: torch.Tensor) -> torch.Tensor:
+    """The feature std with the log-mel (timbre) channels muted: (feat_dim,) float32 -> a copy, those channels
+    :data:`MUTED_STD`.
+
+    The music encoder normalises its input by these statistics, which the weights carry as buffers, so a generator
+    trained this way never hears the log-mel bands, in training or in the engine, with no change to the model or its
+    exported graph. It hears the onsets, the rhythm bank and the beat condition. With 26 training songs the
+    log-mel bands tell the songs apart (the reason the retrieval model leaves them out,
+    :mod:`livedance.model.retrieval`).
+    """
+    from livedance.features import FeatureConfig
+
+    out = std.clone()
+    out[FeatureConfig().slices["logmel"]] = MUTED_STD
+    return out
+
+
 @dataclass
 class GeneratorRunConfig:
     """Settings of ``livedance train generator``.
@@ -266,6 +287,7 @@ class GeneratorRunConfig:
         retrieval: the alignment loss's retrieval weights stem (None: the shipped ``livedance/weights/retrieval``).
         init: start from these generator weights (a fine-tune: their config, with ``overrides`` applied, and
             their music statistics); None trains from scratch.
+        timbre: False mutes the log-mel bands of the music input (:func:`mute_timbre`).
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -291,6 +313,7 @@ class GeneratorRunConfig:
     align_temperature: float = 0.6
     retrieval: Path | None = None
     init: Path | None = None
+    timbre: bool = True
     overrides: dict = field(default_factory=dict)
 
 
@@ -387,9 +410,11 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         except WeightsError as e:
             raise ConfigError(f"--init {cfg.init}: the options change the model's tensors ({e}); a fine-tune keeps "
                               "the weights' architecture (e.g. --music-dropout needs weights trained with it)") from None
+        if not cfg.timbre:  # a fine-tune can stop hearing the log-mel bands too
+            model.music.set_stats(model.music.feat_mean.clone(), mute_timbre(model.music.feat_std))
     else:
         mean, std = feature_stats(data)
-        model.music.set_stats(mean, std)
+        model.music.set_stats(mean, std if cfg.timbre else mute_timbre(std))
     align = None
     if acfg.weight > 0:
         from livedance.model.align import AlignmentLoss, music_bank
@@ -406,7 +431,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
                   "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
-                  "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None}
+                  "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None,
+                  "timbre": cfg.timbre}
     if acfg.weight > 0:  # a resumed run must not silently change its loss
         run_config.update(align_temperature=acfg.temperature, retrieval_sha256=retrieval_doc.get("sha256"))
     parts = tok.config.parts
@@ -438,7 +464,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             # a fine-tune without the prior keeps its init weights' judge
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
-            "init": str(cfg.init) if cfg.init is not None else None,
+            "init": str(cfg.init) if cfg.init is not None else None, "timbre": cfg.timbre,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -457,7 +483,8 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
     Fields added since the checkpoint was written get their defaults: the generator config is parsed by
     :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
     ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror`` / ``style_balance`` /
-    ``speeds`` / ``align_weight`` / ``init`` (once recorded only when used, or not at all) default to off. A run with the
+    ``speeds`` / ``align_weight`` / ``init`` (once recorded only when used, or not at all) default to off, and
+    ``timbre`` to on. A run with the
     alignment loss also records ``align_temperature`` and ``retrieval_sha256`` (its judge), which are not filled in:
     an alignment run checkpointed before they were recorded cannot be resumed (its loss is not known well enough).
 
@@ -476,6 +503,7 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
         out.setdefault("speeds", [])
         out.setdefault("align_weight", 0.0)
         out.setdefault("init", None)
+        out.setdefault("timbre", True)
     return out
 
 
@@ -646,6 +674,7 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
                      + " speed with its song")
     if tr.get("style_balance"):
         data_note += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
+    music_note = "" if tr.get("timbre", True) else " The music input's log-mel bands are muted (`--no-timbre`)."
     extra_train = ""
     if tr.get("init"):
         extra_train += f" Fine-tuned from the weights `{tr['init']}`."
@@ -686,6 +715,6 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
 - Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
   {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss
   {fl.get('loss', float('nan')):.3f} (base-level cross-entropy {fl.get('base', float('nan')):.3f} nats, accuracy
-  {fl.get('acc', float('nan')):.3f}).{extra_train}{sel}{met}
+  {fl.get('acc', float('nan')):.3f}).{extra_train}{music_note}{sel}{met}
 - Limits: body only; ballroom / Latin dances (waltz dominates), so other music gets ballroom-like steps.
 """
