@@ -501,3 +501,12 @@ def test_muted_timbre_leaves_the_encoder_deaf_to_the_log_mel_only():
         base, mel, onset = enc(win, cond), enc(other_mel, cond), enc(other_onset, cond)
     torch.testing.assert_close(mel, base, atol=1e-4, rtol=0)
     assert (onset - base).abs().max() > 1e-2
+
+
+def test_timbre_muted_reads_the_statistics():
+    from livedance.model.train_generator import mute_timbre, timbre_muted
+
+    std = torch.rand(180) + 0.5
+    assert not timbre_muted(std) and timbre_muted(mute_timbre(std))
+    assert timbre_muted(mute_timbre(mute_timbre(std)))  # muting twice changes nothing
+    torch.testing.assert_close(mute_timbre(mute_timbre(std)), mute_timbre(std))

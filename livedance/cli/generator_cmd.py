@@ -92,7 +92,8 @@ def train_generator_cmd(
                                         "a non-zero --dropout or --music-dropout overrides it."),
     timbre: bool = typer.Option(True, "--timbre/--no-timbre", help="Hear the log-mel bands of the music (default). "
                                 "--no-timbre mutes them in the music encoder's normalisation, so the model hears "
-                                "onsets, the rhythm bank and the beat only (docs/model.md, \"Without timbre\")."),
+                                "onsets, the rhythm bank and the beat only (docs/model.md, \"Without timbre\"). "
+                                "--init weights trained with --no-timbre stay muted."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,

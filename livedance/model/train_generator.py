@@ -260,6 +260,13 @@ def mute_timbre(std: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def timbre_muted(std: torch.Tensor) -> bool:
+    """Whether a music encoder's (feat_dim,) feature std has the log-mel channels muted (:func:`mute_timbre`)."""
+    from livedance.features import FeatureConfig
+
+    return bool((std[FeatureConfig().slices["logmel"]] >= MUTED_STD).all())
+
+
 @dataclass
 class GeneratorRunConfig:
     """Settings of ``livedance train generator``.
@@ -415,6 +422,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     else:
         mean, std = feature_stats(data)
         model.music.set_stats(mean, std if cfg.timbre else mute_timbre(std))
+    timbre = cfg.timbre and not timbre_muted(model.music.feat_std)  # muted --init weights stay muted
     align = None
     if acfg.weight > 0:
         from livedance.model.align import AlignmentLoss, music_bank
@@ -432,7 +440,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
                   "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
                   "align_weight": acfg.weight, "init": str(cfg.init) if cfg.init is not None else None,
-                  "timbre": cfg.timbre}
+                  "timbre": timbre}
     if acfg.weight > 0:  # a resumed run must not silently change its loss
         run_config.update(align_temperature=acfg.temperature, retrieval_sha256=retrieval_doc.get("sha256"))
     parts = tok.config.parts
@@ -464,7 +472,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             # a fine-tune without the prior keeps its init weights' judge
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
-            "init": str(cfg.init) if cfg.init is not None else None, "timbre": cfg.timbre,
+            "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": "Tang et al. 2018 DANCE (research use only)"}
@@ -484,9 +492,9 @@ def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
     :meth:`GeneratorConfig.from_dict` and written back whole (``top_k``, ``dropout``, ...), and, with
     ``run_options`` (the generator's runs, not the baseline's), the options ``corrupt`` / ``mirror`` / ``style_balance`` /
     ``speeds`` / ``align_weight`` / ``init`` (once recorded only when used, or not at all) default to off, and
-    ``timbre`` to on. A run with the
-    alignment loss also records ``align_temperature`` and ``retrieval_sha256`` (its judge), which are not filled in:
-    an alignment run checkpointed before they were recorded cannot be resumed (its loss is not known well enough).
+    ``timbre`` to on. A run with the alignment loss also records ``align_temperature`` and ``retrieval_sha256`` (its
+    judge), which are not filled in: an alignment run checkpointed before they were recorded cannot be resumed (its
+    loss is not known well enough).
 
     Raises:
         ConfigError: the saved generator config has fields this version does not know.
