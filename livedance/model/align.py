@@ -143,11 +143,11 @@ def motion_features_torch(positions: Tensor, fps: float = 25.0) -> Tensor:
     p = positions
     inner = (p[:, 2:] - p[:, :-2]) / 2.0
     vel = torch.cat([p[:, 1:2] - p[:, :1], inner, p[:, -1:] - p[:, -2:-1]], dim=1) * float(fps)
+    from livedance.model.representation import yaw_rotations
+
     across = p[:, :, 1] - p[:, :, 2]
-    a = torch.atan2(across[..., 2], across[..., 0])  # R_y(a) turns the hip line onto +x (heading_rotations)
-    c, s = torch.cos(a).unsqueeze(-1), torch.sin(a).unsqueeze(-1)
-    vx, vy, vz = vel[..., 0], vel[..., 1], vel[..., 2]
-    turned = torch.stack([c * vx + s * vz, vy, -s * vx + c * vz], dim=-1)
+    heading = yaw_rotations(torch.atan2(across[..., 2], across[..., 0]))  # as heading_rotations: hip line onto +x
+    turned = torch.einsum("btij,btkj->btki", heading, vel)
     B, T = p.shape[:2]
     return torch.cat([turned.reshape(B, T, -1), p[:, :, 0, 1:2]], dim=-1)
 

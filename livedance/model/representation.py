@@ -69,6 +69,8 @@ __all__ = [
     "CONTACT_JOINTS",
     "RepresentationConfig",
     "Representation",
+    "yaw_rotations",
+    "yaw_rotations_np",
     "raw_features",
     "foot_contacts",
     "local_floor",
@@ -184,13 +186,15 @@ def pelvis_heading(pelvis_rotmats):
     return np.arctan2(R[..., 0, 2], R[..., 2, 2])
 
 
-def _ry_np(a: np.ndarray) -> np.ndarray:
+def yaw_rotations_np(a: np.ndarray) -> np.ndarray:
+    """Rotations about +y (up) by ``a`` radians: (...) float -> (..., 3, 3), [[c, 0, s], [0, 1, 0], [-s, 0, c]]."""
     c, s = np.cos(a), np.sin(a)
     z, o = np.zeros_like(a), np.ones_like(a)
     return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
 
 
-def _ry_t(a: torch.Tensor) -> torch.Tensor:
+def yaw_rotations(a: torch.Tensor) -> torch.Tensor:
+    """:func:`yaw_rotations_np` in torch (differentiable): (...) -> (..., 3, 3)."""
     c, s = torch.cos(a), torch.sin(a)
     z, o = torch.zeros_like(a), torch.ones_like(a)
     return torch.stack([torch.stack([c, z, s], -1), torch.stack([z, o, z], -1), torch.stack([-s, z, c], -1)], -2)
@@ -298,7 +302,7 @@ def raw_features(
         positions = forward_kinematics(R, tr, off, SMPLX_BODY_PARENTS)
     psi = pelvis_heading(R[:, 0])
     R = R.copy()
-    R[:, 0] = np.swapaxes(_ry_np(psi), -1, -2) @ R[:, 0]  # pelvis without heading
+    R[:, 0] = np.swapaxes(yaw_rotations_np(psi), -1, -2) @ R[:, 0]  # pelvis without heading
     sixd = rotmat_to_6d(torch.from_numpy(R)).numpy()  # (T, 22, 6)
     dpsi = np.zeros((T, 1))
     dpsi[1:, 0] = np.angle(np.exp(1j * (psi[1:] - psi[:-1])))
@@ -470,7 +474,7 @@ class Representation:
         if start_heading is not None:
             psi = psi + torch.as_tensor(np.asarray(start_heading) if not isinstance(start_heading, torch.Tensor)
                                         else start_heading, dtype=raw.dtype, device=raw.device).unsqueeze(-1)
-        rot = torch.cat([(_ry_t(psi) @ rot[..., 0, :, :]).unsqueeze(-3), rot[..., 1:, :, :]], dim=-3)
+        rot = torch.cat([(yaw_rotations(psi) @ rot[..., 0, :, :]).unsqueeze(-3), rot[..., 1:, :, :]], dim=-3)
         c, s = torch.cos(psi), torch.sin(psi)
         vx, vz = lo[..., _VEL], lo[..., _VEL + 1]
         xz = torch.cumsum(torch.stack([c * vx + s * vz, -s * vx + c * vz], -1), dim=-2)  # Ry(psi) v
@@ -511,7 +515,7 @@ class Representation:
         psi = np.cumsum(lo[..., _YAW], axis=-1)
         if start_heading is not None:
             psi = psi + np.asarray(start_heading, np.float32)[..., None]
-        rot[..., 0, :, :] = _ry_np(psi).astype(np.float32) @ rot[..., 0, :, :]
+        rot[..., 0, :, :] = yaw_rotations_np(psi).astype(np.float32) @ rot[..., 0, :, :]
         c, s = np.cos(psi), np.sin(psi)
         vx, vz = lo[..., _VEL], lo[..., _VEL + 1]
         xz = np.cumsum(np.stack([c * vx + s * vz, -s * vx + c * vz], -1), axis=-2)  # Ry(psi) v

@@ -276,9 +276,9 @@ def heading_rotations(positions: np.ndarray) -> np.ndarray:
     if p.ndim != 3 or p.shape[1] < 3 or p.shape[2] != 3:
         raise DataError(f"heading rotations: expected (T, 24, 3) joint positions, got {p.shape}")
     across = p[:, 1] - p[:, 2]
-    from livedance.model.representation import _ry_np  # the representation's rotation about +y
+    from livedance.model.representation import yaw_rotations_np
 
-    return _ry_np(np.arctan2(across[:, 2], across[:, 0]))  # minus the hip line's angle from +x about +y
+    return yaw_rotations_np(np.arctan2(across[:, 2], across[:, 0]))  # minus the hip line's angle from +x about +y
 
 
 def motion_window_features(positions: np.ndarray, fps: float = 25.0) -> np.ndarray:
@@ -319,7 +319,7 @@ def music_window_features(cond: Any, times_s: np.ndarray) -> np.ndarray:
         DataError: the song's analysis does not reach the last time.
     """
     from livedance.features import FeatureConfig
-    from livedance.model.conditioning import beat_state_before, check_song_span, feature_index_before
+    from livedance.model.conditioning import beat_state_before, check_song_span, feature_index_before, slot_condition
 
     t = np.asarray(times_s, np.float64)
     if t.size:
@@ -329,12 +329,8 @@ def music_window_features(cond: Any, times_s: np.ndarray) -> np.ndarray:
     rhythm = np.delete(cond.features[np.maximum(idx, 0)], np.arange(mel.start, mel.stop), axis=1)
     rhythm[idx < 0] = 0.0  # before the first feature frame nothing has been heard
     snap_t, bpm, phase, conf = beat_state_before(cond.beats, t)
-    known = bpm > 0
-    phase = phase + (t - snap_t) * bpm / 60.0
-    beat = np.stack([
-        np.where(known, np.sin(2 * np.pi * phase), 0.0), np.where(known, np.cos(2 * np.pi * phase), 0.0),
-        np.where(known, np.log2(np.maximum(bpm, 1e-3) / 120.0), 0.0), np.where(known, conf, 0.0),
-    ], axis=1)
+    # the generator's beat condition of a one-frame slot at the frame's time: sin, cos, log2(bpm / 120), confidence
+    beat = slot_condition(bpm, phase, np.where(bpm > 0, conf, 0.0), snap_t, t, stride=1)
     return np.concatenate([rhythm, beat], axis=1).astype(np.float32)
 
 
