@@ -80,3 +80,22 @@ def test_travel_scale_reaches_the_vmc_sender():
     finally:
         for s in sinks:
             s.close()
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ([], {}),
+    (["--music-dropout", "0"], {"music_dropout": 0.0}),  # an explicit 0 switches the --init weights' value off
+    (["--dropout", "0.1", "--music-dropout", "0.3"], {"dropout": 0.1, "music_dropout": 0.3}),
+])
+def test_train_generator_passes_dropout_overrides_given_on_the_command_line(monkeypatch, extra, expected):
+    import livedance.model.train_generator as tg
+
+    seen = []
+
+    def fake_run_training(cfg):
+        seen.append(cfg)
+        return {"steps": 0, "elapsed_s": 0.0, "stopped_by": "test"}
+
+    monkeypatch.setattr(tg, "run_training", fake_run_training)
+    assert main(["train", "generator", "--init", "livedance/weights/generator", "--no-progress", *extra]) == 0
+    assert seen[0].overrides == expected and str(seen[0].init) == "livedance/weights/generator"

@@ -19,7 +19,7 @@ _MODELS = ("livedance", "baseline")
 def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Optional[Path], resume: bool,
            batch_size: int, tokens: int, lr: float, threads: int, tokenizer: Optional[Path], ship: bool,
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
-           dropout: float = 0.0, music_dropout: float = 0.0, style_balance: float = 0.0,
+           dropout: Optional[float] = None, music_dropout: Optional[float] = None, style_balance: float = 0.0,
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
            retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True) -> None:
     import torch
@@ -34,7 +34,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
                              align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
-                             overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout)) if v})
+                             overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout))
+                                        if v is not None})
     res = run_training(cfg)
     Console().print(f"{name}: {res['steps']} steps in {res['elapsed_s']:.0f} s (stopped by {res['stopped_by']}); "
                     f"last losses {res.get('final')}; wrote {', '.join(res.get('paths', []))}"
@@ -64,13 +65,14 @@ def train_generator_cmd(
                                   "by random codes; targets stay clean. Against memorising few clips."),
     mirror: bool = typer.Option(False, "--mirror", help="Also train on each dance mirrored left/right (same "
                                 "music): twice the data, against memorising few clips."),
-    dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Dropout on token inputs and residual branches "
-                                  "while training (GPT-2 placement; none at inference). Against memorising few "
-                                  "clips."),
-    music_dropout: float = typer.Option(0.0, min=0.0, max=0.9, help="Share of chunks whose head music is replaced "
-                                        "by a learned null vector while training: a regulariser (the shipped run "
-                                        "uses 0.2) and what classifier-free guidance needs (livedance eval "
-                                        "--guidance W; docs/model.md, \"Music dropout\")."),
+    dropout: Optional[float] = typer.Option(None, min=0.0, max=0.9, help="Dropout on token inputs and residual "
+                                            "branches while training (GPT-2 placement; none at inference). Against "
+                                            "memorising few clips. Default: 0, or the --init weights' value."),
+    music_dropout: Optional[float] = typer.Option(None, min=0.0, max=0.9, help="Share of chunks whose head music "
+                                                  "is replaced by a learned null vector while training: a "
+                                                  "regulariser (the shipped run uses 0.2) and what classifier-free "
+                                                  "guidance needs (livedance eval --guidance W; docs/model.md, "
+                                                  "\"Music dropout\"). Default: 0, or the --init weights' value."),
     style_balance: float = typer.Option(0.0, min=0.0, max=1.0, help="Draw the dance styles in proportion to "
                                         "n^(1 - B) of their training windows n instead of n (the rarer styles' "
                                         "windows repeated): 0 keeps the data's shares (Tang: 19 of 26 train dances "
@@ -89,7 +91,7 @@ def train_generator_cmd(
                                              "shipped livedance/weights/retrieval)."),
     init: Optional[Path] = typer.Option(None, help="Start from these generator weights (a fine-tune; e.g. "
                                         "livedance/weights/generator) instead of a fresh model. Their config is kept; "
-                                        "a non-zero --dropout or --music-dropout overrides it."),
+                                        "--dropout or --music-dropout, when given (0 included), overrides it."),
     timbre: bool = typer.Option(True, "--timbre/--no-timbre", help="Hear the log-mel bands of the music (default). "
                                 "--no-timbre mutes them in the music encoder's normalisation, so the model hears "
                                 "onsets, the rhythm bank and the beat only (docs/model.md, \"Without timbre\"). "
