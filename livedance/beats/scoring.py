@@ -143,22 +143,27 @@ def align_grid_to_onsets(
     env = librosa.onset.onset_strength(y=x, sr=sample_rate, hop_length=hop, n_fft=n_fft, lag=1, max_size=1)
     t = librosa.frames_to_time(np.arange(len(env)), sr=sample_rate, hop_length=hop, n_fft=n_fft)
     offs = np.full(len(grid), np.nan)
+    # t and grid ascend: each window is a slice found by bisection (O(B log n), not O(B n))
+    near_lo, near_hi = np.searchsorted(t, grid - search_s, "right"), np.searchsorted(t, grid + search_s, "left")
+    loc_lo, loc_hi = np.searchsorted(t, grid - 0.2, "right"), np.searchsorted(t, grid + 0.2, "left")
     for i, g in enumerate(grid):
-        near = (t > g - search_s) & (t < g + search_s)
-        if near.sum() < 3:
+        a, b = near_lo[i], near_hi[i]
+        if b - a < 3:
             continue
-        j = int(np.argmax(env[near]))
-        local = np.median(env[(t > g - 0.2) & (t < g + 0.2)])
-        if env[near][j] >= min_strength * local and env[near][j] > 0:
-            offs[i] = t[near][j] - g
+        j = a + int(np.argmax(env[a:b]))
+        local = np.median(env[loc_lo[i]:loc_hi[i]])
+        if env[j] >= min_strength * local and env[j] > 0:
+            offs[i] = t[j] - g
     strong = np.isfinite(offs)
     correction = np.zeros(len(grid))
     if strong.sum() >= min_onsets:
         centre = float(np.median(offs[strong]))
-        for i, g in enumerate(grid):
-            m = strong & (np.abs(grid - g) <= smooth_s)
-            if m.sum() >= min_onsets:
-                correction[i] = float(np.median(offs[m])) - centre
+        lo, hi = np.searchsorted(grid, grid - smooth_s, "left"), np.searchsorted(grid, grid + smooth_s, "right")
+        for i in range(len(grid)):
+            span = offs[lo[i]:hi[i]]
+            span = span[np.isfinite(span)]
+            if len(span) >= min_onsets:
+                correction[i] = float(np.median(span)) - centre
     return grid + correction, correction
 
 
