@@ -15,6 +15,12 @@ import typer
 from livedance import __version__
 from livedance.errors import LivedanceError
 
+#: ``--data-root`` help shared by every command that reads dances (trainers, eval, priors).
+DATA_ROOT_HELP = (
+    "Folder holding dance-tang2018/ (default: $LIVEDANCE_DATA or ../shared/data), or an AIST++ folder (motions/, "
+    "splits/, ignore_list.txt, music/): then the splits are AIST++'s crossmodal ones (docs/data.md)."
+)
+
 app = typer.Typer(
     name="livedance",
     help=(

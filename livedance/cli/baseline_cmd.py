@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 
+from livedance.cli import DATA_ROOT_HELP
 from livedance.cli.model_cmd import train_app
 
 
@@ -32,7 +33,7 @@ def train_baseline_cmd(
     lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads (1, as the generator's shipped run: fastest on a loaded 2-core machine)."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/baseline.* and baseline_tokenizer.*."),
-    data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train the Bailando-style baseline GPT (same data, music inputs, lag and budget as the generator)."""

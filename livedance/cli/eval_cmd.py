@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from livedance.cli import app
+from livedance.cli import DATA_ROOT_HELP, app
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -104,6 +104,8 @@ def eval_command(
         "livedance/weights/retrieval, made by `livedance train retrieval --ship`; not with --no-retrieval)."),
     no_retrieval: bool = typer.Option(
         False, "--no-retrieval", help="Leave out the MM-Dist and R@1 columns (no retrieval model is loaded)."),
+    data_root: Optional[Path] = typer.Option(
+        None, "--data-root", help=DATA_ROOT_HELP),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS), EDGE's PFC, and SoulNet-style music-dance
     retrieval: MM-Dist (0..2, lower is better, 1.41 = unrelated) and R@1 (how often a dance window's own music window
@@ -170,8 +172,8 @@ def eval_command(
 
         check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
     # the checks above are cheap; now the data
-    split_clips = load_split(split)
-    reference_clips = load_split(reference_split)
+    split_clips = load_split(split, data_root=data_root)
+    reference_clips = load_split(reference_split, data_root=data_root)
     extra = {}
     if motions is not None:
         extra[f"motions ({motions.name or motions})"] = find_motions(motions)

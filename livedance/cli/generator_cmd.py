@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from livedance.cli import app
+from livedance.cli import DATA_ROOT_HELP, app
 from livedance.cli.model_cmd import train_app
 
 _MODELS = ("livedance", "baseline")
@@ -58,7 +58,7 @@ def train_generator_cmd(
     threads: int = typer.Option(1, min=1, help="torch CPU threads per process (1 is fastest on a loaded 2-core machine)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/generator.*."),
-    data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     corrupt: float = typer.Option(0.0, min=0.0, max=1.0, help="Token corruption of the committed history "
                                   "(T2M-GPT): each window replaces a share r ~ U(0, CORRUPT) of its input tokens "

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from livedance.cli import app
+from livedance.cli import DATA_ROOT_HELP, app
 
 train_app = typer.Typer(help="Train and ship models on the Tang 2018 train split: tokenizer, generator, baseline, "
                         "tokenizer-decoder (fine-tune), style-prior and pose-prior (counted, seconds), ship-generator "
@@ -38,7 +38,7 @@ def train_tokenizer_cmd(
     codebook_size: int = typer.Option(512, min=2, help="Codes per codebook (one per part per level)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads per process (1 is several times faster than 2 on a busy 2-core machine)."
     ),
-    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/tokenizer.* and its MODEL_CARD.md section."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -77,8 +77,7 @@ def train_tokenizer_decoder_cmd(
     kin_weight: float = typer.Option(0.0, min=0.0, help="Weight of the L1 of each window's RMS joint speed "
                                      "(metres per frame; keeps the kinetic energy that L1 terms smooth away)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads per process."),
-    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data "
-                                             "or $LIVEDANCE_DATA)."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     ship: bool = typer.Option(False, "--ship", help="Also overwrite the shipped tokenizer of --model and write its "
                               "MODEL_CARD.md section."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -107,7 +106,7 @@ def train_style_prior_cmd(
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer stem whose codes are counted (default: the shipped "
                                              "one; it must be the generator's)."),
     out: Optional[Path] = typer.Option(None, help="Output stem (default: the shipped livedance/weights/style_prior)."),
-    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
 ) -> None:
     """Count the tokenizer's codes per dance style on a split's real dances: the prior behind `--style` and `/livedance/style` on the learned dancer (livedance.engine.style_prior; docs/model.md "Styles"). Seconds, not minutes: no training.
 
@@ -134,7 +133,7 @@ def train_pose_prior_cmd(
     max_mean: float = typer.Option(0.1, "--max-mean", help="A static pose feature is rare below this mean share of a clip's frames."),
     floor: float = typer.Option(0.03, help="Smallest budget (share of frames) of a rare feature."),
     out: Optional[Path] = typer.Option(None, help="Output JSON (default: the shipped livedance/weights/pose_prior.json)."),
-    data_root: Optional[Path] = typer.Option(None, help="Data root holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
 ) -> None:
     """Measure the pose guard's prior (livedance.engine.pose_guard): which static poses the real dances of a split hardly ever hold, and for how large a share of a clip at most. Seconds, not minutes: no training."""
     from rich.console import Console

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from livedance.cli import DATA_ROOT_HELP
 from livedance.cli.model_cmd import train_app
 
 
@@ -27,7 +28,7 @@ def train_retrieval_cmd(
     lr: float = typer.Option(1e-3, min=1e-8, max=1.0, help="Peak learning rate (AdamW)."),
     threads: int = typer.Option(1, min=1, help="torch CPU threads per process."),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/retrieval.* and the model card section."),
-    data_root: Optional[Path] = typer.Option(None, help="Folder holding dance-tang2018/ (default ../shared/data or $LIVEDANCE_DATA)."),
+    data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train the SoulNet-style contrastive music-dance retrieval model on the Tang train split (90 s on one core).

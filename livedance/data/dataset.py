@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from livedance.data.split import split_names
-from livedance.data.tang import TANG_FPS, load_tang_sequence, tang_root
+from livedance.data.tang import TANG_FPS, default_data_root, load_tang_sequence, tang_root
 from livedance.errors import DataError
 
 #: Bump to invalidate every cached clip (the source hash already covers code edits).
@@ -41,8 +41,9 @@ class MotionClip:
     """One dance on the song clock.
 
     Attributes:
-        name: sequence name, e.g. ``"DANCE_W_1"``.
-        style: ``'cha-cha'``, ``'rumba'``, ``'tango'`` or ``'waltz'``.
+        name: sequence name, e.g. ``"DANCE_W_1"`` (Tang) or ``"gBR_sBM_cAll_d04_mBR0_ch01"`` (AIST++).
+        style: ``'cha-cha'``, ``'rumba'``, ``'tango'`` or ``'waltz'`` (Tang); the genre code, e.g. ``'gBR'``
+            (AIST++, :mod:`livedance.data.aistpp_clips`).
         fps: model frame rate, frames per second (25.0 for this data).
         local_rotmats: (T, 22, 3, 3) float32 SMPL-X body joints' parent-relative rotations (joint 0:
             global pelvis rotation); right-handed, y up, metres (see :mod:`livedance.data.tang_ik`).
@@ -79,6 +80,38 @@ class MotionClip:
     def frame_times(self) -> np.ndarray:
         """(T,) float64 song time of each frame, seconds."""
         return self.audio_offset_s + np.arange(self.num_frames) / self.fps
+
+
+#: The ``"data"`` field of weights trained on the Tang data (their JSON and model card say it).
+TANG_DATA: str = "Tang et al. 2018 DANCE (research use only)"
+#: The same for AIST++ (:mod:`livedance.data.aistpp_clips`).
+AISTPP_DATA: str = ("AIST++ (Li et al. 2021; annotations CC BY 4.0, the AIST Dance DB music under its own terms), "
+                    "crossmodal splits")
+
+
+def data_description(data_root: str | Path | None = None) -> str:
+    """What dance data ``data_root`` holds, as trained weights record it: :data:`TANG_DATA` or :data:`AISTPP_DATA`.
+
+    Args:
+        data_root: as :func:`load_split` takes it (None: ``$LIVEDANCE_DATA`` or ``../shared/data``).
+    """
+    from livedance.data.aistpp_clips import is_aistpp_root
+
+    return AISTPP_DATA if is_aistpp_root(Path(data_root) if data_root is not None else default_data_root()) else TANG_DATA
+
+
+def card_data_line(data: str | None, clips: object, rest: str) -> str:
+    """The ``- Data:`` line of a model card section for weights whose JSON ``"data"`` field is ``data``.
+
+    Args:
+        data: the weights' ``"data"`` field (None: older weights, the Tang data). clips: the number of train clips.
+        rest: what follows the clip count inside the brackets (e.g. ``", 1132 windows"``).
+    Returns:
+        ``"- Data: <dataset> train split (<clips> clips<rest>)"``, the Tang data's research-use-only terms in bold.
+    """
+    if data is None or data == TANG_DATA:
+        return f"- Data: Tang et al. 2018 DANCE train split (**research use only**; {clips} clips{rest})"
+    return f"- Data: {data}, train split ({clips} clips{rest})"
 
 
 def default_cache_dir() -> Path:
@@ -273,11 +306,16 @@ def load_split(
     fps: float = TANG_FPS,
     names: list[str] | None = None,
 ) -> list[MotionClip]:
-    """Load the clips of one split of the Tang 2018 DANCE data, building the cache as needed.
+    """Load the clips of one split of the Tang 2018 DANCE data (or of AIST++), building the cache as needed.
+
+    When ``data_root`` (or ``$LIVEDANCE_DATA``) is an AIST++ folder (``motions/`` and ``splits/``), the split is
+    AIST++'s official crossmodal one and the clips come from :func:`livedance.data.aistpp_clips.load_aistpp_clips`
+    (no cache; ``cache_dir`` is not used).
 
     Args:
         split: ``'train'``, ``'val'``, ``'test'`` or ``'all'`` (``livedance/data/tang_split.json``).
-        data_root: folder holding ``dance-tang2018/`` (default: :func:`livedance.data.tang.default_data_root`).
+        data_root: folder holding ``dance-tang2018/``, or an AIST++ folder (default:
+            :func:`livedance.data.tang.default_data_root`).
         cache_dir: cache folder (default: :func:`default_cache_dir`).
         progress: show a rich progress bar while building clips.
         fps: model frame rate of the clips (frames per second of song time).
@@ -290,8 +328,12 @@ def load_split(
         ConfigError: unknown split. DataError: missing data folder, split or alignment file, a name
         not in the split, or bad sequence files.
     """
+    from livedance.data.aistpp_clips import is_aistpp_root, load_aistpp_clips
     from livedance.data.tang_align import load_alignment
 
+    given = Path(data_root) if data_root is not None else default_data_root()
+    if is_aistpp_root(given):
+        return load_aistpp_clips(given, split, fps=fps, names=names, progress=progress)
     wanted = split_names(split)
     if names is not None:
         extra = sorted(set(names) - set(wanted))

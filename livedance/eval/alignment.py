@@ -138,7 +138,8 @@ def wrong_song_figures(model: Any, pairs: Sequence[Any], seed: int = 0, **kw: An
     """:func:`retrieval_figures` of real pairs, and of the same dances each paired with another pair's music.
 
     The wrong pairing is a cyclic shift (dance i with the music of pair i + 1), each cut to the shorter of the two;
-    every pair is taken to have its own song.
+    songs are told apart by :attr:`~livedance.model.retrieval.PairedClip.song_key` (AIST++ has several dances to one
+    song: they are never each other's negatives).
 
     Args:
         model: a :class:`~livedance.model.retrieval.MusicDanceRetrieval`. pairs: >= 2 :class:`PairedClip`.
@@ -157,7 +158,6 @@ def wrong_song_figures(model: Any, pairs: Sequence[Any], seed: int = 0, **kw: An
     for i, p in enumerate(pairs):
         q = pairs[(i + 1) % n]
         m = min(len(p.motion), len(q.music))
-        wrong.append(PairedClip(f"{p.name} to {q.name}", p.motion[:m], q.music[:m]))
-    keys = [(i + 1) % n for i in range(n)]
-    return {"own": retrieval_figures(model, pairs, seed=seed, **kw),
-            "wrong": retrieval_figures(model, wrong, songs=keys, seed=seed, **kw)}
+        wrong.append(PairedClip(f"{p.name} to {q.name}", p.motion[:m], q.music[:m], q.song_key))
+    return {"own": retrieval_figures(model, pairs, songs=[p.song_key for p in pairs], seed=seed, **kw),
+            "wrong": retrieval_figures(model, wrong, songs=[p.song_key for p in wrong], seed=seed, **kw)}

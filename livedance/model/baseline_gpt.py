@@ -336,7 +336,7 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
     import sys
     from pathlib import Path
 
-    from livedance.data.dataset import load_split
+    from livedance.data.dataset import data_description, load_split
     from livedance.model.checkpoint import WEIGHTS_DIR
     from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
     from livedance.model.train_generator import (TokenWindowDataset, feature_stats, load_tokenizer_for_training,
@@ -384,7 +384,7 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
             "train_windows": len(ds), "train_clips": len(data), "world_size": dist.world_size,
             "final_loss": result["final"]}
     extra = {"model": "baseline", "tokenizer": BASELINE_TOKENIZER_STEM, "tokenizer_sha256": tok_sha,
-             "training": info, "data": "Tang et al. 2018 DANCE (research use only)"}
+             "training": info, "data": data_description(data_root)}
     model.eval()
     result["paths"] = [str(p) for p in save_model(model, out / BASELINE_STEM, extra)]
     if ship:
@@ -430,11 +430,14 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
 
 
 def _card(net: "BaselineGPT", doc: dict, tok, tdoc: dict) -> str:
+    from livedance.data.dataset import card_data_line
+
     c, tr, ttr = net.config, doc.get("training", {}), tdoc.get("training", {})
     m = tdoc.get("metrics", {}).get("test", {})
     mp = (f" Test-split reconstruction MPJPE lower {m['lower']:.1f} mm, upper {m['upper']:.1f} mm, all {m['all']:.1f} mm."
           if m else "")
     fl = tr.get("final_loss") or {}
+    windows = f",\n  {tr.get('train_windows', '?')} windows of {net.context} slots"
     return f"""Files: `baseline.safetensors` + `baseline.json` (GPT, format `livedance.generator`, `"model": "baseline"`)
 and `baseline_tokenizer.safetensors` + `.json` (its VQ-VAE). Load with `load_baseline()`
 (livedance.model.baseline_gpt); `livedance generate SONG -o OUT.npz --model baseline` runs it.
@@ -445,8 +448,7 @@ and `baseline_tokenizer.safetensors` + `.json` (its VQ-VAE). Load with `load_bas
   context {net.context} slots = {net.context * c.token_s:.1f} s, {net.num_parameters():,} parameters) predicting each
   slot's codes from the previous codes and the same causal music inputs as the livedance generator (audio
   window W = {c.window} frames up to t - {c.lag_s} s, causal beat tracker phase / tempo).
-- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips,
-  {tr.get('train_windows', '?')} windows of {net.context} slots).
+{card_data_line(doc.get("data"), tr.get("train_clips", "?"), windows)}.
 - Training (CPU): tokenizer `{ttr.get('command', '?')}`, {ttr.get('steps', '?')} steps in
   {ttr.get('elapsed_s', 0) / 60:.1f} min.{mp} GPT `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
   {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss

@@ -26,10 +26,10 @@ The model, top to bottom:
   training seed (docs/eval.md, "Music-dance retrieval"); the mean of three is steadier.
 * Training (:mod:`livedance.model.train_retrieval`): the symmetric InfoNCE loss of CLIP (Radford et al. 2021,
   Figure 3's pseudo-code) of each member, with a learnt temperature, averaged over the members; windows of the
-  same dance are not used as each other's negatives.
+  same song (the same dance, or another dance to that song) are not used as each other's negatives.
 
 Inputs are z-normalised with the train split's statistics, kept as buffers, so the safetensors file holds
-everything the model needs. The same-dance mask of the loss assumes one song per dance (true of the Tang data).
+everything the model needs. The loss's mask is per song, not per dance: AIST++ has several dances to one song.
 The architecture and inputs are ours (SoulNet's retrieval model reads other features); what is SoulNet's is the
 idea of a pre-trained music-motion embedding as the judge of alignment.
 """
@@ -200,8 +200,8 @@ class MusicDanceRetrieval(nn.Module):
 
         Args:
             motion: (B, W, motion_dim) float32; music: (B, W, music_dim) float32, row i danced to row i.
-            clip: (B,) int64 dance index of each pair; pairs of the same dance are not negatives of each other
-                (another window of the same dance to the same song is not a wrong pairing).
+            clip: (B,) int64 song index of each pair; pairs with the same index are not negatives of each other
+                (another window of the same dance, or another dance to the same song, is not a wrong pairing).
 
         Returns:
             ``{"loss": the members' mean loss, "acc": share of motion windows whose own music the ensemble scores
@@ -340,11 +340,19 @@ class PairedClip:
 
     Attributes:
         name: the dance. motion: (T, motion_dim) float32. music: (T, music_dim) float32, frame-aligned.
+        song: key of the song (pairs with the same key are never each other's negatives: AIST++ has several
+            dances to one song); empty = the pair's own song.
     """
 
     name: str
     motion: np.ndarray
     music: np.ndarray
+    song: str = ""
+
+    @property
+    def song_key(self) -> str:
+        """:attr:`song`, or the dance's name when no song key was given."""
+        return self.song or f"dance:{self.name}"
 
 
 def paired_clip(name: str, positions: np.ndarray, fps: float, audio_path: str | Path, audio_offset_s: float) -> PairedClip:
@@ -374,4 +382,4 @@ def paired_clip(name: str, positions: np.ndarray, fps: float, audio_path: str | 
         music = music_window_features(cond, times[:n])
     except DataError as e:
         raise DataError(f"{name} (song {audio_path}, {cond.duration_s:.2f} s): {e}") from None
-    return PairedClip(name, motion, music)
+    return PairedClip(name, motion, music, str(Path(audio_path).resolve()))

@@ -354,7 +354,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         alignment loss) a dance longer than its song. ConfigError: bad settings / foreign checkpoint, or ``--init``
         weights of another model, tokenizer or architecture.
     """
-    from livedance.data.dataset import load_split
+    from livedance.data.dataset import data_description, load_split
     from livedance.model.checkpoint import WEIGHTS_DIR
     from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
 
@@ -475,7 +475,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
-             "data": "Tang et al. 2018 DANCE (research use only)"}
+             "data": data_description(cfg.data_root)}
     model.eval()
     paths = save_model(model, Path(cfg.out) / name, extra)
     result["paths"] = [str(p) for p in paths]
@@ -672,6 +672,8 @@ def _fmt_row(r: dict) -> str:
 
 
 def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, test: list, test_doc: dict | None) -> str:
+    from livedance.data.dataset import TANG_DATA, card_data_line
+
     c, tr = model.config, doc.get("training", {})
     fl = tr.get("final_loss") or {}
     n_par = sum(p.numel() for p in model.parameters())
@@ -683,6 +685,9 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
     if tr.get("style_balance"):
         data_note += f"; styles drawn in proportion to n^(1 - {tr['style_balance']:g}) of their n windows"
     music_note = "" if tr.get("timbre", True) else " The music input's log-mel bands are muted (`--no-timbre`)."
+    data_line = card_data_line(doc.get("data"), tr.get("train_clips", "?"),
+                               f"{data_note},\n  {tr.get('train_windows', '?')} windows")
+    split_file = "`livedance/data/tang_split.json`" if doc.get("data", TANG_DATA) == TANG_DATA else "AIST++'s crossmodal splits"
     extra_train = ""
     if tr.get("init"):
         extra_train += f" Fine-tuned from the weights `{tr['init']}`."
@@ -717,9 +722,8 @@ def _generator_card(model, doc: dict, selection: list, sel_doc: dict | None, tes
   {c.d_state}), chunked mask-predict of the base level (K = {c.chunk} token slots, {c.mask_iters} MaskGIT
   iterations) and a residual head for levels 1..{c.levels - 1}, over the shipped HRVQ tokenizer's codes
   ({c.levels} levels x {c.codebook_size} codes per part); {n_par:,} parameters; {c.fps:g} fps output.
-- Data: Tang et al. 2018 DANCE train split (**research use only**; {tr.get('train_clips', '?')} clips{data_note},
-  {tr.get('train_windows', '?')} windows); validation split for the temperature, test split for the metrics
-  (`livedance/data/tang_split.json`).
+{data_line}; validation split for the temperature, test split for the metrics
+  ({split_file}).
 - Training (CPU, {tr.get('world_size', 1)} process): `{tr.get('command', '?')}`, {tr.get('steps', '?')} steps in
   {tr.get('elapsed_s', 0) / 60:.1f} min (stopped by {tr.get('stopped_by', '?')}); last logged loss
   {fl.get('loss', float('nan')):.3f} (base-level cross-entropy {fl.get('base', float('nan')):.3f} nats, accuracy

@@ -54,7 +54,8 @@ class RetrievalRunConfig:
 class RetrievalWindows(torch.utils.data.Dataset):
     """Every window of ``window`` frames, ``hop`` frames apart, of a list of :class:`PairedClip`.
 
-    Items: ``{"motion": (W, motion_dim) float32, "music": (W, music_dim) float32, "clip": int64 index of the dance}``.
+    Items: ``{"motion": (W, motion_dim) float32, "music": (W, music_dim) float32, "clip": int64 index of the dance's
+    song}`` (:attr:`PairedClip.song_key`; the loss never uses windows of one song as each other's negatives).
 
     Raises:
         ConfigError: ``hop`` < 1, or no dance as long as one window.
@@ -64,6 +65,8 @@ class RetrievalWindows(torch.utils.data.Dataset):
         if hop < 1:
             raise ConfigError(f"retrieval window hop must be >= 1 frame, got {hop}")
         self.clips, self.window = list(clips), int(window)
+        songs: dict[str, int] = {}
+        self.song = [songs.setdefault(c.song_key, len(songs)) for c in self.clips]
         self.index = [(k, s) for k, c in enumerate(self.clips) for s in range(0, len(c.motion) - self.window + 1, hop)]
         if not self.index:
             raise ConfigError(f"no dance is at least {window} frames long: nothing to train the retrieval model on")
@@ -75,7 +78,7 @@ class RetrievalWindows(torch.utils.data.Dataset):
         k, s = self.index[i]
         c = self.clips[k]
         return {"motion": torch.from_numpy(c.motion[s:s + self.window]),
-                "music": torch.from_numpy(c.music[s:s + self.window]), "clip": torch.tensor(k)}
+                "music": torch.from_numpy(c.music[s:s + self.window]), "clip": torch.tensor(self.song[k])}
 
 
 def _pairs(clips: Sequence[Any], fps: float, progress: bool, what: str) -> list[PairedClip]:
@@ -96,7 +99,7 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
     Raises:
         DataError: missing data. ConfigError: bad settings or a foreign checkpoint.
     """
-    from livedance.data.dataset import load_split
+    from livedance.data.dataset import data_description, load_split
     from livedance.eval.alignment import wrong_song_figures
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
     from livedance.model.trainer import TrainConfig, Trainer, command_line, init_distributed, seed_everything
@@ -130,7 +133,7 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
     extra = {"training": {"command": command, "steps": res.step, "elapsed_s": round(res.elapsed_s, 1),
                           "stopped_by": res.stopped_by, "train_windows": len(ds), "train_clips": len(train),
                           "world_size": dist.world_size, "final": result["final"]},
-             "val": result["val"], "data": "Tang et al. 2018 DANCE (research use only), train split"}
+             "val": result["val"], "data": f"{data_description(cfg.data_root)}, train split"}
     result["paths"] = [str(p) for p in model.save(Path(cfg.out) / "retrieval", extra)]
     if cfg.ship:
         result["shipped"] = [str(p) for p in model.save(WEIGHTS_DIR / "retrieval", extra)]

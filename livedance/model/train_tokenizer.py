@@ -250,7 +250,7 @@ def run_training(cfg: TokenizerRunConfig) -> dict:
     Raises:
         DataError: the data is missing; ConfigError: bad settings or a checkpoint of another run.
     """
-    from livedance.data.dataset import load_split
+    from livedance.data.dataset import data_description, load_split
     from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
 
     from livedance.model.tokenizer import VARIANTS
@@ -285,7 +285,7 @@ def run_training(cfg: TokenizerRunConfig) -> dict:
         "world_size": dist.world_size, "stopped_by": res.stopped_by, "train_windows": len(ds),
         "train_clips": len(train), "final_loss": res.history[-1] if res.history else None,
     }
-    extra = {"training": train_info, "metrics": {cfg.eval_split: metrics}, "data": "Tang et al. 2018 DANCE (research use only)"}
+    extra = {"training": train_info, "metrics": {cfg.eval_split: metrics}, "data": data_description(cfg.data_root)}
     paths = model.save(Path(cfg.out) / "tokenizer", rep, extra)
     (Path(cfg.out) / "metrics.json").write_text(json.dumps({"metrics": metrics, "training": train_info}, indent=1))
     result.update(metrics=metrics, paths=[str(p) for p in paths])
@@ -308,9 +308,19 @@ def run_training(cfg: TokenizerRunConfig) -> dict:
 
 def write_model_card(model: Tokenizer, rep: Representation, metrics: dict, train_info: dict, cfg: TokenizerRunConfig) -> None:
     """Write the ``Tokenizer`` section of ``livedance/weights/MODEL_CARD.md``."""
+    from livedance.data.dataset import AISTPP_DATA, TANG_DATA, data_description
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
 
     c = model.config
+    windows = f"{train_info['train_windows']} windows of {cfg.window} frames, hop {cfg.hop}"
+    if data_description(cfg.data_root) == TANG_DATA:
+        data = f"""- Data: Tang et al. 2018 DANCE (mhy12345/Music-to-Dance-Motion-Synthesis), markers solved to SMPL-X body
+  rotations (livedance.data.tang_ik), split by `livedance.data.dataset.load_split` (train: {train_info['train_clips']} clips,
+  {windows}).
+  **Research use only**: the data carries no license."""
+    else:
+        data = f"- Data: {AISTPP_DATA}, SMPL fits as SMPL-X body rotations (livedance.data.aistpp_clips); train: " \
+               f"{train_info['train_clips']} clips, {windows}."
     body = f"""Files: `tokenizer.safetensors` (state dict) + `tokenizer.json` (config, normalisation statistics,
 canonical skeleton, training record, metrics). Load with `Tokenizer.load()` (livedance.model.tokenizer).
 
@@ -318,10 +328,7 @@ canonical skeleton, training record, metrics). Load with `Tokenizer.load()` (liv
   parts {', '.join(f'{p} ({d})' for p, d in c.part_dims)}, {c.levels} levels x {c.codebook_size} codes x {c.latent_dim}-d per part,
   4x downsampling (25 fps -> 6.25 tokens/s), width {c.width}; {model.num_parameters():,} trainable parameters.
   The decoder needs {model.decoder_context_tokens} past tokens of context for exact streaming decode.
-- Data: Tang et al. 2018 DANCE (mhy12345/Music-to-Dance-Motion-Synthesis), markers solved to SMPL-X body
-  rotations (livedance.data.tang_ik), split by `livedance.data.dataset.load_split` (train: {train_info['train_clips']} clips,
-  {train_info['train_windows']} windows of {cfg.window} frames, hop {cfg.hop}).
-  **Research use only**: the data carries no license.
+{data}
 - Training: `{train_info['command']}` on the CPU ({train_info['world_size']} process(es)); {train_info['steps']} steps in
   {train_info['elapsed_s'] / 60:.1f} min (stopped by {train_info['stopped_by']}), AdamW, warmup + cosine LR; loss = feature L1
   + {cfg.vel_weight:g} x velocity L1 + {cfg.pos_weight:g} x FK joint position L1 (m) + {cfg.root_weight:g} x root-channel L1
