@@ -46,6 +46,13 @@ CASES = [
     (["calibrate", "latency", "--loopback", "--clicks", "0"], "--clicks"),
     (["train", "generator", "--threads", "0"], "--threads"),
     (["train", "tokenizer", "--steps", "-5"], "--steps"),
+    (["train", "baseline", "--minutes", "-1"], "--minutes"),
+    (["calibrate", "set", "--input-ms", "-5", "--config", "{tmp}/c.json"], "--input-ms"),
+    (["calibrate", "latency", "--tap", "--visual", "--sample-rate", "1"], "--sample-rate"),
+    (["eval", "--split", "nosuch"], "--split 'nosuch': expected train, val, test or all"),
+    (["eval", "--reference-split", "nosuch"], "--reference-split 'nosuch'"),
+    (["eval", "--motions", "{tmp}/take.bvh", "--no-retrieval"], "is a file; expected a folder"),
+    (["data", "split-tang", "--val-frac", "2"], "--val-frac"),
 ]
 
 

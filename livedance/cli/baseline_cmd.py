@@ -22,7 +22,7 @@ from livedance.cli.model_cmd import train_app
 @train_app.command("baseline")
 def train_baseline_cmd(
     minutes: Optional[float] = typer.Option(
-        14.0, help="Wall-clock budget in minutes (the generator's shipped run; the LR anneals over it)."),
+        14.0, min=0.01, help="Wall-clock budget in minutes (the generator's shipped run; the LR anneals over it)."),
     steps: int = typer.Option(3000, min=1, help="Optimiser steps (the LR schedule's length; the wall-clock budget stops first)."),
     seed: int = typer.Option(0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
@@ -58,7 +58,7 @@ def ship_baseline_cmd(
 ) -> None:
     """Ship a trained baseline (and its tokenizer) as livedance/weights/baseline*.* and rewrite its card section.
 
-    Example: livedance train ship-baseline runs/baseline/baseline --temperature 0.6
+    Example: livedance train ship-baseline runs/baseline/baseline --temperature 0.5
     """
     from rich.console import Console
 

@@ -47,7 +47,8 @@ def latency_command(
     jack_loop: bool = typer.Option(
         False, "--jack-loop", help="Loopback on JACK: connect livedance's own JACK outputs to its inputs (no cable)."
     ),
-    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Hz; default: the device's."),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", min=8000, max=96000,
+                                              help="Hz (8000..96000); default: the device's."),
     config_file: Optional[Path] = typer.Option(
         None, "--config", help="Config file to update (default $LIVEDANCE_CONFIG or $XDG_CONFIG_HOME/livedance/config.json)."
     ),
@@ -196,7 +197,8 @@ def set_command(
     output_ms: Optional[float] = typer.Option(None, "--output-ms", min=0.0, max=2000.0,
                                               help="Output latency to store, milliseconds (0..2000: the delay between "
                                               "a frame leaving livedance and the avatar showing it)."),
-    input_ms: Optional[float] = typer.Option(None, "--input-ms", help="Input latency to store, milliseconds."),
+    input_ms: Optional[float] = typer.Option(None, "--input-ms", min=0.0, max=2000.0,
+                                             help="Input latency to store, milliseconds (0..2000)."),
     hip_height: Optional[float] = typer.Option(None, "--hip-height", min=0.2, max=5.0, help="Your avatar's standing hip (pelvis) height, "
                                                "metres (0.2..5): perform then scales the dancer's travel over VMC by it "
                                                "over the SMPL-X body's 0.95 m, so the feet do not slide (--travel-scale "

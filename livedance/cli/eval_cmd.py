@@ -126,6 +126,9 @@ def eval_command(
 
     if not math.isfinite(fps) or fps <= 0:
         raise ConfigError(f"--fps must be a positive frame rate, got {fps}")
+    for flag, name in (("--split", split), ("--reference-split", reference_split)):
+        if name not in ("train", "val", "test", "all"):
+            raise ConfigError(f"{flag} {name!r}: expected train, val, test or all")
     config = EvalConfig(fps=fps, seed=seed)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
             or min_p is not None or guidance is not None or style is not None) and "livedance" not in (models or ""):
@@ -171,6 +174,8 @@ def eval_command(
         from livedance.atomic import check_output_path
 
         check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
+    if motions is not None and not motions.is_dir():  # find_motions names the mistake; before the data loads
+        find_motions(motions)
     # the checks above are cheap; now the data
     split_clips = load_split(split, data_root=data_root)
     reference_clips = load_split(reference_split, data_root=data_root)

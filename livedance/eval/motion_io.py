@@ -207,6 +207,8 @@ def find_motions(folder: str | Path) -> list[MotionFile]:
         DataError: the folder is missing or holds no npz, or a file is invalid.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"motion folder {folder} is a file; expected a folder of motion .npz files")
     if not folder.is_dir():
         raise DataError(f"motion folder not found: {folder}")
     files = sorted(folder.glob("*.npz"))
