@@ -24,6 +24,7 @@ Use :func:`livedance.bridges.shutdown.exit_on_sigterm` so that SIGTERM closes th
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,11 +46,12 @@ class BVHWriter:
     Args:
         path: output file; its folder must exist.
         rest_offsets: (J, 3) rest offset of each joint from its parent, metres (row 0 unused).
-        fps: frame rate of the written frames (``Frame Time`` = 1 / fps).
+        fps: frame rate of the written frames (``Frame Time`` = 1 / fps), a positive finite real number (numpy
+            scalars too; not ``bool``).
         parents: parent table (default SMPL-X); parents precede children.
         names: joint names (default SMPL-X names); letters, digits, ``_ : - .`` only (no spaces).
         unit: ``"cm"`` or ``"m"`` for OFFSETs and root positions.
-        flush_every: frames between flushes and in-place header updates (>= 1).
+        flush_every: frames between flushes and in-place header updates, an integer >= 1 (not ``bool``).
         overwrite: allow replacing an existing file. The file is opened (created, or truncated) at the first
             frame, so an existing take survives a show that never records a frame.
 
@@ -73,9 +75,9 @@ class BVHWriter:
         self.path = Path(path)
         if unit not in _UNITS:
             raise ConfigError(f"BVH unit {unit!r} is invalid; expected 'cm' or 'm'")
-        if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
+        if isinstance(fps, bool) or not (isinstance(fps, numbers.Real) and np.isfinite(fps) and fps > 0):
             raise ConfigError(f"BVH fps {fps!r} is invalid; expected a positive number of frames per second")
-        if not isinstance(flush_every, int) or flush_every < 1:
+        if isinstance(flush_every, bool) or not isinstance(flush_every, numbers.Integral) or flush_every < 1:
             raise ConfigError(f"BVH flush_every {flush_every!r} is invalid; expected an integer >= 1")
         self.parents = [int(p) for p in parents]
         self.names = [str(n) for n in names]
@@ -95,7 +97,7 @@ class BVHWriter:
         self.scale = _UNITS[unit]
         self.unit = unit
         self.fps = float(fps)
-        self.flush_every = flush_every
+        self.flush_every = int(flush_every)
         self.frames_written = 0
         self._offsets = offsets * self.scale
         self._children: dict[int, list[int]] = {j: [] for j in range(n)}
@@ -164,12 +166,13 @@ class BVHWriter:
         """Append one frame.
 
         Args:
-            local_quats: (J, 4) local rotations (x, y, z, w).
+            local_quats: (J, 4) local rotations (x, y, z, w), any float dtype; normalised here.
             root_position: (3,) pelvis world position in metres.
 
         Raises:
-            DataError: wrong shapes or non-finite values.
+            DataError: wrong shapes, non-finite values, or a zero quaternion (naming its joint).
             ValueError: after :meth:`close`.
+            OSError: the file cannot be opened or written (disk full ...).
         """
         if self._closed:
             raise ValueError(f"BVH writer for {self.path} is closed")
@@ -179,6 +182,13 @@ class BVHWriter:
         if q.shape != (n, 4) or r.shape != (3,) or not (np.all(np.isfinite(q)) and np.all(np.isfinite(r))):
             raise DataError(
                 f"BVH frame has local_quats {q.shape} and root_position {r.shape}; expected finite ({n}, 4) and (3,)"
+            )
+        norms = np.linalg.norm(q, axis=1)
+        if np.any(norms < 1e-6):
+            bad = int(np.argmin(norms))
+            raise DataError(
+                f"BVH frame local_quats row {bad} ({self.names[bad]}) is a zero quaternion; "
+                "expected a rotation (x, y, z, w)"
             )
         zyx = Rotation.from_quat(q).as_euler("ZYX", degrees=True)[self._order]  # header (depth-first) order
         values = np.concatenate([r * self.scale, zyx.reshape(-1)])
@@ -252,7 +262,10 @@ def repair_bvh(path: str | Path) -> int:
     if frames_at < 0 or ft < 0:
         raise DataError(f"BVH {p} has no 'Frames:'/'Frame Time:' lines; expected a file written by BVHWriter")
     body_start = data.index(b"\n", ft) + 1
-    lines = data[body_start:].split(b"\n")
+    body = data[body_start:]
+    if not body.endswith(b"\n"):  # cut off mid-line (maybe mid-number, which would still parse): drop it
+        body = body[:body.rfind(b"\n") + 1]
+    lines = body.split(b"\n")
     good: list[bytes] = []
     for line in lines:
         toks = line.split()

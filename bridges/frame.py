@@ -13,6 +13,9 @@ along +-x: a T-pose).
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +23,7 @@ import numpy as np
 from livedance.errors import DataError
 from livedance.motion.skeleton import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 
-__all__ = ["NUM_JOINTS", "SMPLX_JOINT_NAMES", "SMPLX_PARENTS", "PoseFrame", "joint_index"]
+__all__ = ["NUM_JOINTS", "SMPLX_JOINT_NAMES", "SMPLX_PARENTS", "PoseFrame", "is_weight", "joint_index"]
 
 NUM_JOINTS: int = len(SMPLX_JOINT_NAMES)
 """55: the SMPL-X joint count."""
@@ -31,7 +34,8 @@ class PoseFrame:
     """One skeleton pose, ready for the sinks.
 
     Attributes:
-        t_show_s: when the frame will be seen, in seconds on the ``time.perf_counter()`` clock.
+        t_show_s: when the frame will be seen, in seconds on the ``time.perf_counter()`` clock (stored as a
+            Python float: an int or numpy scalar is converted, so OSC sinks send it as float32 ``f``).
         local_quats: (55, 4) float32, local (parent-relative) rotations as unit quaternions (x, y, z, w),
             relative to the SMPL-X rest pose; row ``j`` is joint ``SMPLX_JOINT_NAMES[j]``. Row 0 is the
             global orientation of the pelvis.
@@ -39,11 +43,13 @@ class PoseFrame:
         rest_offsets: (55, 3) float32, rest-pose offset of each joint from its parent in metres, in the
             parent's rest frame (= world axes, since all SMPL-X rest rotations are identity). Row 0 (the
             pelvis, no parent) is the pelvis rest position; sinks ignore it (they use ``root_position``).
-        blendshapes: optional facial blend-shape weights in [0, 1], keyed by the receiver's names
-            (VRM: ``A``, ``I``, ``U``, ``E``, ``O``, ``Blink``, ``Joy`` ...).
+        blendshapes: optional facial blend-shape weights in [0, 1] (finite real numbers; sinks clamp to
+            [0, 1]), keyed by the receiver's names (str without NUL; VRM: ``A``, ``I``, ``U``, ``E``, ``O``,
+            ``Blink``, ``Joy`` ...).
 
     Raises:
-        DataError: from :meth:`validate` when a shape is wrong or a value is NaN/inf.
+        DataError: from :meth:`validate` when a shape is wrong, a value is NaN/inf, ``t_show_s`` is not a
+            number, or a blend shape has a non-str (or NUL-holding) name or a non-finite / non-number weight.
     """
 
     t_show_s: float
@@ -53,16 +59,22 @@ class PoseFrame:
     blendshapes: dict[str, float] | None = field(default=None)
 
     def __post_init__(self) -> None:
+        if isinstance(self.t_show_s, numbers.Real) and not isinstance(self.t_show_s, bool):
+            try:
+                self.t_show_s = float(self.t_show_s)
+            except OverflowError:
+                raise DataError(f"PoseFrame.t_show_s {self.t_show_s} is too large; expected a time in seconds") from None
         self.local_quats = np.asarray(self.local_quats, dtype=np.float32)
         self.root_position = np.asarray(self.root_position, dtype=np.float32)
         self.rest_offsets = np.asarray(self.rest_offsets, dtype=np.float32)
         self.validate()
 
     def validate(self) -> None:
-        """Check shapes and finiteness.
+        """Check shapes and finiteness, and the blend shapes' names and weights.
 
         Raises:
-            DataError: naming the field, its shape and the expected shape, or the non-finite value.
+            DataError: naming the field, its shape and the expected shape, or the non-finite value; or the
+                offending blend shape and what was expected.
         """
         expected = {
             "local_quats": (NUM_JOINTS, 4),
@@ -82,8 +94,21 @@ class PoseFrame:
                 f"PoseFrame.local_quats row {bad} ({SMPLX_JOINT_NAMES[bad]}) is a zero quaternion; "
                 "expected a unit quaternion (x, y, z, w)"
             )
-        if not np.isfinite(self.t_show_s):
-            raise DataError(f"PoseFrame.t_show_s is {self.t_show_s}; expected a finite time in seconds")
+        t = self.t_show_s
+        if not is_weight(t):
+            raise DataError(f"PoseFrame.t_show_s is {t!r}; expected a finite time in seconds")
+        if self.blendshapes is not None:
+            if not isinstance(self.blendshapes, Mapping):
+                raise DataError(
+                    f"PoseFrame.blendshapes is a {type(self.blendshapes).__name__}; expected a dict name -> weight"
+                )
+            for name, w in self.blendshapes.items():
+                if not isinstance(name, str) or "\0" in name:
+                    raise DataError(f"PoseFrame.blendshapes key {name!r} is invalid; expected a str without NUL")
+                if not is_weight(w):
+                    raise DataError(
+                        f"PoseFrame.blendshapes[{name!r}] is {w!r}; expected a finite number in [0, 1]"
+                    )
 
     @classmethod
     def rest(cls, rest_offsets: np.ndarray, t_show_s: float = 0.0, root_position=None) -> "PoseFrame":
@@ -105,6 +130,17 @@ class PoseFrame:
         offsets = np.asarray(rest_offsets, dtype=np.float32)
         root = offsets[0] if root_position is None else root_position
         return cls(t_show_s=t_show_s, local_quats=quats, root_position=root, rest_offsets=offsets)
+
+
+def is_weight(value: object) -> bool:
+    """True for a finite real number that fits a float (int, float, numpy scalar; not ``bool``): a usable
+    blend-shape weight or time."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 def joint_index(name: str) -> int:

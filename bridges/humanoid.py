@@ -109,6 +109,10 @@ def arm_subtree(side: str) -> tuple[str, ...]:
     Args:
         side: ``"Left"`` or ``"Right"``.
 
+    Returns:
+        18 HumanBodyBones names (str): ``<Side>UpperArm`` first, then its descendants in SMPL-X joint order
+        (lower arm, hand, the 15 finger bones); the shoulder (clavicle) is not included.
+
     Raises:
         ValueError: for another side.
     """

@@ -8,7 +8,7 @@ its left side at +x (the internal convention, *not* Unity's):
 address                         types    value
 ==============================  =======  =====================================================
 ``<prefix>/t``                  f        seconds since the first frame sent (perf_counter clock)
-``<prefix>/<joint>/rot``        ffff     local rotation x, y, z, w (relative to the SMPL-X rest pose)
+``<prefix>/<joint>/rot``        ffff     local rotation x, y, z, w (relative to the SMPL-X rest pose), unit, w >= 0
 ``<prefix>/<joint>/pos``        fff      world position x, y, z in metres (forward kinematics)
 ``<prefix>/beat``               f        beat phase in [0, 1): 0 on the beat
 ``<prefix>/bpm``                f        tempo in beats per minute
@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from livedance.bridges.fk import forward_kinematics
-from livedance.bridges.frame import SMPLX_JOINT_NAMES, SMPLX_PARENTS, PoseFrame
+from livedance.bridges.frame import SMPLX_JOINT_NAMES, SMPLX_PARENTS, PoseFrame, is_weight
 from livedance.bridges.osc_transport import (
     OSCUDPTransport,
     TransportStats,
@@ -75,7 +75,7 @@ class RawOSCSender:
         host: receiver IP address or host name.
         port: receiver UDP port (TouchDesigner has no fixed default; 7000 is common).
         prefix: address prefix, ``/`` plus path segments of letters, digits, ``_ - .``.
-        joints: SMPL-X joint names to send (default: all 55).
+        joints: SMPL-X joint names to send, a list or tuple of str (default: all 55); a bare str is rejected.
         send_rotations: send ``/<joint>/rot``.
         send_positions: send ``/<joint>/pos`` (costs one FK per frame).
         layout: ``"vector"`` (one multi-float message per quantity) or ``"scalar"`` (one float per address).
@@ -83,7 +83,7 @@ class RawOSCSender:
         logger: where the single "cannot send" warning goes.
 
     Raises:
-        ConfigError: bad host, port, prefix, joint name or layout.
+        ConfigError: bad host, port, prefix, joint name or layout; ``joints`` a str or not a sequence.
     """
 
     def __init__(
@@ -106,6 +106,10 @@ class RawOSCSender:
             )
         if layout not in ("vector", "scalar"):
             raise ConfigError(f"raw OSC layout {layout!r} is invalid; expected 'vector' or 'scalar'")
+        if isinstance(joints, (str, bytes)) or not (joints is None or isinstance(joints, Iterable)):
+            raise ConfigError(
+                f"raw OSC joints {joints!r} is invalid; expected a list of SMPL-X joint names like ['pelvis']"
+            )
         names = list(SMPLX_JOINT_NAMES) if joints is None else list(joints)
         unknown = [n for n in names if n not in SMPLX_JOINT_NAMES]
         if unknown:
@@ -139,24 +143,42 @@ class RawOSCSender:
         return self._transport.stats
 
     def build_messages(self, frame: PoseFrame | None, music: MusicState | None = None) -> list[bytes]:
-        """The encoded messages for one frame and/or music state (either may be ``None``)."""
+        """The encoded messages for one frame and/or music state (either may be ``None``).
+
+        Args:
+            frame: the pose: ``<prefix>/t`` (float32 seconds since the first frame built, from
+                ``t_show_s`` on the perf_counter clock), ``/rot`` (unit quaternions x, y, z, w with w >= 0,
+                normalised here) and ``/pos`` (metres, FK) of the chosen joints.
+            music: ``<prefix>/beat`` (beat phase in [0, 1), 0 on the beat), ``/bpm`` (beats per minute) and
+                ``/energy`` (loudness in [0, 1]); a value that is not a finite number is left out.
+
+        Returns:
+            the encoded OSC messages (bytes), in the order of the module's schema table.
+
+        Raises:
+            ValueError: only for a value OSC's float32 cannot carry (beyond 3.4e38, e.g. a frame mutated
+                after validation).
+        """
         msgs: list[bytes] = []
         p = self.prefix
         if frame is not None:
             if self._t0 is None:
                 self._t0 = frame.t_show_s
-            msgs.append(osc_message(f"{p}/t", [frame.t_show_s - self._t0]))
+            msgs.append(osc_message(f"{p}/t", [float(frame.t_show_s - self._t0)]))
             if self.send_rotations:
-                msgs.extend(self._quantity("rot", "xyzw", frame.local_quats[self._idx]))
+                q = frame.local_quats[self._idx].astype(np.float64)
+                q /= np.linalg.norm(q, axis=1, keepdims=True)  # PoseFrame rules out zero rows
+                q[q[:, 3] < 0] *= -1.0  # one sign per rotation, as the VMC path sends
+                msgs.extend(self._quantity("rot", "xyzw", q))
             if self.send_positions:
                 _, positions = forward_kinematics(
                     frame.local_quats, frame.rest_offsets, frame.root_position, SMPLX_PARENTS
                 )
                 msgs.extend(self._quantity("pos", "xyz", positions[self._idx]))
         if music is not None:
-            msgs.append(osc_message(f"{p}/beat", [float(music.beat_phase)]))
-            msgs.append(osc_message(f"{p}/bpm", [float(music.bpm)]))
-            msgs.append(osc_message(f"{p}/energy", [float(music.energy)]))
+            for name, value in (("beat", music.beat_phase), ("bpm", music.bpm), ("energy", music.energy)):
+                if is_weight(value):
+                    msgs.append(osc_message(f"{p}/{name}", [float(value)]))
         return msgs
 
     def _quantity(self, kind: str, comps: str, values: np.ndarray) -> list[bytes]:
@@ -166,10 +188,18 @@ class RawOSCSender:
         return osc_float_messages(prefixes, values)
 
     def send(self, frame: PoseFrame | None, music: MusicState | None = None) -> int:
-        """Send one frame and/or music state.
+        """Send one frame and/or music state (see :meth:`build_messages` for the values and units); network
+        errors are counted in :attr:`stats`, never raised.
+
+        Args:
+            frame: the pose, or ``None`` for the music state alone.
+            music: beat phase [0, 1), tempo (bpm), energy [0, 1], or ``None``.
 
         Returns:
-            the number of datagrams the OS accepted.
+            the number of datagrams the OS accepted (0 after :meth:`close`).
+
+        Raises:
+            ValueError: only as :meth:`build_messages` (a value beyond float32); never for network trouble.
         """
         sent = self._transport.send_messages(self.build_messages(frame, music))
         self.frames_sent += 1

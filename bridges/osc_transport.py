@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import numbers
 import re
 import socket
 import struct
@@ -45,7 +46,16 @@ _HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")  # RFC 
 
 
 def osc_string(text: str) -> bytes:
-    """OSC-string: ASCII/UTF-8 bytes, NUL-terminated, padded with NULs to a multiple of 4 bytes."""
+    """OSC-string: ASCII/UTF-8 bytes, NUL-terminated, padded with NULs to a multiple of 4 bytes.
+
+    Raises:
+        ValueError: ``text`` is not a str, or holds a NUL character (it would end the OSC-string early and
+            shift every later argument of the message).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"OSC string {text!r} is a {type(text).__name__}; expected a str")
+    if "\0" in text:
+        raise ValueError(f"OSC string {text!r} holds a NUL character; expected text without NUL")
     raw = text.encode("utf-8")
     return raw + b"\0" * (4 - len(raw) % 4)
 
@@ -55,11 +65,17 @@ def osc_message(address: str, args: Sequence[float | int | str]) -> bytes:
 
     Args:
         address: OSC address, starting with ``/``.
-        args: arguments; str goes out as OSC ``s``, bool/int (also numpy integers) as ``i`` (int32),
-            everything else as ``f`` (float32, big-endian).
+        args: arguments; str goes out as OSC ``s``, bool/int (also numpy integers) as ``i`` (int32,
+            -2**31 .. 2**31 - 1), every other real number (float, numpy floats) as ``f`` (float32,
+            big-endian).
 
     Returns:
         the message bytes (a multiple of 4 long).
+
+    Raises:
+        ValueError: the address or a str argument holds a NUL character, an int is outside int32, a finite
+            float is outside float32, or an argument is neither a str nor a real number (``None``, a list
+            ...); the message names it.
     """
     tags = [","]
     payload = []
@@ -68,11 +84,20 @@ def osc_message(address: str, args: Sequence[float | int | str]) -> bytes:
             tags.append("s")
             payload.append(osc_string(a))
         elif isinstance(a, (bool, int, np.integer)):
+            if not -2**31 <= int(a) < 2**31:
+                raise ValueError(f"OSC argument {a!r} of {address!r} is outside int32; expected -2**31 .. 2**31 - 1")
             tags.append("i")
             payload.append(struct.pack(">i", int(a)))
-        else:
+        elif isinstance(a, numbers.Real):
+            try:
+                payload.append(struct.pack(">f", float(a)))
+            except OverflowError:
+                raise ValueError(f"OSC argument {a!r} of {address!r} is outside float32; expected |x| < 3.4e38") from None
             tags.append("f")
-            payload.append(struct.pack(">f", float(a)))
+        else:
+            raise ValueError(
+                f"OSC argument {a!r} of {address!r} is a {type(a).__name__}; expected a str, an int or a float"
+            )
     return osc_string(address) + osc_string("".join(tags)) + b"".join(payload)
 
 
@@ -96,6 +121,11 @@ def pack_bundles(messages: Sequence[bytes], max_datagram_bytes: int) -> list[byt
     """Pack encoded messages, keeping their order, into OSC bundles of at most ``max_datagram_bytes`` each.
 
     A message that alone exceeds the limit goes out in a bundle of its own (it cannot be split).
+
+    Args:
+        messages: encoded OSC messages (from :func:`osc_message` / :func:`osc_float_messages`), in send order.
+        max_datagram_bytes: upper bound of one datagram's size in bytes, bundle header and element sizes
+            included (16 + 4 per message on top of the messages).
 
     Returns:
         the encoded datagrams (each an OSC bundle with time tag 1 = "immediately").
@@ -121,7 +151,8 @@ def validate_endpoint(host: object, port: object, what: str) -> tuple[str, int]:
 
     Args:
         host: an IPv4/IPv6 address or a resolvable host name.
-        port: UDP port, an int in 1..65535.
+        port: UDP port 1..65535: an int (numpy integers too), an integer-valued float (``39539.0``) or a
+            string of digits; ``bool`` is rejected.
         what: the sender's name, for the message (``"VMC"``, ``"raw OSC"``).
 
     Returns:
@@ -130,11 +161,18 @@ def validate_endpoint(host: object, port: object, what: str) -> tuple[str, int]:
     Raises:
         ConfigError: naming the bad value and what was expected.
     """
-    if isinstance(port, bool) or not isinstance(port, int):
-        if isinstance(port, str) and port.strip().isdigit():
-            port = int(port.strip())
-        else:
-            raise ConfigError(f"{what} port {port!r} is not a number; expected an integer UDP port 1..65535")
+    if isinstance(port, bool):
+        raise ConfigError(f"{what} port {port!r} is a bool; expected an integer UDP port 1..65535")
+    if isinstance(port, numbers.Integral):
+        port = int(port)
+    elif isinstance(port, numbers.Real):
+        if not float(port).is_integer():
+            raise ConfigError(f"{what} port {port!r} is not a whole number; expected an integer UDP port 1..65535")
+        port = int(port)
+    elif isinstance(port, str) and port.strip().isdigit():
+        port = int(port.strip())
+    else:
+        raise ConfigError(f"{what} port {port!r} is not a number; expected an integer UDP port 1..65535")
     if not 1 <= port <= 65535:
         raise ConfigError(f"{what} port {port} is out of range; expected an integer UDP port 1..65535")
     if not isinstance(host, str) or not host.strip():
@@ -207,6 +245,8 @@ class OSCUDPTransport:
         self._addr = addr
         self._sock: socket.socket | None = socket.socket(family, socktype, proto)
         self._sock.setblocking(False)
+        if family == socket.AF_INET:  # VJ rigs broadcast OSC: without this, connect/send to x.x.x.255 gets EACCES
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self._connected = False
         try:
             self._sock.connect(addr)

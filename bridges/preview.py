@@ -13,7 +13,8 @@ slow browser never holds up the live loop; each connected page gets the newest f
 not in the caller's.
 
 HTTP endpoints: ``/`` (the page), ``/preview.js``, ``/frame.json`` (the latest frame, or
-``{"seq": 0}``), ``/events`` (the SSE stream; each event's ``data`` is a frame object).
+``{"seq": 0}``), ``/events`` (the SSE stream; each event's ``data`` is a frame object; ``HEAD /events``
+gets the stream's headers only, and the connection is closed).
 
 Frame object: ``{"seq": int, "t": float seconds (perf_counter clock, the frame's show time),
 "joints": [[x, y, z], ...] metres (y up, right-handed, character facing +z, its left at +x),
@@ -30,6 +31,8 @@ import errno
 import html
 import json
 import logging
+import numbers
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -120,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/frame.json":
                 _, body = owner._payload()
                 self._send(HTTPStatus.OK, body, "application/json")
+            elif path == "/events" and self.command == "HEAD":
+                self._stream_headers()  # headers only: a HEAD must not open an endless stream
             elif path == "/events":
                 self._stream_events(owner)
             elif path == "/favicon.ico":
@@ -130,13 +135,16 @@ class _Handler(BaseHTTPRequestHandler):
             _log.debug("preview client %s went away: %s", self.address_string(), err)
             self.close_connection = True
 
-    def _stream_events(self, owner: PreviewServer) -> None:
+    def _stream_headers(self) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
+
+    def _stream_events(self, owner: PreviewServer) -> None:
+        self._stream_headers()
         self.wfile.write(b"retry: 1000\n\n")
         self.wfile.flush()
         owner._client_delta(+1)
@@ -173,6 +181,8 @@ class _PreviewHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: PreviewServer) -> None:
         self.owner = owner
+        if ":" in address[0]:  # an IPv6 literal ("::", "::1"): the class default is AF_INET
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
 
@@ -180,21 +190,24 @@ class PreviewServer:
     """The web preview server (see the module docstring).
 
     Args:
-        host: interface to listen on (127.0.0.1: this machine only; 0.0.0.0: the whole network).
-        port: TCP port; 0 picks a free one (read :attr:`port` after :meth:`start`).
-        max_rate_hz: frames per second sent to each page, at most (frames closer together than 3/4
-            of a period are merged: the newer one is sent).
+        host: interface to listen on (127.0.0.1: this machine only; 0.0.0.0: the whole network; an IPv6
+            literal such as ``::1`` or ``::`` listens on IPv6).
+        port: TCP port, an integer 0..65535 (not ``bool``); 0 picks a free one (read :attr:`port` after
+            :meth:`start`).
+        max_rate_hz: frames per second sent to each page, at most (a real number > 0; frames closer
+            together than 3/4 of a period are merged: the newer one is sent).
         title: shown in the page's corner.
 
     Raises:
-        ConfigError: from :meth:`start` when the port is taken or the host cannot be bound.
+        ConfigError: a port that is not an integer 0..65535 or a ``max_rate_hz`` that is not a number > 0
+            (at construction); from :meth:`start` when the port is taken or the host cannot be bound.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, max_rate_hz: float = 60.0, title: str = "livedance") -> None:
-        if not (isinstance(port, int) and 0 <= port <= 65535):
+        if isinstance(port, bool) or not (isinstance(port, numbers.Integral) and 0 <= port <= 65535):
             raise ConfigError(f"preview port must be an integer 0..65535, got {port!r}")
-        if not (max_rate_hz > 0):
-            raise ConfigError(f"preview max_rate_hz must be > 0, got {max_rate_hz}")
+        if isinstance(max_rate_hz, bool) or not (isinstance(max_rate_hz, numbers.Real) and max_rate_hz > 0):
+            raise ConfigError(f"preview max_rate_hz must be a number of frames per second > 0, got {max_rate_hz!r}")
         self.host = str(host)
         self._port = int(port)
         self.max_rate_hz = float(max_rate_hz)
@@ -272,7 +285,7 @@ class PreviewServer:
     @property
     def url(self) -> str:
         """``http://host:port/`` of the page."""
-        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else "::1" if self.host == "::" else self.host
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self._port}/"

@@ -9,10 +9,13 @@ OSC 1.0 over UDP, marionette port 39539). Per frame this sends, in order:
   its rest position, x ``travel_scale``, turned by the root yaw), rotation = the profile's root yaw. This is where
   the VMC protocol carries room-scale movement (EVMC4U's Root Position Synchronize), so it reaches the avatar
   whether or not the receiver applies bone positions
-- ``/VMC/Ext/Bone/Pos s fff ffff`` for each of the 55 bones (body, jaw, eyes, all fingers): Unity
-  HumanBodyBones name, *local* position (metres; ``Hips``: the pelvis's rest position, constant),
-  *local* rotation (x, y, z, w), Unity left-handed
-- ``/VMC/Ext/Blend/Val s f`` for each blend shape of the frame, then ``/VMC/Ext/Blend/Apply``
+- ``/VMC/Ext/Bone/Pos s fff ffff`` for each of the 55 bones (body, jaw, eyes, all fingers) that the avatar
+  has: Unity HumanBodyBones name, *local* position (metres; ``Hips``: the pelvis's rest position, constant),
+  *local* rotation (x, y, z, w), Unity left-handed. A bone the profile marks absent (``bone_names``: ``null``)
+  is not sent; its rotation is folded into its children (:mod:`livedance.bridges.retarget`)
+- ``/VMC/Ext/Blend/Val s f`` for each blend shape of the frame (weight clamped to [0, 1]; NaN/inf -> 0; an
+  entry with a non-str name or a non-number weight is skipped and counted in
+  :attr:`VMCSender.blendshapes_skipped`), then ``/VMC/Ext/Blend/Apply``
 
 packed into as few bundles as fit under ``max_datagram_bytes`` (4 datagrams per frame at the default
 1400 bytes; see :mod:`livedance.bridges.osc_transport` for why). (EVMC4U drops input when more than 30 VMC
@@ -26,12 +29,14 @@ output clock's rate (60 fps default), not just on change.
 from __future__ import annotations
 
 import logging
+import math
+import os
 from collections.abc import Iterable
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from livedance.bridges.frame import PoseFrame
+from livedance.bridges.frame import PoseFrame, is_weight
 from livedance.bridges.humanoid import HUMANOID_BONES
 from livedance.bridges.osc_transport import (
     OSCUDPTransport,
@@ -62,11 +67,18 @@ class VMCSender:
             avatar hip height / SMPL-X hip height, so its feet do not slide.
         logger: where the single "cannot send" warning goes.
 
-    Raises:
-        ConfigError: invalid host, port, datagram size or profile (at construction, never later).
+    Attributes:
+        frames_sent: frames passed to :meth:`send`.
+        blendshapes_skipped: blend-shape entries left out because the name was not a str without NUL or the
+            weight not a real number.
 
-    Sending never raises for network trouble: with no receiver listening the first failure logs one
-    warning and the rest are counted in :attr:`stats`.
+    Raises:
+        ConfigError: invalid host, port, datagram size or profile (at construction, never later); a profile
+            that is neither an :class:`AvatarProfile`, a str nor a path.
+
+    Sending never raises for network trouble or bad blend shapes: with no receiver listening the first failure
+    logs one warning and the rest are counted in :attr:`stats`; bad blend shapes are counted in
+    :attr:`blendshapes_skipped`.
     """
 
     def __init__(
@@ -79,6 +91,11 @@ class VMCSender:
         travel_scale: float = 1.0,
         logger: logging.Logger | None = None,
     ) -> None:
+        if not isinstance(profile, (AvatarProfile, str, os.PathLike)):
+            raise ConfigError(
+                f"VMC profile {profile!r} is invalid; expected an AvatarProfile, a shipped profile name "
+                "('vrm0', 'vrm1', 'mixamo', 'ue_mannequin') or a path to a profile .json file"
+            )
         self.profile = profile if isinstance(profile, AvatarProfile) else load_profile(profile)
         if isinstance(travel_scale, bool) or not isinstance(travel_scale, (int, float)) or not (
                 np.isfinite(travel_scale) and travel_scale > 0):
@@ -93,8 +110,10 @@ class VMCSender:
         )
         self._t0: float | None = None
         self.frames_sent = 0
+        self.blendshapes_skipped = 0
         head = osc_string("/VMC/Ext/Bone/Pos") + osc_string(",sfffffff")
-        self._bone_prefixes = [head + osc_string(b) for b in HUMANOID_BONES]
+        self._sent = self._retarget.sent_joints
+        self._bone_prefixes = [head + osc_string(HUMANOID_BONES[j]) for j in self._sent]
         self._ok = osc_message("/VMC/Ext/OK", [1])
 
     @property
@@ -116,24 +135,43 @@ class VMCSender:
         """The encoded VMC messages of one frame, in send order (see the module docstring).
 
         Args:
-            frame: the pose; ``frame.t_show_s`` (perf_counter seconds) sets ``/VMC/Ext/T``.
+            frame: the pose; ``frame.t_show_s`` (perf_counter seconds) sets ``/VMC/Ext/T`` (float32 seconds
+                since the first frame built).
+
+        Returns:
+            the encoded OSC messages (bytes, each a multiple of 4 long): OK, T, Root/Pos, one Bone/Pos per
+            bone the avatar has, then the blend shapes and Blend/Apply when the frame has any.
+
+        Raises:
+            ValueError: only for a value OSC's float32 cannot carry (a travel beyond 3.4e38 m, e.g. from a
+                frame mutated after validation); never for blend shapes.
         """
         if self._t0 is None:
             self._t0 = frame.t_show_s
         pos, rot = self._retarget.to_unity(frame)
         travel = self._root_yaw @ rh_to_unity_position(self._retarget.root_travel(frame.rest_offsets, frame.root_position))
         root = osc_message("/VMC/Ext/Root/Pos", ["root", *(float(v) for v in travel), *self._root_rot])
-        msgs = [self._ok, osc_message("/VMC/Ext/T", [frame.t_show_s - self._t0]), root]
-        msgs.extend(osc_float_messages(self._bone_prefixes, np.concatenate([pos, rot], axis=1)))
+        msgs = [self._ok, osc_message("/VMC/Ext/T", [float(frame.t_show_s - self._t0)]), root]
+        msgs.extend(osc_float_messages(self._bone_prefixes, np.concatenate([pos, rot], axis=1)[self._sent]))
         if frame.blendshapes:
-            msgs.extend(_blend_messages(frame.blendshapes.items()))
+            blend, skipped = _blend_messages(frame.blendshapes.items())
+            msgs.extend(blend)
+            self.blendshapes_skipped += skipped
         return msgs
 
     def send(self, frame: PoseFrame) -> int:
-        """Send one frame.
+        """Send one frame (see :meth:`build_messages`); network errors are counted in :attr:`stats`, bad blend
+        shapes in :attr:`blendshapes_skipped`.
+
+        Args:
+            frame: the pose.
 
         Returns:
             the number of datagrams the OS accepted (0 when the receiver is gone or after :meth:`close`).
+
+        Raises:
+            ValueError: only as :meth:`build_messages` (a value beyond float32); never for network trouble
+                or blend shapes.
         """
         sent = self._transport.send_messages(self.build_messages(frame))
         self.frames_sent += 1
@@ -150,7 +188,21 @@ class VMCSender:
         self.close()
 
 
-def _blend_messages(items: Iterable[tuple[str, float]]) -> list[bytes]:
-    out = [osc_message("/VMC/Ext/Blend/Val", [str(k), min(max(float(v), 0.0), 1.0)]) for k, v in items]
+def _blend_messages(items: Iterable[tuple[str, float]]) -> tuple[list[bytes], int]:
+    """Blend/Val messages (weights clamped to [0, 1], NaN/inf -> 0) and Blend/Apply; entries with a name that is
+    not a str without NUL, or a weight that is not a real number, are skipped. Returns (messages, skipped)."""
+    out = []
+    skipped = 0
+    for k, v in items:
+        if not isinstance(k, str) or "\0" in k or not (is_weight(v) or _is_nonfinite(v)):
+            skipped += 1
+            continue
+        w = min(max(v, 0.0), 1.0) if is_weight(v) else 0.0
+        out.append(osc_message("/VMC/Ext/Blend/Val", [k, float(w)]))
     out.append(osc_message("/VMC/Ext/Blend/Apply", []))
-    return out
+    return out, skipped
+
+
+def _is_nonfinite(v: object) -> bool:
+    """True for a float NaN or +-inf (numpy floats too)."""
+    return isinstance(v, float | np.floating) and not math.isfinite(v)

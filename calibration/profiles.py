@@ -27,7 +27,10 @@ A profile is a JSON file (``calibration/profiles/<name>.json``; shipped: ``vrm0`
     right for every *normalized* humanoid (VRM, and what UniVRM, VSeeFace, Warudo, VMC4UE drive).
 ``bone_names`` (object, default empty)
     HumanBodyBones name -> the rig's own bone name (``null`` where the rig has no such bone). Used to name
-    joints in exported files and in the setup guides; the VMC wire always carries HumanBodyBones names.
+    joints in exported files and in the setup guides; the VMC wire always carries HumanBodyBones names. A
+    ``null`` bone is not sent over VMC: its rotation is folded into its children
+    (:class:`livedance.bridges.retarget.HumanoidRetargeter`), so a rig without e.g. UpperChest or shoulders
+    keeps its head and arms where the dance puts them. Hips cannot be ``null``.
 
 Retargeting (used by :mod:`livedance.bridges.retarget`): let ``O_b`` be the world rotation of avatar bone
 ``b`` when the avatar is posed in the SMPL-X rest pose (a T-pose). :meth:`AvatarProfile.rest_world_rotations`

@@ -190,3 +190,37 @@ def test_finishing_holds_the_first_signal_and_lets_a_second_one_through():
                 pass
     assert ended.value.code == 143
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_repair_drops_a_last_line_cut_mid_number(tmp_path):
+    off = skeleton()
+    q, root = poses(3)
+    path = tmp_path / "cut.bvh"
+    with BVHWriter(path, off, unit="m") as w:
+        for i in range(3):
+            w.write_frame(q[i], root[i])
+    data = path.read_bytes()
+    assert data.endswith(b"\n") and data[-8:-1].replace(b".", b"").lstrip(b"-").isdigit()
+    path.write_bytes(data[:-3])  # "...1.234567\n" -> "...1.2345": every token still parses
+    assert repair_bvh(path) == 2
+    assert bvhio.readAsBvh(str(path)).FrameCount == 2
+    assert path.read_bytes() == data[:data.rstrip(b"\n").rfind(b"\n") + 1].replace(b"Frames: 3 ", b"Frames: 2 ")
+
+
+def test_zero_quaternion_is_a_data_error_and_fps_types(tmp_path):
+    off = skeleton()
+    q, root = poses(1)
+    q = q[0].copy()
+    q[SMPLX_JOINT_NAMES.index("left_elbow")] = 0.0
+    with BVHWriter(tmp_path / "q.bvh", off) as w:
+        with pytest.raises(DataError, match="left_elbow"):
+            w.write_frame(q, root[0])
+    for bad in (True, "60", 0, float("nan"), None):
+        with pytest.raises(ConfigError, match="fps"):
+            BVHWriter(tmp_path / "f.bvh", off, fps=bad)
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ConfigError, match="flush_every"):
+            BVHWriter(tmp_path / "f.bvh", off, flush_every=bad)
+    with BVHWriter(tmp_path / "f32.bvh", off, fps=np.float32(60), flush_every=np.int64(2)) as w:
+        assert w.fps == 60.0 and w.flush_every == 2
+    assert bvhio.readAsBvh(str(tmp_path / "f32.bvh")).FrameTime == pytest.approx(1 / 60)

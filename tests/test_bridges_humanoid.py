@@ -102,3 +102,30 @@ def test_pose_frame_validation():
         PoseFrame(0.0, bad, np.zeros(3), rest)
     with pytest.raises(DataError, match="root_position"):
         PoseFrame(0.0, f.local_quats, [np.nan, 0, 0], rest)
+
+
+@pytest.mark.parametrize("blend, needle", [
+    ({"A": float("nan")}, "'A'"),
+    ({"A": np.inf}, "'A'"),
+    ({"A": "0.5"}, "'A'"),
+    ({"A": None}, "'A'"),
+    ({"A": True}, "'A'"),
+    ({3: 0.5}, "key 3"),
+    ({"Bl\0ink": 0.5}, "key"),
+    (["A", 0.5], "blendshapes"),
+])
+def test_pose_frame_checks_blend_shapes(blend, needle):
+    rest = np.zeros((55, 3))
+    with pytest.raises(DataError, match="blendshapes") as err:
+        PoseFrame(0.0, PoseFrame.rest(rest).local_quats, np.zeros(3), rest, blendshapes=blend)
+    assert needle in str(err.value)
+
+
+def test_pose_frame_accepts_numeric_blend_shapes_and_stores_a_float_time():
+    rest = np.zeros((55, 3))
+    f = PoseFrame(np.int64(3), PoseFrame.rest(rest).local_quats, np.zeros(3), rest,
+                  blendshapes={"A": 1, "Joy": np.float32(0.5), "O": 0.0})
+    assert type(f.t_show_s) is float and f.t_show_s == 3.0
+    for bad in ("3", None, True, float("nan")):
+        with pytest.raises(DataError, match="t_show_s"):
+            PoseFrame(bad, f.local_quats, np.zeros(3), rest)

@@ -27,6 +27,13 @@ def make_frame(seed: int = 0, t: float = 5.0) -> PoseFrame:
     return PoseFrame(t, q, [0.3, 0.95, -0.1], off)
 
 
+def canonical(q) -> np.ndarray:
+    """Unit quaternion(s) with w >= 0: what the sender puts on the wire."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., 3:] < 0, -q, q)
+
+
 def run_oscdump(port: int, send, expect_lines: int, tmp_path, timeout: float = 5.0) -> list[list[str]]:
     """Start ``oscdump -L port`` writing to a file, call ``send()`` once it is up, collect its lines."""
     exe = shutil.which("oscdump")
@@ -74,7 +81,7 @@ def test_oscdump_receives_vector_layout(tmp_path):
         j = joint_index(name)
         types, vals = got[f"/livedance/{name}/rot"]
         assert types == "ffff"
-        np.testing.assert_allclose(vals, frame.local_quats[j], atol=2e-6)
+        np.testing.assert_allclose(vals, canonical(frame.local_quats[j]), atol=2e-6)
         types, vals = got[f"/livedance/{name}/pos"]
         assert types == "fff"
         np.testing.assert_allclose(vals, pos[j], atol=2e-6)
@@ -92,7 +99,7 @@ def test_oscdump_receives_scalar_layout_with_prefix(tmp_path):
     lines = run_oscdump(port, lambda: tx.send(frame), 1 + 4, tmp_path)
     tx.close()
     got = parse(lines)
-    q = frame.local_quats[joint_index("head")]
+    q = canonical(frame.local_quats[joint_index("head")])
     for c, v in zip("xyzw", q):
         types, vals = got[f"/vj/dancer1/head/rot/{c}"]
         assert types == "f"
@@ -155,3 +162,41 @@ def test_demo_pattern_waves_the_characters_left_arm_above_the_head():
         head, lw, rw = (pos[joint_index(n)] for n in ("head", "left_wrist", "right_wrist"))
         assert lw[1] > head[1] and lw[0] > 0  # left (+x) hand up
         assert rw[1] < pos[joint_index("right_shoulder")][1] and rw[0] < 0  # right hand down
+
+
+def test_rotations_go_out_unit_length_with_w_not_negative():
+    q = Rotation.random(55, random_state=21).as_quat()
+    q[q[:, 3] > 0] *= -1.0  # every w negative (the same rotations)
+    q *= np.random.default_rng(0).uniform(0.2, 3.0, (55, 1))  # and not unit length
+    frame = PoseFrame(1.0, q, [0.0, 0.9, 0.0], make_frame().rest_offsets)
+    with RawOSCSender("127.0.0.1", free_udp_port(), send_positions=False) as tx:
+        rots = np.array([m.params for m in map(OscMessage, tx.build_messages(frame))
+                         if m.address.endswith("/rot")])
+    assert rots.shape == (55, 4)
+    np.testing.assert_allclose(np.linalg.norm(rots, axis=1), 1.0, atol=1e-6)
+    assert np.all(rots[:, 3] >= 0)
+    np.testing.assert_allclose(rots, -q / np.linalg.norm(q, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_an_integer_show_time_goes_out_as_a_float():
+    frame = make_frame(t=5)
+    with RawOSCSender("127.0.0.1", free_udp_port(), joints=[]) as tx:
+        for t in (5, 7):
+            frame.t_show_s = t  # an int, also when set after validation
+            (msg,) = [m for m in map(OscMessage, tx.build_messages(frame)) if m.address == "/livedance/t"]
+            assert b",f\0\0" in msg.dgram and msg.params == [float(t - 5)]
+    assert isinstance(PoseFrame(5, frame.local_quats, frame.root_position, frame.rest_offsets).t_show_s, float)
+
+
+@pytest.mark.parametrize("joints, needle", [("pelvis", "joints 'pelvis'"), (b"pelvis", "joints b'pelvis'"),
+                                            (3, "joints 3")])
+def test_joints_must_be_a_list_of_names_not_a_string(joints, needle):
+    with pytest.raises(ConfigError, match=needle):  # not split into letters
+        RawOSCSender(joints=joints)
+
+
+def test_music_values_that_are_not_numbers_are_left_out():
+    with RawOSCSender("127.0.0.1", free_udp_port()) as tx:
+        msgs = tx.build_messages(None, MusicState(beat_phase=float("nan"), bpm="fast", energy=0.5))
+        tx.send(None, MusicState(beat_phase=0.5, bpm=None, energy=np.inf))
+    assert [(m.address, m.params) for m in map(OscMessage, msgs)] == [("/livedance/energy", [0.5])]

@@ -61,3 +61,57 @@ def test_packing_bounds_order_and_oversize():
     dg = pack_bundles([osc_message("/s", [1]), big, osc_message("/t", [2])], 128)
     assert len(dg) == 3 and OscBundle(dg[1]).content(0).address == "/big"
     assert pack_bundles([], 1400) == []
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["a\0b"], "NUL"),
+        ([2**31], "int32"),
+        ([-2**31 - 1], "int32"),
+        ([np.int64(2**40)], "int32"),
+        ([None], "NoneType"),
+        ([[1.0, 2.0]], "list"),
+        ([1e39], "float32"),
+    ],
+)
+def test_bad_arguments_raise_value_error(args, needle):
+    with pytest.raises(ValueError, match=needle):
+        osc_message("/x", args)
+
+
+def test_bad_strings_raise_value_error():
+    with pytest.raises(ValueError, match="NUL"):
+        osc_message("/a\0b", [])
+    with pytest.raises(ValueError, match="NUL"):
+        osc_string("name\0")
+    with pytest.raises(ValueError, match="str"):
+        osc_string(None)
+    assert OscMessage(osc_message("/x", [2**31 - 1, -2**31, np.float32(0.5)])).params == [2**31 - 1, -2**31, 0.5]
+
+
+def test_ipv4_sockets_may_broadcast():
+    """VJ rigs send OSC to 255.255.255.255 or a subnet's .255; without SO_BROADCAST Linux refuses with EACCES."""
+    import socket
+
+    from livedance.bridges.osc_transport import OSCUDPTransport
+
+    with OSCUDPTransport("255.255.255.255", 39539) as tx:
+        assert tx._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) != 0
+        tx.send_messages([osc_message("/x", [1.0])])
+        assert "PermissionError" not in (tx.stats.last_error or "")
+
+
+@pytest.mark.parametrize("port, ok", [
+    (np.int64(39539), True), (39539.0, True), (np.float64(39539.0), True), (" 39539 ", True),
+    (True, False), (39539.5, False), (float("nan"), False), (float("inf"), False), (None, False),
+])
+def test_port_types(port, ok):
+    from livedance.bridges.osc_transport import validate_endpoint
+    from livedance.errors import ConfigError
+
+    if ok:
+        assert validate_endpoint("127.0.0.1", port, "VMC") == ("127.0.0.1", 39539)
+    else:
+        with pytest.raises(ConfigError, match="VMC port"):
+            validate_endpoint("127.0.0.1", port, "VMC")

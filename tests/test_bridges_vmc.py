@@ -252,3 +252,97 @@ def test_no_receiver_warns_once_and_keeps_going(caplog):
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "VMC" in warnings[0].getMessage()
     assert tx.send(frame) == 0  # closed: silently nothing
+
+
+# --- bones the avatar lacks -----------------------------------------------------------------------
+
+def _receiver_world(tx: VMCSender, frame: PoseFrame) -> dict:
+    """What an EVMC4U-like receiver builds: each received bone hangs from its nearest received ancestor and
+    gets Transform.localPosition/localRotation = the values (Unity numbers). Returns bone -> (world rotation,
+    world position) and checks that no bone came twice."""
+    from livedance.bridges.humanoid import HUMANOID_PARENTS
+
+    msgs = [m for m in map(OscMessage, tx.build_messages(frame)) if m.address == "/VMC/Ext/Bone/Pos"]
+    got = {m.params[0]: (np.array(m.params[1:4]), np.array(m.params[4:8])) for m in msgs}
+    assert len(got) == len(msgs)
+    world: dict = {}
+    for bone in HUMANOID_BONES:  # parents first
+        if bone not in got:
+            continue
+        t, q = got[bone]
+        a = HUMANOID_PARENTS[bone]
+        while a is not None and a not in got:
+            a = HUMANOID_PARENTS[a]
+        if a is None:
+            world[bone] = (Rotation.from_quat(q), t)
+        else:
+            wa, pa = world[a]
+            world[bone] = (wa * Rotation.from_quat(q), pa + wa.apply(t))
+    return world
+
+
+@pytest.mark.parametrize("absent", [
+    ("UpperChest", "LeftShoulder", "RightShoulder", "LeftToes"),  # optional in VRM 0.x
+    ("Chest", "UpperChest", "Neck"),  # a chain of absent bones (chest and neck are optional in VRM 1.0)
+])
+def test_absent_bones_are_not_sent_and_their_children_keep_their_world_pose(absent):
+    offsets = {b: list(Rotation.random(random_state=10 + i).as_quat()) for i, b in enumerate(HUMANOID_BONES)}
+    base = {**_T, "rest_pose": "A", "arm_down_deg": 30.0, "bone_axis_offsets": offsets}
+    full = parse_profile({**base, "name": "full"})
+    lacking = parse_profile({**base, "name": "lacking", "bone_names": {b: None for b in absent}})
+    frame = random_frame(11)
+    rest = PoseFrame.rest(frame.rest_offsets)
+    with VMCSender("127.0.0.1", free_udp_port(), profile=full) as tx_full, \
+            VMCSender("127.0.0.1", free_udp_port(), profile=lacking) as tx_lacking:
+        want, got = _receiver_world(tx_full, frame), _receiver_world(tx_lacking, frame)
+        want_rest, got_rest = _receiver_world(tx_full, rest), _receiver_world(tx_lacking, rest)
+    assert set(got) == set(HUMANOID_BONES) - set(absent)
+    for bone in ("Head", "LeftUpperArm", "RightHand", "LeftIndexDistal", "LeftFoot", "Jaw"):
+        assert same_rotation(got[bone][0].as_quat(), want[bone][0].as_quat(), atol=1e-5), bone
+        # the bone offsets fold too: in the rest pose every received bone sits where it did with the full rig
+        # (posed, a child's pivot no longer swings with the bone the avatar lacks)
+        np.testing.assert_allclose(got_rest[bone][1], want_rest[bone][1], atol=1e-5, err_msg=bone)
+
+
+def test_a_profile_without_hips_is_a_config_error():
+    with pytest.raises(ConfigError, match="Hips"):
+        VMCSender(profile=parse_profile({**_T, "name": "nohips", "bone_names": {"Hips": None}}))
+
+
+# --- blend shapes, time, profile type -------------------------------------------------------------
+
+def test_bad_blend_shapes_are_clamped_or_skipped_and_sending_never_raises():
+    frame = random_frame(12)
+    frame.blendshapes = {"A": float("nan"), "B": "loud", "C": 2, "D": -np.inf, 5: 0.3, "E\0x": 1.0,
+                         "F": np.float32(0.25)}  # set after validation, as a live caller might
+    with VMCSender("127.0.0.1", free_udp_port()) as tx:
+        tx.send(frame)
+        blends = [tuple(m.params) for m in map(OscMessage, tx.build_messages(frame))
+                  if m.address == "/VMC/Ext/Blend/Val"]
+        assert blends == [("A", 0.0), ("C", 1.0), ("D", 0.0), ("F", 0.25)]
+        assert tx.blendshapes_skipped == 2 * 3
+
+
+def test_an_integer_show_time_goes_out_as_a_float():
+    rest = smplx_like_rest()
+    q = np.tile([0, 0, 0, 1.0], (55, 1))
+    with VMCSender("127.0.0.1", free_udp_port()) as tx:
+        for t in (10, 12):
+            frame = PoseFrame(t, q, rest[0], rest)
+            (msg,) = [m for m in map(OscMessage, tx.build_messages(frame)) if m.address == "/VMC/Ext/T"]
+            assert b",f\0\0" in msg.dgram and isinstance(msg.params[0], float)
+        frame.t_show_s = 13  # an int set after validation
+        (msg,) = [m for m in map(OscMessage, tx.build_messages(frame)) if m.address == "/VMC/Ext/T"]
+        assert msg.params == [3.0] and b",f\0\0" in msg.dgram
+
+
+@pytest.mark.parametrize("profile", [None, 3, ["vrm0"]])
+def test_a_profile_of_the_wrong_type_is_a_config_error(profile):
+    with pytest.raises(ConfigError, match="profile"):
+        VMCSender(profile=profile)
+
+
+@pytest.mark.parametrize("port", [np.int64(39539), 39539.0, np.float32(39539), "39539"])
+def test_integer_valued_ports_are_accepted(port):
+    with VMCSender("127.0.0.1", port) as tx:
+        assert tx.port == 39539 and type(tx.port) is int

@@ -262,3 +262,52 @@ def test_page_draws_the_pushed_pose_in_headless_chromium(tmp_path):
     assert abs((y1t - y0t) - (y1d - y0d)) < 0.35 * (y1t - y0t)  # the legs did not change
     # The arms-down wrists hang below the T-pose's arm line.
     assert np.nonzero(_mask(down, LEFT_RGB))[0].mean() > np.nonzero(_mask(t_pose, LEFT_RGB))[0].mean()
+
+
+def test_head_events_answers_headers_only_and_opens_no_stream(server):
+    import socket
+
+    server.push(_rest_frame())
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as s:
+        s.sendall(b"HEAD /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while True:  # the server closes the connection: no endless stream
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+    assert body == b""
+    assert server.clients == 0
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"port": True}, "port"), ({"port": 1.0}, "port"), ({"port": "8765"}, "port"),
+    ({"max_rate_hz": "fast"}, "max_rate_hz"), ({"max_rate_hz": None}, "max_rate_hz"),
+    ({"max_rate_hz": float("nan")}, "max_rate_hz"), ({"max_rate_hz": True}, "max_rate_hz"),
+])
+def test_bad_port_and_rate_types_are_config_errors(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        PreviewServer(**kwargs)
+
+
+def test_ipv6_host_listens_on_ipv6():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    srv = PreviewServer("::1", port=np.int64(0))
+    srv.start()
+    try:
+        assert srv.url == f"http://[::1]:{srv.port}/"
+        conn = http.client.HTTPConnection("::1", srv.port, timeout=5)
+        conn.request("GET", "/frame.json")
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read()) == {"seq": 0}
+        conn.close()
+    finally:
+        srv.stop()
