@@ -216,15 +216,15 @@ class BVHWriter:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        """Write the final frame count and close (idempotent). The file is a complete BVH afterwards; with no
-        frame written, a new file holds the header only and an existing one (``overwrite``) is left as it was."""
+        """Write the final frame count and close (idempotent). The file is a complete BVH afterwards. With no
+        frame written nothing is written: no new file (as :class:`~livedance.bridges.npz_record.NpzRecorder`; a
+        show that never started leaves no empty take that would block the same ``--record`` path next time), and
+        an existing one (``overwrite``) is left as it was."""
         if self._closed:
             return
         self._closed = True
         if self._fh is None:
-            if self.path.exists():
-                return
-            self._open()
+            return
         try:
             self.flush()
         finally:

@@ -155,11 +155,15 @@ def recover_npz(path: str | Path) -> Path:
 def _merge(path: Path, parts: Path) -> None:
     chunks = sorted(parts.glob("chunk_*.npz"))  # .tmp files (a chunk cut mid-write) are ignored
     if chunks:
-        loaded = [np.load(c) for c in chunks]
-        arrays = {k: np.concatenate([z[k] for z in loaded]) for k in _FIELDS}
-        arrays["rest_offsets"] = loaded[0]["rest_offsets"]
-        arrays["fps"] = loaded[0]["fps"]
-        for z in loaded:
-            z.close()
+        # one chunk open at a time: a long take has thousands (60 frames each), more than the open-file limit
+        pieces: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
+        for i, c in enumerate(chunks):
+            with np.load(c) as z:
+                for k in _FIELDS:
+                    pieces[k].append(z[k])
+                if i == 0:
+                    first = {"rest_offsets": z["rest_offsets"], "fps": z["fps"]}
+        arrays = {k: np.concatenate(v) for k, v in pieces.items()}
+        arrays.update(first)
         _atomic_savez(path, arrays)
     shutil.rmtree(parts)

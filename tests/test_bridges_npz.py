@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,27 @@ def test_errors(tmp_path):
     rec.close()
     with pytest.raises(ValueError):
         rec.append(a)
+
+
+MANY = textwrap.dedent(
+    """
+    import resource, sys
+    sys.path.insert(0, sys.argv[2])
+    from test_bridges_npz import frames
+    from livedance.bridges.npz_record import NpzRecorder
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    with NpzRecorder(sys.argv[1], chunk_frames=1) as rec:  # 150 chunks against 64 open files
+        for f in frames(150):
+            rec.append(f)
+    """
+)
+
+
+def test_a_take_of_more_chunks_than_open_files_merges(tmp_path):
+    path = tmp_path / "long.npz"
+    res = subprocess.run([sys.executable, "-c", MANY, str(path), str(Path(__file__).parent)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    z = np.load(path)
+    assert z["local_quats"].shape == (150, 55, 4) and not (tmp_path / "long.npz.parts").exists()
+    np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in frames(150)])
