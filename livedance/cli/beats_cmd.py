@@ -23,6 +23,8 @@ def beats(
     Default (causal): the file is pushed through the live BeatTracker in 512-sample blocks, and each beat is printed at the time a live consumer could have acted on it, max(predicted beat time, time the tracker announced it). Beats announced ahead are printed at their predicted time; beats heard before they were announced at the announcement time.
 
     --json adds, per beat, the predicted time, the announcement time (reported_at_s), bpm, confidence and downbeat flag, and "latency_s" = reported_at_s - time_s per beat (negative: announced ahead). --offline prints librosa's non-causal beat_track (needs librosa).
+
+    Example: livedance beats song.ogg --json > beats.json
     """
     import numpy as np
 

@@ -114,6 +114,8 @@ def eval_command(
     Always shows two reference rows for the split, measured in the same run: 'ground truth' and 'real dance, wrong song' (music shuffled, only BAS, MM-Dist and R@1 change).
 
     --motions adds a row for generated dances (motion npz files, see docs/formats.md).
+
+    Example: livedance eval --split test --models livedance,baseline --seed 0 --json test-s0.json
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
