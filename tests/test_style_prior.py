@@ -278,3 +278,22 @@ def test_eval_label_styles_set_each_clips_own_style_before_its_dance(graph_parts
     assert seen == [("waltz", 0.5), ("cha-cha", 0.5), ("tango", 0.5)]
     assert loaded["style"] is None and loaded["style_strength"] == 0.5  # set per clip, not once for all
     assert len(files) == 3 and (tmp_path / "out" / "livedance" / "DANCE_C_1.npz").exists()
+
+
+def test_a_strength_beyond_the_cap_is_refused_before_it_can_overflow_the_noise(graph_parts):
+    from livedance.engine import build_generator
+    from livedance.engine.style_prior import MAX_STRENGTH
+
+    graph, rep = graph_parts
+    prior = StylePrior.from_counts(_counts(), ("lower", "upper"), lineage=("abc",))
+    assert np.isfinite(prior.bias("jive", MAX_STRENGTH)).all()
+    with pytest.raises(ConfigError, match=r"strength must be a number in \[0, 100\], got 1e\+39"):
+        prior.bias("jive", 1e39)  # float32 overflow to +-inf before the cap
+    g = build_generator(graph, rep, "torch", seed=0, style_prior=prior)
+    g.set_style("slow", 2.0)
+    for strength in (MAX_STRENGTH + 1, 1e39):
+        with pytest.raises(ConfigError, match=r"\[0, 100\]"):
+            g.set_style("jive", strength)
+        assert g.style == "slow" and g.style_strength == 2.0
+    g.set_style("jive", MAX_STRENGTH)
+    assert all(np.isfinite(v).all() for v in g._style_noise.values())

@@ -169,7 +169,10 @@ def generate_cmd(
     dur = len(motion.local_quats) / motion.fps
     Console().print(
         f"{output}: {len(motion.local_quats)} frames ({dur:.1f} s at {motion.fps:g} fps), model {model} ({backend}), "
-        f"{motion.n_bad} bad frames replaced; generator {motion.step_s.sum():.1f} s = real-time factor "
+        f"{motion.n_bad} bad frames replaced"
+        + (f", {motion.n_state_resets} state resets" if motion.n_state_resets else "")
+        + (f", {motion.n_bad_inputs} steps with bad music input" if motion.n_bad_inputs else "")
+        + f"; generator {motion.step_s.sum():.1f} s = real-time factor "
         f"{dur / max(motion.step_s.sum(), 1e-9):.0f}x" + (f"; BVH {bvh}" if bvh else "")
         + (f"; pose guard: {gen.n_pose_resamples} extra runs, {gen.n_pose_over} steps still over budget"
            if pose_guard else "") + (f"; style {gen.style} (strength {gen.style_strength:g})" if gen.style else ""),
@@ -222,7 +225,7 @@ def ship_generator_cmd(
 ) -> None:
     """Ship a trained generator as livedance/weights/generator.* and write its model card section.
 
-    Example: livedance train ship-generator runs/generator/generator --temperature 0.9 --selection val-0.9.json --eval-json test.json
+    Example: livedance train ship-generator runs/generator/generator --temperature 0.6 --selection val-0.6.json --eval-json test.json
     """
     from rich.console import Console
 

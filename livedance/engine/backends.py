@@ -13,10 +13,12 @@ import numpy as np
 
 from livedance.errors import ConfigError, DeviceNotFoundError, WeightsError
 
-__all__ = ["TorchBackend", "OnnxBackend", "TensorRTBackend", "export_onnx", "BACKENDS"]
+__all__ = ["TorchBackend", "OnnxBackend", "TensorRTBackend", "export_onnx", "BACKENDS", "ONNX_OPSET", "plan_path"]
 
 #: Backend names accepted by :func:`livedance.engine.load_generator`.
 BACKENDS = ("onnx", "torch", "tensorrt")
+#: ONNX opset of the exported step graph (part of the cache key, :func:`livedance.engine.loader.graph_key`).
+ONNX_OPSET = 17
 
 
 class TorchBackend:
@@ -28,10 +30,15 @@ class TorchBackend:
     figures). The step graph is functional with fixed shapes (every state is an input), so the graph
     needs no invalidation; each run copies the inputs into the captured buffers and the outputs out.
 
+    Side effects on the caller's objects: ``graph`` itself is put in eval mode and moved to ``device`` in place
+    (``graph.eval().to(device)``: no copy is made, so a graph moved to CUDA here is on CUDA for the caller too);
+    ``threads`` sets torch's intra-op threads for the whole process (``torch.set_num_threads``), not for this
+    backend only.
+
     Args:
-        graph: the step graph (put in eval mode here).
+        graph: the step graph (put in eval mode and moved to ``device``, in place).
         device: torch device string.
-        threads: torch intra-op threads (None: leave as is).
+        threads: torch intra-op threads, process-wide (None: leave as is).
         cuda_graph: capture and replay a CUDA graph (CUDA devices only).
         allow_tf32: let cuDNN run the graph's convolutions in TF32 on CUDA (torch's default is to allow it).
             Off by default: the step is launch-bound, TF32 buys it no time, and with it the CUDA step drifted
@@ -131,7 +138,7 @@ class TorchBackend:
             return {n: o.cpu().numpy() for n, o in zip(self.out_names, outs)}
 
 
-def export_onnx(graph, path: str | Path, opset: int = 17) -> Path:
+def export_onnx(graph, path: str | Path, opset: int = ONNX_OPSET) -> Path:
     """Export the step graph (batch 1, fixed shapes) to ONNX with the TorchScript exporter.
 
     Returns:
@@ -190,16 +197,40 @@ class OnnxBackend:
         return dict(zip(self.out_names, outs))
 
 
+def plan_path(onnx_path: str | Path, fp16: bool, trt_version: str) -> Path:
+    """The default cache file of a TensorRT engine built from ``onnx_path``: ``<onnx stem>.trt<version>.<fp16|fp32>.plan``
+    beside it, so a plan built with another TensorRT or the other precision is never picked up.
+
+    Args:
+        onnx_path: the exported step graph. fp16: built with FP16 kernels. trt_version: ``tensorrt.__version__``
+            (characters other than letters, digits, ``.``, ``-`` and ``_`` become ``_``).
+    Returns:
+        the path (not created).
+    """
+    import re
+
+    onnx_path = Path(onnx_path)
+    ver = re.sub(r"[^A-Za-z0-9._-]", "_", str(trt_version))
+    return onnx_path.with_name(f"{onnx_path.stem}.trt{ver}.{'fp16' if fp16 else 'fp32'}.plan")
+
+
 class TensorRTBackend:
     """Builds a TensorRT engine from the same ONNX step graph and runs it (GPU hosts only; see docs/gpu.md).
 
     ``tensorrt`` (and a CUDA device) is imported only here; on machines without it construction raises
-    :class:`DeviceNotFoundError`. Not tested on this project's CPU machines: nothing here has run.
+    :class:`DeviceNotFoundError`. Not run: this project's machines have no TensorRT, so nothing here has run on
+    a GPU (only the cache naming and the refusal of a plan that does not deserialize are tested, with a stand-in
+    ``tensorrt``). The serialised engine is cached (written atomically, :func:`livedance.atomic.atomic_target`);
+    a cached plan that TensorRT cannot deserialize is rebuilt once from the ONNX file.
 
     Args:
         onnx_path: the exported step graph.
-        engine_path: where to cache the serialised engine (default: ``<onnx>.plan``).
+        engine_path: where to cache the serialised engine (default: :func:`plan_path`, which names the TensorRT
+            version and the precision; a path given here is used as it is, matching it is the caller's job).
         fp16: build with FP16 kernels.
+    Raises:
+        DeviceNotFoundError: no tensorrt or no CUDA device. WeightsError: the ONNX file is missing or does not
+            parse, the build fails, or a freshly built plan does not deserialize (the message names the plan file).
     """
 
     name = "tensorrt"
@@ -216,31 +247,51 @@ class TensorRTBackend:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise WeightsError(f"{onnx_path}: ONNX step graph not found")
-        engine_path = Path(engine_path) if engine_path else onnx_path.with_suffix(".plan")
+        engine_path = Path(engine_path) if engine_path else plan_path(onnx_path, fp16, getattr(trt, "__version__", "x"))
         logger = trt.Logger(trt.Logger.WARNING)
-        if engine_path.is_file():
-            data = engine_path.read_bytes()
-        else:
-            builder = trt.Builder(logger)
-            network = builder.create_network(0)
-            parser = trt.OnnxParser(network, logger)
-            if not parser.parse(onnx_path.read_bytes()):
-                errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-                raise WeightsError(f"{onnx_path}: TensorRT cannot parse the step graph: {errs}")
-            config = builder.create_builder_config()
-            if fp16:
-                config.set_flag(trt.BuilderFlag.FP16)
-            data = builder.build_serialized_network(network, config)
-            if data is None:
-                raise WeightsError(f"{onnx_path}: TensorRT engine build failed")
-            engine_path.write_bytes(bytes(data))
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
+        runtime = trt.Runtime(logger)
+        engine = None
+        if engine_path.is_file():  # a cached plan; one that does not deserialize (stale, damaged) is rebuilt once
+            engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if engine is None:
+            data = self._build(trt, logger, onnx_path, fp16)
+            from livedance.atomic import atomic_target
+
+            with atomic_target(engine_path) as tmp:
+                tmp.write_bytes(data)
+            engine = runtime.deserialize_cuda_engine(data)
+            if engine is None:
+                raise WeightsError(f"{engine_path}: TensorRT cannot deserialize the engine it just built from "
+                                   f"{onnx_path}; delete {engine_path} and check the TensorRT install (docs/gpu.md)")
+        self.engine = engine
         self.context = self.engine.create_execution_context()
         self.names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.stream = torch.cuda.Stream()
 
+    @staticmethod
+    def _build(trt, logger, onnx_path: Path, fp16: bool) -> bytes:
+        """Serialised engine of the ONNX step graph (WeightsError when it does not parse or build)."""
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(onnx_path.read_bytes()):
+            errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise WeightsError(f"{onnx_path}: TensorRT cannot parse the step graph: {errs}")
+        config = builder.create_builder_config()
+        if fp16:
+            config.set_flag(trt.BuilderFlag.FP16)
+        data = builder.build_serialized_network(network, config)
+        if data is None:
+            raise WeightsError(f"{onnx_path}: TensorRT engine build failed")
+        return bytes(data)
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One step on the GPU (inputs copied in, outputs copied out)."""
+        """One step on the GPU (inputs copied in, outputs copied out).
+
+        The inputs are copied on the current CUDA stream; the engine's stream waits for that stream before it
+        runs (``wait_stream``), and the host waits for the engine's stream before the outputs are read. Not run
+        (no TensorRT here).
+        """
         trt, torch = self.trt, self.torch
         bufs = {}
         for n in self.names:
@@ -251,6 +302,7 @@ class TensorRTBackend:
             else:
                 bufs[n] = torch.empty(shape, dtype=dtype, device="cuda")
             self.context.set_tensor_address(n, bufs[n].data_ptr())
+        self.stream.wait_stream(torch.cuda.current_stream())  # the input copies above ran on the current stream
         self.context.execute_async_v3(self.stream.cuda_stream)
         self.stream.synchronize()
         return {n: bufs[n].cpu().numpy() for n in self.names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT}

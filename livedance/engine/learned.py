@@ -23,9 +23,16 @@ sampled code towards a training style's codes by adding ``strength * r_s / T`` t
 prior-shift rule of :mod:`livedance.engine.style_prior`; the graph is unchanged). The style is a show
 setting: :meth:`LearnedGenerator.reset` keeps it.
 
-Safety: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
-pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; a
-non-finite recurrent state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`.
+Safety (nothing raises out of :meth:`LearnedGenerator.step` for bad music input):
+
+* music input: feature rows holding NaN/inf (or a non-finite time) are dropped with their times; features that
+  are not (F, ``feat_dim``) with (F,) times are dropped whole; a non-finite ``bpm``, ``beat_phase`` or
+  ``confidence`` (or one that is not a number) is taken as "no tempo" (bpm 0, phase 0, confidence 0). Each step
+  with any of these counts once in :attr:`LearnedGenerator.n_bad_inputs`.
+* output: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
+  pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; the next step
+  continues from the heading and ground position of the frame actually emitted last. A non-finite recurrent
+  state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import numpy as np
 from livedance.engine.base import MotionFrames, MusicContext
 from livedance.engine.energy import EnergyConfig, EnergyFader
 from livedance.engine.pose_guard import PoseGuard
-from livedance.engine.style_prior import StylePrior, clears_style
+from livedance.engine.style_prior import MAX_STRENGTH, StylePrior, clears_style
 from livedance.engine.twist import TwistConfig, TwistLimiter
 from livedance.model.conditioning import slot_condition
 
@@ -113,6 +120,24 @@ class LearnedGenerator:
         twist: :class:`~livedance.engine.twist.TwistConfig` of the forearm twist limiter (None: defaults, on).
         style_prior: a :class:`~livedance.engine.style_prior.StylePrior` whose codes are this model's (None: no
             styles; :meth:`set_style` then raises). The caller checks the codes (``StylePrior.check_codes``).
+    Raises:
+        ConfigError: bad ``energy`` / ``twist`` settings, or a ``config.fps`` that is not finite and > 0 (from
+            :class:`~livedance.engine.energy.EnergyFader` / :class:`~livedance.engine.twist.TwistLimiter`;
+            :class:`StallGuard` checks its own settings when it is made).
+        KeyError: ``input_shapes`` without the step graph's inputs (``pend_codes``, ``pend_kind``, ``pend_cond``,
+            ``gumbel_base``, ...): pass ``StepGraph.input_shapes(1)``.
+
+    Counters (ints, since the last :meth:`reset`, which zeroes them; :func:`~livedance.engine.offline.generate_song`
+    resets at the start of each song, so after it they are that song's):
+
+    Attributes:
+        n_bad_total: output frames replaced by a safe pose (the sum of the steps' ``MotionFrames.n_bad``).
+        n_state_resets: steps whose recurrent state came out non-finite and was reset to a new start (BOS).
+        n_bad_inputs: steps whose :class:`~livedance.engine.base.MusicContext` held unusable input (non-finite or
+            misshaped features, non-finite tempo; see the module docstring), dropped or replaced.
+        n_stall_steps: steps whose noise the stall guard boosted.
+        n_pose_resamples: the pose guard's extra runs. n_pose_over: steps still over its budget.
+        steps: steps since the reset.
     """
 
     def __init__(self, backend, input_shapes: dict, config, representation, seed: int = 0, greedy: bool = False,
@@ -121,10 +146,7 @@ class LearnedGenerator:
                  style_prior: StylePrior | None = None):
         self.backend = backend
         self.stall_guard = stall_guard if stall_guard is not None else StallGuard()
-        self.n_stall_steps = 0
         self.pose_guard = pose_guard
-        self.n_pose_resamples = 0
-        self.n_pose_over = 0
         self.config = config
         self.rep = representation
         self.greedy = bool(greedy)
@@ -137,8 +159,6 @@ class LearnedGenerator:
         self._int = {n for n, (_, dt) in input_shapes.items() if "int" in str(dt)}
         self._state_names = [n for n in self._shapes if n not in (
             "pend_codes", "pend_window", "pend_cond", "pend_kind", "window", "cond", "gumbel_base", "gumbel_res")]
-        self.n_bad_total = 0
-        self.n_state_resets = 0
         self.style_prior = style_prior
         self._style: str | None = None
         self._style_strength = 1.0
@@ -167,8 +187,9 @@ class LearnedGenerator:
         Args:
             style: a name of :attr:`styles` (case-insensitive) or its index; None or ``"none"`` / ``"off"`` /
                 ``"free"`` clears it.
-            strength: lambda >= 0 (None: keep the current one, 1.0 at start). 1 is the prior-shift
-                correction; larger values push harder towards the style's codes.
+            strength: lambda in [0, :data:`~livedance.engine.style_prior.MAX_STRENGTH`] = [0, 100] (None: keep
+                the current one, 1.0 at start). 1 is the prior-shift correction; larger values push harder
+                towards the style's codes.
         Raises:
             ConfigError: no style prior, a prior that does not fit the model's codes, unknown style, bad strength.
             The current style is then unchanged.
@@ -182,8 +203,8 @@ class LearnedGenerator:
             lam = self._style_strength if strength is None else float(strength)
         except (TypeError, ValueError):
             lam = float("nan")
-        if not (np.isfinite(lam) and lam >= 0):
-            raise ConfigError(f"style strength must be a finite number >= 0, got {strength!r}")
+        if not (np.isfinite(lam) and 0 <= lam <= MAX_STRENGTH):
+            raise ConfigError(f"style strength must be a number in [0, {MAX_STRENGTH:g}], got {strength!r}")
         if clears_style(style):
             self._style, self._style_strength, self._style_noise = None, lam, {}
             return
@@ -210,8 +231,17 @@ class LearnedGenerator:
         return np.zeros(self._shapes[name], np.int64 if name in self._int else np.float32)
 
     def reset(self, seed: int = 0) -> None:
-        """Forget everything (new song / show); the sampling noise restarts from ``seed``."""
+        """Forget the dance (new song / show): recurrent state, pending codes, feature buffer, heading and position,
+        the guards' and filters' memories, and zero the counters (``n_bad_total``, ``n_state_resets``,
+        ``n_bad_inputs``, ``n_stall_steps``, ``n_pose_resamples``, ``n_pose_over``, ``steps``); the sampling noise
+        restarts from ``seed``. Kept: the settings, and the style (:meth:`set_style`, a show setting)."""
         self.seed = int(seed)
+        self.n_bad_total = 0
+        self.n_state_resets = 0
+        self.n_bad_inputs = 0
+        self.n_stall_steps = 0
+        self.n_pose_resamples = 0
+        self.n_pose_over = 0
         self._rng = np.random.default_rng(self.seed)
         self._states = {n: self._zeros(n) for n in self._state_names}
         self._pend_codes = self._zeros("pend_codes")
@@ -223,7 +253,7 @@ class LearnedGenerator:
         self._times = np.zeros(0, np.float64)
         self._xz = np.zeros(2, np.float32)
         self._heading = 0.0
-        self._last_good: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_good: tuple[np.ndarray, np.ndarray, float] | None = None  # (quats, root, heading rad) emitted last
         self.steps = 0
         self._speeds = np.zeros(0, np.float32)  # recent body-joint rotation speeds, rad/s (stall guard)
         self._prev_q: np.ndarray | None = None
@@ -234,11 +264,43 @@ class LearnedGenerator:
         self.energy_fader.reset()
         self.twist_limiter.reset()
 
-    def _push_features(self, music: MusicContext) -> None:
-        f = np.asarray(music.features, np.float32).reshape(-1, self.config.feat_dim)
+    def _push_features(self, music: MusicContext) -> bool:
+        """Buffer ``music.features`` ((F, feat_dim) float32) at ``music.times_s`` ((F,) float64 s); never raises.
+
+        Returns:
+            True when all of it was usable; False when rows with a non-finite value or time were dropped (the
+            finite rows are kept) or when the pair is misshaped or not numeric (all of it is dropped). F = 0 (in
+            any shape) is fine.
+        """
+        D = self.config.feat_dim
+        try:
+            with np.errstate(all="ignore"):  # an overflowing float32 cast gives inf, dropped below
+                f = np.asarray(music.features, np.float32)
+                t = np.asarray(music.times_s, np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return False
+        if f.size == 0 and t.size == 0:
+            return True
+        if f.ndim != 2 or f.shape[1] != D or t.shape != (f.shape[0],):
+            return False
+        ok = np.isfinite(f).all(axis=1) & np.isfinite(t)
+        if not ok.all():
+            f, t = f[ok], t[ok]
         if f.shape[0]:
             self._feats = np.concatenate([self._feats, f])[-_BUFFER:]
-            self._times = np.concatenate([self._times, np.asarray(music.times_s, np.float64)])[-_BUFFER:]
+            self._times = np.concatenate([self._times, t])[-_BUFFER:]
+        return bool(ok.all())
+
+    @staticmethod
+    def _tempo(music: MusicContext) -> tuple[float, float, float, bool]:
+        """(bpm, beat_phase, confidence, usable): all three as floats, or (0, 0, 0, False) when any is not finite."""
+        try:
+            vals = (float(music.bpm), float(music.beat_phase), float(music.confidence))
+        except (TypeError, ValueError, OverflowError):
+            return 0.0, 0.0, 0.0, False
+        if not all(np.isfinite(v) for v in vals):
+            return 0.0, 0.0, 0.0, False
+        return vals[0], vals[1], vals[2], True
 
     def window_before(self, t_s: float) -> np.ndarray:
         """(W, feat_dim) float32: the W buffered feature frames with time <= ``t_s`` (padding: see module doc)."""
@@ -264,13 +326,28 @@ class LearnedGenerator:
 
     # ------------------------------------------------------------------ step
     def step(self, music: MusicContext) -> MotionFrames:
-        """Produce the next ``frames_per_step`` frames from ``music.t_first_frame_s`` (see the module docstring)."""
+        """Produce the next ``frames_per_step`` frames from ``music.t_first_frame_s`` (see the module docstring).
+
+        Args:
+            music: the :class:`~livedance.engine.base.MusicContext`: ``features`` (F, ``config.feat_dim``) float32,
+                ``times_s`` (F,) float64 stream-clock seconds, ``bpm``, ``beat_phase`` in [0, 1), ``confidence``
+                in [0, 1], ``t_first_frame_s`` seconds, ``energy`` in [0, 2].
+        Returns:
+            :class:`~livedance.engine.base.MotionFrames`: ``frames_per_step`` frames at ``fps``, local_quats
+            (N, 55, 4) float32 x, y, z, w; root_translation (N, 3) float32 metres (pelvis world position);
+            ``n_bad`` frames replaced by a safe pose.
+        Raises:
+            Nothing for bad music input: unusable features or tempo are dropped / replaced and counted in
+            :attr:`n_bad_inputs` (module docstring). Errors of the backend itself propagate.
+        """
         cfg = self.config
         K, lag, ts = cfg.chunk, cfg.lag_s, cfg.token_s
-        self._push_features(music)
+        ok_in = self._push_features(music)
+        bpm, phase, confidence, ok_tempo = self._tempo(music)
         t_n = float(music.t_first_frame_s)
         slot_t = t_n + ts * np.arange(K)
-        cond = slot_condition(np.full(K, music.bpm), music.beat_phase, music.confidence, t_n, slot_t, cfg.fps, cfg.stride)
+        cond = slot_condition(np.full(K, bpm), phase, confidence, t_n, slot_t, cfg.fps, cfg.stride)
+        self.n_bad_inputs += int(not (ok_in and ok_tempo))
         inputs = dict(self._states)
         inputs["pend_codes"] = self._pend_codes
         inputs["pend_window"] = np.stack([self.window_before(t - lag) for t in self._pend_times])[None]
@@ -297,17 +374,19 @@ class LearnedGenerator:
             decoded = self._decode(out["frames"][0], t_n)
             excess, token = (0.0, None) if guard is None else guard.assess(decoded[0].local_quats,
                                                                            decoded[0].root_translation)
-            if best is None or excess < best[0]:
-                best = (excess, out, decoded, token)
-            if excess == 0.0:
+            finite = all(np.isfinite(out[f"{n}_out"]).all() for n in self._state_names)
+            rank = (not finite, excess)  # a run with a usable state first, then the least excess
+            if best is None or rank < best[0]:
+                best = (rank, out, decoded, token)
+            if excess == 0.0 and finite:
                 break
         self.n_pose_resamples += k
-        excess, out, decoded, token = best
+        (poisoned, excess), out, decoded, token = best
         self.n_pose_over += int(excess > 0.0)
         if guard is not None:
             guard.commit(token)
         states = {n: out[f"{n}_out"] for n in self._state_names}
-        if all(np.isfinite(v).all() for v in states.values()):
+        if not poisoned:
             self._states = states
             self._pend_codes = out["codes"].astype(np.int64)
             self._pend_kind = np.ones_like(self._pend_kind)
@@ -321,7 +400,7 @@ class LearnedGenerator:
         self._pend_times = slot_t
         self.steps += 1
         frames = self._commit_motion(decoded)
-        self._update_stall(frames.local_quats, float(music.confidence))  # the dance as generated, not as faded
+        self._update_stall(frames.local_quats, confidence)  # the dance as generated, not as faded
         return self.energy_fader.apply(self.twist_limiter.apply(frames), music.energy)
 
     def _update_stall(self, q: np.ndarray, confidence: float) -> None:
@@ -349,8 +428,10 @@ class LearnedGenerator:
     def _decode(self, feats: np.ndarray, t0: float) -> tuple:
         """Decode one step's (n, D) normalised features to frames, without changing the generator.
 
-        Returns (MotionFrames, the last frame's ground position xz, the heading after the step, the last good
-        (quats, root) pair, n_bad): what :meth:`_commit_motion` takes over when this run is the one committed.
+        Returns (MotionFrames, the ground position xz and the heading of the frame emitted last, the last good
+        (quats, root, heading) triple, n_bad): what :meth:`_commit_motion` takes over when this run is the one
+        committed. The heading is the one each frame was drawn with (start + cumulative heading velocity), so a
+        replaced last frame hands on the heading and position of the good frame it repeats, never a mix.
         """
         import roma
         import torch
@@ -363,26 +444,26 @@ class LearnedGenerator:
         x = np.where(ok_in[:, None], feats, 0.0).astype(np.float32)
         # numpy decode (torch's per-op dispatch cost more than the arithmetic on 8 frames); roma's quaternion
         rot, transl = self.rep.decode(x, start_xz=self._xz, start_heading=np.float32(self._heading))
-        yaw = float(self.rep.denormalize(x)[:, self.rep.root_channels["heading_velocity"]].sum())
+        with np.errstate(all="ignore"):  # as decode integrates it: per frame, float32
+            psi = np.cumsum(self.rep.denormalize(x)[:, self.rep.root_channels["heading_velocity"]].astype(np.float32))
+            psi = psi + np.float32(self._heading)
         q[:, :22] = roma.rotmat_to_unitquat(torch.from_numpy(rot)).numpy()
         root[:] = transl
         good = ok_in & np.isfinite(q).all(axis=(1, 2)) & np.isfinite(root).all(axis=1)
-        good &= (np.abs(np.linalg.norm(q, axis=-1) - 1.0) < 1e-3).all(axis=1)
+        good &= (np.abs(np.linalg.norm(q, axis=-1) - 1.0) < 1e-3).all(axis=1) & np.isfinite(psi)
         n_bad = int((~good).sum())
         last_good = self._last_good
         for i in range(n):
-            if good[i]:
-                last_good = (q[i].copy(), root[i].copy())
+            if good[i]:  # heading bounded to [0, 2 pi): float32 keeps its precision
+                last_good = (q[i].copy(), root[i].copy(), float(psi[i]) % (2.0 * np.pi))
             else:
-                if last_good is None:
+                if last_good is None:  # the rest pose: facing +z at the origin
                     rq = np.zeros((NUM_SMPLX_JOINTS, 4), np.float32)
                     rq[:, 3] = 1.0
-                    last_good = (rq, np.zeros(3, np.float32))
-                q[i], root[i] = last_good
-        xz = root[-1, [0, 2]].astype(np.float32)
-        heading = self._heading
-        if np.isfinite(yaw) and n_bad == 0:
-            heading = float((heading + yaw) % (2.0 * np.pi))  # bounded: float32 keeps its precision
+                    last_good = (rq, np.zeros(3, np.float32), 0.0)
+                q[i], root[i] = last_good[0], last_good[1]
+        xz = root[-1, [0, 2]].astype(np.float32)  # = last_good's: the frame emitted last
+        heading = float(last_good[2]) if last_good is not None else self._heading
         # MotionFrames carry the pelvis world position (engine/base.py); the representation decodes the
         # displacement from the rest pelvis (FK convention), so add the rest pelvis offset here.
         pelvis = root + np.asarray(self.rep.rest_offsets[0], np.float32)

@@ -3,8 +3,8 @@
 Files: ``<stem>.safetensors`` + ``<stem>.json`` (format ``livedance.generator``, written by
 :func:`livedance.model.train_generator.save_model`), and the tokenizer they were trained with
 (``livedance/weights/tokenizer.*``; the generator's JSON records its SHA-256 and a different tokenizer
-is refused). The ONNX backend exports the step graph once per weights digest into
-``<cache>/engine/<model>-<digest>.onnx``.
+is refused). The ONNX backend exports the step graph once per graph key (:func:`graph_key`: weights, configs
+and the versions of the code that exports them) into ``<cache>/engine/<model>-<key>.onnx``.
 """
 
 from __future__ import annotations
@@ -67,16 +67,19 @@ def load_step_graph(weights: str | Path | None = None, model: str = "livedance",
     return StepGraph(net, tok).eval(), rep, doc
 
 
-def graph_key(graph) -> str:
+def graph_key(graph, opset: int | None = None) -> str:
     """Cache key of an exported step graph: the first 20 hex digits of the sha256 over the generator's
     config (every field that shapes the graph: temperature, top-k, min-p, chunk, mask iterations, ...; not
     ``residual_temperature``, which scales the noise outside the graph, nor the training-only ``dropout`` and
     ``music_dropout``; the null music vector that ``music_dropout`` adds is among the tensors),
-    the tokenizer's config and all
-    tensors (the generator's and the tokenizer's), so a cached ONNX file is reused only for the same graph.
+    the tokenizer's config, all tensors (the generator's and the tokenizer's), and the code that turns them
+    into a graph: :data:`~livedance.engine.step_graph.GRAPH_FORMAT`, ``livedance.__version__``,
+    ``torch.__version__`` and the ONNX opset. So a cached ONNX file is reused only for the same graph made by
+    the same exporter.
 
     Args:
         graph: :class:`~livedance.engine.step_graph.StepGraph` (``config``, ``tokenizer``, ``state_dict()``).
+        opset: the ONNX opset it is exported with (None: :data:`~livedance.engine.backends.ONNX_OPSET`).
     Returns:
         20 lowercase hex digits.
     """
@@ -84,10 +87,18 @@ def graph_key(graph) -> str:
     import hashlib
     import json
 
+    import torch
+
+    import livedance
+    from livedance.engine import backends, step_graph
+
     cfg = {k: v for k, v in graph.config.to_dict().items() if k not in ("residual_temperature", "dropout", "music_dropout")}
     tok = getattr(graph, "tokenizer", None)
     tcfg = dataclasses.asdict(tok.config) if tok is not None and dataclasses.is_dataclass(tok.config) else None
-    h = hashlib.sha256(json.dumps({"generator": cfg, "tokenizer": tcfg}, sort_keys=True, default=str).encode())
+    code = {"graph_format": step_graph.GRAPH_FORMAT, "livedance": livedance.__version__, "torch": str(torch.__version__),
+            "opset": int(backends.ONNX_OPSET if opset is None else opset)}
+    h = hashlib.sha256(json.dumps({"generator": cfg, "tokenizer": tcfg, "code": code}, sort_keys=True,
+                                  default=str).encode())
     for name, t in sorted(graph.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())

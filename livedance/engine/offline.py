@@ -34,6 +34,10 @@ class GeneratedMotion:
         fps: frames per second (25).
         audio_path: the song. audio_offset_s: song time of frame 0, seconds.
         n_bad: frames replaced by a safe pose. step_s: (S,) wall seconds per generator step.
+        n_state_resets: steps whose recurrent state was reset after coming out non-finite
+            (``generator.n_state_resets``; 0 for generators without the counter).
+        n_bad_inputs: steps whose music input was unusable and dropped / replaced (``generator.n_bad_inputs``; 0
+            for generators without the counter).
     """
 
     local_quats: np.ndarray
@@ -43,6 +47,8 @@ class GeneratedMotion:
     audio_offset_s: float
     n_bad: int
     step_s: np.ndarray
+    n_state_resets: int = 0
+    n_bad_inputs: int = 0
 
 
 #: Steps the audio analysis of :func:`generate_song` runs ahead of the generator (32 steps of 320 ms = 10.24 s).
@@ -147,7 +153,8 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
             n_bad += int(mf.n_bad)
     q = np.concatenate(qs)[:n_total]
     r = np.concatenate(rs)[:n_total]
-    return GeneratedMotion(q, r, float(generator.fps), Path(audio_path), float(start_s), n_bad, np.asarray(times))
+    return GeneratedMotion(q, r, float(generator.fps), Path(audio_path), float(start_s), n_bad, np.asarray(times),
+                           int(getattr(generator, "n_state_resets", 0)), int(getattr(generator, "n_bad_inputs", 0)))
 
 
 def quat_smpl24_positions(local_quats: np.ndarray, root_translation: np.ndarray, rest_offsets: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ gumbel_base, gumbel_res) -> (codes, frames, *states, dec_ctx)``:
    exactly :meth:`Tokenizer.dequantize`) and decoded by the tokenizer's causal decoder over the last
    R = ``tokenizer.decoder_context_tokens`` latents + the K new ones (``dec_ctx`` carries the last R;
    :class:`~livedance.model.tokenizer.StreamingDecoder` does the same), giving the 4K new frames of
-   normalised motion features (D = 139).
+   normalised motion features (D = ``Representation.dim`` = 140 for the body-only representation: 62
+   ``lower`` + 78 ``upper``).
 
 Every shape is fixed (batch 1 in the engines), so the graph exports to ONNX (no negative slice starts:
 torch's TorchScript exporter mis-exported some here); the state tensors are
@@ -23,7 +24,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["StepGraph"]
+__all__ = ["StepGraph", "GRAPH_FORMAT"]
+
+#: Version of the step graph's code: bump it whenever a change here, in the generator's ``step``, the tokenizer's
+#: decoder or the exporter changes the exported graph for the same weights (it is part of the ONNX cache key,
+#: :func:`livedance.engine.loader.graph_key`, so a cached ``.onnx`` of the old code is never reused).
+GRAPH_FORMAT = 1
 
 
 class StepGraph(nn.Module):

@@ -45,7 +45,11 @@ import numpy as np
 
 from livedance.errors import ConfigError, WeightsError
 
-__all__ = ["StylePrior", "default_style_prior", "style_prior_from_split", "NO_STYLE", "clears_style"]
+__all__ = ["StylePrior", "default_style_prior", "style_prior_from_split", "NO_STYLE", "clears_style", "MAX_STRENGTH"]
+
+#: The largest style strength lambda accepted (``livedance perform`` takes 0..2): far beyond any useful push,
+#: and small enough that ``lambda * r_s / T`` stays finite in float32 (1e39 overflowed to +-inf).
+MAX_STRENGTH = 100.0
 
 #: Names that clear the style (the dancer samples from its own distribution again).
 NO_STYLE = ("", "none", "off", "free")
@@ -145,10 +149,10 @@ class StylePrior:
         """lambda * r_s: the log-probability shift of every code, (P, V, C) float32 nats.
 
         Raises:
-            ConfigError: unknown style; strength not finite or negative.
+            ConfigError: unknown style; strength not a number in [0, :data:`MAX_STRENGTH`].
         """
-        if not (math.isfinite(strength) and strength >= 0):
-            raise ConfigError(f"style strength must be a finite number >= 0, got {strength}")
+        if not (math.isfinite(strength) and 0 <= strength <= MAX_STRENGTH):
+            raise ConfigError(f"style strength must be a number in [0, {MAX_STRENGTH:g}], got {strength}")
         return (float(strength) * self.log_ratio[self.index(style)]).astype(np.float32)
 
     def check_codes(self, trained_with: str | None, what: str) -> None:

@@ -115,7 +115,10 @@ class Mamba(nn.Module):
         conv_bias, bias: see :class:`MambaConfig` (same meaning and defaults as mamba_ssm).
         use_fast_path: allow mamba_ssm's CUDA kernels for CUDA tensors (ignored on CPU).
         layer_idx: index of this block in a stack (kept for mamba_ssm compatibility; unused here).
-        device, dtype: factory arguments for the parameters (A_log and D always stay float32).
+        device, dtype: factory arguments for the parameters; A_log and D are created in float32 whatever
+            ``dtype`` (as mamba_ssm), but a later ``.to(dtype)`` / ``.double()`` / ``.half()`` converts them like
+            every parameter. The scan reads them as float32 (``A_log.float()``, ``D.float()``) on the sequence
+            path; the recurrent :meth:`step` takes A as float32 and D as stored.
 
     Shapes: ``d_inner = expand * d_model``. Parameters: ``in_proj.weight (2*d_inner, d_model)``,
     ``conv1d.weight (d_inner, 1, d_conv)``, ``conv1d.bias (d_inner,)``,
