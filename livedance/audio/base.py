@@ -106,15 +106,22 @@ class CaptureClock:
     rises by at most ``max_drift`` seconds per second so that it tracks a device clock that runs
     slow against perf_counter. This is the usual minimum filter of one-way-delay clock estimation.
 
+    The cap must exceed the slowest device's drift, or its samples come out early by the excess times
+    the running time (300 ppm under a 200 ppm cap: 360 ms early after an hour). Sound-card crystals are
+    within about +-100 ppm, cheap USB devices a few hundred; the default 2e-3 (2000 ppm) covers them with
+    room. What the cap costs: a late callback after a gap of g seconds without callbacks can raise the
+    estimate by up to ``max_drift * g`` (2 ms after a 1 s stall), and the next on-time callback brings it
+    back down at once.
+
     Args:
         sample_rate: Hz.
-        max_drift: largest clock drift tracked upwards (s/s); 2e-4 = 200 ppm.
+        max_drift: largest clock drift tracked upwards (s/s); 2e-3 = 2000 ppm.
 
     :meth:`observe` is called from the audio thread (float arithmetic only); :meth:`time_of` from
     the reader. The estimate is one float attribute, so a reader sees either the old or new value.
     """
 
-    def __init__(self, sample_rate: int, max_drift: float = 2e-4) -> None:
+    def __init__(self, sample_rate: int, max_drift: float = 2e-3) -> None:
         self.sample_rate = int(sample_rate)
         self.max_drift = float(max_drift)
         self._t0: float | None = None
@@ -160,7 +167,7 @@ class AudioSource(ABC):
     """Interface of every audio source (live device, JACK port, file).
 
     Life cycle: construct (validates the device or file and raises on bad input), :meth:`start`,
-    then :meth:`read` in the consumer's loop, then :meth:`stop` (idempotent; joins any thread the
+    then :meth:`read` in the consumer's loop, then :meth:`stop` (idempotent; ends any thread the
     source started). Also a context manager (start on enter, stop on exit).
 
     While running, a live source may lose its device: :attr:`status` becomes
@@ -197,7 +204,11 @@ class AudioSource(ABC):
 
     @abstractmethod
     def stop(self) -> None:
-        """Stop and release the device and any thread. Idempotent; never raises."""
+        """Stop and release the device and any thread. Idempotent; never raises.
+
+        The livedance sources take ``timeout`` (seconds, default 1): the most they wait for their thread and for
+        the device to close; a close that blocks on a failing device then finishes in the background.
+        """
 
     @abstractmethod
     def _read_now(self, max_frames: int) -> AudioBlock | None:

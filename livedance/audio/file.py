@@ -190,23 +190,28 @@ class FileSource(AudioSource):
                 self._clock.set_origin(self._time())
             self._status = SourceStatus.RUNNING
 
-    def stop(self) -> None:
-        """Stop delivering and playing. Idempotent; never raises."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop delivering and playing. Idempotent; never raises.
+
+        Waits at most ``timeout`` seconds for the output stream to close (a close can block on a failing device; one
+        still busy then finishes on its own daemon thread).
+        """
         with self._ctl:
             stream, self._stream = self._stream, None
-            if stream is not None:
-                dead = (
-                    self._out_device is not None
-                    and self._out_device.is_jack
-                    and not self._play_done
-                    and time.perf_counter() - self._last_cb > max(4 * self._block / self._sr, 0.25)
-                )
-                if dead:
-                    portaudio.abandon_stream(stream)
-                else:
-                    portaudio.close_stream(stream)
+            self._gen += 1  # the old stream's callbacks play silence and stop while it closes
             if self._status is not SourceStatus.FINISHED:
                 self._status = SourceStatus.STOPPED
+        if stream is not None:
+            dead = (
+                self._out_device is not None
+                and self._out_device.is_jack
+                and not self._play_done
+                and time.perf_counter() - self._last_cb > max(4 * self._block / self._sr, 0.25)
+            )
+            if dead:
+                portaudio.abandon_stream(stream)
+            else:
+                portaudio.close_stream_within(stream, timeout, name="livedance-close-output")
 
     # ------------------------------------------------------------------ play mode
     def _open_output(self) -> None:
@@ -281,8 +286,7 @@ class FileSource(AudioSource):
             if self._out_device is not None and self._out_device.is_jack:  # (as stop() does for a stalled JACK stream)
                 portaudio.abandon_stream(stream)  # PortAudio cannot close a stream of a JACK server that went away
             else:  # a close can block on a failing device: never on the reader's thread
-                threading.Thread(target=portaudio.close_stream, args=(stream,), name="livedance-close-output",
-                                 daemon=True).start()
+                portaudio.close_stream_within(stream, 0.0, name="livedance-close-output")
         self._pos = self._play_pos
         if self._clock.t0 is None:  # it failed before its first callback: the clock starts now
             self._clock.set_origin(self._time() - self._pos / self._sr)

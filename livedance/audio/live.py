@@ -2,12 +2,14 @@
 
 The PortAudio callback only copies the block into a :class:`~livedance.audio.ring.RingBuffer`
 and notes the time; the mono mixdown happens on the reader's side. A monitor thread (started by
-:meth:`LiveSource.start`, joined by :meth:`LiveSource.stop`) watches the stream and declares the
+:meth:`LiveSource.start`, ended by :meth:`LiveSource.stop`) watches the stream and declares the
 device *lost* when PortAudio ends the stream unexpectedly, marks it inactive, or when no callback
 arrives for ``watchdog_s``. While lost, :meth:`LiveSource.read` returns None (it never raises) and
 the monitor retries with exponential backoff until the device is back (automatic reconnect can be
 turned off; :meth:`LiveSource.reconnect` then retries on demand). Samples missed while the device
 was away appear as a gap in the blocks' sample indices, so the stream clock keeps tracking time.
+A stream is closed on a short-lived daemon thread (a close can block on a failing device): the monitor
+never waits for a lost one, and :meth:`LiveSource.stop` waits at most its ``timeout``.
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ class LiveSource(AudioSource):
         self._status = SourceStatus.STOPPED
         self._stream: Any = None
         self._gen = 0  # stream generation; callbacks of older streams are ignored
-        self._stop_evt = threading.Event()
+        self._stop_evt = threading.Event()  # one per start(): its monitor thread ends when it is set
         self._monitor_thread: threading.Thread | None = None
+        self._closing: threading.Thread | None = None  # a lost stream's close still under way
         self._finished_unexpectedly = False
         self._last_cb = 0.0
         self._callbacks = 0
@@ -284,14 +287,16 @@ class LiveSource(AudioSource):
             finished_callback=functools.partial(self._on_finished, gen),
         )
 
-    def _dispose(self, stream: Any, dead: bool) -> None:
-        """Stop and close ``stream``; a dead JACK stream is abandoned instead (it would hang)."""
+    def _dispose(self, stream: Any, dead: bool, wait_s: float = 1.0) -> None:
+        """Stop and close ``stream`` on a daemon thread, waiting for it at most ``wait_s`` seconds (a close that
+        blocks on a failing device finishes on its own; a reconnect waits for it); a dead JACK stream is abandoned
+        instead (it would hang)."""
         if stream is None:
             return
         if dead and self._device.is_jack:
             portaudio.abandon_stream(stream)
             return
-        portaudio.close_stream(stream)
+        self._closing = portaudio.close_stream_within(stream, wait_s, name="livedance-close-input")
 
     def start(self) -> None:
         """Open the device and start capturing; also starts the monitor thread.
@@ -309,27 +314,42 @@ class LiveSource(AudioSource):
             self._lost_event.clear()
             self._open_and_start()
             self._status = SourceStatus.RUNNING
-            self._stop_evt.clear()
+            self._stop_evt = threading.Event()  # (a monitor of an earlier start that outlived its stop keeps its own)
             self._monitor_thread = threading.Thread(
-                target=self._monitor, name=f"livedance-audio-monitor[{self._device.name}]", daemon=True
+                target=self._monitor, args=(self._stop_evt,), name=f"livedance-audio-monitor[{self._device.name}]",
+                daemon=True,
             )
             self._monitor_thread.start()
 
-    def stop(self) -> None:
-        """Stop capturing, close the device and join the monitor thread. Idempotent; never raises."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop capturing, close the device and end the monitor thread. Idempotent; never raises.
+
+        Returns within about ``timeout`` seconds: the monitor thread (which may be reopening a lost device) is
+        joined for at most that long, and the stream's close is waited for with what is left (at least 50 ms).
+        What is still busy then finishes on its own: the monitor sees the stop and ends after its current step
+        (closing a stream it was reopening), and a close that blocks on a failing device ends with its daemon
+        thread.
+        """
+        deadline = time.perf_counter() + max(float(timeout), 0.0)
         self._stop_evt.set()
         th = self._monitor_thread
         if th is not None and th is not threading.current_thread():
-            th.join()
+            th.join(max(deadline - time.perf_counter(), 0.0))
         self._monitor_thread = None
-        with self._ctl:
+        # the monitor holds _ctl only briefly, except while it reopens a lost device (no stream to close then)
+        locked = self._ctl.acquire(timeout=max(deadline - time.perf_counter(), 0.0))
+        try:
             stream, self._stream = self._stream, None
             self._gen += 1
-            if stream is not None:
-                stale = time.perf_counter() - self._last_cb > max(4 * self._block / self._sr, 0.25)
-                self._dispose(stream, dead=self._device.is_jack and (stale or not _is_active(stream)))
             self._status = SourceStatus.STOPPED
             self._lost_event.clear()
+        finally:
+            if locked:
+                self._ctl.release()
+        if stream is not None:
+            stale = time.perf_counter() - self._last_cb > max(4 * self._block / self._sr, 0.25)
+            self._dispose(stream, dead=self._device.is_jack and (stale or not _is_active(stream)),
+                          wait_s=max(deadline - time.perf_counter(), 0.05))
 
     def reconnect(self) -> bool:
         """Try once, now, to reopen a lost device. Returns True if it runs again; never raises.
@@ -347,12 +367,16 @@ class LiveSource(AudioSource):
             self._lost_count += 1
             self._gen += 1  # ignore anything the old stream still delivers
             stream, self._stream = self._stream, None
-            self._dispose(stream, dead=True)
+            self._dispose(stream, dead=True, wait_s=0.0)  # never wait here: stop() may need _ctl
             self._lost_event.set()
 
     def _try_reconnect(self) -> bool:
         with self._ctl:
             if self._status is not SourceStatus.LOST or self._stop_evt.is_set():
+                return False
+            closing = self._closing
+            if closing is not None and closing.is_alive():  # a rescan or reopen must not race the old stream's close
+                self.last_error = "the lost input stream is still closing (its device does not answer); retrying later"
                 return False
             self._attempts += 1
             try:
@@ -371,17 +395,22 @@ class LiveSource(AudioSource):
             except AudioError as err:
                 self.last_error = str(err)
                 return False
+            if self._stop_evt.is_set():  # stop() came while the device reopened (it did not wait for us)
+                stream, self._stream = self._stream, None
+                self._gen += 1
+                self._dispose(stream, dead=False, wait_s=0.0)
+                return False
             self._status = SourceStatus.RUNNING
             self._reconnects += 1
             self._lost_event.clear()
             return True
 
-    def _monitor(self) -> None:
-        """Monitor thread: detect a lost device, retry with backoff. Exits when stop() is called."""
+    def _monitor(self, stop_evt: threading.Event) -> None:
+        """Monitor thread: detect a lost device, retry with backoff. Exits when ``stop_evt`` (its start's) is set."""
         poll = min(0.05, self._watchdog_s / 4)
         backoff = self._backoff[0]
         next_try = 0.0
-        while not self._stop_evt.wait(poll):
+        while not stop_evt.wait(poll):
             now = time.perf_counter()
             status = self._status
             if status is SourceStatus.RUNNING:

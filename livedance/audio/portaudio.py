@@ -24,6 +24,7 @@ process-wide state; they are the only globals in livedance.audio.
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -87,6 +88,26 @@ def close_stream(stream: Any, ops: Sequence[str] = ("abort", "close")) -> None:
             getattr(stream, op)()
         except Exception:
             pass
+
+
+def close_stream_within(stream: Any, timeout_s: float, name: str = "livedance-close-stream") -> threading.Thread | None:
+    """:func:`close_stream` on a short-lived daemon thread, waited for at most ``timeout_s`` seconds.
+
+    Closing can block on a failing device (a driver that does not return from abort); the caller's stop
+    must not. A close still busy after ``timeout_s`` finishes on its own: the thread ends with the close.
+
+    Returns:
+        None when the stream was closed within ``timeout_s``; else the thread still closing it (join it to wait).
+        Never raises (without a thread to spare it closes inline).
+    """
+    try:
+        th = threading.Thread(target=close_stream, args=(stream,), name=name, daemon=True)
+        th.start()
+    except RuntimeError:  # cannot start a thread: close inline
+        close_stream(stream)
+        return None
+    th.join(max(float(timeout_s), 0.0))
+    return th if th.is_alive() else None
 
 
 def output_lead_s(time_info: Any) -> float:

@@ -26,7 +26,8 @@ def _udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
         s.close()
 
 
-def _status_text(stats, beat, t_run: float, link: bool = False, style: str | None = None) -> str:
+def _status_text(stats, beat, t_run: float, link: bool = False, style: str | None = None,
+                 bad_controls: int = 0) -> str:
     bpm = f"{beat.bpm:5.1f}" if beat.bpm > 0 else "  -  "
     state = "LOST" if beat.lost else ("silence" if beat.silent else "music")
     errs = stats.send_errors + sum(stats.sink_errors.values())
@@ -42,7 +43,15 @@ def _status_text(stats, beat, t_run: float, link: bool = False, style: str | Non
         line += "  link"
     if style:
         line += f"  style {style}"
+    if bad_controls:
+        line += f"  [yellow]bad controls {bad_controls}[/]"
     return line
+
+
+def _controls_text(controls) -> str:
+    """The summary line of the OSC controls (a :class:`~livedance.live.controls.ControlState`)."""
+    line = f"OSC controls: {controls.received} received, {controls.malformed} malformed (ignored)"
+    return line + ("; the first is in the warning above" if controls.malformed else "")
 
 
 def _report_recordings(console, record, st) -> None:
@@ -51,8 +60,9 @@ def _report_recordings(console, record, st) -> None:
     from livedance.bridges.npz_record import parts_dir
 
     for p in record:
-        path = Path(p)
-        frames, dropped, errors = st.recordings.get(str(path), st.recordings.get(str(p), (0, 0, 0)))
+        path = Path(p).expanduser()  # (the recorders write the checked path: ~ expanded, absolute)
+        counts = st.recordings
+        frames, dropped, errors = counts.get(str(path.resolve()), counts.get(str(path), counts.get(str(p), (0, 0, 0))))
         parts = parts_dir(path)
         if path.suffix.lower() == ".npz" and parts.exists():
             console.print(f"[red]{p} was not merged; its frames are in {parts}: run "
@@ -260,7 +270,7 @@ def perform_command(
                         duration,
                         on_status=lambda st: live.update(
                             _status_text(st, performer.beat(), time.perf_counter() - t0, performer.link_active,
-                                         _style_text(gen))
+                                         _style_text(gen), performer.controls.malformed)
                         ),
                     )
                 if not console.is_terminal:
@@ -282,10 +292,15 @@ def perform_command(
                     + (" (fell back to the procedural dancer)" if st.fallback else ""),
                     highlight=False,
                 )
+                if performer.control_port is not None:
+                    console.print(_controls_text(performer.controls), highlight=False)
                 if getattr(gen, "style", None) is not None or performer.controls.unsupported:
                     console.print(f"style at the end: {_style_text(gen) or 'none'}; "
                                   f"{performer.controls.unsupported} style request(s) not applied", highlight=False)
                 _report_recordings(console, record, st)
+                if st.recording_fills:
+                    console.print(f"{st.recording_fills} frames repeated in the BVH recordings where a tick had no frame "
+                                  f"(the take stays in time with the music)", highlight=False)
         else:
             for s in sinks:
                 try:

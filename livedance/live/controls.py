@@ -20,7 +20,8 @@ address                       types   effect
 ============================  ======  ===========================================================
 
 Anything else (unknown address, wrong argument count or type, non-finite numbers, a datagram that
-is not OSC) is ignored and counted in :attr:`ControlState.malformed`. Packets are decoded with
+is not OSC) is ignored and counted in :attr:`ControlState.malformed`; the first one is logged (one
+warning, from the control server's thread: its address, argument types and what was expected). Packets are decoded with
 python-osc's parser (``pythonosc.osc_packet.OscPacket``; bundles are unpacked) in a small receive
 loop of our own, so that undecodable datagrams can be counted (python-osc's server drops them
 silently).
@@ -40,6 +41,41 @@ _log = logging.getLogger("livedance.live")
 
 #: Address prefix of every control.
 PREFIX = "/livedance"
+
+#: What each control address takes (named in the warning about a malformed message).
+EXPECTED = {
+    f"{PREFIX}/energy": "one finite number (f or i), 0..2",
+    f"{PREFIX}/style": "one style name (s) or index (i)",
+    f"{PREFIX}/style/strength": "one finite number (f or i), 0..2",
+    f"{PREFIX}/freeze": "no arguments",
+    f"{PREFIX}/resume": "no arguments",
+    f"{PREFIX}/nudge": "one finite number of beats (f or i)",
+    f"{PREFIX}/nudge/bpm": "one finite number of BPM (f or i)",
+    f"{PREFIX}/nudge/reset": "no arguments",
+    f"{PREFIX}/accent": "one finite number (f or i), 0..0.5",
+}
+
+
+def _osc_tag(x) -> str:
+    """The OSC type tag of a decoded argument (T/F, i, f, s, b, N; else the Python type's name in brackets)."""
+    if isinstance(x, bool):
+        return "T" if x else "F"
+    if x is None:
+        return "N"
+    for typ, tag in ((int, "i"), (float, "f"), (str, "s"), (bytes, "b")):
+        if isinstance(x, typ):
+            return tag
+    return f"[{type(x).__name__}]"
+
+
+def describe_malformed(address: str, args: list) -> str:
+    """One line on a control message that was ignored: its address, its argument types and what was expected."""
+    tags = "".join(_osc_tag(a) for a in args)
+    types = f"argument types {tags!r}" if tags else "no arguments"
+    want = EXPECTED.get(address)
+    if want is None:
+        return f"OSC control {address!r} ({types}) ignored: unknown address; expected one of {', '.join(EXPECTED)}"
+    return f"OSC control {address} ({types}) ignored: expected {want}"
 
 
 @dataclass
@@ -140,7 +176,7 @@ class ControlServer:
         host: interface to bind; 127.0.0.1 by default (only this machine may steer the show).
 
     Raises:
-        ConfigError: (from :meth:`start`) the port is out of range or already in use.
+        ConfigError: the port is out of range (here); from :meth:`start`: the port is in use or the host is bad.
 
     :meth:`stop` ends the thread within ``poll_s`` (0.1 s) and closes the socket.
     """
@@ -156,6 +192,7 @@ class ControlServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._warned = False  # the first malformed message was logged
 
     @property
     def port(self) -> int:
@@ -213,9 +250,26 @@ class ControlServer:
                 packet = OscPacket(data)
             except (ParseError, Exception):  # noqa: BLE001 - anything undecodable is malformed
                 self.state.count_malformed()
+                self._warn_once(lambda: f"OSC control datagram of {len(data)} bytes ignored: not an OSC message or "
+                                        f"bundle; expected one of {', '.join(EXPECTED)} with its arguments")
                 continue
             for timed in packet.messages:
+                address, args = timed.message.address, list(timed.message.params)
                 try:
-                    self.state.apply(timed.message.address, list(timed.message.params))
+                    ok = self.state.apply(address, args)
                 except Exception:  # noqa: BLE001 - a control message never takes the loop down
                     self.state.count_malformed()
+                    ok = False
+                if not ok:
+                    self._warn_once(lambda: describe_malformed(address, args))
+
+    def _warn_once(self, text) -> None:
+        """Control thread: log the first malformed control (``text()`` builds the line); later ones are only
+        counted (:attr:`ControlState.malformed`)."""
+        if self._warned:
+            return
+        self._warned = True
+        try:
+            _log.warning("%s (further malformed controls are only counted)", text())
+        except Exception:  # noqa: BLE001 - a message that cannot be described is still counted
+            pass

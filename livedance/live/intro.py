@@ -163,14 +163,17 @@ class IntroGate:
 
     @property
     def fade_end_s(self) -> float | None:
-        """Show time (s) by which the hand-over is complete, or None while no intro is under way."""
-        on, c = self.music_on_s, self.cfg
+        """Show time (s) by which the hand-over is complete, or None while no intro is under way.
+
+        Safe from other threads while the output clock updates the gate: each attribute is read once.
+        """
+        on, c, grid = self.music_on_s, self.cfg, self._grid
         if on is None or c.seconds <= 0:
             return None
-        if self._grid is None:
+        if grid is None:
             return on + c.seconds + c.fade_s + 2.0  # no grid yet: a beat-stepped fade ends within 2 periods more
-        first, n = _fade_beats(on, c, self._grid)
-        return first + n * self._grid[1]
+        first, n = _fade_beats(on, c, grid)
+        return first + n * grid[1]
 
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ or ``reacquire_s`` pass.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -221,13 +222,27 @@ class Listener:
         self._thread.start()
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop the thread and the source (idempotent, never raises)."""
+        """Stop the thread and the source (idempotent, never raises).
+
+        The thread's join and the source's stop share ``timeout`` seconds (the source gets what is left, at least
+        50 ms, when its ``stop`` takes a ``timeout``, as the livedance sources do; another source's stop takes
+        as long as it takes).
+        """
+        deadline = time.perf_counter() + timeout
         self._stop.set()
         th, self._thread = self._thread, None
         if th is not None and th is not threading.current_thread():
             th.join(timeout=timeout)
         try:
-            self.source.stop()
+            stop = self.source.stop
+            try:
+                bounded = "timeout" in inspect.signature(stop).parameters
+            except (TypeError, ValueError):
+                bounded = False
+            if bounded:
+                stop(timeout=max(deadline - time.perf_counter(), 0.05))
+            else:
+                stop()
         except Exception:  # noqa: BLE001 - stop never raises
             _log.debug("source stop failed", exc_info=True)
 

@@ -1,6 +1,7 @@
 """The real-time loop: listener -> scheduler -> motion timeline -> output clock -> sinks.
 
-Threads (each has a stop; :meth:`Performer.stop` joins them all within about a second):
+Threads (each has a stop; :meth:`Performer.stop` joins them within its ``timeout``, one second by default,
+plus the time the recordings take to close):
 
 * **feature thread** (:class:`~livedance.live.listener.Listener`): source blocks -> features and
   beat tracker. Never touches the output clock.
@@ -15,7 +16,9 @@ Threads (each has a stop; :meth:`Performer.stop` joins them all within about a s
   samples the timeline at the stream time of ``t_show`` (slerp/lerp between model frames), so that
   motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
   the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
-  :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too.
+  :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too. Its log calls
+  only queue the record (:class:`~livedance.live.deferlog.DeferredLog`); the scheduler writes them out, so
+  a blocked terminal cannot stall the clock.
   With a learned generator the clock samples the timeline at a warped *motion time* tau instead
   (:mod:`livedance.live.warp`, beat-synchronous playback): the scheduler finds the motion beats of the
   frames it appends (FK speed minima, as the BAS) and publishes them as an immutable
@@ -36,6 +39,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import numbers
 import os
 import sys
 import threading
@@ -53,6 +57,7 @@ from livedance.errors import ConfigError
 from livedance.features import FeatureConfig
 from livedance.live.clock import DeadlineClock
 from livedance.live.controls import ControlServer, ControlState
+from livedance.live.deferlog import DeferredLog
 from livedance.live.intro import IntroConfig, IntroGate, blend_poses
 from livedance.live.listener import BeatSnapshot, Listener
 from livedance.live.procedural import ProceduralConfig, ProceduralGenerator
@@ -102,7 +107,7 @@ class PerformConfig:
             thread that holds the GIL and is preempted stalls the others) (Linux; needs root or CAP_SYS_NICE / an rtprio
             limit, otherwise the threads silently keep normal priority). None: normal priority.
         gil_switch_s: while running, the interpreter's GIL switch interval (``sys.setswitchinterval``)
-            in seconds, restored by stop(); CPython's 5 ms default lets the feature thread hold the
+            in seconds, in (0, 0.1], restored by stop(); CPython's 5 ms default lets the feature thread hold the
             output clock up to 5 ms past its deadline. None leaves it alone.
         warp: beat-synchronous playback warp of a learned generator (:class:`~livedance.live.warp.WarpConfig`;
             ``WarpConfig(enabled=False)`` shows the model's frames at stream time, as before).
@@ -148,6 +153,13 @@ class PerformConfig:
             raise ConfigError(f"PerformConfig.spin_s must be >= 0 seconds, got {self.spin_s}")
         if not (math.isfinite(self.idle_fade_s) and self.idle_fade_s > 0):
             raise ConfigError(f"PerformConfig.idle_fade_s must be > 0 seconds, got {self.idle_fade_s}")
+        gil, rtp = self.gil_switch_s, self.rt_priority
+        if gil is not None and (isinstance(gil, bool) or not isinstance(gil, numbers.Real)
+                                or not (math.isfinite(gil) and 0.0 < gil <= 0.1)):
+            raise ConfigError(f"PerformConfig.gil_switch_s must be None or in (0, 0.1] seconds, got {gil!r}")
+        if rtp is not None and (isinstance(rtp, bool) or not isinstance(rtp, numbers.Integral) or not 1 <= rtp <= 99):
+            raise ConfigError(f"PerformConfig.rt_priority must be None or an integer SCHED_FIFO priority 1..99, "
+                              f"got {self.rt_priority!r}")
         if not isinstance(self.warp, WarpConfig):
             raise ConfigError(f"PerformConfig.warp must be a WarpConfig, got {type(self.warp).__name__}")
         self.warp.validate()
@@ -192,6 +204,8 @@ class PerformStats:
         intro_errors: exceptions in the intro (the tick then shows the learned dance alone).
         recordings: per recording (its path): (frames written, frames dropped because the disk could not keep
             up, write / close errors such as a full disk).
+        recording_fills: copies of a previous frame written into BVH recordings (constant frame time) where a
+            tick had no frame (skipped, failed, or dropped by the recorder queue), so that the take stays in time.
     """
 
     frames_sent: int = 0
@@ -207,6 +221,7 @@ class PerformStats:
     sink_errors: dict = field(default_factory=dict)
     send_errors: int = 0
     recordings: dict = field(default_factory=dict)
+    recording_fills: int = 0
     tick_deadlines: list = field(default_factory=list)
     tick_wakes: list = field(default_factory=list)
     warp_ticks: int = 0
@@ -302,7 +317,8 @@ class Performer:
         rtp = self.config.rt_priority
         self.listener = Listener(source, feature_config, tracker_config, rt_priority=None if rtp is None else max(rtp - 1, 1))
         self.rt_output = False
-        self.sinks = SinkSet(list(sinks or []))
+        self._clock_log = DeferredLog(_log)  # the output clock's log: written out by the scheduler and stop()
+        self.sinks = SinkSet(list(sinks or []), logger=self._clock_log)
         self.controls = ControlState()
         self._control_server: ControlServer | None = None
         if self.config.control_port is not None:
@@ -316,9 +332,11 @@ class Performer:
         self._stopped = False
         self._threads_stopped = False
         self._sinks_closed = False
+        self._listening_stopped = False
         self._frozen = False  # gc.freeze() done by start(), undone by stop()
         self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
-        self._warned_clock = False
+        self._warned_clock = False  # output clock thread
+        self._warned_sched = False  # scheduler thread
         self._warned_gen = False
         self._t_start = 0.0
         self._old_switch: float | None = None
@@ -339,6 +357,10 @@ class Performer:
     def start(self) -> None:
         """Start the source, the threads and the control server.
 
+        If a step fails, what the steps before it started is undone (the control server, the garbage collector's
+        freeze, the source and the feature thread, the GIL switch interval, the threads) before the error is
+        raised; the sinks stay open until :meth:`stop`.
+
         Raises:
             AudioError: the source cannot start.
             ConfigError: the control port cannot be bound.
@@ -346,71 +368,95 @@ class Performer:
         if self._started:
             return
         self._started = True
-        if self._control_server is not None:
-            self._control_server.start()
-        if self.config.gc_freeze:
-            # before the audio stream runs: the collection holds the GIL for 100-200 ms, which a running
-            # source's watchdog would take for a lost device (PerformConfig.gc_freeze)
-            gc.collect()
-            gc.freeze()
-            self._frozen = True
         try:
-            self.listener.start()
-        except BaseException:
             if self._control_server is not None:
-                self._control_server.stop()
-            if self._frozen:
-                gc.unfreeze()
-                self._frozen = False
+                self._control_server.start()
+            if self.config.gc_freeze:
+                # before the audio stream runs: the collection holds the GIL for 100-200 ms, which a running
+                # source's watchdog would take for a lost device (PerformConfig.gc_freeze)
+                gc.collect()
+                gc.freeze()
+                self._frozen = True
+            self.listener.start()
+            self._t_start = time.perf_counter()
+            if self.config.gil_switch_s is not None:
+                old = sys.getswitchinterval()
+                sys.setswitchinterval(self.config.gil_switch_s)
+                self._old_switch = old
+            self._threads = []
+            for target, name in ((self._schedule_loop, "livedance-scheduler"), (self._output_loop, "livedance-output")):
+                th = threading.Thread(target=target, name=name, daemon=True)
+                th.start()
+                self._threads.append(th)
+        except BaseException:
+            deadline = time.perf_counter() + 1.0
+            try:
+                self._join_threads(deadline)
+            finally:
+                self._stop_listening(deadline)
+                self._threads = []
+                self._stop.clear()
+                self._started = False
             raise
-        self._t_start = time.perf_counter()
-        if self.config.gil_switch_s is not None:
-            self._old_switch = sys.getswitchinterval()
-            sys.setswitchinterval(self.config.gil_switch_s)
-        self._threads = [
-            threading.Thread(target=self._schedule_loop, name="livedance-scheduler", daemon=True),
-            threading.Thread(target=self._output_loop, name="livedance-output", daemon=True),
-        ]
-        for th in self._threads:
-            th.start()
 
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop every thread (joined within ``timeout`` seconds in total), then close the sinks
-        (recordings are flushed and complete: this waits for a slow disk). Idempotent; raises nothing of its own.
-        A stop cut short by an interrupt (``KeyboardInterrupt`` while the recordings close) is finished by the
-        next call."""
+        """End the output clock and the scheduler, close the sinks (recordings are flushed and complete: this waits
+        for a slow disk, however long), then stop the listener and its audio source, the control server and Link.
+
+        The thread joins and the source's stop share ``timeout`` seconds (the recordings' close does not count
+        against it); a thread or a device close still busy then finishes on its own, in the background (daemon
+        threads that end with what they are doing). Idempotent; raises nothing of its own. A stop cut short by an
+        interrupt (``KeyboardInterrupt`` while the recordings close) is finished by the next call.
+        """
         self._stopped = True
+        t0 = time.perf_counter()
+        joined_s = 0.0
         try:
             if not self._threads_stopped:
-                self._stop_threads(timeout)
+                self._join_threads(t0 + timeout)
                 self._threads_stopped = True
+            joined_s = time.perf_counter() - t0
         finally:
-            if not self._sinks_closed:
-                self._close_sinks()
+            try:
+                if not self._sinks_closed:
+                    self._close_sinks()
+            finally:
+                if not self._listening_stopped:
+                    self._stop_listening(time.perf_counter() + max(timeout - joined_s, 0.0))
+                    self._close_link()
+                    self._listening_stopped = True
+                self._clock_log.drain()
 
     def _close_sinks(self) -> None:
         self.sinks.close()
         self._sinks_closed = True
 
-    def _stop_threads(self, timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
+    def _join_threads(self, deadline: float) -> None:
+        """Stop and join the scheduler and the output clock (by perf_counter ``deadline``); thaw the collector."""
         self._stop.set()
         if self._frozen:
             gc.unfreeze()  # the show's objects go back to the collector's oldest generation
             self._frozen = False
         for th in self._threads:
-            th.join(timeout=max(deadline - time.perf_counter(), 0.01))
-        self.listener.stop(timeout=max(deadline - time.perf_counter(), 0.01))
+            if th.ident is not None and th is not threading.current_thread():
+                th.join(timeout=max(deadline - time.perf_counter(), 0.01))
+
+    def _stop_listening(self, deadline: float) -> None:
+        """Restore the GIL switch interval, stop the control server, the listener and its source (by ``deadline``,
+        perf_counter seconds; at least 50 ms for the listener)."""
+        if self._old_switch is not None:
+            sys.setswitchinterval(self._old_switch)
+            self._old_switch = None
         if self._control_server is not None:
             self._control_server.stop()
+        self.listener.stop(timeout=max(deadline - time.perf_counter(), 0.05))
+
+    def _close_link(self) -> None:
         if self.link is not None:
             try:
                 self.link.close()
             except Exception:  # noqa: BLE001
                 pass
-        if self._old_switch is not None:
-            sys.setswitchinterval(self._old_switch)
-            self._old_switch = None
 
     @property
     def control_port(self) -> int | None:
@@ -464,6 +510,7 @@ class Performer:
         out.sink_errors = dict(self.sinks.errors)
         out.send_errors = self.sinks.send_errors
         out.recordings = self.sinks.record_counts
+        out.recording_fills = self.sinks.record_fills
         w = self._warp
         out.warp_aligned_ticks = w.aligned_ticks
         out.warp_beats_hit = w.beats_hit
@@ -482,6 +529,7 @@ class Performer:
         next_t: float | None = None
         while not self._stop.is_set():
             try:
+                self._clock_log.drain()  # the output clock's log records (it does no I/O itself)
                 gen = self.generator
                 s_now = self.listener.stream_time()
                 s_show = s_now + cfg.latency_s
@@ -499,8 +547,8 @@ class Performer:
                 self._step_intro(frames.t0_s, next_t)
             except Exception as err:  # noqa: BLE001 - never let the scheduler die
                 self._stats.clock_errors += 1
-                if not self._warned_clock:
-                    self._warned_clock = True
+                if not self._warned_sched:
+                    self._warned_sched = True
                     _log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
                 self._stop.wait(0.01)
 
@@ -513,12 +561,12 @@ class Performer:
         may be shown: in silence (so its phase lock is settled when the music starts) and until its
         hand-over is done (about 1.7 ms per 320 ms of show; nothing once the learned dance is on its own).
         Never raises."""
-        end = self._intro_gate.fade_end_s  # the output clock's gate (reads of single attributes: atomic)
-        done = end is not None and t_from > end + 0.5 and not self.beat().silent
-        if not self._intro_wanted() or done:
-            self._intro_next = None
-            return
         try:
+            end = self._intro_gate.fade_end_s  # the output clock's gate (it reads each attribute once)
+            done = end is not None and t_from > end + 0.5 and not self.beat().silent
+            if not self._intro_wanted() or done:
+                self._intro_next = None
+                return
             if self._intro_next is None or not t_from - 1.0 <= self._intro_next <= t_until + 1.0:
                 self._intro_next = t_from  # (re)start; a dancer already ahead of t_until just waits
             while self._intro_next < t_until:
@@ -580,7 +628,7 @@ class Performer:
         except Exception as err:  # noqa: BLE001 - the output clock never dies
             self._stats.warp_errors += 1
             self._warp.reset()
-            _log.debug("warp: %s: %s", type(err).__name__, err)
+            self._clock_log.debug("warp: %s: %s", type(err).__name__, err)
             return s
 
     def _intro(self, s: float, silent: bool, grid: tuple[float, float] | None, q: np.ndarray,
@@ -603,7 +651,7 @@ class Performer:
             return blend_poses(smp.local_quats, smp.root, q, r, w)
         except Exception as err:  # noqa: BLE001 - the output clock never dies
             self._stats.intro_errors += 1
-            _log.debug("intro: %s: %s", type(err).__name__, err)
+            self._clock_log.debug("intro: %s: %s", type(err).__name__, err)
             return q, r
 
     @property
@@ -758,7 +806,7 @@ class Performer:
                 st.clock_errors += 1
                 if not self._warned_clock:
                     self._warned_clock = True
-                    _log.warning("output clock error: %s: %s (counted)", type(err).__name__, err)
+                    self._clock_log.warning("output clock error: %s: %s (counted)", type(err).__name__, err)
 
     def _tick(self, due: float) -> None:
         cfg, st = self.config, self._stats

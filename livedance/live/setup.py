@@ -250,12 +250,12 @@ def build_sinks(
         endpoints.append(("vmc", parse_endpoint(vmc, "--vmc")))
     if osc is not None:
         endpoints.append(("osc", parse_endpoint(osc, "--osc")))
-    seen = set()
+    seen: list[Path] = []  # the checked paths (~ expanded, absolute), in order: the recorders write these
     for path in record:
         p = Path(path).expanduser().resolve()
         if p in seen:
             raise ConfigError(f"--record {path} is given twice")
-        seen.add(p)
+        seen.append(p)
         if p.suffix.lower() not in (".bvh", ".npz"):
             raise ConfigError(f"--record {path}: unknown recording format {p.suffix or '(none)'!r}; expected .bvh or .npz")
         check_output_path(p, f"--record {path}", overwrite)
@@ -264,7 +264,7 @@ def build_sinks(
     try:
         for kind, (host, port) in endpoints:
             sinks.append(VMCSink(host, port, profile, travel_scale) if kind == "vmc" else RawOSCSink(host, port))
-        for p in record:
+        for p in seen:
             recs.append(make_recorder(p, rest_offsets, fps, overwrite=overwrite))
         if recs:
             sinks.append(RecorderThread(recs))

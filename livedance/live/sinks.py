@@ -8,11 +8,17 @@ Network sinks (UDP, non-blocking sockets) send inline in the clock thread. Recor
 fsync now and then, which can take milliseconds, so they run behind a :class:`RecorderThread`: the
 clock only puts the frame on a queue; :meth:`RecorderThread.close` drains the queue and closes the
 files (BVH frame count and npz merge are then complete).
+
+A BVH file times its frames by one constant Frame Time, so a tick without a frame (skipped by the clock,
+lost to an error, or dropped because the disk could not keep up) would shift the rest of the take against
+the music. The writer fills such a gap by repeating the last frame (see :class:`RecorderThread`); an npz
+recording keeps each frame's own time and is written as shown.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -158,6 +164,20 @@ def make_recorder(path: str | Path, rest_offsets: np.ndarray, fps: float, overwr
     raise ConfigError(f"--record {path}: unknown recording format {suffix or '(none)'!r}; expected .bvh or .npz")
 
 
+def _fixed_period_s(rec) -> float | None:
+    """1 / fps, seconds, of a recorder whose file times its frames by a constant frame time (a BVH writer, or one
+    with ``fixed_frame_time = True`` and ``fps``); None for one that keeps each frame's time (npz)."""
+    fixed = getattr(rec, "fixed_frame_time", None)
+    if fixed is None:
+        from livedance.bridges.bvh import BVHWriter
+
+        fixed = isinstance(rec, BVHWriter)
+    fps = getattr(rec, "fps", None)
+    if not fixed or isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
+        return None
+    return 1.0 / float(fps)
+
+
 @dataclass
 class RecorderThread:
     """Writes frames to recorders in a background thread, fed by a queue (see the module docstring).
@@ -167,13 +187,21 @@ class RecorderThread:
     that and waits until it is done (a slow disk takes as long as it takes; progress is logged every
     ``progress_s`` seconds).
 
+    Gaps: for a recorder with a constant frame time (BVH: ``Frame Time`` = 1 / its ``fps``), a frame whose
+    ``t_show_s`` comes more than 1.5 frame periods after the previous frame's is preceded by copies of the
+    previous frame, round(gap / period) - 1 of them (at most ``max_fill_s`` seconds' worth), so that every later
+    frame stays at its time in the take. Recorders that keep each frame's time (npz) get the frames as shown.
+
     Attributes:
         recorders: objects with ``write(frame)`` and ``close()`` (and a ``path``, for messages).
         name: for messages.
         max_queue: frames buffered before new ones are dropped (and counted).
         progress_s: seconds between "still writing" messages while :meth:`close` waits.
+        max_fill_s: longest gap filled, seconds (a longer one is filled this far and counted in ``fill_capped``).
         dropped: frames not recorded because the queue was full (the disk could not keep up); every recorder
             missed them.
+        filled: copies of a previous frame written to fill gaps (each fixed-frame-time recording counts its own).
+        fill_capped: gaps longer than ``max_fill_s`` (the take after them is early by the rest of the gap).
 
     Properties (derived from one counter pair per recorder): ``per_recorder`` (``{path: [frames written,
     write/close errors]}``, for a report per file; the first failure is logged), ``errors`` (over all recorders),
@@ -184,8 +212,13 @@ class RecorderThread:
     name: str = "recorder"
     max_queue: int = 600
     progress_s: float = 5.0
+    max_fill_s: float = 10.0
     dropped: int = 0
+    filled: int = 0
+    fill_capped: int = 0
     _counts: list = field(init=False, repr=False)  # per recorder: [frames written, write/close errors]
+    _periods: list = field(init=False, repr=False)  # per recorder: its constant frame period (s), or None
+    _last: object = field(default=None, init=False, repr=False)  # the last frame written (writer thread)
     _q: queue.Queue = field(init=False, repr=False)
     _closing: threading.Event = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -193,6 +226,7 @@ class RecorderThread:
 
     def __post_init__(self) -> None:
         self._counts = [[0, 0] for _ in self.recorders]
+        self._periods = [_fixed_period_s(r) for r in self.recorders]
         self._q = queue.Queue(maxsize=self.max_queue)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
@@ -238,16 +272,43 @@ class RecorderThread:
                     break
                 continue
             for i, rec in enumerate(self.recorders):
+                self._fill_gap(i, rec, frame)
                 try:
                     rec.write(frame)
                     self._counts[i][0] += 1
                 except Exception as err:  # noqa: BLE001 - keep recording the others
                     self._error("recording to", i, rec, err)
+            self._last = frame
         for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
             except Exception as err:  # noqa: BLE001
                 self._error("closing recording", i, rec, err)
+
+    def _fill_gap(self, i: int, rec, frame) -> None:
+        """Writer thread: before ``frame``, repeat the last frame over a gap in a fixed-frame-time recording."""
+        period, last = self._periods[i], self._last
+        if period is None or last is None:
+            return
+        try:
+            gap = float(frame.t_show_s) - float(last.t_show_s)
+        except (AttributeError, TypeError, ValueError):
+            return
+        if not (math.isfinite(gap) and gap > 1.5 * period):
+            return
+        n = int(round(gap / period)) - 1
+        cap = int(self.max_fill_s / period)
+        if n > cap:
+            n = cap
+            self.fill_capped += 1
+        for _ in range(n):
+            try:
+                rec.write(last)
+            except Exception as err:  # noqa: BLE001 - counted like any write error; the frame itself is tried next
+                self._error("recording to", i, rec, err)
+                return
+            self._counts[i][0] += 1
+            self.filled += 1
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued, then close every recorder (the files are complete afterwards).
@@ -282,7 +343,9 @@ class SinkSet:
 
     Args:
         sinks: the sinks (network sinks, a :class:`RecorderThread`, the preview ...).
-        logger: where the one warning per failing sink goes.
+        logger: where the one warning per failing sink goes (a :class:`logging.Logger`, or anything with its
+            ``warning``: the performer passes a :class:`~livedance.live.deferlog.DeferredLog`, since :meth:`send` runs
+            on the output clock).
     """
 
     def __init__(self, sinks: list, logger: logging.Logger | None = None) -> None:
@@ -319,6 +382,12 @@ class SinkSet:
     def send_errors(self) -> int:
         """UDP send failures counted inside the network senders (e.g. no receiver listening)."""
         return sum(int(getattr(s, "send_errors", 0)) for s in self.sinks)
+
+    @property
+    def record_fills(self) -> int:
+        """Copies of a previous frame written to fill gaps in fixed-frame-time recordings (BVH), over the
+        :class:`RecorderThread` sinks."""
+        return sum(int(r.filled) for r in self.sinks if isinstance(r, RecorderThread))
 
     @property
     def record_counts(self) -> dict[str, tuple[int, int, int]]:
