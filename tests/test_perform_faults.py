@@ -733,3 +733,32 @@ def test_on_beat_intro_leads_then_hands_over_to_the_learned_dance(tmp_path):
     assert np.median(after) < 0.05  # handed over: the model's pose alone
     st = p.stats()
     assert st.intro_starts == 1 and st.intro_ticks > 0 and st.intro_errors == 0 and st.clock_errors == 0
+
+
+class Counting(Exploding):
+    """A generator that counts a state reset every 3rd step and a bad input every step, and resets its counters
+    (as a learned generator does at a new song) every 4th step."""
+
+    def __init__(self):
+        super().__init__(after=10**9)
+        self.n_state_resets = self.n_bad_inputs = 0
+
+    def step(self, music):
+        if self.calls % 4 == 3:
+            self.n_state_resets = self.n_bad_inputs = 0
+        out = super().step(music)
+        self.n_bad_inputs += 1
+        self.n_state_resets += self.calls % 3 == 0
+        return out
+
+
+def test_the_learned_generators_state_resets_and_bad_inputs_reach_the_stats(click_wav):
+    path, _ = click_wav
+    gen = Counting()
+    p = Performer(FileSource(path, realtime=True), [Collect()], gen)
+    p.run(duration_s=0.5)
+    p.stop()
+    st = p.stats()
+    assert st.gen_steps == gen.calls > 3
+    assert st.bad_inputs == gen.calls  # one per step, across the generator's own counter resets
+    assert st.state_resets == gen.calls // 3

@@ -289,7 +289,10 @@ def perform_command(
                 console.print(
                     f"sent {st.frames_sent} frames, {st.misses} misses, {st.skipped_ticks} skipped ticks, "
                     f"{errs} send errors, {sum(st.sink_errors.values())} sink errors"
-                    + (" (fell back to the procedural dancer)" if st.fallback else ""),
+                    + (" (fell back to the procedural dancer)" if st.fallback else "")
+                    + (f"; model: {st.bad_frames} bad frames replaced, {st.state_resets} state resets, "
+                       f"{st.bad_inputs} steps with bad music input"
+                       if st.bad_frames or st.state_resets or st.bad_inputs else ""),
                     highlight=False,
                 )
                 if performer.control_port is not None:

@@ -171,6 +171,11 @@ class PerformConfig:
         self.stage.validate()
 
 
+def _engine_counts(gen: object) -> tuple[int, int]:
+    """``(n_state_resets, n_bad_inputs)`` of a learned generator (0, 0 for a generator without them)."""
+    return int(getattr(gen, "n_state_resets", 0) or 0), int(getattr(gen, "n_bad_inputs", 0) or 0)
+
+
 @dataclass
 class PerformStats:
     """Counters of a performance (read them any time; :meth:`Performer.stats` returns a copy).
@@ -184,6 +189,10 @@ class PerformStats:
         gen_steps: generator steps run.
         gen_errors: generator exceptions / malformed results (each switches to the fallback).
         bad_frames: model frames replaced by the safe pose (NaN/inf or counted by the generator).
+        state_resets: learned-generator steps whose recurrent state came out non-finite and restarted (its
+            ``n_state_resets``).
+        bad_inputs: learned-generator steps whose music input held non-finite or misshaped values, dropped or
+            taken as "no tempo" (its ``n_bad_inputs``).
         resyncs: times the scheduler found itself behind the show time and restarted there.
         fallback: True once the procedural fallback replaced the generator.
         sink_errors: exceptions caught per sink.
@@ -216,6 +225,8 @@ class PerformStats:
     gen_steps: int = 0
     gen_errors: int = 0
     bad_frames: int = 0
+    state_resets: int = 0
+    bad_inputs: int = 0
     resyncs: int = 0
     fallback: bool = False
     sink_errors: dict = field(default_factory=dict)
@@ -735,9 +746,15 @@ class Performer:
     def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
         self._apply_style_requests(gen)
         music = self._music(t_first)
+        before = _engine_counts(gen)
         try:
             frames = gen.step(music)
             self._check(frames, gen)
+            # the counters run since the generator's last reset: add this step's increase (all of the counter when
+            # it was reset during the step)
+            after = _engine_counts(gen)
+            self._stats.state_resets += after[0] - before[0] if after[0] >= before[0] else after[0]
+            self._stats.bad_inputs += after[1] - before[1] if after[1] >= before[1] else after[1]
         except Exception as err:  # noqa: BLE001 - the show goes on with the procedural dancer
             self._stats.gen_errors += 1
             if gen is self.fallback:
