@@ -105,7 +105,7 @@ def train_generator_cmd(
 
 @app.command("generate")
 def generate_cmd(
-    song: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, mp3)."),
+    song: Path = typer.Argument(..., help="Audio file (wav, flac, ogg, opus or mp3)."),
     output: Path = typer.Option(..., "-o", "--output", help="Motion .npz to write (docs/formats.md)."),
     model: str = typer.Option("livedance", "--model", help="livedance (the generator) or baseline."),
     weights: Optional[Path] = typer.Option(None, help="Weights stem (default: the shipped weights of --model)."),
@@ -131,6 +131,8 @@ def generate_cmd(
     """Dance to a song offline, writing a motion npz (and optionally a BVH).
 
     It runs the SAME causal step path as the live loop: streaming features, the causal beat tracker and the generator's step, so a file generated here is what a show would have danced to that song.
+
+    Example: livedance generate song.ogg -o dance.npz --bvh dance.bvh --duration 30
     """
     from rich.console import Console
 
@@ -186,7 +188,10 @@ def export_cmd(
     weights: Optional[Path] = typer.Option(None, help="Weights stem (default: the shipped weights of --model)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer weights stem (default: the shipped one)."),
 ) -> None:
-    """Export the step graph (Mamba states + chunk mask-predict + residual head + token decode) to ONNX."""
+    """Export the step graph (Mamba states + chunk mask-predict + residual head + token decode) to ONNX.
+
+    Example: livedance export -o step.onnx   (then trtexec --onnx=step.onnx on a GPU host, docs/gpu.md)
+    """
     from rich.console import Console
 
     from livedance.engine import load_step_graph

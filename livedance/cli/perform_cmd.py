@@ -105,7 +105,8 @@ def perform_command(
         None, "--latency-ms",
         help="Output latency in ms (audio out + network + render). Default: the calibration user config, else 0.",
     ),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until "
+                                             "the file ends, or Ctrl-C / SIGTERM)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model to dance with: livedance or baseline (the shipped "
                                         "weights), or a weights stem (PATH of PATH.json + PATH.safetensors). Default: the "
                                         "shipped livedance model, or the procedural dancer if it cannot load; a --model "
@@ -174,6 +175,9 @@ def perform_command(
     """Listen to music and dance an avatar to it, live: VMC/OSC out, optional recordings.
 
     Ctrl-C or SIGTERM stops cleanly (recordings are flushed); a file source ends at its end.
+
+    Example: livedance perform song.ogg --play --preview --record take.bvh   (a mic: livedance perform; a JACK
+    client: livedance perform jack:system)
     """
     import logging
     import time
@@ -198,6 +202,8 @@ def perform_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if duration is not None and not duration > 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
+    if preview_port != 8765 and not preview:
+        raise ConfigError(f"--preview-port {preview_port} applies to the web preview: add --preview")
     if latency_ms is None:
         latency_ms, lat_from = default_latency_ms()
     else:

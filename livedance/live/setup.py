@@ -186,8 +186,13 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         from livedance.engine.backends import check_backend
 
         check_backend(backend)
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise ConfigError(f"--device {device!r}: expected cpu or cuda[:N], the torch device of --backend torch (the "
+                              "audio input is the SOURCE argument: `livedance perform 2`; `livedance devices` lists them)")
         if (device != "cpu" or cuda_graph) and backend != "torch":
-            raise ConfigError(f"--device {device} / --cuda-graph apply to --backend torch, not {backend!r}")
+            given = " / ".join(f for f, on in ((f"--device {device}", device != "cpu"), ("--cuda-graph", cuda_graph))
+                               if on)
+            raise ConfigError(f"{given} apply to --backend torch, not {backend!r}")
     proc = ProceduralGenerator(ProceduralConfig(fps=fps))
     if procedural:
         return proc, "procedural dancer"
@@ -210,6 +215,12 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         engine["pose_guard"] = PoseGuardConfig(enabled=True)
     if model in ("livedance", "baseline"):  # a model name, as `generate --model` / `eval --models` take it
         engine["kind"], model = model, None
+    elif model is not None:
+        from livedance.model.checkpoint import weight_paths
+
+        if not weight_paths(model)[1].exists():
+            raise ConfigError(f"--model {model!r}: expected livedance, baseline or a weights stem (STEM.json + "
+                              f"STEM.safetensors); {weight_paths(model)[1]} does not exist")
     try:
         gen = loader(model, **engine) if model is not None else loader(**engine)
     except (LivedanceError, OSError, ValueError, RuntimeError, ImportError) as err:
