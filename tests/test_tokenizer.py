@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -246,3 +247,129 @@ def test_shipped_weights_reconstruct_test_split_better_than_the_mean_pose():
     base = reconstruction_mpjpe(MeanPose(), rep, clips)
     assert m["all"] < 0.5 * base["all"]
     assert m["lower"] < 0.6 * base["lower"] and m["upper"] < 0.5 * base["upper"]
+
+
+# ------------------------------------------------------------------------ quantizer dropout and the codebooks
+def _codebook_state(tok: Tokenizer, levels) -> dict[str, torch.Tensor]:
+    return {f"{p}.{v}.{k}": b.clone() for p in tok.config.parts for v in levels
+            for k, b in tok.quantizers[p][v]._codebook.named_buffers()}
+
+
+def _ready(seed: int = 0, **kw) -> Tokenizer:
+    """A training-mode tokenizer whose codebooks are k-means-initialised (all levels, no dropout)."""
+    torch.manual_seed(seed)
+    tok = Tokenizer(TokenizerConfig(**{**SMALL, **kw})).train()
+    with torch.no_grad():
+        tok.quantize(tok.encode_latents(_feats(4, 64, seed=seed + 1)))
+    return tok
+
+
+def test_a_level_dropped_for_every_example_gets_no_ema_update_and_no_commitment():
+    import copy
+
+    tok = _ready()
+    assert tok.config.dropout_masks_ema  # new runs
+    z = {p: v.detach() for p, v in tok.encode_latents(_feats(3, 64, seed=7)).items()}
+    legacy = copy.deepcopy(tok)
+    legacy.config = dataclasses.replace(tok.config, dropout_masks_ema=False)
+    ref = copy.deepcopy(tok)  # level 0 alone, by hand
+    with torch.no_grad():
+        q_low, _, l_low = ref.quantizers["lower"][0](z["lower"])
+        hint = ref.hints["upper"][0](q_low)
+        _, _, l_up = ref.quantizers["upper"][0](z["upper"] - hint)
+    before = _codebook_state(tok, range(1, 4))
+    keep = torch.ones(3, dtype=torch.int64)  # every example keeps level 0 only
+    with torch.no_grad():
+        zq, codes, commit = tok.quantize(z, keep)
+        zq_l, _, commit_l = legacy.quantize(z, keep)
+    after = _codebook_state(tok, range(1, 4))
+    assert all(torch.equal(before[k], after[k]) for k in before)  # levels 1..3: no EMA, no dead-code replacement
+    torch.testing.assert_close(commit, l_low.sum() + l_up.sum())  # commitment of level 0 only
+    assert all(bool((codes[p][..., 1:] == -1).all()) and bool((codes[p][..., 0] >= 0).all()) for p in codes)
+    for p in zq:  # what the decoder gets is unchanged: level 0 only, both ways
+        torch.testing.assert_close(zq[p], zq_l[p])
+    # the legacy behaviour (how the shipped tokenizers were trained) fed the dropped levels anyway
+    moved = _codebook_state(legacy, range(1, 4))
+    assert any(not torch.equal(before[k], moved[k]) for k in before) and float(commit_l) > float(commit)
+
+
+def test_a_partly_kept_level_learns_only_from_the_examples_that_keep_it():
+    import copy
+
+    tok = _ready(dead_code_threshold=0.0)  # no dead-code replacement: no random draws to line up
+    z = {p: v.detach() for p, v in tok.encode_latents(_feats(4, 64, seed=9)).items()}
+    sub = copy.deepcopy(tok)
+    with torch.no_grad():
+        _, codes, _ = tok.quantize(z, torch.tensor([1, 4, 4, 4]))  # example 0 drops levels 1..3
+        sub.quantize({p: v[1:] for p, v in z.items()})  # only the examples that keep them
+    a, b = _codebook_state(tok, range(1, 4)), _codebook_state(sub, range(1, 4))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-5)
+    assert all(bool((codes[p][0, :, 1:] == -1).all()) and bool((codes[p][1:] >= 0).all()) for p in codes)
+
+
+# golden values of the code before dropout_masks_ema existed (session 19): the legacy path must not change
+LEGACY_FORWARD = [(1.93924115592381e-05, 103.48867166833952), (3.746455331565812e-05, 103.59926583745982),
+                  (4.6616289182566106e-05, 103.65257032745285)]
+LEGACY_EMBED = [-6.723825435852632, 0.470622726603807, 0.013623358545068243, -0.18708585495365482,
+                4.921694776043296, 0.38606171302581416, 0.05466303074658185, 0.2631051246313896]
+
+
+def test_legacy_dropout_trains_exactly_as_before():
+    torch.manual_seed(0)
+    tok = Tokenizer(TokenizerConfig(**SMALL, dropout_masks_ema=False)).train()
+    x = _feats(8, 32, seed=3)
+    got = []
+    for _ in range(3):  # with autograd on, as in training (the rotation trick runs)
+        o = tok(x)
+        got.append((float(o["commit"].detach()), float(o["recon"].detach().double().sum())))
+    for (c, r), (c0, r0) in zip(got, LEGACY_FORWARD):
+        assert c == pytest.approx(c0, rel=1e-5) and r == pytest.approx(r0, rel=1e-6)
+    emb = [float(tok.quantizers[p][v]._codebook.embed.double().sum()) for p in tok.config.parts for v in range(4)]
+    assert emb == pytest.approx(LEGACY_EMBED, rel=1e-5, abs=1e-6)
+
+
+def test_shipped_tokenizers_record_legacy_dropout_and_encode_as_before():
+    import copy
+    import hashlib
+
+    for stem in ("tokenizer", "baseline_tokenizer"):
+        if not (WEIGHTS_DIR / f"{stem}.safetensors").is_file():
+            pytest.skip(f"no shipped {stem} weights")
+        assert "dropout_masks_ema" not in json.loads((WEIGHTS_DIR / f"{stem}.json").read_text())["config"]
+        tok, _, _ = Tokenizer.load(WEIGHTS_DIR / stem)
+        assert tok.config.dropout_masks_ema is False  # trained before the fix: the recorded config stays true
+        assert tok.config.to_dict()["dropout_masks_ema"] is False
+    tok, _, _ = Tokenizer.load()
+    x = _feats(2, 96, seed=5)
+    with torch.no_grad():
+        c = tok.encode(x)
+        y = tok.decode(c)
+    # values from the code before the change
+    assert hashlib.sha256(b"".join(c[p].numpy().tobytes() for p in tok.config.parts)).hexdigest() == \
+        "152d5cdaa2d05ba5349a245b8a4c93d7ba391ba27791d09ccebd5fa05a3d2d33"
+    assert float(y.double().sum()) == pytest.approx(1801.9884093779547, rel=1e-6)
+    assert float(y.abs().double().sum()) == pytest.approx(9498.45902568355, rel=1e-6)
+    new = copy.deepcopy(tok)
+    new.config = dataclasses.replace(tok.config, dropout_masks_ema=True)  # inference does not depend on the flag
+    with torch.no_grad():
+        c2 = new.encode(x)
+        assert all(torch.equal(c[p], c2[p]) for p in c) and torch.equal(new.decode(c2), y)
+
+
+def test_train_tokenizer_legacy_dropout_flag_and_resume_upgrade():
+    from typer.testing import CliRunner
+
+    from livedance.cli import app
+    from livedance.model.train_tokenizer import TokenizerRunConfig, _train_command, build_tokenizer, upgrade_run_config
+
+    rep = Representation()
+    assert build_tokenizer(TokenizerRunConfig(), rep).config.dropout_masks_ema is True
+    legacy = TokenizerRunConfig(legacy_dropout=True)
+    assert build_tokenizer(legacy, rep).config.dropout_masks_ema is False
+    assert _train_command(legacy).endswith(" --legacy-dropout") and "legacy" not in _train_command(TokenizerRunConfig())
+    old = TokenizerConfig(**SMALL).to_dict()
+    del old["dropout_masks_ema"]  # a run begun before the field existed resumes as legacy
+    assert upgrade_run_config({"tokenizer": old, "window": 64})["tokenizer"]["dropout_masks_ema"] is False
+    out = CliRunner().invoke(app, ["train", "tokenizer", "--help"], terminal_width=200)
+    assert "--legacy-dropout" in out.output and "session 19" in out.output

@@ -106,9 +106,23 @@ def test_resume_refuses_missing_or_foreign_checkpoints(tmp_path):
         tr.fit()
 
 
+def _crash_at(call: int):
+    """tok_loss that raises KeyboardInterrupt on its ``call``-th call (during step ``call``)."""
+    calls = {"n": 0}
+
+    def crashing(model, x):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return tok_loss(model, x)
+
+    return crashing
+
+
 def test_resume_upgrades_a_saved_run_config_written_before_a_setting_existed(tmp_path):
-    _, tr = _make(tmp_path / "old", steps=6)
-    tr.fit()  # saved run_config {"m": 1}: written before the "new" setting existed
+    _, tr = _make(tmp_path / "old", steps=9, loss=_crash_at(7))
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()  # checkpoint at step 6; saved run_config {"m": 1}: written before the "new" setting existed
     seed_everything(0)
     cfg = TrainConfig(steps=9, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3, progress=False)
     now = {"m": 1, "new": 0}
@@ -146,8 +160,9 @@ def test_dataset_smaller_than_a_batch_is_refused(tmp_path):
 
 
 DDP_SCRIPT = """
-import json, sys
+import json, random, sys
 from pathlib import Path
+import numpy as np
 import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
@@ -162,7 +177,10 @@ assert dist.world_size == 2 and dist.backend == "gloo"
 seed_everything(0)
 model = Tokenizer(TokenizerConfig(**TINY))  # built after init: its codebooks sync over the process group
 cfg = TrainConfig(steps=40, batch_size=8, lr=1e-2, warmup_steps=2, seed=0, log_every=5, ckpt_every=20, progress=False)
-res = Trainer(model, SineWindows(), tok_loss, cfg, out / "run", dist=dist).fit()
+trainer = Trainer(model, SineWindows(), tok_loss, cfg, out / "run", dist=dist)
+rng = [torch.get_rng_state()[-64:].tolist(), int(np.random.get_state()[1][0]), random.getstate()[1][:4]]
+(out / f"rank{{dist.rank}}.rng.json").write_text(json.dumps(rng))  # this rank's streams as training starts
+res = trainer.fit()
 save_tensors(out / f"rank{{dist.rank}}.safetensors", model.state_dict())
 (out / f"rank{{dist.rank}}.json").write_text(json.dumps(res.history))
 shutdown_distributed()
@@ -191,3 +209,92 @@ def test_two_process_gloo_ddp_ends_identical_and_learns(tmp_path):
     for k in s0:
         assert torch.equal(ck[k], s0[k])
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == len(h0)
+    # each rank draws from its own torch / numpy / python streams (seed + rank): dropout and augmentation differ
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.rng.json").read_text()) for r in (0, 1))
+    assert all(a != b for a, b in zip(r0, r1))
+
+
+def test_resume_refuses_other_training_settings_but_not_reporting_ones(tmp_path):
+    _, tr = _make(tmp_path / "x", steps=3)
+    tr.fit()
+    for change, field in ((dict(lr=1e-3), "lr: saved 0.003, now 0.001"), (dict(seed=1), "seed: saved 0, now 1"),
+                          (dict(batch_size=4), "batch_size"), (dict(minutes=5.0), "minutes: saved None, now 5.0"),
+                          (dict(steps=4), "steps: saved 3, now 4")):
+        kw = dict(steps=3, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3, progress=False)
+        cfg = TrainConfig(**{**kw, **change})
+        tr = Trainer(Tokenizer(TokenizerConfig(**TINY)), SineWindows(), tok_loss, cfg, tmp_path / "x", resume=True,
+                     run_config={"m": 1})
+        with pytest.raises(ConfigError, match="other training settings") as e:
+            tr.fit()
+        assert field in str(e.value) and str(tmp_path / "x" / "checkpoint") in str(e.value)
+    # reporting and checkpoint-cadence fields may change
+    cfg = TrainConfig(steps=3, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=1, ckpt_every=1,
+                      ckpt_every_minutes=9.0, progress=False)
+    tr = Trainer(Tokenizer(TokenizerConfig(**TINY)), SineWindows(), tok_loss, cfg, tmp_path / "x", resume=True,
+                 run_config={"m": 1})
+    assert tr.fit().step == 3
+    # a checkpoint written before a TrainConfig field existed reads it as its default
+    tj = tmp_path / "x" / "checkpoint" / "trainer.json"
+    doc = json.loads(tj.read_text())
+    del doc["train_config"]["min_lr_ratio"]
+    tj.write_text(json.dumps(doc))
+    _, tr = _make(tmp_path / "x", steps=3, resume=True)
+    assert tr.fit().step == 3
+
+
+def test_resume_refuses_another_world_size(tmp_path):
+    _, tr = _make(tmp_path / "w", steps=3)
+    tr.fit()
+    tj = tmp_path / "w" / "checkpoint" / "trainer.json"
+    doc = json.loads(tj.read_text())
+    doc["world_size"] = 2  # as if written by a 2-process torchrun
+    tj.write_text(json.dumps(doc))
+    _, tr = _make(tmp_path / "w", steps=3, resume=True)
+    with pytest.raises(ConfigError, match=r"written by 2 process\(es\), this run has 1"):
+        tr.fit()
+
+
+def test_resume_after_a_crash_does_not_log_steps_twice(tmp_path):
+    _, tr = _make(tmp_path / "a")
+    tr.fit()
+    _, tr = _make(tmp_path / "b", loss=_crash_at(9))  # steps 1..8 done and logged up to 8; checkpoint at 6
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    _, tr = _make(tmp_path / "b", resume=True)
+    tr.fit()
+
+    def records(run):
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"}
+                for line in (tmp_path / run / "log.jsonl").read_text().splitlines()]
+
+    assert [r["step"] for r in records("b")] == [2, 4, 6, 8, 10, 12]
+    assert records("b") == records("a")  # and the resumed run logs what the uninterrupted one did
+
+
+def test_a_double_crash_never_loses_the_only_checkpoint(tmp_path, monkeypatch):
+    import livedance.model.trainer as trainer_mod
+
+    out = tmp_path / "r"
+    _, tr = _make(out, steps=6)
+    tr.fit()
+    # a crash between "checkpoint -> checkpoint.old" and "checkpoint.tmp -> checkpoint", then .old cleaned up:
+    # only the complete checkpoint.tmp (step 6) is left
+    (out / "checkpoint").rename(out / "checkpoint.tmp")
+    _, tr = _make(out, steps=6, resume=True)
+    tr.load_checkpoint()
+    assert tr.step == 6  # resumed from checkpoint.tmp
+
+    real = trainer_mod.save_tensors
+
+    def dying(path, *a, **k):  # the next save dies while writing its new checkpoint.tmp
+        if Path(path).name == "model.safetensors":
+            raise KeyboardInterrupt
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(trainer_mod, "save_tensors", dying)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save_checkpoint()
+    monkeypatch.setattr(trainer_mod, "save_tensors", real)
+    _, tr = _make(out, steps=6, resume=True)
+    tr.load_checkpoint()  # the step-6 checkpoint survived (moved to checkpoint/ before the new one was begun)
+    assert tr.step == 6 and (out / "checkpoint" / "trainer.json").is_file()

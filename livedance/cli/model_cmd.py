@@ -41,6 +41,9 @@ def train_tokenizer_cmd(
     data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
     ship: bool = typer.Option(False, "--ship", help="Also write livedance/weights/tokenizer.* and its MODEL_CARD.md section."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    legacy_dropout: bool = typer.Option(False, "--legacy-dropout", help="Quantizer dropout as the shipped tokenizers "
+                                        "were trained (before session 19): a dropped level's codebook still learns "
+                                        "from the example (EMA, dead-code replacement, commitment)."),
 ) -> None:
     """Train the motion tokenizer (HRVQ / RVQ / VQ) on the train split; writes <out>/tokenizer.{safetensors,json} and prints the test-split reconstruction MPJPE per part."""
     import torch
@@ -52,7 +55,7 @@ def train_tokenizer_cmd(
         variant=variant, steps=steps, minutes=minutes, seed=seed,
         out=out or Path("runs") / f"tokenizer-{variant}", resume=resume, batch_size=batch_size, window=window, lr=lr,
         width=width, codebook_size=codebook_size,
-        data_root=data_root, ship=ship, progress=progress,
+        data_root=data_root, ship=ship, progress=progress, legacy_dropout=legacy_dropout,
     )
     run_training(cfg)
 

@@ -6,7 +6,13 @@ multiplies the output of causal multi-head attention by a SiLU gate computed fro
 
     y = Attention(Q = x W_q, K = m W_k, V = m W_v; causal mask) W_o  *  SiLU(x W_g)
 
-The attention is written out with plain matmuls and an additive mask so that it exports to ONNX with
+Here the mask is optional (``allowed``) and every current caller leaves it out, so the attention is
+bidirectional over the keys it is given: the generator's chunk head (:mod:`livedance.model.generator`'s
+``_ChunkBlock``) lets the slots of one chunk see each other, and the music encoder's single query
+(:mod:`livedance.model.music_encoder`) sees every frame of its window. Any causality in time comes from
+what the callers feed in, not from this layer; "causal" in the name is Danceba's.
+
+The attention is written out with plain matmuls and a masked fill (-1e9) so that it exports to ONNX with
 fixed shapes (no fused SDPA kernel whose export differs between torch versions).
 """
 

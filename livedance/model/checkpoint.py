@@ -2,13 +2,18 @@
 
 A shipped model ``<stem>`` is two files side by side (never pickle, never ``torch.save``):
 
-* ``<stem>.safetensors``: the module's ``state_dict`` (parameters and buffers), float tensors as stored;
+* ``<stem>.safetensors``: the module's ``state_dict`` (parameters and buffers), tensors as stored, with
+  ``{"format": ...}`` in the safetensors metadata;
 * ``<stem>.json``: ``{"format": ..., "format_version": 1, "config": {...}, "tensors": {name: shape},
   "sha256": <hex digest of the .safetensors file>, ...extra}``.
 
-:func:`load_weights` checks both: a missing file, unreadable JSON, a digest that does not match
-(truncated / corrupt file) or a wrong ``format`` raises :class:`~livedance.errors.WeightsError` naming the
-file; :func:`load_state_into` names every missing, unexpected or wrongly shaped tensor.
+:func:`load_weights` checks both: a missing file, unreadable JSON or a wrong ``format`` / ``format_version``
+raises :class:`~livedance.errors.WeightsError` naming the file. The ``sha256`` ties the pair together: when
+the JSON records one, a file with another digest (truncated, corrupt, or from another run) is refused; when
+it records none (a hand-made or older JSON), the file's metadata ``format`` must equal the JSON's and the
+file's tensor names and shapes must equal the JSON's ``tensors`` list (a JSON without either is refused).
+Without a digest, other weights of the same shapes still pass: only the digest proves the pair.
+:func:`load_state_into` names every missing, unexpected or wrongly shaped tensor and every dtype-kind mismatch.
 
 :func:`write_card_section` keeps one ``## <title>`` section per model in ``MODEL_CARD.md`` (the
 tokenizer and the generator each own one and rewrite only theirs).
@@ -137,7 +142,8 @@ def load_weights(stem: str | Path, fmt: str) -> tuple[dict[str, torch.Tensor], d
         ``(state_dict, json_doc)``.
     Raises:
         WeightsError: missing file, unreadable JSON, wrong format/version, digest mismatch (corrupt or
-            truncated weights), unreadable safetensors.
+            truncated weights), unreadable safetensors; without a digest in the JSON, a file whose metadata
+            ``format`` or whose tensor names / shapes differ from the JSON's ``format`` / ``tensors``.
     """
     st_path, js_path = weight_paths(stem)
     if not js_path.is_file():
@@ -162,14 +168,54 @@ def load_weights(stem: str | Path, fmt: str) -> tuple[dict[str, torch.Tensor], d
                 "the weights are corrupt, truncated or from another training run"
             )
     state = load_tensors(st_path)
+    if want is None:
+        _check_undigested_pair(st_path, js_path, state, doc, fmt)
     return state, doc
 
 
+def _check_undigested_pair(st_path: Path, js_path: Path, state: Mapping[str, torch.Tensor], doc: dict, fmt: str) -> None:
+    """Without a ``sha256``, tie ``st_path`` to ``js_path`` by the metadata ``format`` and the ``tensors`` list."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(st_path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 - a header safetensors.load accepted; belt and braces
+        raise WeightsError(f"{st_path}: unreadable safetensors header ({type(e).__name__}: {e})") from None
+    if meta.get("format") != fmt:
+        raise WeightsError(
+            f"{st_path}: safetensors metadata format is {meta.get('format')!r}, but {js_path.name} is {fmt!r} and "
+            "records no sha256; the two files are not a pair (restore the matching weights, or the JSON with its sha256)"
+        )
+    listed = doc.get("tensors")
+    if not isinstance(listed, dict):
+        raise WeightsError(f"{js_path}: records neither a sha256 nor a tensors list, so nothing ties it to {st_path.name}")
+    file_shapes = {k: list(v.shape) for k, v in state.items()}
+    json_shapes = {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in listed.items()}
+    if file_shapes != json_shapes:
+        only_file = sorted(set(file_shapes) - set(json_shapes))
+        only_json = sorted(set(json_shapes) - set(file_shapes))
+        shape = sorted(f"{k}: file {tuple(file_shapes[k])} vs json {json_shapes[k]}"
+                       for k in set(file_shapes) & set(json_shapes) if file_shapes[k] != json_shapes[k])
+        parts = []
+        if only_file:
+            parts.append(f"{len(only_file)} tensors not in its tensors list (e.g. {', '.join(only_file[:4])})")
+        if only_json:
+            parts.append(f"{len(only_json)} listed tensors missing (e.g. {', '.join(only_json[:4])})")
+        if shape:
+            parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
+        raise WeightsError(f"{st_path}: does not match the tensors list of {js_path.name} (which records no sha256): "
+                           f"{'; '.join(parts)}")
+
+
 def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
-    """Copy ``state`` into ``module`` after checking names and shapes.
+    """Copy ``state`` into ``module`` after checking names, shapes and dtype kinds.
+
+    A tensor is cast to the module's dtype only within its kind (float16 -> float32 is fine); a float, integer,
+    bool or complex tensor for a buffer of another kind (e.g. a float file into an int64 buffer) is refused.
 
     Raises:
-        WeightsError: naming ``source`` and listing missing, unexpected and wrongly shaped tensors.
+        WeightsError: naming ``source`` and listing missing, unexpected, wrongly shaped and wrong-kind tensors.
     """
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
@@ -179,7 +225,12 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         for k in set(own) & set(state)
         if tuple(state[k].shape) != tuple(own[k].shape)
     )
-    if missing or unexpected or shape:
+    kind = sorted(
+        f"{k}: file {state[k].dtype} vs model {own[k].dtype}"
+        for k in set(own) & set(state)
+        if _dtype_kind(state[k].dtype) != _dtype_kind(own[k].dtype)
+    )
+    if missing or unexpected or shape or kind:
         parts = []
         if missing:
             parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:4])})")
@@ -187,8 +238,19 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
             parts.append(f"unexpected {len(unexpected)} tensors (e.g. {', '.join(unexpected[:4])})")
         if shape:
             parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
+        if kind:
+            parts.append(f"dtype kind mismatch: {'; '.join(kind[:4])}")
         raise WeightsError(f"{source}: weights do not match the model built from its config: {'; '.join(parts)}")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _dtype_kind(dtype: torch.dtype) -> str:
+    """'bool', 'complex', 'float' or 'int'."""
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "float" if dtype.is_floating_point else "int"
 
 
 def write_card_section(card_path: str | Path, title: str, body: str) -> Path:

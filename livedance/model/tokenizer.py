@@ -25,6 +25,10 @@ of :mod:`livedance.model.representation`:
   needs nothing else.
 * quantizer dropout (training only): with probability ``quantizer_dropout`` an example keeps only its
   first n ~ U{1..V} levels (the same n for all parts), so that decoding from the first levels works.
+  With ``dropout_masks_ema`` (the default for new runs) a dropped level's codebook learns nothing from the
+  example: its EMA averages, dead-code replacement and commitment loss see only the examples that keep
+  the level. The shipped tokenizers were trained without it (before session 19: every example fed every
+  level's codebook, only the decoder input was masked); their JSON has no such field, read as False.
 * decoder ``D_p``: causal conv, ``down`` stages of [causal residual blocks + nearest x2 upsampling +
   causal conv], causal convs to the part's features. Frame 4n + k (k = 0..3) depends on tokens <= n.
 
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
+import torch.distributed as tdist
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -88,6 +93,10 @@ class TokenizerConfig:
         dead_code_threshold: codes whose EMA cluster size falls below this are replaced by batch samples.
         kmeans_init: initialise codebooks by k-means on the first batch.
         commitment_weight: weight of the commitment loss ``|z - sg(q)|^2`` per codebook.
+        dropout_masks_ema: quantizer dropout also hides a dropped level from that level's codebook (EMA
+            averages, dead-code replacement, commitment loss); False is the legacy behaviour the shipped
+            tokenizers were trained with, and what :meth:`from_dict` reads from a JSON without the field.
+            Training only: encoding and decoding do not depend on it.
     """
 
     part_dims: tuple[tuple[str, int], ...] = (("lower", 62), ("upper", 78))
@@ -104,6 +113,7 @@ class TokenizerConfig:
     dead_code_threshold: float = 2.0
     kmeans_init: bool = True
     commitment_weight: float = 0.02
+    dropout_masks_ema: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "part_dims", tuple((str(n), int(d)) for n, d in self.part_dims))
@@ -148,9 +158,11 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "TokenizerConfig":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`. A dict written before ``dropout_masks_ema`` existed (the shipped
+        ``tokenizer.json`` / ``baseline_tokenizer.json``) was trained without it: the field reads as False."""
         d = dict(d)
         d["part_dims"] = tuple(tuple(p) for p in d["part_dims"])
+        d.setdefault("dropout_masks_ema", False)
         return cls(**d)
 
 
@@ -359,24 +371,57 @@ class Tokenizer(nn.Module):
         Args:
             z: part -> (B, N, d) latents.
             keep_levels: optional (B,) int64, levels kept per example (quantizer dropout); None keeps all.
+                Example b's level v enters ``z_hat`` only when ``keep_levels[b] > v``; with
+                ``config.dropout_masks_ema`` it also reaches level v's codebook (EMA, dead-code replacement,
+                commitment) only then, and a level no example keeps is not quantised at all.
         Returns:
-            ``(z_hat part -> (B, N, d), codes part -> (B, N, V) int64, commitment loss scalar)``.
+            ``(z_hat part -> (B, N, d), codes part -> (B, N, V) int64, commitment loss scalar)``; with
+            ``dropout_masks_ema`` the codes of a dropped level are -1 (legacy, and the DDP fallback below: the
+            nearest code anyway).
+
+        Under ``torch.distributed`` in training mode the masked path all-reduces, per level, how many examples
+        keep it, so that every rank calls the (synchronised) codebook or none does; a rank none of whose examples
+        keeps a level that another rank's do quantises its examples unmasked for that level (legacy behaviour, as
+        the codebook cannot take an empty batch there).
         """
         cfg = self.config
         parts = cfg.parts
-        B = next(iter(z.values())).shape[0]
+        B, N = next(iter(z.values())).shape[:2]
         acc = {p: torch.zeros_like(z[p]) for p in parts}
         codes = {p: [] for p in parts}
         loss = z[parts[0]].new_zeros(())
+        masked = keep_levels is not None and cfg.dropout_masks_ema
         for v in range(cfg.levels):
-            mask = None
+            mask = vq_mask = None
+            run_vq = True
             if keep_levels is not None:
-                mask = (keep_levels > v).to(z[parts[0]].dtype).view(B, 1, 1)
+                kept = keep_levels > v  # (B,) bool
+                mask = kept.to(z[parts[0]].dtype).view(B, 1, 1)
+                if masked:
+                    n_local = int(kept.sum())
+                    n_all = n_local
+                    if self.training and tdist.is_available() and tdist.is_initialized() and tdist.get_world_size() > 1:
+                        t = torch.tensor([n_local], device=kept.device)
+                        tdist.all_reduce(t)
+                        n_all = int(t.item())
+                    run_vq = n_all > 0
+                    if 0 < n_local < B:
+                        vq_mask = kept.view(B, 1).expand(B, N)
             prev_q = None
             for p in parts:
                 r = z[p] - acc[p]
                 hint = self.hints[p][v](prev_q) if (cfg.chained and prev_q is not None) else None
-                q, idx, l = self.quantizers[p][v](r - hint if hint is not None else r)
+                if not run_vq:  # nobody keeps level v: its codebook is left alone, the hints stay in the graph
+                    q = torch.zeros_like(r) if hint is None else hint
+                    acc[p] = acc[p] + q * mask
+                    codes[p].append(torch.full(r.shape[:2], -1, dtype=torch.int64, device=r.device))
+                    prev_q = q
+                    continue
+                x_in = r - hint if hint is not None else r
+                if vq_mask is not None:
+                    q, idx, l = self.quantizers[p][v](x_in, mask=vq_mask)
+                else:
+                    q, idx, l = self.quantizers[p][v](x_in)
                 if hint is not None:
                     q = q + hint
                 loss = loss + l.sum()
@@ -497,7 +542,8 @@ class Tokenizer(nn.Module):
         Args:
             x: (B, T, D) normalised features.
         Returns:
-            dict with ``recon`` (B, T, D), ``codes`` part -> (B, N, V), ``commit`` (scalar commitment loss).
+            dict with ``recon`` (B, T, D), ``codes`` part -> (B, N, V) (-1 at levels quantizer dropout dropped, with
+            ``dropout_masks_ema``), ``commit`` (scalar commitment loss, summed over parts and levels).
         """
         z = self.encode_latents(x)
         keep = None

@@ -122,6 +122,7 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
         return out["loss"], {"acc": out["acc"]}
 
     res = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist).fit()
+    model.cpu()  # the Trainer may have moved it to a GPU; wrong_song_figures feeds it CPU tensors
     result: dict[str, Any] = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by,
                               "final": res.history[-1] if res.history else None}
     if not dist.is_main:

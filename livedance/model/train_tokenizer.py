@@ -222,20 +222,39 @@ class TokenizerRunConfig:
     width: int = 64
     latent_dim: int = 64
     eval_split: str = "test"
+    legacy_dropout: bool = False  # TokenizerConfig.dropout_masks_ema = False: how the shipped tokenizers were trained
 
 
 def build_tokenizer(cfg: TokenizerRunConfig, rep: Representation) -> Tokenizer:
     """The :class:`Tokenizer` a run config asks for, sized for ``rep``'s parts."""
     parts = tuple((n, d) for n, d in rep.config.part_dims.items() if d > 0)
     return Tokenizer(TokenizerConfig(part_dims=parts, variant=cfg.variant, levels=cfg.levels,
-                                     codebook_size=cfg.codebook_size, width=cfg.width, latent_dim=cfg.latent_dim))
+                                     codebook_size=cfg.codebook_size, width=cfg.width, latent_dim=cfg.latent_dim,
+                                     dropout_masks_ema=not cfg.legacy_dropout))
+
+
+def upgrade_run_config(saved: dict) -> dict:
+    """A checkpoint's saved run config as this version writes it: its ``tokenizer`` entry goes through
+    :meth:`TokenizerConfig.from_dict`, so a run begun before ``dropout_masks_ema`` existed reads as the legacy
+    behaviour it was trained with (resume it with ``--legacy-dropout``).
+
+    Raises:
+        ConfigError: the saved tokenizer config cannot be read (unknown fields, bad values).
+    """
+    if not isinstance(saved.get("tokenizer"), dict):
+        return saved
+    try:
+        tok = TokenizerConfig.from_dict(saved["tokenizer"]).to_dict()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"tokenizer config {saved['tokenizer']}: {type(e).__name__}: {e}") from None
+    return {**saved, "tokenizer": tok}
 
 
 def _train_command(cfg: TokenizerRunConfig) -> str:
     mins = f" --minutes {cfg.minutes:g}" if cfg.minutes else ""
     return (f"livedance train tokenizer --variant {cfg.variant} --steps {cfg.steps}{mins} --seed {cfg.seed} "
             f"--batch-size {cfg.batch_size} --window {cfg.window} --lr {cfg.lr:g} --width {cfg.width} "
-            f"--codebook-size {cfg.codebook_size} --threads 1")
+            f"--codebook-size {cfg.codebook_size} --threads 1{' --legacy-dropout' if cfg.legacy_dropout else ''}")
 
 
 def run_training(cfg: TokenizerRunConfig) -> dict:
@@ -272,8 +291,9 @@ def run_training(cfg: TokenizerRunConfig) -> dict:
     run_config = {"tokenizer": model.config.to_dict(), "window": cfg.window, "hop": cfg.hop,
                   "vel_weight": cfg.vel_weight, "pos_weight": cfg.pos_weight, "root_weight": cfg.root_weight, "train_clips": [getattr(c, "name", str(i)) for i, c in enumerate(train)]}
     trainer = Trainer(model, ds, lambda m, b: tokenizer_loss(m, b, cfg.vel_weight, rep, cfg.pos_weight, cfg.root_weight), tcfg, cfg.out,
-                      resume=cfg.resume, run_config=run_config, dist=dist)
+                      resume=cfg.resume, run_config=run_config, dist=dist, upgrade_run_config=upgrade_run_config)
     res = trainer.fit()
+    model.cpu()  # the Trainer may have moved it to a GPU; the metrics below feed it CPU tensors
     result: dict[str, Any] = {"steps": res.step, "elapsed_s": res.elapsed_s, "stopped_by": res.stopped_by}
     if not dist.is_main:
         return result
@@ -312,6 +332,7 @@ def write_model_card(model: Tokenizer, rep: Representation, metrics: dict, train
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
 
     c = model.config
+    dropout = f"{c.quantizer_dropout:g}" + ("" if c.dropout_masks_ema else " (`--legacy-dropout`: dropped levels still update their codebooks)")
     windows = f"{train_info['train_windows']} windows of {cfg.window} frames, hop {cfg.hop}"
     if data_description(cfg.data_root) == TANG_DATA:
         data = f"""- Data: Tang et al. 2018 DANCE (mhy12345/Music-to-Dance-Motion-Synthesis), markers solved to SMPL-X body
@@ -332,7 +353,7 @@ canonical skeleton, training record, metrics). Load with `Tokenizer.load()` (liv
 - Training: `{train_info['command']}` on the CPU ({train_info['world_size']} process(es)); {train_info['steps']} steps in
   {train_info['elapsed_s'] / 60:.1f} min (stopped by {train_info['stopped_by']}), AdamW, warmup + cosine LR; loss = feature L1
   + {cfg.vel_weight:g} x velocity L1 + {cfg.pos_weight:g} x FK joint position L1 (m) + {cfg.root_weight:g} x root-channel L1
-  + commitment; EMA codebooks with k-means init and dead-code replacement, quantizer dropout 0.5.
+  + commitment; EMA codebooks with k-means init and dead-code replacement, quantizer dropout {dropout}.
 - Metrics ({cfg.eval_split} split, {metrics['frames']} frames, whole clips encoded and decoded, FK with each clip's
   skeleton): MPJPE of pelvis-relative joints lower {metrics['lower']:.1f} mm, upper {metrics['upper']:.1f} mm,
   all {metrics['all']:.1f} mm; root position error (velocity integrated over 4 s windows, plus height)

@@ -17,25 +17,34 @@ stacks into a batch; batches are built in the main process (no worker processes:
 Distributed: when ``WORLD_SIZE > 1`` (``torchrun`` sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT) the process group is initialised with ``nccl`` on CUDA and ``gloo`` on the CPU, the model is
 wrapped in ``DistributedDataParallel``, each rank reads its shard of every epoch through a
-``DistributedSampler`` (same seed on every rank), rank 0 decides when the time budget is spent and
-broadcasts it, and only rank 0 writes files. ``batch_size`` is per rank.
+``DistributedSampler`` (same seed on every rank), the python / numpy / torch RNGs are reseeded with
+``seed + rank`` on every rank when the :class:`Trainer` is built (so augmentation and dropout differ between
+ranks; a single process keeps the streams its caller seeded), rank 0 decides when the time budget is spent
+and broadcasts it, and only rank 0 writes files. ``batch_size`` is per rank.
 
 Learning rate (per step): ``lr * min(1, (step + 1) / warmup_steps) * (min_lr_ratio + (1 - min_lr_ratio) *
 (1 + cos(pi * p)) / 2)`` with progress ``p = max(step / steps, elapsed / (60 * minutes))``, so a run cut
 short by its wall-clock budget still anneals. Training stops when ``p >= 1``.
 
 Checkpoints (``<out_dir>/checkpoint/``, written every ``ckpt_every`` steps or ``ckpt_every_minutes``, and at
-the end; atomically replaced; never pickle):
+the end; never pickle): written to ``checkpoint.tmp/`` (``trainer.json`` last, so a folder with it is
+complete), then swapped in through ``checkpoint.old/``. A swap cut short is finished by the next save, and
+``--resume`` reads ``checkpoint/``, else a complete ``checkpoint.tmp/`` (the newer), else ``checkpoint.old/``;
+no save deletes the only complete checkpoint.
 
 * ``model.safetensors``: the unwrapped model's ``state_dict`` (parameters and buffers);
-* ``optimizer.safetensors``: AdamW state tensors as ``state.<param index>.<name>`` and each rank's torch
-  RNG state as ``rng.torch.<rank>``;
-* ``trainer.json``: step, epoch, batch within the epoch, elapsed seconds, the optimizer's param groups and
-  non-tensor state, python / numpy RNG states per rank, the ``TrainConfig`` and the caller's
-  ``run_config`` (checked on resume).
+* ``optimizer.safetensors``: AdamW state tensors as ``state.<param index>.<name>``, each rank's torch
+  CPU RNG state as ``rng.torch.<rank>`` and, on CUDA, its device's RNG state as ``rng.cuda.<rank>``;
+* ``trainer.json``: step, epoch, batch within the epoch, elapsed seconds, world size, the optimizer's param
+  groups and non-tensor state, python / numpy RNG states per rank, the ``TrainConfig`` and the caller's
+  ``run_config``.
 
-Resuming in the same world size reproduces the uninterrupted run exactly on the CPU (same batches, same
-RNG streams); ``tests/test_trainer.py`` checks it.
+Resuming checks the world size, the ``run_config`` and the ``TrainConfig`` (all but the reporting and
+checkpoint-cadence fields in :data:`RESUME_FREE_FIELDS`) and refuses any difference; it cuts ``log.jsonl``
+back to the resumed step, so steps after the last checkpoint are not logged twice. The resumed run
+reproduces the uninterrupted one exactly (same batches, same RNG streams) only on the CPU and with
+``minutes=None``: a wall-clock budget makes the LR schedule and the stopping step depend on elapsed time,
+and CUDA kernels need not be deterministic. ``tests/test_trainer.py`` checks the CPU case.
 """
 
 from __future__ import annotations
@@ -67,7 +76,11 @@ __all__ = [
     "shutdown_distributed",
     "seed_everything",
     "lr_at",
+    "RESUME_FREE_FIELDS",
 ]
+
+#: :class:`TrainConfig` fields that a resumed run may change: they only report or set the checkpoint cadence.
+RESUME_FREE_FIELDS: tuple[str, ...] = ("progress", "log_every", "ckpt_every", "ckpt_every_minutes")
 
 
 @dataclass
@@ -84,7 +97,7 @@ class TrainConfig:
         warmup_steps: linear warm-up steps.
         min_lr_ratio: final LR as a fraction of ``lr`` (cosine floor).
         grad_clip: max global gradient norm (None: no clipping).
-        seed: base seed (model init, data order, augmentation).
+        seed: base seed (model init, data order, augmentation; each DDP rank seeds its RNGs with seed + rank).
         log_every: steps between logged (rank-averaged) losses.
         ckpt_every: steps between checkpoints (0: only by time and at the end).
         ckpt_every_minutes: minutes between checkpoints.
@@ -223,6 +236,11 @@ def _differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     return [] if a == b else [(path or "run_config", a, b)]
 
 
+def _complete(d: Path) -> bool:
+    """Whether folder ``d`` holds a whole checkpoint (``trainer.json`` is written last)."""
+    return all((d / n).is_file() for n in ("trainer.json", "model.safetensors", "optimizer.safetensors"))
+
+
 def _json_state(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_state(v) for v in obj]
@@ -256,7 +274,8 @@ class Trainer:
 
     Raises:
         ConfigError: when the dataset is smaller than one global batch, or ``resume`` finds no checkpoint
-            or one written for a different ``run_config`` / world size.
+            or one written for a different ``run_config``, ``TrainConfig`` (outside
+            :data:`RESUME_FREE_FIELDS`) or world size (raised by :meth:`fit`).
     """
 
     def __init__(
@@ -293,6 +312,8 @@ class Trainer:
             self.wrapped = DDP(self.model, device_ids=ids)
         else:
             self.wrapped = self.model
+        if self.dist.distributed:  # one RNG stream per rank (a single process keeps its caller's streams)
+            seed_everything(config.seed + self.dist.rank)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay
         )
@@ -323,11 +344,19 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write the checkpoint (collective under DDP: every rank must call it; rank 0 writes)."""
         rng_t = self._gather(torch.get_rng_state())
+        cuda = self.dist.device.type == "cuda"
+        rng_c = self._gather(torch.cuda.get_rng_state(self.dist.device) if cuda else None)
         rng_py = self._gather(random.getstate())
         rng_np = self._gather(np.random.get_state())
         if not self.dist.is_main:
             return
         tmp = self.out_dir / "checkpoint.tmp"
+        old = self.out_dir / "checkpoint.old"
+        if not self.ckpt_dir.exists():  # finish a swap a crash cut short: never delete the only checkpoint
+            for src in (tmp, old):
+                if _complete(src):
+                    os.replace(src, self.ckpt_dir)
+                    break
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
@@ -343,6 +372,9 @@ class Trainer:
                     scalars.setdefault(str(idx), {})[k] = v
         for r, s in enumerate(rng_t):
             tensors[f"rng.torch.{r}"] = s
+        for r, s in enumerate(rng_c):
+            if s is not None:
+                tensors[f"rng.cuda.{r}"] = s
         save_tensors(tmp / "optimizer.safetensors", tensors)
         doc = {
             "step": self.step,
@@ -357,9 +389,8 @@ class Trainer:
             "train_config": _json_state(asdict(self.cfg)),
             "run_config": self.run_config,
         }
-        atomic_write_bytes(tmp / "trainer.json", json.dumps(doc).encode())
-        old = self.out_dir / "checkpoint.old"
-        if old.exists():
+        atomic_write_bytes(tmp / "trainer.json", json.dumps(doc).encode())  # last: marks tmp complete
+        if old.exists():  # checkpoint/ exists here unless there never was a complete checkpoint
             shutil.rmtree(old)
         if self.ckpt_dir.exists():
             os.replace(self.ckpt_dir, old)
@@ -370,21 +401,32 @@ class Trainer:
     def load_checkpoint(self) -> None:
         """Restore model, optimizer, position in the data and RNG streams from ``<out_dir>/checkpoint``.
 
+        Reads ``checkpoint/``, else a complete ``checkpoint.tmp/``, else ``checkpoint.old/`` (a swap cut short
+        by a crash). Rank 0 then cuts ``log.jsonl`` back to the records of steps <= the resumed step.
+
         Raises:
-            ConfigError: no checkpoint, or one for another run config.
+            ConfigError: no checkpoint, or one for another world size, run config or ``TrainConfig`` (fields
+                outside :data:`RESUME_FREE_FIELDS`), naming the checkpoint folder and every difference.
             WeightsError: unreadable / mismatched checkpoint files.
         """
         from livedance.model.checkpoint import load_state_into
 
-        d = self.ckpt_dir
-        if not (d / "trainer.json").is_file() and (self.out_dir / "checkpoint.old" / "trainer.json").is_file():
-            d = self.out_dir / "checkpoint.old"  # interrupted while swapping
-        if not (d / "trainer.json").is_file():
-            raise ConfigError(f"--resume: no checkpoint in {self.ckpt_dir} (expected trainer.json there)")
+        cands = [self.ckpt_dir, self.out_dir / "checkpoint.tmp", self.out_dir / "checkpoint.old"]
+        d = next((c for c in cands if _complete(c)), None)
+        if d is None:
+            raise ConfigError(f"--resume: no checkpoint in {self.ckpt_dir} (expected trainer.json, model.safetensors "
+                              "and optimizer.safetensors there, or in checkpoint.tmp / checkpoint.old beside it)")
         try:
             doc = json.loads((d / "trainer.json").read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise WeightsError(f"{d / 'trainer.json'}: unreadable ({e})") from None
+        saved_world = int(doc.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            raise ConfigError(
+                f"--resume: the checkpoint in {d} was written by {saved_world} process(es), this run has "
+                f"{self.dist.world_size}; resume with {saved_world} (torchrun --nproc_per_node {saved_world}), or train "
+                "into a new --out folder"
+            )
         saved = doc.get("run_config")
         if self.upgrade_run_config is not None and isinstance(saved, dict):
             try:
@@ -397,6 +439,17 @@ class Trainer:
                 f"--resume: the checkpoint in {d} was written for another model/data config ({diff}); "
                 "resume with the same settings, or train into a new --out folder"
             )
+        saved_tc = doc.get("train_config")
+        if isinstance(saved_tc, dict):
+            now_tc = {k: v for k, v in _json_state(asdict(self.cfg)).items() if k not in RESUME_FREE_FIELDS}
+            defaults = _json_state(asdict(TrainConfig()))  # fields added since the checkpoint: their defaults
+            saved_tc = {k: v for k, v in {**defaults, **saved_tc}.items() if k not in RESUME_FREE_FIELDS}
+            if saved_tc != now_tc:
+                diff = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, a, b in _differences(saved_tc, now_tc))
+                raise ConfigError(
+                    f"--resume: the checkpoint in {d} was written with other training settings ({diff}); "
+                    "resume with the same settings, or train into a new --out folder"
+                )
         load_state_into(self.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
         ot = load_tensors(d / "optimizer.safetensors")
         state: dict[int, dict[str, Any]] = {}
@@ -419,14 +472,30 @@ class Trainer:
         self.batch_in_epoch = int(doc["batch_in_epoch"])
         self.elapsed_s = float(doc["elapsed_s"])
         r = self.dist.rank
-        if int(doc.get("world_size", 1)) == self.dist.world_size:
-            torch.set_rng_state(ot[f"rng.torch.{r}"])
-            py = doc["rng_python"][r]
-            random.setstate((py[0], tuple(py[1]), py[2]))
-            npst = doc["rng_numpy"][r]
-            np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), npst[2], npst[3], npst[4]))
-        else:  # another world size: fresh but deterministic streams per rank
-            seed_everything(self.cfg.seed + 1000 * self.step + r)
+        torch.set_rng_state(ot[f"rng.torch.{r}"])
+        if self.dist.device.type == "cuda" and f"rng.cuda.{r}" in ot:  # absent in CPU runs and older checkpoints
+            torch.cuda.set_rng_state(ot[f"rng.cuda.{r}"], self.dist.device)
+        py = doc["rng_python"][r]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        npst = doc["rng_numpy"][r]
+        np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), npst[2], npst[3], npst[4]))
+        if self.dist.is_main:
+            self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Keep only the ``log.jsonl`` records of steps <= ``self.step`` (and drop a line cut off by a crash)."""
+        logf = self.out_dir / "log.jsonl"
+        if not logf.is_file():
+            return
+        keep = []
+        for line in logf.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)) and rec["step"] <= self.step:
+                keep.append(line)
+        atomic_write_bytes(logf, "".join(k + "\n" for k in keep).encode())
 
     # --------------------------------------------------------------------------------- loop
     def _progress(self) -> float:
