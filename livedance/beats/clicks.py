@@ -30,7 +30,7 @@ def click_track(
         bpm: tempo, beats per minute (> 0).
         duration_s: length of the signal, seconds.
         sample_rate: Hz.
-        start_s: time of the first click, seconds (silence before it).
+        start_s: time of the first click, seconds (>= 0; silence before it).
         freq_hz, amplitude: sine frequency and peak amplitude of a click.
         click_s, attack_s: click length and linear attack, seconds (exponential decay after the attack).
         accent_every: if > 0, every ``accent_every``-th click (the first included) uses ``accent_freq_hz``.
@@ -40,10 +40,12 @@ def click_track(
         click onset times in seconds.
 
     Raises:
-        ConfigError: on a non-positive tempo, duration or sample rate.
+        ConfigError: on a non-positive tempo, duration or sample rate, or a negative ``start_s``.
     """
     if bpm <= 0 or duration_s <= 0 or sample_rate <= 0:
         raise ConfigError(f"click_track needs bpm, duration_s and sample_rate > 0, got {bpm}, {duration_s}, {sample_rate}")
+    if not start_s >= 0:
+        raise ConfigError(f"click_track start_s must be >= 0 seconds (the time of the first click), got {start_s}")
     n = int(round(duration_s * sample_rate))
     audio = np.zeros(n, np.float32)
     period = 60.0 / bpm

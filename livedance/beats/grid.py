@@ -24,9 +24,12 @@ class BeatEvent:
         time_s: when the beat happens, stream clock seconds (sample 0 = 0.0).
         bpm: tempo at the time of the announcement, beats per minute.
         confidence: tracker confidence in [0, 1] when it announced the beat.
-        reported_at_s: stream time (seconds) of the audio the tracker had analysed when it
-            announced the beat: the end of the analysis hop that triggered it. A beat predicted
-            ahead has ``reported_at_s <= time_s``; the difference is how early it was announced.
+        reported_at_s: stream time (seconds) by which the caller has pushed the audio that produced
+            the announcement: the end of the analysis hop that triggered it, plus the resampler's
+            hold-back at input rates other than 44.1 kHz (an upper bound,
+            :func:`livedance.beats.tracker.resampler_hold_s`; pushing in larger blocks adds their
+            length). A beat predicted ahead has ``reported_at_s <= time_s``; the difference is how
+            early it was announced.
         is_downbeat: True if the tracker estimates the beat starts a bar (False while unsure).
     """
 

@@ -76,7 +76,7 @@ def midi_beat_grid(path: str | Path, duration_s: float) -> np.ndarray:
             tick += msg.time
             if msg.type == "set_tempo":
                 changes.append((tick, msg.tempo))
-    changes.sort()
+    changes.sort(key=lambda c: c[0])  # stable: at equal ticks the later event in file order wins
     if not changes or changes[0][0] > 0:
         changes.insert(0, (0, 500000))  # MIDI default: 120 BPM
     beats, t, tick_prev, tempo = [], 0.0, 0, changes[0][1]

@@ -3,7 +3,10 @@
 Signal path, one analysis hop at a time (``hop`` samples at :data:`ANALYSIS_RATE`):
 
 1. Input at any rate in 8-96 kHz is resampled to 44.1 kHz with ``soxr.ResampleStream`` (no-op at
-   44.1 kHz). The resampler is delay-compensated: analysis sample k is stream time k / 44100 s.
+   44.1 kHz). The resampler is delay-compensated: analysis sample k is stream time k / 44100 s. It
+   does hold output back, though: analysis sample k reaches the tracker only once the caller has
+   pushed input up to about k / 44100 + d s, d varying between a few ms and
+   :func:`resampler_hold_s` (19.6 ms at 48 kHz, 42.5 ms at 22.05 kHz, 135 ms at 8 kHz; 0 at 44.1 kHz).
 2. Triangular dither at about -100 dBFS is added, so aubio's silence gate never swallows beats in
    digitally silent passages (aubio 0.4.9 drops beats when a block is below -90 dBFS).
 3. aubio's tempo tracker (``aubio.tempo("default", ...)``, Davies & Plumbley's comb-filter tracker)
@@ -17,10 +20,15 @@ Signal path, one analysis hop at a time (``hop`` samples at :data:`ANALYSIS_RATE
    valid when P changes); the best phase gives the last beat, and last beat + P the next one. While the
    tempo is young the comb weighs recent beats more (``young_phase_decay``); after that a jump of the
    phase by more than 0.3 beat is followed only once it has held for ``phase_switch_beats`` beats.
-7. A beat is announced (a :class:`BeatEvent`) when the next predicted beat falls before the end of
-   the next hop: it is announced ahead of time, ``reported_at_s <= time_s``.
+7. A beat is announced (a :class:`BeatEvent`) when the next predicted beat falls before
+   now + d + max(hop, ``announce_ahead_s``), now = the end of the hop just analysed (analysis clock) and
+   d = :func:`resampler_hold_s`: the caller has the event by stream time ``reported_at_s`` = now + d and
+   the next chance to announce comes a hop later, so a locked tracker announces ahead of time,
+   ``reported_at_s <= time_s``.
 8. Downbeats: the low-band onset accent of each announced beat is accumulated per bar position for
-   3/4 and 4/4; the meter and position with the clearest accent mark the downbeats.
+   3/4 and 4/4; the meter and position with the clearest accent mark the downbeats. Bar positions count
+   grid beats: a beat not announced (confidence gate, silence, skipped as too late) still advances them
+   (by the number of periods since the last announced beat, rounded).
 
 Confidence in [0, 1] combines the autocorrelation strength at the period and the peak contrast of
 the phase comb; it is 0 while the input is silent (RMS below ``silence_db`` over the last
@@ -33,16 +41,54 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from livedance.beats.grid import BeatEvent, grid_beats, grid_phase
 from livedance.beats.onset import OnsetEnvelope
 from livedance.beats.tempo import TempoConfig, TempoEstimator
-from livedance.errors import AudioError, ConfigError
+from livedance.errors import ConfigError
+from livedance.features.validate import check_samples
 
 #: Internal analysis sample rate, Hz. Input at other rates is resampled to it.
 ANALYSIS_RATE = 44100
+
+
+def _make_resampler(sample_rate: int):
+    import soxr
+
+    return soxr.ResampleStream(float(sample_rate), float(ANALYSIS_RATE), 1, dtype="float32", quality="HQ")
+
+
+@lru_cache(maxsize=None)
+def resampler_hold_s(sample_rate: int) -> float:
+    """Longest time, seconds, that the tracker's resampler (soxr HQ, ``sample_rate`` -> 44.1 kHz) holds an
+    analysis sample back: analysis sample k (stream time k / 44100) is returned by soxr once the caller has
+    pushed the input up to at most k / 44100 + this (when pushing in blocks of up to 0.5 ms; larger blocks
+    add their own length). 0.0 at 44.1 kHz (no resampler).
+
+    soxr releases its output in internal blocks, so the actual hold-back is a sawtooth between a few ms and
+    this maximum (48 kHz: 2.4-19.6 ms; 22.05 kHz: 4.4-42.5 ms; 8 kHz: 24-135 ms). It depends only on the
+    sample counts, so it is measured once per rate by pushing 1 s of zeros through a probe resampler in
+    0.5 ms steps (the step adds at most 0.5 ms, on the safe side).
+    """
+    sample_rate = int(sample_rate)
+    if sample_rate == ANALYSIS_RATE:
+        return 0.0
+    rs = _make_resampler(sample_rate)
+    step = max(1, sample_rate // 2000)
+    zeros = np.zeros(step, np.float32)
+    n_in = n_out = 0
+    worst = 0.0
+    while n_in < sample_rate:
+        m = rs.resample_chunk(zeros, last=False).size
+        n_in += step
+        if m:
+            # output samples n_out .. n_out + m - 1 arrive now; the oldest of them waited longest
+            worst = max(worst, n_in / sample_rate - n_out / ANALYSIS_RATE)
+            n_out += m
+    return float(worst)
 
 
 @dataclass
@@ -84,8 +130,9 @@ class TrackerConfig:
         period_smooth_s: time constant of the smoothing of the refined period, seconds.
         odf_latency_s: how far the onset envelope lags the onset that caused it, seconds
             (measured on click tracks).
-        announce_ahead_s: a beat is announced when it is at most this far in the future, seconds
-            (at least one hop, so that no beat falls between two hops).
+        announce_ahead_s: a beat is announced when it is at most this far after the time the caller
+            receives the announcement (the analysis time plus :func:`resampler_hold_s`), seconds (at
+            least one hop, so that no beat falls between two hops).
         phase_switch_beats: once the tempo is no longer young, a new phase more than 0.3 beat from the
             pending prediction is followed only once the comb has preferred it for this many beat periods in
             a row (0 = at once; while young it is always followed at once, so the first lock is not
@@ -190,6 +237,20 @@ class TrackerConfig:
         if not 0.0 <= self.young_phase_decay <= 1.0:
             raise ConfigError(f"TrackerConfig.young_phase_decay must be in [0, 1] (0 = phase_decay), "
                               f"got {self.young_phase_decay}")
+        if int(self.phase_beats) != self.phase_beats or self.phase_beats < 1:
+            raise ConfigError(f"TrackerConfig.phase_beats must be a whole number of beats >= 1, got {self.phase_beats}")
+        if int(self.tempo.n_harmonics) != self.tempo.n_harmonics or self.tempo.n_harmonics < 1:
+            raise ConfigError(
+                f"TrackerConfig.tempo.n_harmonics must be a whole number >= 1, got {self.tempo.n_harmonics}"
+            )
+        for name, v in (
+            ("period_smooth_s", self.period_smooth_s),
+            ("tempo.acf_time_s", self.tempo.acf_time_s),
+            ("tempo.mean_time_s", self.tempo.mean_time_s),
+            ("tempo.smooth_time_s", self.tempo.smooth_time_s),
+        ):
+            if not v > 0:
+                raise ConfigError(f"TrackerConfig.{name} must be a time constant > 0 seconds, got {v}")
 
 
 class _DownbeatEstimator:
@@ -236,6 +297,7 @@ class BeatTracker:
         for block in blocks:              # (N,) float32 mono, any N
             for ev in tr.push(block):     # BeatEvent, announced ahead of time
                 ...
+        tail = tr.flush()                 # end of stream: the beats of the buffered tail
         tr.bpm, tr.confidence, tr.beat_phase(t), tr.predict_beats(4, t)
 
     The output depends only on the samples, not on how they are split into blocks.
@@ -268,11 +330,10 @@ class BeatTracker:
         c = self.cfg
         self._resampler = None
         if int(c.sample_rate) != ANALYSIS_RATE:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(
-                float(c.sample_rate), float(ANALYSIS_RATE), 1, dtype="float32", quality="HQ"
-            )
+            self._resampler = _make_resampler(int(c.sample_rate))
+        self._hold_s = resampler_hold_s(int(c.sample_rate))
+        self._flushed = False
+        self._n_in = 0  # input samples pushed
         self._rng = np.random.default_rng(c.seed)
         self._dither_amp = float(10 ** (c.dither_db / 20))
         self._buf = np.zeros(c.win, np.float32)  # the newest `win` analysis samples
@@ -304,7 +365,7 @@ class BeatTracker:
         self._switch_since: float | None = None  # when the comb's phase started to disagree with the grid
         self._period_s: float | None = None
         self._fine_period: float | None = None
-        self._beat_index = 0
+        self._beat_index = -1  # grid beat number of the last announced beat
         self._downbeat = _DownbeatEstimator()
         self._bar: tuple[int, int] | None = None
         self._last_downbeat: float | None = None
@@ -322,7 +383,8 @@ class BeatTracker:
 
     @property
     def time_s(self) -> float:
-        """Stream time analysed so far, seconds (end of the last complete hop)."""
+        """Stream time analysed so far, seconds on the analysis clock (end of the last complete hop; after
+        :meth:`flush`, of the zero-padded last one)."""
         return self._n_frames * self.hop_s
 
     def beat_phase(self, t_s: float) -> float:
@@ -356,37 +418,63 @@ class BeatTracker:
         """Analyse the next block of audio and return the beats announced meanwhile.
 
         Args:
-            samples: (N,) float32 mono at ``cfg.sample_rate``, any N >= 0 (values outside [-1, 1]
-                are allowed; NaN/inf are not).
+            samples: (N,) float32 (or float64/float16) mono at ``cfg.sample_rate``, any N >= 0, nominally
+                in [-1, 1] (a little beyond is fine; magnitudes above 1e30 and NaN/inf are not).
 
         Returns:
             The beats announced during this block, in time order (possibly empty).
 
         Raises:
-            AudioError: if ``samples`` is not 1-D or holds NaN/inf.
+            AudioError: if ``samples`` is not a 1-D float array (integer PCM must be scaled to [-1, 1]
+                first), or holds NaN/inf or magnitudes above 1e30 (the tracker's state is unchanged).
+            RuntimeError: after :meth:`flush`, until :meth:`reset`.
         """
-        x = np.asarray(samples, dtype=np.float32)
-        if x.ndim != 1:
-            raise AudioError(f"BeatTracker.push expects mono samples of shape (N,), got shape {x.shape}")
-        if x.size and not np.isfinite(x).all():
-            raise AudioError("BeatTracker.push got NaN or inf samples; expected finite float audio")
+        x = check_samples(samples, "BeatTracker.push samples")
+        if self._flushed:
+            raise RuntimeError("BeatTracker.push after flush(): the stream has ended; call reset() to start a new one")
+        x = np.asarray(x, dtype=np.float32)
+        self._n_in += x.size
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x, last=False)
-        if x.size == 0:
+        return self._analyse(x, end_s=None)
+
+    def flush(self) -> list[BeatEvent]:
+        """End of stream: analyse the audio still buffered and return the beats announced meanwhile.
+
+        Drains the resampler (the output soxr still holds, up to :func:`resampler_hold_s`) and analyses
+        the last partial hop padded with zeros, so the whole input has been analysed (:attr:`time_s`
+        is then at or after its end, ``end_s`` = samples pushed / ``sample_rate``). Beats are announced
+        as in :meth:`push`, except that only beats at or before ``end_s`` are (no audio follows), with
+        ``reported_at_s`` = ``end_s``, when the caller gets them. A second call returns [];
+        :meth:`push` raises until :meth:`reset`.
+        """
+        if self._flushed:
             return []
+        self._flushed = True
+        x = np.zeros(0, np.float32)
+        if self._resampler is not None:
+            x = self._resampler.resample_chunk(x, last=True)
+        return self._analyse(x, end_s=self._n_in / float(self.cfg.sample_rate))
+
+    def _analyse(self, x: np.ndarray, end_s: float | None) -> list[BeatEvent]:
+        """Run every complete hop of pending + ``x``; at the end of the stream (``end_s``, seconds, not
+        None) also the last partial hop, zero-padded."""
         data = np.concatenate([self._pending, x]) if self._pending.size else x
         hop = self.cfg.hop
+        if end_s is not None and data.size % hop:
+            data = np.concatenate([data, np.zeros(hop - data.size % hop, np.float32)])
         n = data.size // hop
         events: list[BeatEvent] = []
         for i in range(n):
-            ev = self._step(data[i * hop : (i + 1) * hop])
+            ev = self._step(data[i * hop : (i + 1) * hop], end_s)
             if ev is not None:
                 events.append(ev)
         self._pending = data[n * hop :].copy()
         return events
 
     # ------------------------------------------------------------- one hop
-    def _step(self, block: np.ndarray) -> BeatEvent | None:
+    def _step(self, block: np.ndarray, end_s: float | None = None) -> BeatEvent | None:
+        """Analyse one hop; ``end_s``: end of the stream when flushing (seconds), else None."""
         c = self.cfg
         # Triangular dither (sum of two uniforms) keeps aubio's silence gate open.
         dither = (self._rng.random(block.size) - self._rng.random(block.size)).astype(np.float32)
@@ -477,8 +565,15 @@ class BeatTracker:
         self._next_beat = nxt
         if self._confidence < c.min_confidence:
             return None
-        if nxt <= now + max(self.hop_s, c.announce_ahead_s):
-            return self._announce(nxt, now)
+        # The caller gets this hop's events at stream time now + hold (the resampler's hold-back); the
+        # next chance to announce comes a hop later. At the end of the stream (flush) the caller gets
+        # them at end_s, and no beat after end_s is announced.
+        reported = now + self._hold_s
+        horizon = reported + max(self.hop_s, c.announce_ahead_s)
+        if end_s is not None:
+            reported, horizon = min(reported, end_s), min(horizon, end_s)
+        if nxt <= horizon:
+            return self._announce(nxt, now, reported)
         return None
 
     def _phase(self, period: float, now: float, dp: np.ndarray, kw: np.ndarray) -> tuple[float, float]:
@@ -555,7 +650,13 @@ class BeatTracker:
         value = max(strength, 0.0) * self._phase_contrast * warm
         self._confidence = float(np.clip(1.5 * np.sqrt(value), 0.0, 1.0))
 
-    def _announce(self, t_beat: float, now: float) -> BeatEvent:
+    def _announce(self, t_beat: float, now: float, reported: float) -> BeatEvent:
+        # Grid beat number: beats of the grid that were not announced (confidence gate, silence, too
+        # late) still count, so bar positions stay on the grid.
+        if self._last_emitted is None or self._period_s is None:
+            index = self._beat_index + 1
+        else:
+            index = self._beat_index + max(1, int(round((t_beat - self._last_emitted) / self._period_s)))
         is_down = False
         if self.cfg.downbeats:
             # Accent of the previous announced beat (its audio has been heard by now).
@@ -563,20 +664,20 @@ class BeatTracker:
                 back = int(round((now - self._last_emitted) * self.fps))
                 if 0 <= back < self._hist_len - 3:
                     lo = max(back - 2, 0)
-                    self._downbeat.add(self._beat_index - 1, float(self._low[lo : back + 3].max()))
+                    self._downbeat.add(self._beat_index, float(self._low[lo : back + 3].max()))
             self._bar = self._downbeat.estimate()
             if self._bar is not None:
                 meter, pos = self._bar
-                is_down = self._beat_index % meter == pos
+                is_down = index % meter == pos
                 if is_down:
                     self._last_downbeat = t_beat
         self._last_emitted = t_beat
-        self._beat_index += 1
+        self._beat_index = index
         return BeatEvent(
             time_s=float(t_beat),
             bpm=self.bpm,
             confidence=self._confidence,
-            reported_at_s=float(now),
+            reported_at_s=float(reported),
             is_downbeat=bool(is_down),
         )
 
@@ -590,10 +691,12 @@ def track(audio: np.ndarray, cfg: TrackerConfig | None = None, block: int = 4096
         block: push size in samples (the result does not depend on it).
 
     Returns:
-        The announced beats, as a live consumer would have received them.
+        The announced beats, as a live consumer would have received them, including those of
+        :meth:`BeatTracker.flush` at the end of the signal.
     """
     tr = BeatTracker(cfg)
     out: list[BeatEvent] = []
     for i in range(0, len(audio), block):
         out.extend(tr.push(audio[i : i + block]))
+    out.extend(tr.flush())
     return out
