@@ -301,6 +301,12 @@ class OSCUDPTransport:
                 "not logged.", self.name, self.host, self.port, err, hint,
             )
 
+    def set_logger(self, logger) -> None:
+        """Send the one send-error warning to ``logger`` (a :class:`logging.Logger` or anything with its
+        ``warning``), e.g. a logger that only queues the record when :meth:`send_datagrams` runs on a thread that
+        must not block on I/O (the live loop's output clock)."""
+        self._log = logger
+
     def close(self) -> None:
         """Close the socket (idempotent)."""
         if self._sock is not None:

@@ -177,6 +177,10 @@ class VMCSender:
         self.frames_sent += 1
         return sent
 
+    def set_logger(self, logger) -> None:
+        """Where the transport's one send-error warning goes (:meth:`OSCUDPTransport.set_logger`)."""
+        self._transport.set_logger(logger)
+
     def close(self) -> None:
         """Close the socket (idempotent)."""
         self._transport.close()

@@ -96,8 +96,9 @@ def test_ipv4_sockets_may_broadcast():
 
     from livedance.bridges.osc_transport import OSCUDPTransport
 
-    with OSCUDPTransport("255.255.255.255", 39539) as tx:
+    with OSCUDPTransport("255.255.255.255", 39539) as tx:  # the option only: no datagram leaves for the LAN
         assert tx._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) != 0
+    with OSCUDPTransport("127.255.255.255", 39539) as tx:  # the loopback net's broadcast: sent, never refused
         tx.send_messages([osc_message("/x", [1.0])])
         assert "PermissionError" not in (tx.stats.last_error or "")
 

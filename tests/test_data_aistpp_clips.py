@@ -78,10 +78,11 @@ def test_missing_music_and_bad_settings_are_named(aist):
         aistpp_clip(m, fps=0.0)
 
 
-def test_train_generator_and_eval_run_on_an_aistpp_folder(aist, tmp_path_factory):
+def test_train_generator_and_eval_run_on_an_aistpp_folder(aist, tmp_path_factory, monkeypatch):
     from livedance.cli import main
 
     out = tmp_path_factory.mktemp("run")
+    monkeypatch.setenv("LIVEDANCE_CACHE", str(out / "cache"))  # song analyses and the ONNX graph stay in the test
     assert main(["train", "generator", "--data-root", str(aist), "--steps", "2", "--tokens", "16", "--batch-size", "2",
                  "--out", str(out / "gen"), "--no-progress"]) == 0
     doc = json.loads((out / "gen" / "generator.json").read_text())
@@ -111,3 +112,22 @@ def test_retrieval_never_uses_another_dance_to_the_same_song_as_a_negative():
     song = {pairs[k].name: int(ds[i]["clip"]) for i, (k, _) in enumerate(ds.index)}
     assert song["a"] == song["b"]  # two dances to one song (AIST++): one key, never each other's negatives
     assert len({song["a"], song["c"], song["d"]}) == 3  # no song key: each dance its own song (the Tang data)
+
+
+def test_the_wrong_song_row_never_pairs_a_dance_with_another_recording_of_its_own_song(monkeypatch):
+    import livedance.eval.alignment as al
+    from livedance.model.retrieval import PairedClip
+
+    seen = []
+    monkeypatch.setattr(al, "retrieval_figures", lambda model, pairs, songs=None, **kw: seen.append((pairs, songs)))
+    z = np.zeros((8, 3), np.float32)
+    songs = ["/m/a.wav", "/m/a.wav", "/m/b.wav", "/m/b.wav", "/m/c.wav"]  # AIST++: two dances per song, side by side
+    pairs = [PairedClip(f"d{k}", z + k, z, s) for k, s in enumerate(songs)]
+    al.wrong_song_figures(None, pairs)
+    wrong, keys = seen[1]
+    for k, w in enumerate(wrong):
+        assert keys[k] != songs[k], w.name  # its music is another song's
+    seen.clear()
+    tang = [PairedClip(f"d{k}", z + k, z, f"/m/{k}.wav") for k in range(4)]
+    al.wrong_song_figures(None, tang)
+    assert [w.name for w in seen[1][0]] == ["d0 to d1", "d1 to d2", "d2 to d3", "d3 to d0"]  # one song each: the shift

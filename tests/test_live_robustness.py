@@ -91,7 +91,7 @@ def test_live_source_stop_returns_within_its_timeout_when_the_device_close_hangs
     src.start()
     t0 = time.perf_counter()
     src.stop(timeout=0.5)
-    assert time.perf_counter() - t0 < 1.0  # before: 3 s, the whole abort
+    assert time.perf_counter() - t0 < 2.0  # before: 3 s, the whole abort (margin for a loaded machine)
     assert src.status is SourceStatus.STOPPED
     assert _wait(lambda: streams[0].closed)  # the close finishes in the background
 
@@ -104,7 +104,7 @@ def test_a_lost_device_whose_close_hangs_does_not_hold_up_stop():
     time.sleep(0.1)  # the monitor is (before the fix: was) inside the slow close, holding the source's lock
     t0 = time.perf_counter()
     src.stop(timeout=0.5)
-    assert time.perf_counter() - t0 < 1.0  # before: the rest of the 3 s abort
+    assert time.perf_counter() - t0 < 2.0  # before: the rest of the 3 s abort (margin for a loaded machine)
     assert not any(t.name.startswith("livedance-audio-monitor") and t.is_alive() for t in threading.enumerate())
 
 
@@ -118,8 +118,8 @@ def test_performer_stop_closes_the_recordings_first_and_is_bounded_with_a_hangin
     p.stop(timeout=1.0)
     took = time.perf_counter() - t0
     assert sink.frames > 5 and sink.closed_at is not None
-    assert sink.closed_at - t0 < 0.5  # before: after the source stopped, 3 s
-    assert took < 1.6  # before: 3 s
+    assert sink.closed_at - t0 < 1.5  # before: after the source stopped, 3 s
+    assert took < 2.5  # before: 3 s
     assert _wait(lambda: streams[0].closed)
 
 
@@ -319,10 +319,17 @@ class Blocking(logging.Handler):
 
 
 def test_a_blocked_log_cannot_stall_the_output_clock(wav):
+    from livedance.live.sinks import VMCSink
+
     gate = threading.Event()
     handler = Blocking(gate)
-    log = logging.getLogger("livedance.live")
-    log.addHandler(handler)
+    logs = [logging.getLogger("livedance.live"), logging.getLogger("livedance.bridges")]
+    for log in logs:
+        log.addHandler(handler)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    closed_port = s.getsockname()[1]
+    s.close()  # nothing listens there: the VMC sender's first send error is warned (from inside its send)
 
     class Failing(Collect):
         def send(self, frame, music):
@@ -330,19 +337,23 @@ def test_a_blocked_log_cannot_stall_the_output_clock(wav):
             raise RuntimeError("receiver gone")
 
     sink = Failing()
-    p = Performer(FileSource(wav, realtime=True), [sink], config=PerformConfig(gc_freeze=False))
+    vmc = VMCSink("127.0.0.1", closed_port)
+    p = Performer(FileSource(wav, realtime=True), [sink, vmc], config=PerformConfig(gc_freeze=False))
     try:
         p.start()
-        time.sleep(0.2)  # the sink's first failure is logged: the handler blocks
-        n0 = sink.frames
+        time.sleep(0.2)  # the sinks' first failures are logged: the handler blocks
+        n0, s0 = sink.frames, p.stats().gen_steps
         time.sleep(0.5)
-        n1 = sink.frames
+        n1, s1 = sink.frames, p.stats().gen_steps
     finally:
         gate.set()
         p.stop()
-        log.removeHandler(handler)
-    assert n1 - n0 > 15  # 60 fps: about 30; before: 0, the clock waited on the log
-    assert "livedance-output" not in handler.threads and handler.threads
+        for log in logs:
+            log.removeHandler(handler)
+    assert n1 - n0 > 5  # 60 fps: about 30; before: 0, the clock waited on the log
+    assert s1 > s0  # and the scheduler goes on stepping the dance (the log has its own writer thread)
+    assert vmc.send_errors > 0
+    assert handler.threads and set(handler.threads) == {"livedance-log"}
 
 
 # ---------------------------------------------------------------------------------------------- 4: BVH gaps
@@ -374,6 +385,10 @@ def test_a_bvh_recording_repeats_the_last_frame_over_missing_ticks(tmp_path):
     assert len(fixed.t) == 20 + 60 + 1  # 17 + 3 copies, the stall capped at 1 s (60 copies), the last frame
     assert fixed.t[10:13] == [100.0 + 9 / 60.0] * 3  # the frame before the gap, repeated
     assert rt.filled == 2 * 63 and rt.fill_capped == 2
+    from livedance.live.sinks import SinkSet
+
+    sinks = SinkSet([rt])  # what PerformStats reports
+    assert sinks.record_fills == 2 * 63 and sinks.record_fills_capped == 2
     assert np.load(tmp_path / "take.npz")["t_show_s"].shape[0] == len(ticks)
     frames = int(re.search(rb"Frames: *(\d+)", (tmp_path / "take.bvh").read_bytes()).group(1))
     assert frames == 81 and rt.per_recorder[str(tmp_path / "take.bvh")][0] == 81

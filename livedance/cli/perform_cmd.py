@@ -310,6 +310,9 @@ def perform_command(
                 if st.recording_fills:
                     console.print(f"{st.recording_fills} frames repeated in the BVH recordings where a tick had no frame "
                                   f"(the take stays in time with the music)", highlight=False)
+                if st.recording_fills_capped:
+                    console.print(f"[yellow]{st.recording_fills_capped} gap(s) in the BVH recordings were longer than "
+                                  "the 10 s fill cap: the take is early against the music after them[/]")
         else:
             for s in sinks:
                 try:

@@ -84,12 +84,14 @@ def aistpp_clip(motion: AISTMotion, fps: float = 25.0, rest_offsets: np.ndarray 
     k = int(np.floor((motion.num_frames - 1) / step + 1e-9)) + 1
     u = np.minimum(np.arange(k) * step, motion.num_frames - 1)
     rot, trans = resample_motion(motion.local_rotmats()[:, :NUM_BODY_JOINTS], motion.trans_m, u)
-    feet = smpl24_positions(rot, trans, rest)[:, list(FOOT_JOINTS), 1].min(axis=1)
+    pos = smpl24_positions(rot, trans, rest)
+    lift = np.float32(np.percentile(pos[:, list(FOOT_JOINTS), 1].min(axis=1), 1.0))
     trans = trans.copy()
-    trans[:, 1] -= np.float32(np.percentile(feet, 1.0))
+    trans[:, 1] -= lift
+    pos[..., 1] -= lift  # FK is linear in the root translation: the same as running it again
     return MotionClip(
         name=motion.name, style=genre(motion.name), fps=float(fps), local_rotmats=rot, root_translation=trans,
-        rest_offsets=rest, positions=smpl24_positions(rot, trans, rest), audio_path=Path(motion.audio_path),
+        rest_offsets=rest, positions=pos, audio_path=Path(motion.audio_path),
         audio_offset_s=0.0, beat_aligned=True,
     )
 

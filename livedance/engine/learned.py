@@ -378,7 +378,7 @@ class LearnedGenerator:
             rank = (not finite, excess)  # a run with a usable state first, then the least excess
             if best is None or rank < best[0]:
                 best = (rank, out, decoded, token)
-            if excess == 0.0 and finite:
+            if excess == 0.0 and (finite or k >= 1):  # a non-finite state earns one extra run, not all of them
                 break
         self.n_pose_resamples += k
         (poisoned, excess), out, decoded, token = best

@@ -273,7 +273,10 @@ def style_prior_from_split(split: str = "train", data_root: str | Path | None = 
         for i, p in enumerate(cfg.parts):
             for v in range(cfg.levels):
                 n[i, v] += np.bincount(codes[p][0, :, v].numpy(), minlength=cfg.codebook_size)
-    cmd = f"livedance train style-prior --split {split} --alpha {alpha:g}"
+    from livedance.data.dataset import data_description
+
+    cmd = f"livedance train style-prior --split {split} --alpha {alpha:g}" + (
+        f" --data-root {data_root}" if data_root is not None else "")
     return StylePrior.from_counts(counts, cfg.parts, alpha, sorted(code_lineage(tdoc)),
-                                  {"data": "Tang 2018 DANCE" if not any(s.startswith("g") for s in counts) else "AIST++",
-                                   "split": split, "clips": len(clips), "command": cmd})
+                                  {"data": data_description(data_root), "split": split, "clips": len(clips),
+                                   "command": cmd})

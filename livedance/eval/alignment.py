@@ -139,7 +139,8 @@ def wrong_song_figures(model: Any, pairs: Sequence[Any], seed: int = 0, **kw: An
 
     The wrong pairing is a cyclic shift (dance i with the music of pair i + 1), each cut to the shorter of the two;
     songs are told apart by :attr:`~livedance.model.retrieval.PairedClip.song_key` (AIST++ has several dances to one
-    song: they are never each other's negatives).
+    song: they are never each other's negatives). Where the shift would pair a dance with another recording of its
+    own song, a seeded derangement that avoids that is used instead (:func:`livedance.eval.suite.derangement`).
 
     Args:
         model: a :class:`~livedance.model.retrieval.MusicDanceRetrieval`. pairs: >= 2 :class:`PairedClip`.
@@ -154,9 +155,15 @@ def wrong_song_figures(model: Any, pairs: Sequence[Any], seed: int = 0, **kw: An
     from livedance.model.retrieval import PairedClip
 
     n = len(pairs)
+    keys = [p.song_key for p in pairs]
+    partner = [(i + 1) % n for i in range(n)]
+    if any(keys[i] == keys[j] for i, j in enumerate(partner)):
+        from livedance.eval.suite import derangement
+
+        partner = [int(j) for j in derangement(n, seed, keys)]
     wrong = []
     for i, p in enumerate(pairs):
-        q = pairs[(i + 1) % n]
+        q = pairs[partner[i]]
         m = min(len(p.motion), len(q.music))
         wrong.append(PairedClip(f"{p.name} to {q.name}", p.motion[:m], q.music[:m], q.song_key))
     return {"own": retrieval_figures(model, pairs, songs=[p.song_key for p in pairs], seed=seed, **kw),

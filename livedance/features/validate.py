@@ -35,7 +35,7 @@ def check_samples(samples: np.ndarray, what: str = "samples") -> np.ndarray:
         )
     if x.dtype.kind != "f":
         raise AudioError(
-            f"{what} must be float32/float64 audio in [-1, 1], got dtype {x.dtype}; "
+            f"{what} must be float16/float32/float64 audio in [-1, 1], got dtype {x.dtype}; "
             "scale integer PCM to floats first"
         )
     if x.size:

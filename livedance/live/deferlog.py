@@ -3,14 +3,16 @@
 A log handler writes to a terminal or a file; a terminal that is not read (a paused ssh session, a full
 pipe) blocks the writer. On the output clock that would stall every sink. :class:`DeferredLog` stands in
 for a :class:`logging.Logger` there: a call only appends the record to a bounded in-memory queue (no lock
-of ours, no I/O, never blocks) and another thread writes the queue out with :meth:`DeferredLog.drain`
-(the performer's scheduler thread, and :meth:`~livedance.live.performer.Performer.stop`). No thread of
-its own.
+of ours, no I/O, never blocks). Its own writer thread (:meth:`DeferredLog.start`, ``livedance-log``, a
+daemon that :meth:`DeferredLog.stop` ends) writes the queue out, so a blocked terminal stalls only that
+thread, neither the output clock nor the scheduler. Without it, :meth:`DeferredLog.drain` writes on the
+calling thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 
 
@@ -32,6 +34,47 @@ class DeferredLog:
         self.dropped = 0  #: records not queued because the queue was full
         self._q: deque = deque()
         self._told_dropped = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self, period_s: float = 0.1) -> None:
+        """Write the queue out every ``period_s`` seconds on a daemon thread (``livedance-log``) until :meth:`stop`.
+        Starting a started writer does nothing."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(float(period_s),), name="livedance-log", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 0.5) -> bool:
+        """End the writer after a last write-out; waits at most ``timeout`` seconds (a writer blocked on a handler
+        finishes on its own: a daemon thread cannot keep the process alive). Without a writer, writes the queue out
+        here. Raises nothing.
+
+        Returns:
+            True when the writer has ended (or there was none).
+        """
+        th = self._thread
+        if th is None:
+            self._drain_quietly()
+            return True
+        self._stop.set()
+        th.join(max(float(timeout), 0.0))
+        if th.is_alive():
+            return False
+        self._thread = None
+        return True
+
+    def _run(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            self._drain_quietly()
+        self._drain_quietly()
+
+    def _drain_quietly(self) -> None:
+        try:
+            self.drain()
+        except Exception:  # noqa: BLE001 - a failing log handler must not end the writer
+            pass
 
     def log(self, level: int, msg: str, *args) -> None:
         """Queue one record (never blocks; a full queue drops it and counts it)."""

@@ -17,8 +17,9 @@ plus the time the recordings take to close):
   motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
   the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
   :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too. Its log calls
-  only queue the record (:class:`~livedance.live.deferlog.DeferredLog`); the scheduler writes them out, so
-  a blocked terminal cannot stall the clock.
+  (and the network senders' one send-error warning) only queue the record
+  (:class:`~livedance.live.deferlog.DeferredLog`); its own writer thread writes them out, so a blocked terminal
+  stalls neither the clock nor the scheduler.
   With a learned generator the clock samples the timeline at a warped *motion time* tau instead
   (:mod:`livedance.live.warp`, beat-synchronous playback): the scheduler finds the motion beats of the
   frames it appends (FK speed minima, as the BAS) and publishes them as an immutable
@@ -215,6 +216,8 @@ class PerformStats:
             up, write / close errors such as a full disk).
         recording_fills: copies of a previous frame written into BVH recordings (constant frame time) where a
             tick had no frame (skipped, failed, or dropped by the recorder queue), so that the take stays in time.
+        recording_fills_capped: such gaps longer than the fill cap (10 s by default): the take after each is early
+            against the music by the rest of the gap.
     """
 
     frames_sent: int = 0
@@ -233,6 +236,7 @@ class PerformStats:
     send_errors: int = 0
     recordings: dict = field(default_factory=dict)
     recording_fills: int = 0
+    recording_fills_capped: int = 0
     tick_deadlines: list = field(default_factory=list)
     tick_wakes: list = field(default_factory=list)
     warp_ticks: int = 0
@@ -328,7 +332,7 @@ class Performer:
         rtp = self.config.rt_priority
         self.listener = Listener(source, feature_config, tracker_config, rt_priority=None if rtp is None else max(rtp - 1, 1))
         self.rt_output = False
-        self._clock_log = DeferredLog(_log)  # the output clock's log: written out by the scheduler and stop()
+        self._clock_log = DeferredLog(_log)  # the output clock's log: written out by its own thread (start / stop)
         self.sinks = SinkSet(list(sinks or []), logger=self._clock_log)
         self.controls = ControlState()
         self._control_server: ControlServer | None = None
@@ -379,6 +383,7 @@ class Performer:
         if self._started:
             return
         self._started = True
+        self._clock_log.start()
         try:
             if self._control_server is not None:
                 self._control_server.start()
@@ -408,6 +413,7 @@ class Performer:
                 self._threads = []
                 self._stop.clear()
                 self._started = False
+                self._clock_log.stop()
             raise
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -436,7 +442,7 @@ class Performer:
                     self._stop_listening(time.perf_counter() + max(timeout - joined_s, 0.0))
                     self._close_link()
                     self._listening_stopped = True
-                self._clock_log.drain()
+                self._clock_log.stop(timeout=0.2)
 
     def _close_sinks(self) -> None:
         self.sinks.close()
@@ -522,6 +528,7 @@ class Performer:
         out.send_errors = self.sinks.send_errors
         out.recordings = self.sinks.record_counts
         out.recording_fills = self.sinks.record_fills
+        out.recording_fills_capped = self.sinks.record_fills_capped
         w = self._warp
         out.warp_aligned_ticks = w.aligned_ticks
         out.warp_beats_hit = w.beats_hit
@@ -540,7 +547,6 @@ class Performer:
         next_t: float | None = None
         while not self._stop.is_set():
             try:
-                self._clock_log.drain()  # the output clock's log records (it does no I/O itself)
                 gen = self.generator
                 s_now = self.listener.stream_time()
                 s_show = s_now + cfg.latency_s

@@ -68,6 +68,10 @@ class VMCSink:
         """Send the frame's bones (send errors are counted by the sender, not raised)."""
         self.sender.send(frame)
 
+    def set_logger(self, logger) -> None:
+        """Where the sender's one send-error warning goes (:class:`SinkSet` passes its own logger)."""
+        self.sender.set_logger(logger)
+
     @property
     def send_errors(self) -> int:
         """UDP send failures (e.g. nothing listening)."""
@@ -94,6 +98,10 @@ class RawOSCSink:
     def send(self, frame: PoseFrame, music: MusicState) -> None:
         """Send the frame and the music state."""
         self.sender.send(frame, music)
+
+    def set_logger(self, logger) -> None:
+        """Where the sender's one send-error warning goes (:class:`SinkSet` passes its own logger)."""
+        self.sender.set_logger(logger)
 
     @property
     def send_errors(self) -> int:
@@ -345,7 +353,8 @@ class SinkSet:
         sinks: the sinks (network sinks, a :class:`RecorderThread`, the preview ...).
         logger: where the one warning per failing sink goes (a :class:`logging.Logger`, or anything with its
             ``warning``: the performer passes a :class:`~livedance.live.deferlog.DeferredLog`, since :meth:`send` runs
-            on the output clock).
+            on the output clock). Sinks with a ``set_logger`` (the network senders, whose first send error is
+            warned from inside :meth:`send`) get it too.
     """
 
     def __init__(self, sinks: list, logger: logging.Logger | None = None) -> None:
@@ -353,6 +362,10 @@ class SinkSet:
         self.errors: dict[str, int] = {self._name(s): 0 for s in self.sinks}
         self.last_error: dict[str, str] = {}
         self._log = logger or _log
+        if logger is not None:
+            for s in self.sinks:
+                if hasattr(s, "set_logger"):
+                    s.set_logger(logger)
 
     @staticmethod
     def _name(sink) -> str:
@@ -388,6 +401,12 @@ class SinkSet:
         """Copies of a previous frame written to fill gaps in fixed-frame-time recordings (BVH), over the
         :class:`RecorderThread` sinks."""
         return sum(int(r.filled) for r in self.sinks if isinstance(r, RecorderThread))
+
+    @property
+    def record_fills_capped(self) -> int:
+        """Gaps in fixed-frame-time recordings longer than the fill cap (``RecorderThread.max_fill_s``): the take
+        after each is early against the music by the rest of the gap."""
+        return sum(int(r.fill_capped) for r in self.sinks if isinstance(r, RecorderThread))
 
     @property
     def record_counts(self) -> dict[str, tuple[int, int, int]]:
