@@ -445,7 +445,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=300.0, help="length of the main run (default 300 s)")
     ap.add_argument("--audio", default=None, help="audio file (default: the Armygeddon song, else the bundled excerpt)")
-    ap.add_argument("--latency-ms", type=float, default=100.0, help="output latency given to the loop (ms)")
+    ap.add_argument("--latency-ms", type=float, default=100.0, help="visual latency given to the loop (PerformConfig.latency_s, ms); the audio is heard at its stream time")
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds ignored at the start for the beat offset")
     ap.add_argument("--reaction-offset", type=float, default=60.0, help="song time (s) of the reaction run's music")
     ap.add_argument("--no-reaction", action="store_true", help="skip the silence-music-silence run")

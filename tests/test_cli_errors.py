@@ -71,14 +71,19 @@ def test_bad_input_is_one_clear_line_with_status_2(files, capsys, monkeypatch, a
     assert not (files / "g.npz").exists()
 
 
-def test_a_negative_calibrated_output_latency_is_used_as_0_and_said(tmp_path, monkeypatch):
-    from livedance.live.setup import default_latency_ms
+def test_a_negative_calibrated_output_latency_is_a_negative_audio_delay(tmp_path, monkeypatch):
+    from livedance.errors import ConfigError
+    from livedance.live.performer import PerformConfig
+    from livedance.live.setup import default_audio_delay_ms
 
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"version": 1, "output_latency_ms": -5.0}))
     monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg))
-    ms, why = default_latency_ms()
-    assert ms == 0.0 and "-5 ms" in why and str(cfg) in why and "calibrate" in why
+    ms, why = default_audio_delay_ms("played")  # someone who taps ahead of the clicks: shown 5 ms later, not clamped
+    assert ms == -5.0 and str(cfg) in why
+    PerformConfig(audio_delay_s=ms / 1000).validate()
+    with pytest.raises(ConfigError, match="--audio-delay-ms"):
+        PerformConfig(audio_delay_s=2.5).validate()
 
 
 def test_travel_scale_reaches_the_vmc_sender():

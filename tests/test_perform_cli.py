@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from livedance.cli import main
-from livedance.live.setup import default_latency_ms
+from livedance.live.setup import default_audio_delay_ms
 
 
 @pytest.fixture()
@@ -52,20 +52,25 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         assert code == 2 and needle in " ".join(err.split()) and "Traceback" not in err, (args, err)
 
 
-def test_latency_defaults_to_the_calibrated_value(tmp_path, monkeypatch):
+def test_the_audio_delay_defaults_to_the_calibrated_latency_of_the_source_kind(tmp_path, monkeypatch):
     uc = pytest.importorskip("livedance.calibration.user_config", reason="the calibration module is not installed")
     cfg_file = tmp_path / "config.json"
     monkeypatch.setenv("LIVEDANCE_CONFIG", str(cfg_file))
-    ms, why = default_latency_ms()
+    ms, why = default_audio_delay_ms("played")
     assert ms == 0.0 and "not calibrated" in why
-    uc.save_user_config(uc.UserConfig(output_latency_ms=42.5), cfg_file)
-    ms, why = default_latency_ms()
+    uc.save_user_config(uc.UserConfig(output_latency_ms=42.5, input_latency_ms=7.0), cfg_file)
+    ms, why = default_audio_delay_ms("played")  # a played file is heard after its DAC time
     assert ms == 42.5 and str(cfg_file) in why
+    ms, why = default_audio_delay_ms("input")  # the room heard the input before its reported capture time
+    assert ms == -7.0 and "input latency" in why
+    assert default_audio_delay_ms("silent")[0] == 0.0
     cfg_file.write_text("{not json")
     from livedance.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        default_latency_ms()
+        default_audio_delay_ms("played")
+    with pytest.raises(ConfigError, match="played, input or silent"):
+        default_audio_delay_ms("loud")
 
 
 def test_travel_scale_comes_from_the_stored_hip_height_unless_given(short_wav, tmp_path, monkeypatch, capsys):

@@ -101,9 +101,16 @@ def perform_command(
     preview: bool = typer.Option(False, "--preview", help="Serve the web preview (http://127.0.0.1:8765/)."),
     preview_port: int = typer.Option(8765, "--preview-port", help="Port of the web preview."),
     fps: float = typer.Option(60.0, "--fps", help="Output frame rate."),
-    latency_ms: Optional[float] = typer.Option(
-        None, "--latency-ms",
-        help="Output latency in ms (audio out + network + render). Default: the calibration user config, else 0.",
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms",
+        help="Visual latency in ms: from a frame's send to its appearing on screen (network + the avatar's "
+        "render), 0..2000.",
+    ),
+    audio_delay_ms: Optional[float] = typer.Option(
+        None, "--audio-delay-ms",
+        help="How much later than PortAudio's timing the room hears the music, ms (signed, -2000..2000). Default, "
+        "from `livedance calibrate`: the output latency when livedance plays the file (--play), minus the input "
+        "latency for an input device, 0 for a file paced without sound.",
     ),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds (default: until "
                                              "the file ends, or Ctrl-C / SIGTERM)."),
@@ -194,8 +201,8 @@ def perform_command(
     from livedance.live.performer import PerformConfig, Performer
     from livedance.live.stage import StageConfig
     from livedance.live.rest import default_rest_offsets
-    from livedance.live.setup import (build_sinks, default_latency_ms, default_travel_scale, load_generator, open_source,
-                                      parse_endpoint)
+    from livedance.live.setup import (build_sinks, default_audio_delay_ms, default_travel_scale, load_generator,
+                                      open_source, parse_endpoint)
     from livedance.live.warp import WarpConfig
 
     console = Console(stderr=True)
@@ -204,10 +211,6 @@ def perform_command(
         raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
     if preview_port != 8765 and not preview:
         raise ConfigError(f"--preview-port {preview_port} applies to the web preview: add --preview")
-    if latency_ms is None:
-        latency_ms, lat_from = default_latency_ms()
-    else:
-        lat_from = "--latency-ms"
     if travel_scale is None:
         travel_scale, travel_from = default_travel_scale()
     else:
@@ -218,7 +221,9 @@ def perform_command(
         if control_port is None and not _udp_port_free(port):
             console.print(f"[yellow]OSC controls off: port {port} is busy (another livedance?); pass --control-port[/]")
             port = None
-    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0, control_port=port, intro=IntroConfig(seconds=intro_s),
+    cfg = PerformConfig(fps=fps, latency_s=float(latency_ms) / 1000.0,
+                        audio_delay_s=0.0 if audio_delay_ms is None else float(audio_delay_ms) / 1000.0,
+                        control_port=port, intro=IntroConfig(seconds=intro_s),
                         record_ticks=False,  # (the benchmark's jitter lists; a long show must not grow them)
                         stage=StageConfig(radius_m=stage_radius),
                         warp=WarpConfig(enabled=not no_warp, accent=accent))
@@ -251,6 +256,15 @@ def perform_command(
     performer = None
     try:
         src = open_source(source, play=play)
+        if audio_delay_ms is None:  # the calibrated value for this kind of source
+            from livedance.audio.file import FileSource
+
+            kind = ("played" if play else "silent") if isinstance(src, FileSource) else "input"
+            delay_ms, delay_from = default_audio_delay_ms(kind)
+            cfg.audio_delay_s = delay_ms / 1000.0
+            cfg.validate()
+        else:
+            delay_ms, delay_from = audio_delay_ms, "--audio-delay-ms"
         link_grid = None
         if link:
             from livedance.beats.link import LinkBeatGrid
@@ -260,7 +274,8 @@ def perform_command(
         names = ", ".join(s.name for s in sinks) or "no sinks"
         console.print(
             f"livedance perform: {getattr(src, 'path', None) or source or 'default input'} -> {names}; "
-            f"{gen_desc}; {fps:g} fps; output latency {latency_ms:g} ms ({lat_from})"
+            f"{gen_desc}; {fps:g} fps; visual latency {latency_ms:g} ms; audio heard {delay_ms:+g} ms against its "
+            f"stream time ({delay_from})"
             + ("" if no_vmc else f"; VMC travel x{travel_scale:.3g} ({travel_from})"), highlight=False,
         )
         with exit_on_sigterm():

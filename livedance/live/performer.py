@@ -6,15 +6,15 @@ plus the time the recordings take to close):
 * **feature thread** (:class:`~livedance.live.listener.Listener`): source blocks -> features and
   beat tracker. Never touches the output clock.
 * **scheduler** (``livedance-scheduler``): keeps the :class:`~livedance.live.timeline.MotionTimeline`
-  filled ``latency_s + ahead_s`` seconds ahead of *now* on the stream clock, calling
+  filled ``latency_s - audio_delay_s + ahead_s`` seconds ahead of *now* on the stream clock, calling
   ``generator.step`` with the features heard since the last step and the beat grid predicted for the
   first new frame. So the output clock never waits for the model. If the generator raises or returns
   a malformed result, the loop logs one warning and switches to the procedural fallback.
 * **output clock** (``livedance-output``): ticks at ``fps`` on absolute deadlines
   (:class:`~livedance.live.clock.DeadlineClock`). Tick k, due at perf_counter time T_k, builds the
-  frame that will be *seen* at ``t_show = T_k + latency_s`` (audio out + network + render): it
-  samples the timeline at the stream time of ``t_show`` (slerp/lerp between model frames), so that
-  motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
+  frame that will be *seen* at ``t_show = T_k + latency_s`` (network + render): it samples the
+  timeline at the stream time of the music *heard* at ``t_show``, ``t_show - origin - audio_delay_s``
+  (slerp/lerp between model frames), so that motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
   the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
   :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too. Its log calls
   (and the network senders' one send-error warning) only queue the record
@@ -93,8 +93,13 @@ class PerformConfig:
 
     Attributes:
         fps: output clock rate, frames per second.
-        latency_s: output latency in seconds (audio out + network + render): each frame is stamped
-            and chosen for ``tick time + latency_s``.
+        latency_s: visual latency in seconds (network + the avatar's render): a frame sent at tick time T is
+            seen at ``T + latency_s`` (its ``t_show_s``).
+        audio_delay_s: how much later than its stream-clock time the audience hears a sound, seconds (signed): +
+            the unreported output latency when livedance plays the file (the stream clock is the DAC's), - the
+            unreported input latency for an input device (the room heard it before its reported capture time); 0 for
+            a file paced without sound. The frame seen at ``t_show`` shows the motion of stream time
+            ``t_show - origin - audio_delay_s``: the music heard then (``livedance.live.setup.default_audio_delay_ms``).
         ahead_s: how far beyond the show time the scheduler keeps model frames ready, seconds.
         idle_fade_s: cross-fade time of a learned generator to the idle pose when the music stops (and
             back when it starts), seconds.
@@ -129,6 +134,7 @@ class PerformConfig:
 
     fps: float = 60.0
     latency_s: float = 0.0
+    audio_delay_s: float = 0.0
     ahead_s: float = 0.15
     idle_fade_s: float = 0.5
     spin_s: float = 0.001
@@ -148,6 +154,8 @@ class PerformConfig:
             raise ConfigError(f"--fps must be 1..1000 frames per second, got {self.fps}")
         if not (math.isfinite(self.latency_s) and 0.0 <= self.latency_s <= 2.0):
             raise ConfigError(f"--latency-ms must be 0..2000 ms, got {self.latency_s * 1000:g}")
+        if not (math.isfinite(self.audio_delay_s) and -2.0 <= self.audio_delay_s <= 2.0):
+            raise ConfigError(f"--audio-delay-ms must be -2000..2000 ms, got {self.audio_delay_s * 1000:g}")
         if not (math.isfinite(self.ahead_s) and 0.0 < self.ahead_s <= 2.0):
             raise ConfigError(f"PerformConfig.ahead_s must be in (0, 2] seconds, got {self.ahead_s}")
         if not self.spin_s >= 0:
@@ -549,7 +557,7 @@ class Performer:
             try:
                 gen = self.generator
                 s_now = self.listener.stream_time()
-                s_show = s_now + cfg.latency_s
+                s_show = s_now + cfg.latency_s - cfg.audio_delay_s  # the music heard when this tick's frame is seen
                 if next_t is None or next_t < s_show - 1.0 / max(gen.fps, 1.0):
                     if next_t is not None:
                         self._stats.resyncs += 1
@@ -833,9 +841,9 @@ class Performer:
 
     def _tick(self, due: float) -> None:
         cfg, st = self.config, self._stats
-        t_show = due + cfg.latency_s
+        t_show = due + cfg.latency_s  # when this frame is seen
         origin = self.listener.stream_origin
-        s = t_show - origin
+        s = t_show - origin - cfg.audio_delay_s  # the stream time of the music heard then
         snap = self.beat()
         grid = self._warp_grid(snap)  # once per tick: the warp and the intro aim at the same grid
         tau = self._motion_time(s, grid)

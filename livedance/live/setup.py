@@ -48,16 +48,30 @@ def parse_endpoint(text: str, option: str) -> tuple[str, int]:
         raise ConfigError(f"{option} {text!r}: {err}") from None
 
 
-def default_latency_ms() -> tuple[float, str]:
-    """Output latency from the calibration user config, if there is one.
+def default_audio_delay_ms(source_kind: str) -> tuple[float, str]:
+    """How much later than its stream-clock time the audience hears the music, from the calibration user config.
+
+    The stream clock is PortAudio's: a played file's sample is on it when it reaches the DAC, an input's when it
+    was captured. What PortAudio does not report (converters, Bluetooth, a PA; ``livedance calibrate``) shifts
+    what the room hears: a played file is heard ``output_latency_ms`` after its DAC time; an input device's
+    sound was heard ``input_latency_ms`` before its reported capture time (the room and the microphone hear the
+    venue's music together). :class:`~livedance.live.performer.PerformConfig` ``audio_delay_s`` takes this.
+
+    Args:
+        source_kind: ``"played"`` (a file livedance plays aloud, ``--play``), ``"input"`` (a device or JACK
+            input) or ``"silent"`` (a file paced without sound: nothing is heard, 0).
 
     Returns:
-        (milliseconds, where it came from): the user config's ``output_latency_ms`` (see
-        ``livedance calibrate``), or (0.0, "default") when there is no config or calibration module.
+        (milliseconds, where it came from): + the config's ``output_latency_ms`` for ``"played"``, - its
+        ``input_latency_ms`` for ``"input"``, 0 for ``"silent"`` or without a config file.
 
     Raises:
-        ConfigError: the user config file exists but is malformed (from the calibration module).
+        ConfigError: an unknown ``source_kind``, or a user config file that exists but is malformed.
     """
+    if source_kind not in ("played", "input", "silent"):
+        raise ConfigError(f"source kind {source_kind!r}: expected played, input or silent")
+    if source_kind == "silent":
+        return 0.0, "a file paced without sound"
     try:
         from livedance.calibration.user_config import config_path, load_user_config
     except ImportError:
@@ -66,11 +80,9 @@ def default_latency_ms() -> tuple[float, str]:
     if not path.exists():
         return 0.0, "default: not calibrated, see `livedance calibrate latency`"
     cfg = load_user_config(path)
-    ms = float(cfg.output_latency_ms)
-    if ms < 0:  # (a tap calibration of someone who taps ahead of the beat): frames cannot be shown late on purpose
-        return 0.0, (f"calibrated {ms:g} ms in {path} is below 0, so 0 is used; re-run `livedance calibrate latency` "
-                     "or `livedance calibrate set --output-ms MS`")
-    return ms, f"calibrated, {path}"
+    if source_kind == "played":
+        return float(cfg.output_latency_ms), f"calibrated output latency, {path}"
+    return -float(cfg.input_latency_ms), f"minus the calibrated input latency, {path}"
 
 
 def default_travel_scale() -> tuple[float, str]:
