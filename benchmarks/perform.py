@@ -1,6 +1,7 @@
 """Figures of the live loop (``livedance perform``) on a real song, measured, not asserted.
 
-Runs the whole loop (FileSource paced in real time -> features + beat tracker -> procedural dancer ->
+Runs the whole loop (FileSource paced in real time -> features + beat tracker -> the shipped model, or the
+procedural dancer with ``--procedural`` ->
 60 fps output clock -> a VMC sender into a UDP socket that nobody reads + an in-memory recorder) and
 prints:
 
