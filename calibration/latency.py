@@ -395,7 +395,8 @@ class TapConfig:
     """Settings of a tap-along run.
 
     Attributes:
-        bpm: click tempo, beats per minute (30..300); offsets up to half a period are measurable.
+        bpm: click tempo, beats per minute (30..600; above 300 only offsets under 100 ms are measurable); offsets up
+            to half a period are measurable.
         beats: clicks played (>= discard_first + min_kept).
         lead_in_s: silence before the first click, seconds.
         discard_first: first taps dropped (warm-up).

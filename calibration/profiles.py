@@ -250,6 +250,8 @@ def parse_profile(data: object, source: str = "<dict>", path: Path | None = None
             raise fail(f"'bone_names' has unknown bone {bone!r}; expected a Unity HumanBodyBones name")
         if rig is not None and (not isinstance(rig, str) or not rig):
             raise fail(f"'bone_names.{bone}' must be the rig's bone name or null, got {rig!r}")
+    if "Hips" in names_raw and names_raw["Hips"] is None:
+        raise fail("'bone_names.Hips' is null; expected the rig's root bone name (every humanoid has Hips)")
     for key in ("title", "description"):
         if key in data and not isinstance(data[key], str):
             raise fail(f"'{key}' must be a string")

@@ -22,8 +22,9 @@ user config holds what PortAudio does *not* see, which only a measurement finds:
     the avatar's hip (pelvis) height standing, metres, or null. ``perform`` scales the dancer's travel sent over
     VMC by it over the SMPL-X body's 0.95 m (``--travel-scale``), so a smaller avatar's feet do not slide.
 
-Unknown keys are kept (and written back), so a newer livedance's file still loads. A key with the
-wrong type, a non-finite number, or a file that is not JSON raises :class:`ConfigError` naming the
+Unknown keys are kept (and written back), so a file that another tool (or a newer livedance of the same
+``version``) added keys to still loads; a file of a newer ``version`` is refused with a message naming it. A key
+with the wrong type, a non-finite number, or a file that is not JSON raises :class:`ConfigError` naming the
 file and the key.
 """
 
@@ -293,7 +294,7 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
     Raises:
         ConfigError: a latency is out of range, or the file cannot be written.
     """
-    p = Path(path).expanduser() if path is not None else config_path()
+    p = (Path(path).expanduser() if path is not None else config_path()).resolve()  # a symlink's target is written
     data = config.to_dict()
     parse_user_config(data, p)  # refuse to write what could not be read back
     try:
@@ -303,7 +304,17 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2)
                 fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, p)
+            try:  # the rename itself survives a power cut
+                dfd = os.open(p.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -421,6 +421,16 @@ def test_malformed_config_raises_config_error_naming_the_file(tmp_path, text, ma
     assert str(path) in str(info.value)
 
 
+def test_save_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    real = tmp_path / "dotfiles" / "livedance.json"
+    real.parent.mkdir()
+    save_user_config(UserConfig(output_latency_ms=1.0), real)
+    link = tmp_path / "config.json"
+    link.symlink_to(real)
+    save_user_config(UserConfig(output_latency_ms=33.0), link)  # as a dotfile manager's link
+    assert link.is_symlink() and load_user_config(real).output_latency_ms == 33.0
+
+
 def test_save_refuses_out_of_range(tmp_path):
     with pytest.raises(ConfigError, match="output_latency_ms"):
         save_user_config(UserConfig(output_latency_ms=float("nan")), tmp_path / "c.json")

@@ -85,6 +85,7 @@ BASE = {
         ({"bone_axis_offsets": {"Head": [0, 0, 1]}}, "Head"),
         ({"bone_axis_offsets": {"Head": [0, 0, 0, 0]}}, "zero quaternion"),
         ({"bone_names": {"Neck": 5}}, "Neck"),
+        ({"bone_names": {"Hips": None}}, "bone_names.Hips"),
         ({"native_coordinates": {"handedness": "right", "up": "+y", "forward": "+y", "unit_m": 1}}, "same axis"),
         ({"native_coordinates": {"handedness": "up", "up": "+y", "forward": "+z", "unit_m": 1}}, "handedness"),
         ({"native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": -1}}, "unit_m"),

@@ -87,8 +87,14 @@ def latency_command(
             when=_now(),
         )
         cfg_user.loopback = rec
-        cfg_user.output_latency_ms = rec.extra_ms / 2.0
-        cfg_user.input_latency_ms = rec.extra_ms / 2.0
+        if not (math.isfinite(est.reported_s) and math.isfinite(extra_ms)):
+            # PortAudio reported no latency: the unreported part is unknown, and 0 would erase a tap calibration
+            typer.echo("Loopback: PortAudio reported no stream latency, so the unreported part cannot be told from "
+                       f"the round trip ({rec.round_trip_ms:.1f} ms); output_latency_ms and input_latency_ms are left "
+                       "as they were (set them with `livedance calibrate set`).", err=True)
+        else:
+            cfg_user.output_latency_ms = rec.extra_ms / 2.0
+            cfg_user.input_latency_ms = rec.extra_ms / 2.0
         result = {
             "mode": "loopback",
             "round_trip_ms": rec.round_trip_ms,

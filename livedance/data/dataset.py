@@ -210,14 +210,19 @@ def smpl24_positions(local_rotmats: np.ndarray, root_translation: np.ndarray, re
 
 
 def _source_hash() -> str:
+    import roma
+
     import livedance.data.dataset as ds
     import livedance.data.tang as tg
     import livedance.data.tang_ik as ik
     import livedance.motion.fk as fk
+    import livedance.motion.rotations as rot
+    import livedance.motion.skeleton as sk
 
     h = hashlib.sha256(str(CACHE_VERSION).encode())
-    for mod in (ds, tg, ik, fk):
+    for mod in (ds, tg, ik, fk, rot, sk):  # every module the IK, the resampling and FK run through
         h.update(Path(mod.__file__).read_bytes())
+    h.update(f"roma {getattr(roma, '__version__', '?')}".encode())  # the resampling's slerp
     return h.hexdigest()
 
 
@@ -364,6 +369,7 @@ def load_split(
         if path.is_file():
             try:
                 clips[n] = _load(path)
+                clips[n].audio_path = folder / "audio.mp3"  # where the data is now (the cache may be shared)
                 continue
             except DataError:
                 path.unlink(missing_ok=True)
