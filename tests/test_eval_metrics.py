@@ -110,6 +110,24 @@ def test_kinetic_is_in_physical_units_across_frame_rates():
     np.testing.assert_allclose(feats[0], feats[1], rtol=1e-5, atol=1e-6)
 
 
+def test_kinetic_window_keeps_the_references_duration_at_25_fps():
+    """A 1-3 Hz sway sampled at 25 fps gives the 60 fps features (the reference's window is 83 ms; applied in
+    frames at 25 fps it spans 200 ms and kept about a third of a 3 Hz sway's kinetic energy)."""
+    def sway(fps: float) -> np.ndarray:
+        t = np.arange(int(8 * fps)) / fps
+        x = 0.05 * (np.sin(2 * np.pi * 1 * t) + np.sin(2 * np.pi * 2 * t + 1) + np.sin(2 * np.pi * 3 * t + 2))
+        pos = still(t.size).copy()
+        pos[:, :, 0] += x[:, None]
+        pos[:, :, 1] += 0.5 * x[:, None]
+        return pos
+
+    at60 = kinetic_features(sway(60.0), 60.0).reshape(24, 3)
+    at25 = kinetic_features(sway(25.0), 25.0).reshape(24, 3)
+    np.testing.assert_allclose(at25, at60, rtol=0.12)
+    legacy = kinetic_features(sway(25.0), 25.0, reference_fps=None).reshape(24, 3)
+    assert np.all(legacy[:, 0] < 0.7 * at60[:, 0])  # the frame-count window: the damping it had
+
+
 def test_kinetic_matches_reference_loop_on_random_motion():
     rng = np.random.default_rng(3)
     pos = still(23) + np.cumsum(rng.normal(scale=0.01, size=(23, 24, 3)), axis=0)
