@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -310,3 +311,18 @@ def test_bailando_music_beats_come_from_the_whole_song_and_each_excerpt_takes_it
     np.testing.assert_allclose(np.diff(a), 0.5, atol=0.02)
     with pytest.raises(ConfigError, match="music beat method"):
         BeatTrackConfig(method="madmom")
+
+
+def test_a_row_says_why_bas_or_fid_are_missing():
+    """A clip without music beats (a dance past its song's end) and a one-dance row are named in the notes."""
+    from livedance.eval.suite import EvalClip, FeatureSet, _row
+
+    rng = np.random.default_rng(0)
+    ref = FeatureSet(["a", "b", "c"], rng.normal(size=(3, 72)), rng.normal(size=(3, 32)), np.zeros(3))
+    one = FeatureSet(["x"], rng.normal(size=(1, 72)), rng.normal(size=(1, 32)), np.zeros(1))
+    clip = EvalClip("x", np.zeros((30, 24, 3), np.float32), 25.0, Path("song.wav"), 0.0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = _row("gen", [clip], one, ref, np.arange(1), np.array([np.nan]), [(Path("song.wav"), 0.0)], None, [])
+    text = " ".join(row.notes)
+    assert "no music beats within the dance for 1 of 1 clips" in text and "need at least 2 dances" in text

@@ -370,6 +370,12 @@ def _row(
             entry[f"max_z{short}_feature"] = int(dim[i])
         per_clip.append(entry)
     notes = list(notes)
+    n_nan = int(np.size(bas) - np.isfinite(bas).sum())
+    if n_nan:
+        notes.append(f"{label}: no music beats within the dance for {n_nan} of {np.size(bas)} clips (a dance past its "
+                     "song's end?): BAS is the mean over the rest")
+    if len(clips) < 2:
+        notes.append(f"{label}: FID and Div need at least 2 dances; this row has {len(clips)}")
     for short, (z, dim) in outliers.items():
         i = int(np.argmax(z)) if len(z) else 0
         if len(z) and z[i] > OUTLIER_Z:
