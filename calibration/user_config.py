@@ -294,7 +294,11 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
     Raises:
         ConfigError: a latency is out of range, or the file cannot be written.
     """
-    p = (Path(path).expanduser() if path is not None else config_path()).resolve()  # a symlink's target is written
+    p = Path(path).expanduser() if path is not None else config_path()
+    try:
+        p = p.resolve()  # a symlink's target is written (a dotfile manager's link stays a link)
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise ConfigError(f"config file {p}: cannot resolve it ({err})") from None
     data = config.to_dict()
     parse_user_config(data, p)  # refuse to write what could not be read back
     try:

@@ -392,3 +392,26 @@ def test_a_bvh_recording_repeats_the_last_frame_over_missing_ticks(tmp_path):
     assert np.load(tmp_path / "take.npz")["t_show_s"].shape[0] == len(ticks)
     frames = int(re.search(rb"Frames: *(\d+)", (tmp_path / "take.bvh").read_bytes()).group(1))
     assert frames == 81 and rt.per_recorder[str(tmp_path / "take.bvh")][0] == 81
+
+
+def test_the_deferred_log_restarts_after_a_timed_out_stop_and_loses_nothing():
+    from livedance.live.deferlog import DeferredLog
+
+    gate = threading.Event()
+    handler = Blocking(gate)
+    log = logging.getLogger("livedance.test.deferlog")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        d = DeferredLog(log)
+        d.start(period_s=0.01)
+        d.warning("a")
+        time.sleep(0.1)  # the writer is now blocked in the handler on "a"
+        assert d.stop(timeout=0.05) is False  # it could not finish
+        d.start(period_s=0.01)  # a new writer, not the finishing one
+        d.warning("b")
+        gate.set()
+        assert d.stop(timeout=2.0) is True
+        assert len(handler.threads) == 2  # "a" and "b" both written
+    finally:
+        log.removeHandler(handler)

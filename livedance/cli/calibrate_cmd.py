@@ -86,13 +86,13 @@ def latency_command(
             input_device=est.input_device,
             when=_now(),
         )
-        cfg_user.loopback = rec
         if not (math.isfinite(est.reported_s) and math.isfinite(extra_ms)):
             # PortAudio reported no latency: the unreported part is unknown, and 0 would erase a tap calibration
             typer.echo("Loopback: PortAudio reported no stream latency, so the unreported part cannot be told from "
                        f"the round trip ({rec.round_trip_ms:.1f} ms); output_latency_ms and input_latency_ms are left "
                        "as they were (set them with `livedance calibrate set`).", err=True)
         else:
+            cfg_user.loopback = rec  # (a run that could not tell the unreported part keeps the last good record)
             cfg_user.output_latency_ms = rec.extra_ms / 2.0
             cfg_user.input_latency_ms = rec.extra_ms / 2.0
         result = {

@@ -258,8 +258,15 @@ def perform_command(
         src = open_source(source, play=play)
         if audio_delay_ms is None:  # the calibrated value for this kind of source
             from livedance.audio.file import FileSource
+            from livedance.audio.jack import JackSource
 
-            kind = ("played" if play else "silent") if isinstance(src, FileSource) else "input"
+            if isinstance(src, FileSource):
+                kind = "played" if play else "silent"
+            elif isinstance(src, JackSource) and getattr(src, "_ports", None) and not any(
+                    "capture" in p.lower() for p in src._ports):
+                kind = "played"  # a JACK port of a player taps the music before the room hears it from the speakers
+            else:
+                kind = "input"
             delay_ms, delay_from = default_audio_delay_ms(kind)
             cfg.audio_delay_s = delay_ms / 1000.0
             cfg.validate()

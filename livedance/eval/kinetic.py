@@ -33,28 +33,12 @@ import numpy as np
 
 from livedance.errors import DataError
 from livedance.eval.joints import UP_AXIS, check_positions
+from livedance.eval.window import resample_positions
 
 #: Half-width (frames) of the reference's sliding window.
 SLIDING_WINDOW = 2
 #: The reference's frame rate (AIST++ motions, Bailando's fixed frame time 1/60 s).
 REFERENCE_FPS = 60.0
-
-
-def resample_positions(positions: np.ndarray, fps: float, fps_out: float) -> np.ndarray:
-    """Joint positions at another frame rate by linear interpolation in time.
-
-    Args:
-        positions: (T, J, 3) float, metres, frame k at k / fps seconds. fps, fps_out: frames per second (> 0).
-
-    Returns:
-        (M, J, 3) float64: frame m at m / fps_out seconds, for every m with m / fps_out <= (T - 1) / fps.
-    """
-    p = np.asarray(positions, dtype=np.float64)
-    x = np.arange(int(np.floor((p.shape[0] - 1) * fps_out / fps + 1e-9)) + 1) * (fps / fps_out)
-    i0 = np.minimum(np.floor(x).astype(np.int64), p.shape[0] - 1)
-    i1 = np.minimum(i0 + 1, p.shape[0] - 1)
-    a = (x - i0)[:, None, None]
-    return p[i0] + a * (p[i1] - p[i0])  # (exact where the joint does not move)
 
 
 def _window_mean(x: np.ndarray, half_width: int) -> np.ndarray:
@@ -79,7 +63,8 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
         fps: frame rate in frames per second (the reference fixes 60).
         sliding_window: half-width of the averaging window in frames at ``reference_fps`` (2 in the reference).
         reference_fps: the positions are first resampled to this rate (:func:`resample_positions`), so the
-            window keeps the reference's duration (83 ms at 60 fps); None computes at ``fps`` itself.
+            window keeps the reference's duration (83 ms at 60 fps; :func:`livedance.eval.window.resample_positions`);
+            None computes at ``fps`` itself.
 
     Returns:
         (3 * J,) float32: per joint, horizontal kinetic energy (m^2/s^2), vertical kinetic energy
@@ -96,6 +81,9 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
         if not (np.isfinite(reference_fps) and reference_fps > 0):
             raise DataError(f"kinetic features: reference_fps must be > 0 frames per second, got {reference_fps}")
         p, fps = resample_positions(p, fps, reference_fps), float(reference_fps)
+        if p.shape[0] < 3:
+            raise DataError(f"kinetic features: {positions.shape[0]} frames resample to {p.shape[0]} at the reference's "
+                            f"{reference_fps:g} fps; at least 3 are needed")
     dt = 1.0 / fps
     n_steps = p.shape[0] - 1  # frames i = 1 .. T-1
 

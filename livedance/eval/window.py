@@ -79,4 +79,4 @@ def resample_positions(positions: np.ndarray, fps_in: float, fps_out: float) -> 
     src = np.minimum(np.arange(n_out) * (fps_in / fps_out), arr.shape[0] - 1)  # input frame index
     i0 = np.minimum(np.floor(src).astype(np.int64), arr.shape[0] - 2)
     w = (src - i0).reshape((-1,) + (1,) * (arr.ndim - 1))
-    return (1.0 - w) * arr[i0] + w * arr[i0 + 1]
+    return arr[i0] + w * (arr[i0 + 1] - arr[i0])  # (exact where a joint does not move)

@@ -40,11 +40,12 @@ class DeferredLog:
     def start(self, period_s: float = 0.1) -> None:
         """Write the queue out every ``period_s`` seconds on a daemon thread (``livedance-log``) until :meth:`stop`.
         Starting a started writer does nothing."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(float(period_s),), name="livedance-log", daemon=True)
-        self._thread.start()
+        if self._thread is not None and self._thread.is_alive() and not self._stop.is_set():
+            return  # (a writer still finishing after a timed-out stop is replaced by a new one)
+        self._stop = threading.Event()  # the old writer, if any, keeps its own (set) event and ends
+        th = threading.Thread(target=self._run, args=(float(period_s), self._stop), name="livedance-log", daemon=True)
+        th.start()
+        self._thread = th
 
     def stop(self, timeout: float = 0.5) -> bool:
         """End the writer after a last write-out; waits at most ``timeout`` seconds (a writer blocked on a handler
@@ -63,10 +64,11 @@ class DeferredLog:
         if th.is_alive():
             return False
         self._thread = None
+        self._drain_quietly()  # records queued after the writer's last pass (e.g. by a thread that outlived its join)
         return True
 
-    def _run(self, period_s: float) -> None:
-        while not self._stop.wait(period_s):
+    def _run(self, period_s: float, stop: threading.Event) -> None:
+        while not stop.wait(period_s):
             self._drain_quietly()
         self._drain_quietly()
 

@@ -391,8 +391,8 @@ class Performer:
         if self._started:
             return
         self._started = True
-        self._clock_log.start()
         try:
+            self._clock_log.start()
             if self._control_server is not None:
                 self._control_server.start()
             if self.config.gc_freeze:
@@ -698,7 +698,8 @@ class Performer:
             if link.num_peers <= 0:
                 self._link_snap = None
                 return
-            link.stream_start = self.listener.stream_origin
+            # Link times a beat by when it sounds; the music heard at perf time h is stream time h - origin - D
+            link.stream_start = self.listener.stream_origin + self.config.audio_delay_s
             s_now = self.listener.stream_time()
             tr = self.listener.beat
             beat = link.predict_beats(1, s_now)

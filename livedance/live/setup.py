@@ -58,8 +58,9 @@ def default_audio_delay_ms(source_kind: str) -> tuple[float, str]:
     venue's music together). :class:`~livedance.live.performer.PerformConfig` ``audio_delay_s`` takes this.
 
     Args:
-        source_kind: ``"played"`` (a file livedance plays aloud, ``--play``), ``"input"`` (a device or JACK
-            input) or ``"silent"`` (a file paced without sound: nothing is heard, 0).
+        source_kind: ``"played"`` (a file livedance plays aloud, ``--play``; also a JACK port of a player, e.g.
+            ``jack:metro:120_bpm``, which hears the music before the speakers do), ``"input"`` (a device, or a JACK
+            capture port) or ``"silent"`` (a file paced without sound: nothing is heard, 0).
 
     Returns:
         (milliseconds, where it came from): + the config's ``output_latency_ms`` for ``"played"``, - its
