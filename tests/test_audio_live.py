@@ -51,7 +51,8 @@ def _source(backend, **kw):
     )
 
 
-def _wait(pred, timeout=5.0):
+def _wait(pred, timeout=6.0):
+    """True as soon as ``pred()`` is, False after ``timeout`` seconds (polled every 10 ms)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

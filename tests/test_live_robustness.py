@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from test_audio_live import _wait
 
 from livedance.audio import CaptureClock, DeviceInfo, LiveSource, SourceStatus
 from livedance.audio.file import FileSource
@@ -52,15 +53,6 @@ def _slow_source(**kw) -> tuple[LiveSource, list]:
 
     kw.setdefault("watchdog_s", 30.0)
     return LiveSource("usb mic", device_lister=lambda: [MIC], stream_factory=factory, **kw), streams
-
-
-def _wait(pred, timeout=6.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 class Collect:

@@ -48,7 +48,7 @@ def test_a_pair_without_digest_refuses_another_models_file(tmp_path):
     wide = _pair(tmp_path, "c", width=6)
     st.write_bytes(weight_paths(wide)[0].read_bytes())
     with pytest.raises(WeightsError, match=r"a\.safetensors: does not match the tensors list of a\.json.*"
-                                           r"lin\.weight: file \(6, 3\) vs json \[4, 3\]"):
+                                           r"lin\.weight: file \(6, 3\) vs json \(4, 3\)"):
         load_weights(stem, "livedance.test")
     # a JSON with neither a digest nor a tensors list
     st.write_bytes(weight_paths(_pair(tmp_path, "d"))[0].read_bytes())

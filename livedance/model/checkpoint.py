@@ -193,19 +193,27 @@ def _check_undigested_pair(st_path: Path, js_path: Path, state: Mapping[str, tor
     file_shapes = {k: list(v.shape) for k, v in state.items()}
     json_shapes = {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in listed.items()}
     if file_shapes != json_shapes:
-        only_file = sorted(set(file_shapes) - set(json_shapes))
-        only_json = sorted(set(json_shapes) - set(file_shapes))
-        shape = sorted(f"{k}: file {tuple(file_shapes[k])} vs json {json_shapes[k]}"
-                       for k in set(file_shapes) & set(json_shapes) if file_shapes[k] != json_shapes[k])
-        parts = []
-        if only_file:
-            parts.append(f"{len(only_file)} tensors not in its tensors list (e.g. {', '.join(only_file[:4])})")
-        if only_json:
-            parts.append(f"{len(only_json)} listed tensors missing (e.g. {', '.join(only_json[:4])})")
-        if shape:
-            parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
+        parts = _mismatches(file_shapes, json_shapes, "json", "tensors not in its tensors list", "listed tensors missing")
         raise WeightsError(f"{st_path}: does not match the tensors list of {js_path.name} (which records no sha256): "
                            f"{'; '.join(parts)}")
+
+
+def _mismatches(have: Mapping[str, Any], want: Mapping[str, Any], want_label: str, extra: str, missing: str,
+                extra_kinds: list[str] | None = None) -> list[str]:
+    """Readable differences between two name -> shape maps (file first): extra names, missing names, shapes."""
+    only_have, only_want = sorted(set(have) - set(want)), sorted(set(want) - set(have))
+    shape = sorted(f"{k}: file {tuple(have[k])} vs {want_label} {tuple(want[k])}"
+                   for k in set(have) & set(want) if tuple(have[k]) != tuple(want[k]))
+    parts = []
+    if only_have:
+        parts.append(f"{len(only_have)} {extra} (e.g. {', '.join(only_have[:4])})")
+    if only_want:
+        parts.append(f"{len(only_want)} {missing} (e.g. {', '.join(only_want[:4])})")
+    if shape:
+        parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
+    if extra_kinds:
+        parts.append(f"dtype kind mismatch: {'; '.join(extra_kinds[:4])}")
+    return parts
 
 
 def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
@@ -218,28 +226,14 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         WeightsError: naming ``source`` and listing missing, unexpected, wrongly shaped and wrong-kind tensors.
     """
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shape = sorted(
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in set(own) & set(state)
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    )
     kind = sorted(
         f"{k}: file {state[k].dtype} vs model {own[k].dtype}"
         for k in set(own) & set(state)
         if _dtype_kind(state[k].dtype) != _dtype_kind(own[k].dtype)
     )
-    if missing or unexpected or shape or kind:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:4])})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} tensors (e.g. {', '.join(unexpected[:4])})")
-        if shape:
-            parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
-        if kind:
-            parts.append(f"dtype kind mismatch: {'; '.join(kind[:4])}")
+    parts = _mismatches({k: v.shape for k, v in state.items()}, {k: v.shape for k, v in own.items()}, "model",
+                        "unexpected tensors", "missing tensors", kind)
+    if parts:
         raise WeightsError(f"{source}: weights do not match the model built from its config: {'; '.join(parts)}")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
 
