@@ -147,6 +147,7 @@ def test_reference_rows_own_song_beats_wrong_song(songs, tmp_path):
     assert gt.metrics["BAS"] > 0.7
     assert gt.metrics["BAS"] > wrong.metrics["BAS"] + 0.15
     assert all(p != i for i, p in enumerate(report.derangement))
+    assert any("it holds 3 of the 4 scored dances" in n for n in gt.notes)  # the reference is clips[:3]
     own = [c["music"] for c in gt.per_clip]
     assert all(c["max_zg"] >= 0 and 0 <= c["max_zg_feature"] < 32 for c in gt.per_clip)
     assert all(a != b for a, b in zip(own, (c["music"] for c in wrong.per_clip)))

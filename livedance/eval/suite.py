@@ -532,6 +532,10 @@ def evaluate(
     bas_own = compute_bas(bas_clips, [own_music[i] for i in bas_idx], config, cache, progress, "(own song)")
     bas_wrong = compute_bas(bas_clips, [wrong_music[i] for i in bas_idx], config, cache, progress, "(wrong song)")
     ref_note = f"FID reference: real dances of split '{reference_split}' ({len(ref)} clips)"
+    shared = {c.name for c in gt} & {c.name for c in ref}
+    if shared:  # e.g. --split all, or --reference-split all: FID against a reference that holds the dances flatters
+        ref_note += (f"; it holds {len(shared)} of the {len(gt)} scored dances, so FID here is not the protocol's "
+                     "(score a split against another one)")
     n_aligned = int(aligned.sum())
     def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
               notes: list[str]) -> dict[str, Any] | None:
