@@ -209,3 +209,18 @@ def test_overwrite_keeps_the_previous_take_when_the_show_never_starts(short_wav,
     code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--quiet", "--procedural", "--duration", "0.5",
                  "--record", str(npz), "--record", str(bvh), "--overwrite"])
     assert code == 0 and npz.read_bytes() != before[0] and bvh.read_bytes() != before[1]  # a new take replaces it
+
+
+def test_the_source_kind_chooses_the_calibrated_delay(tmp_path):
+    from livedance.audio.file import FileSource
+    from livedance.audio.jack import JackSource
+    from livedance.live.setup import source_kind
+
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros(8000, np.float32), 8000)
+    assert source_kind(FileSource(wav, realtime=True), play=True) == "played"
+    assert source_kind(FileSource(wav, realtime=True), play=False) == "silent"
+    tap, mic = JackSource.__new__(JackSource), JackSource.__new__(JackSource)  # (no JACK server needed)
+    tap._ports, mic._ports = ["metro:120_bpm"], ["system:capture_1"]
+    assert source_kind(tap, play=False) == "played" and source_kind(mic, play=False) == "input"
+    assert source_kind(object(), play=True) == "input"

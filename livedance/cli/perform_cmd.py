@@ -202,7 +202,7 @@ def perform_command(
     from livedance.live.stage import StageConfig
     from livedance.live.rest import default_rest_offsets
     from livedance.live.setup import (build_sinks, default_audio_delay_ms, default_travel_scale, load_generator,
-                                      open_source, parse_endpoint)
+                                      open_source, parse_endpoint, source_kind)
     from livedance.live.warp import WarpConfig
 
     console = Console(stderr=True)
@@ -257,17 +257,7 @@ def perform_command(
     try:
         src = open_source(source, play=play)
         if audio_delay_ms is None:  # the calibrated value for this kind of source
-            from livedance.audio.file import FileSource
-            from livedance.audio.jack import JackSource
-
-            if isinstance(src, FileSource):
-                kind = "played" if play else "silent"
-            elif isinstance(src, JackSource) and getattr(src, "_ports", None) and not any(
-                    "capture" in p.lower() for p in src._ports):
-                kind = "played"  # a JACK port of a player taps the music before the room hears it from the speakers
-            else:
-                kind = "input"
-            delay_ms, delay_from = default_audio_delay_ms(kind)
+            delay_ms, delay_from = default_audio_delay_ms(source_kind(src, play))
             cfg.audio_delay_s = delay_ms / 1000.0
             cfg.validate()
         else:

@@ -48,6 +48,27 @@ def parse_endpoint(text: str, option: str) -> tuple[str, int]:
         raise ConfigError(f"{option} {text!r}: {err}") from None
 
 
+def source_kind(source, play: bool) -> str:
+    """How the room hears what ``source`` delivers, as :func:`default_audio_delay_ms` takes it.
+
+    Args:
+        source: an audio source from :func:`open_source`. play: the file is played aloud (``--play``).
+
+    Returns:
+        ``"played"`` for a file played aloud, and for a JACK source tapping a player's output ports (it hears the
+        music before the speakers do); ``"silent"`` for a file paced without sound; ``"input"`` otherwise (a device,
+        a JACK client's capture ports, a ``*capture*`` port).
+    """
+    from livedance.audio.file import FileSource
+    from livedance.audio.jack import JackSource
+
+    if isinstance(source, FileSource):
+        return "played" if play else "silent"
+    if isinstance(source, JackSource) and source.ports and not any("capture" in p.lower() for p in source.ports):
+        return "played"
+    return "input"
+
+
 def default_audio_delay_ms(source_kind: str) -> tuple[float, str]:
     """How much later than its stream-clock time the audience hears the music, from the calibration user config.
 
