@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from engine_fixtures import PoisonBackend
+
 from livedance.engine.base import MotionGenerator, MusicContext
 from livedance.errors import ConfigError, DeviceNotFoundError, WeightsError
 
@@ -69,29 +71,11 @@ def test_same_seed_same_dance_other_seed_other_dance(parts):
     assert np.abs(runs[0] - runs[2]).max() > 1e-3
 
 
-class _NaNBackend:
-    """Wraps a backend and poisons chosen steps' frames or states."""
-
-    def __init__(self, inner, bad_frames=(), bad_state=()):
-        self.inner, self.bad_frames, self.bad_state, self.n = inner, set(bad_frames), set(bad_state), 0
-
-    def run(self, inputs):
-        out = self.inner.run(inputs)
-        if self.n in self.bad_frames:
-            out["frames"] = out["frames"].copy()
-            out["frames"][0, 2:5] = np.nan
-        if self.n in self.bad_state:
-            k = next(n for n in out if n.endswith("_out"))
-            out[k] = out[k] * np.inf
-        self.n += 1
-        return out
-
-
 def test_nan_frames_become_the_last_good_pose_and_are_counted(parts):
     from livedance.engine import build_generator
 
     g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
-    g.backend = _NaNBackend(g.backend, bad_frames={2}, bad_state={4})
+    g.backend = PoisonBackend(g.backend, bad_frames={2}, bad_state={4})
     frames = [g.step(c) for c in _contexts(7)]
     assert [f.n_bad for f in frames] == [0, 0, 3, 0, 0, 0, 0]
     assert g.n_bad_total == 3 and g.n_state_resets == 1

@@ -19,7 +19,7 @@ from livedance.engine.pose_guard import PoseGuardConfig
 from livedance.errors import WeightsError
 from livedance.model.representation import pelvis_heading
 
-from engine_fixtures import music_contexts, tiny_step_graph
+from engine_fixtures import PoisonBackend, music_contexts, tiny_step_graph
 
 torch.set_num_threads(1)
 NAN = float("nan")
@@ -190,25 +190,10 @@ class _StubGuard:
         self._run = 0
 
 
-class _PoisonRuns:
-    """Makes the recurrent state of the chosen backend runs non-finite."""
-
-    def __init__(self, inner, runs):
-        self.inner, self.runs, self.n = inner, set(runs), 0
-
-    def run(self, inputs):
-        out = self.inner.run(inputs)
-        if self.n in self.runs:
-            k = next(n for n in out if n.endswith("_out"))
-            out[k] = out[k] * np.nan
-        self.n += 1
-        return out
-
-
 def test_the_pose_guard_never_commits_a_run_whose_state_is_poisoned(graph_parts):
     stub = _StubGuard([0.0, 1.0], tries=2)  # run 0: within budget but its state is NaN; run 1: over, finite
     g = _gen(graph_parts, pose_guard=stub)
-    g.backend = _PoisonRuns(g.backend, runs={0})
+    g.backend = PoisonBackend(g.backend, bad_state={0})
     f = g.step(next(music_contexts(1)))
     assert g.n_state_resets == 0 and stub.committed == [1]
     np.testing.assert_array_equal(f.local_quats, stub.seen[1])
@@ -216,7 +201,7 @@ def test_the_pose_guard_never_commits_a_run_whose_state_is_poisoned(graph_parts)
     # every run poisoned: the least excess among them is committed and the state is reset
     stub2 = _StubGuard([2.0, 1.0], tries=2)
     g2 = _gen(graph_parts, pose_guard=stub2)
-    g2.backend = _PoisonRuns(g2.backend, runs={0, 1})
+    g2.backend = PoisonBackend(g2.backend, bad_state={0, 1})
     g2.step(next(music_contexts(1)))
     assert g2.n_state_resets == 1 and stub2.committed == [1]
 
@@ -273,7 +258,7 @@ def test_generate_prints_state_resets_and_bad_inputs_when_there_are_any(graph_pa
     def fake_load_generator(*args, **kwargs):
         g = _gen(graph_parts)
         if made:  # the second command's generator: a poisoned state at run 2, a NaN tempo at step 1
-            g.backend = _PoisonRuns(g.backend, runs={2})
+            g.backend = PoisonBackend(g.backend, bad_state={2})
             step = g.step
             g.step = lambda ctx: step(dataclasses.replace(ctx, bpm=NAN) if g.steps == 1 else ctx)
         made.append(g)
