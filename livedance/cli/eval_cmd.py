@@ -99,6 +99,13 @@ def eval_command(
     pose_guard: bool = typer.Option(
         False, "--pose-guard/--no-pose-guard", help="The engine's pose guard for both --models rows (livedance.engine."
         "pose_guard: steps that hold poses the train dances hardly hold are resampled hotter); docs/model.md."),
+    pace: Optional[float] = typer.Option(
+        None, "--pace", min=0.05, max=3.0, help="The livedance row dances every clip at this pace (mean limb speed "
+        "about the pelvis, m/s; weights trained with --pace); default: each clip's pace drawn by its seed."),
+    shared_seed: bool = typer.Option(
+        False, "--shared-seed", help="Sample every clip of the --models rows with --seed itself (the protocol before "
+        "2026-11-24) instead of each clip's own seed drawn from --seed and its name; the shared noise makes the "
+        "dances more alike (docs/eval.md, \"Sampling seeds\")."),
     retrieval: Optional[Path] = typer.Option(
         None, "--retrieval", help="Retrieval model weights stem for the MM-Dist and R@1 columns (default: the shipped "
         "livedance/weights/retrieval, made by `livedance train retrieval --ship`; not with --no-retrieval)."),
@@ -205,13 +212,15 @@ def eval_command(
                     f", style={style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
                     if own and style is not None else "") + (
                     f", T={baseline_temperature:g}" if not own and baseline_temperature is not None else "") + (
-                    ", pose guard" if pose_guard else "")
+                    ", pose guard" if pose_guard else "") + (", shared seed" if shared_seed else "") + (
+                    f", pace {pace:g} m/s" if own and pace is not None else "")
                 extra[label] = generate_for_clips(
                     m, split_clips, folder, seed=seed, progress=progress,
                     weights=weights if own else None, temperature=temperature if own else baseline_temperature,
                     residual_temperature=residual_temperature if own else None, top_k=top_k if own else None,
                     min_p=min_p if own else None, pose_guard=PoseGuardConfig(enabled=pose_guard),
                     guidance=guidance if own else None, style=style if own else None, style_strength=style_strength,
+                    shared_seed=shared_seed, pace=pace if own else None,
                 )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -21,7 +21,7 @@ import numpy as np
 
 from livedance.engine.base import MusicContext
 
-__all__ = ["GeneratedMotion", "generate_song", "motion_positions", "quat_smpl24_positions", "save_generated", "generate_for_clips"]
+__all__ = ["GeneratedMotion", "generate_song", "motion_positions", "quat_smpl24_positions", "save_generated", "generate_for_clips", "clip_seed"]
 
 
 @dataclass
@@ -202,11 +202,30 @@ def save_generated(motion: GeneratedMotion, path: str | Path, rest_offsets: np.n
     return out
 
 
+def clip_seed(seed: int, name: str) -> int:
+    """The sampling seed of one clip of a seeded run: a 63-bit int from ``numpy.random.SeedSequence([seed, crc32(name)])``.
+
+    Each clip of an evaluation run gets its own noise, so the run's dances are independent samples (with one seed
+    for every clip they all start from the same Gumbel draws, and the diversity between them is understated),
+    and a clip's dance does not depend on which other clips are in the run.
+
+    Args:
+        seed: the run's seed (``livedance eval --seed``), an int >= 0. name: the clip's name, e.g. ``"DANCE_W_4"``.
+    Returns:
+        int in [0, 2**63).
+    """
+    import zlib
+
+    state = np.random.SeedSequence([int(seed), zlib.crc32(str(name).encode("utf-8"))]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
 def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, backend: str = "onnx",
                        weights: str | Path | None = None, progress=None, temperature: float | None = None,
                        residual_temperature: float | None = None, top_k: int | None = None,
                        min_p: float | None = None, pose_guard=None, guidance: float | None = None,
-                       style: str | None = None, style_strength: float = 1.0) -> list:
+                       style: str | None = None, style_strength: float = 1.0, shared_seed: bool = False,
+                       pace: float | None = None) -> list:
     """Dance to each clip's music excerpt (its song from ``audio_offset_s`` for its duration) through the step path.
 
     Used by ``livedance eval --models``: the rows of generated dances are scored against the same
@@ -226,11 +245,15 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
         style: a training style for every clip (:meth:`LearnedGenerator.set_style`), ``"label"`` for each clip's
             own labelled style (as a VJ who knows the dance would set it), None: the model's own choice.
         style_strength: the style's lambda.
+        shared_seed: sample every clip with ``seed`` itself (the protocol before session 20) instead of its own
+            :func:`clip_seed`.
+        pace: dance every clip at this pace, m/s (:meth:`LearnedGenerator.set_pace`; needs a model with a pace
+            input); None: each clip's pace is drawn by its seed (models with a pace input).
     Returns:
         list of :class:`~livedance.eval.motion_io.MotionFile`, one per clip.
     Raises:
         WeightsError: missing / mismatched weights (or style prior, with a style). AudioError: unreadable songs.
-        ConfigError: an unknown style.
+        ConfigError: an unknown style; a pace for a model without a pace input, or outside [0.05, 3] m/s.
     """
     from livedance.engine import load_generator
     from livedance.eval.motion_io import load_motion
@@ -243,13 +266,16 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
                          residual_temperature=residual_temperature, top_k=top_k, min_p=min_p, pose_guard=pose_guard,
                          guidance=guidance, style=None if by_label else style, style_strength=style_strength,
                          style_prior=None if style is None else default_style_prior())
+    if pace is not None:
+        gen.set_pace(pace)
     out_dir = Path(folder) / model
     task = progress.add_task(f"generating ({model})", total=len(clips)) if progress is not None else None
     files = []
     for c in clips:
         if by_label:
             gen.set_style(clip_style(c.name), style_strength)
-        m = generate_song(gen, c.audio_path, float(c.audio_offset_s), c.num_frames / c.fps, seed)
+        s = int(seed) if shared_seed else clip_seed(seed, c.name)
+        m = generate_song(gen, c.audio_path, float(c.audio_offset_s), c.num_frames / c.fps, s)
         files.append(load_motion(save_generated(m, out_dir / f"{c.name}.npz", gen.rep.rest_offsets)))
         if task is not None:
             progress.advance(task)
