@@ -78,22 +78,26 @@ def test_missing_music_and_bad_settings_are_named(aist):
         aistpp_clip(m, fps=0.0)
 
 
-def test_train_generator_and_eval_run_on_an_aistpp_folder(aist, tmp_path_factory, monkeypatch):
+@pytest.mark.parametrize("pace", [False, True])
+def test_train_generator_and_eval_run_on_an_aistpp_folder(aist, tmp_path_factory, monkeypatch, pace):
     from livedance.cli import main
 
     out = tmp_path_factory.mktemp("run")
     monkeypatch.setenv("LIVEDANCE_CACHE", str(out / "cache"))  # song analyses and the ONNX graph stay in the test
     assert main(["train", "generator", "--data-root", str(aist), "--steps", "2", "--tokens", "16", "--batch-size", "2",
-                 "--out", str(out / "gen"), "--no-progress"]) == 0
+                 "--out", str(out / "gen"), "--no-progress"] + (["--pace"] if pace else [])) == 0
     doc = json.loads((out / "gen" / "generator.json").read_text())
     assert doc["training"]["steps"] == 2 and doc["training"]["train_clips"] == 2  # the ignore list applied
     assert doc["data"] == AISTPP_DATA  # the weights say what they learnt from
+    assert (doc["config"]["pace"] is not None) == pace and doc["config"]["cond_dim"] == 10 + pace
     assert main(["eval", "--data-root", str(aist), "--split", "train", "--no-retrieval", "--models", "livedance",
-                 "--weights", str(out / "gen" / "generator"), "--json", str(out / "eval.json")]) == 0
+                 "--weights", str(out / "gen" / "generator"), "--json", str(out / "eval.json")]
+                + (["--pace", "0.5"] if pace else [])) == 0
     rows = json.loads((out / "eval.json").read_text())
     text = json.dumps(rows)
     assert rows["split"] == "train" and SEQS["train"][2] in text and IGNORED not in text
-    assert [r["label"] for r in rows["rows"]][::2] == ["ground truth", "livedance (generated)"]
+    assert [r["label"] for r in rows["rows"]][::2] == ["ground truth",
+                                                       "livedance (generated)" + (", pace 0.5 m/s" if pace else "")]
 
 
 def test_the_data_is_named_by_its_folder(aist, tmp_path_factory):

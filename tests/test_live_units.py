@@ -207,15 +207,19 @@ def test_control_state_applies_valid_messages_and_counts_malformed_ones():
     assert c.accent is None  # the configured accent until a VJ moves the fader
     assert c.apply("/livedance/accent", [0.3]) and c.accent == 0.3
     assert c.apply("/livedance/accent", [2]) and c.accent == 0.5  # clamped
+    assert c.apply("/livedance/pace", [0.6]) and c.take_pace_request() == 0.6 and c.take_pace_request() is None
+    assert c.apply("/livedance/pace", [9]) and c.take_pace_request() == 3.0  # clamped
+    assert c.apply("/livedance/pace", [0.01]) and c.take_pace_request() == 0.05
+    assert c.apply("/livedance/pace", [0]) and c.take_pace_request() == 0.0  # the model's own pace again
     bad = [
         ("/livedance/energy", ["loud"]), ("/livedance/energy", []), ("/livedance/energy", [float("nan")]),
         ("/livedance/freeze", [1]), ("/livedance/style", [1.5]), ("/livedance/unknown", [1.0]),
         ("/livedance/nudge", [True]), ("/livedance/accent", ["hard"]), ("/livedance/style/strength", [float("inf")]),
-        ("/livedance/style/strength", []),
+        ("/livedance/style/strength", []), ("/livedance/pace", ["fast"]), ("/livedance/pace", [float("nan")]),
     ]
     for addr, args in bad:
         assert not c.apply(addr, args)
-    assert c.malformed == len(bad) and c.received == 13 and c.energy == 2.0 and c.accent == 0.5
+    assert c.malformed == len(bad) and c.received == 17 and c.energy == 2.0 and c.accent == 0.5
 
 
 def test_control_server_receives_over_udp_and_counts_garbage():

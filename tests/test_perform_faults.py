@@ -407,6 +407,30 @@ def test_a_style_strength_for_a_dancer_without_one_is_counted_not_applied(click_
     assert p.controls.unsupported == 1
 
 
+def test_a_pace_request_reaches_a_dancer_with_a_pace_input_and_is_counted_for_one_without(click_wav):
+    """/livedance/pace between steps: a model trained with --pace takes it (0: its own draw again); a model without
+    a pace input and the procedural dancer count it as unsupported, and the dance goes on as it was."""
+    from engine_fixtures import tiny_step_graph
+    from livedance.engine import build_generator
+    from livedance.live.procedural import ProceduralGenerator
+    from livedance.model.conditioning import COND_DIM
+
+    path, _ = click_wav
+    paced = build_generator(*tiny_step_graph(pace=(0.0, 0.4), cond_dim=COND_DIM + 1), "torch", seed=2)
+    drawn = paced.pace
+    p = Performer(FileSource(path, realtime=True), [Collect()], paced, config=PerformConfig(control_port=0))
+    p.controls.apply("/livedance/pace", [0.7])
+    p._apply_style_requests(paced)
+    assert paced.pace == pytest.approx(0.7) and p.controls.unsupported == 0
+    p.controls.apply("/livedance/pace", [0])
+    p._apply_style_requests(paced)
+    assert paced.pace == pytest.approx(drawn)
+    for gen in (build_generator(*tiny_step_graph(), "torch", seed=2), ProceduralGenerator()):
+        p.controls.apply("/livedance/pace", [0.7])
+        p._apply_style_requests(gen)
+    assert p.controls.unsupported == 2
+
+
 class Exploding:
     fps = 25.0
     frames_per_step = 2

@@ -21,7 +21,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            data_root: Optional[Path], progress: bool, corrupt: float = 0.0, mirror: bool = False,
            dropout: Optional[float] = None, music_dropout: Optional[float] = None, style_balance: float = 0.0,
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
-           retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True) -> None:
+           retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True,
+           pace: bool = False) -> None:
     import torch
     from rich.console import Console
 
@@ -34,6 +35,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
                              align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
+                             pace=pace,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout))
                                         if v is not None})
     res = run_training(cfg)
@@ -96,11 +98,14 @@ def train_generator_cmd(
                                 "--no-timbre mutes them in the music encoder's normalisation, so the model hears "
                                 "onsets, the rhythm bank and the beat only (docs/model.md, \"Without timbre\"). "
                                 "--init weights trained with --no-timbre stay muted."),
+    pace: bool = typer.Option(False, "--pace", help="Give the model the dancer's pace (mean limb speed around each "
+                              "slot, m/s) as an input: the engine draws one per performance from the train dances' "
+                              "paces, or takes the user's (livedance eval/generate --pace). docs/model.md, \"Pace\"."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
            progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
-           align_temperature, retrieval, init, timbre)
+           align_temperature, retrieval, init, timbre, pace)
 
 
 @app.command("generate")
@@ -127,6 +132,9 @@ def generate_cmd(
                                         "default: the model's own choice)."),
     style_strength: float = typer.Option(1.0, min=0.0, help="How hard --style pushes (1 = the prior-shift "
                                          "correction; 2 = twice as far in log-probability)."),
+    pace: Optional[float] = typer.Option(None, min=0.05, max=3.0, help="Dance at this pace: mean limb speed about "
+                                         "the pelvis, m/s (the Tang train dances: 0.25-0.87). Needs weights trained "
+                                         "with --pace; default: drawn from the train dances' paces by --seed."),
 ) -> None:
     """Dance to a song offline, writing a motion npz (and optionally a BVH).
 
@@ -166,6 +174,8 @@ def generate_cmd(
     gen = load_generator(weights, backend=backend, seed=seed, greedy=greedy, kind=model, tokenizer=tokenizer,
                          device=device, cuda_graph=cuda_graph, pose_guard=PoseGuardConfig(enabled=pose_guard),
                          style=style, style_strength=style_strength)
+    if pace is not None:
+        gen.set_pace(pace)  # ConfigError for weights without a pace input
     motion = generate_song(gen, song, start, duration, seed)
     save_generated(motion, output, gen.rep.rest_offsets, bvh)
     dur = len(motion.local_quats) / motion.fps

@@ -174,6 +174,11 @@ def perform_command(
         1.0, "--style-strength", min=0.0, max=2.0, help="How hard the learned dancer's style pulls, 0..2 (1 = the "
         "prior-shift correction; 2 pushes harder, 0 keeps the style but does not pull). Live: /livedance/style/strength.",
     ),
+    pace: Optional[float] = typer.Option(
+        None, "--pace", min=0.05, max=3.0, help="The learned dancer's pace from the start, m/s of limb speed about the "
+        "pelvis (the Tang train dances: 0.25-0.87), for a model trained with --pace; default: its own draw. Live: "
+        "/livedance/pace (0 = back to its own).",
+    ),
     no_warp: bool = typer.Option(
         False, "--no-warp", help="Show the learned model's motion as generated, without the beat-synchronous playback warp.",
     ),
@@ -245,6 +250,15 @@ def perform_command(
             raise ConfigError(f"{flags.strip()}: {gen_desc}: {err}") from None
         if style is not None:
             gen_desc += f", style {style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
+    if pace is not None:
+        setter = getattr(gen, "set_pace", None)
+        try:
+            if setter is None:
+                raise ConfigError("the generator has no pace input")
+            setter(pace)
+        except ConfigError as err:
+            raise ConfigError(f"--pace {pace:g}: {gen_desc}: {err}") from None
+        gen_desc += f", pace {pace:g} m/s"
     rest = default_rest_offsets()
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
     if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):

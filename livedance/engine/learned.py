@@ -163,6 +163,7 @@ class LearnedGenerator:
         self._style: str | None = None
         self._style_strength = 1.0
         self._style_noise: dict[str, np.ndarray] = {}  # graph input name -> the style's shift of its noise
+        self._pace_set: float | None = None  # the user's pace code (None: drawn at each reset)
         self.reset(seed)
 
     # ------------------------------------------------------------------ style
@@ -226,6 +227,59 @@ class LearnedGenerator:
         self._style, self._style_strength = self.style_prior.styles[self.style_prior.index(style)], lam
         self._style_noise = noise
 
+    # ------------------------------------------------------------------ pace
+    @property
+    def has_pace(self) -> bool:
+        """Whether the model takes the dancer's pace as an input (:mod:`livedance.model.pace`)."""
+        return getattr(self.config, "pace", None) is not None
+
+    @property
+    def pace(self) -> float | None:
+        """The performance's pace, m/s (the user's, or the one drawn at the last reset); None without a pace input."""
+        if not self.has_pace:
+            return None
+        from livedance.model.pace import pace_m_s
+
+        return float(pace_m_s(self._pace_code))
+
+    def set_pace(self, pace_m_s: float | None) -> None:
+        """Dance at this pace from the next step on (a show setting: :meth:`reset` keeps it).
+
+        Args:
+            pace_m_s: mean limb speed relative to the pelvis, m/s, in [0.05, 3] (:mod:`livedance.model.pace`; the
+                Tang train dances span 0.25-0.87); None: draw a pace from the training dances' distribution at each
+                :meth:`reset` (the default), starting now.
+        Raises:
+            ConfigError: the model has no pace input (train one with ``livedance train generator --pace``), or a pace
+                outside [0.05, 3] m/s. The current pace is then unchanged.
+        """
+        from livedance.errors import ConfigError
+        from livedance.model.pace import pace_code
+
+        if not self.has_pace:
+            raise ConfigError("this generator has no pace input; train one with `livedance train generator --pace`")
+        if pace_m_s is None:
+            self._pace_set = None
+            self._pace_code = self._draw_pace()
+            return
+        try:
+            v = float(pace_m_s)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not (np.isfinite(v) and 0.05 <= v <= 3.0):
+            raise ConfigError(f"pace must be a speed in [0.05, 3] m/s (the train dances span 0.25-0.87), got {pace_m_s!r}")
+        self._pace_set = float(pace_code(v))
+        self._pace_code = self._pace_set
+
+    def _draw_pace(self) -> float:
+        """A pace code from the model's prior, N(mean, std) clipped to the code range, from a generator seeded by the
+        reset's seed (apart from the sampling noise, whose draws do not change)."""
+        from livedance.model.pace import PACE_CODE_LIMIT
+
+        mean, std = self.config.pace
+        z = float(np.random.default_rng([self.seed, 0x9ACE]).standard_normal())
+        return float(np.clip(mean + std * z, -PACE_CODE_LIMIT, PACE_CODE_LIMIT))
+
     # ------------------------------------------------------------------ state
     def _zeros(self, name: str) -> np.ndarray:
         return np.zeros(self._shapes[name], np.int64 if name in self._int else np.float32)
@@ -234,8 +288,12 @@ class LearnedGenerator:
         """Forget the dance (new song / show): recurrent state, pending codes, feature buffer, heading and position,
         the guards' and filters' memories, and zero the counters (``n_bad_total``, ``n_state_resets``,
         ``n_bad_inputs``, ``n_stall_steps``, ``n_pose_resamples``, ``n_pose_over``, ``steps``); the sampling noise
-        restarts from ``seed``. Kept: the settings, and the style (:meth:`set_style`, a show setting)."""
+        restarts from ``seed``, and a model with a pace input draws the performance's pace from ``seed`` unless the
+        user set one. Kept: the settings, the style (:meth:`set_style`) and a pace set by :meth:`set_pace` (show
+        settings)."""
         self.seed = int(seed)
+        if self.has_pace:
+            self._pace_code = self._pace_set if self._pace_set is not None else self._draw_pace()
         self.n_bad_total = 0
         self.n_state_resets = 0
         self.n_bad_inputs = 0
@@ -347,6 +405,8 @@ class LearnedGenerator:
         t_n = float(music.t_first_frame_s)
         slot_t = t_n + ts * np.arange(K)
         cond = slot_condition(np.full(K, bpm), phase, confidence, t_n, slot_t, cfg.fps, cfg.stride)
+        if self.has_pace:  # the pace code is the condition's last channel (livedance.model.pace)
+            cond = np.concatenate([cond, np.full((K, 1), self._pace_code, np.float32)], axis=1)
         self.n_bad_inputs += int(not (ok_in and ok_tempo))
         inputs = dict(self._states)
         inputs["pend_codes"] = self._pend_codes

@@ -11,6 +11,8 @@ address                       types   effect
                                       ``groove``/``bounce``/``wave``)
 ``/livedance/style/strength`` f|i     how hard the learned dancer's style pulls, in [0, 2] (1 = the
                                       prior-shift correction, 0 = no pull, the style kept); clamped
+``/livedance/pace``           f|i     the learned dancer's pace, m/s of limb speed (a model trained with
+                                      ``--pace``), clamped to 0.05..3; 0 = the pace the model drew
 ``/livedance/freeze``         (none)  the output holds the current pose (frames keep going out)
 ``/livedance/resume``         (none)  back to live motion
 ``/livedance/nudge``          f|i     shift the beat phase by this many beats (cumulative, -1..1)
@@ -47,6 +49,7 @@ EXPECTED = {
     f"{PREFIX}/energy": "one finite number (f or i), 0..2",
     f"{PREFIX}/style": "one style name (s) or index (i)",
     f"{PREFIX}/style/strength": "one finite number (f or i), 0..2",
+    f"{PREFIX}/pace": "one finite number of m/s (f or i), 0.05..3, or 0 for the model's own pace",
     f"{PREFIX}/freeze": "no arguments",
     f"{PREFIX}/resume": "no arguments",
     f"{PREFIX}/nudge": "one finite number of beats (f or i)",
@@ -91,9 +94,11 @@ class ControlState:
         style_strength_request: a style strength in [0, 2] not yet applied by the scheduler, or None.
         accent: beat accent of the warp in [0, 0.5] (:attr:`livedance.live.warp.WarpConfig.accent`), or None
             for the configured one.
+        pace_request: a pace in m/s (in [0.05, 3]; 0 = the model's own draw) not yet applied by the scheduler, or
+            None.
         received: well-formed control messages handled.
         malformed: messages or datagrams ignored (unknown address, bad arguments, not OSC).
-        unsupported: style (and style strength) requests the generator could not apply.
+        unsupported: style (and style strength) and pace requests the generator could not apply.
     """
 
     energy: float = 1.0
@@ -103,6 +108,7 @@ class ControlState:
     style_request: str | int | None = None
     style_strength_request: float | None = None
     accent: float | None = None
+    pace_request: float | None = None
     received: int = 0
     malformed: int = 0
     unsupported: int = 0
@@ -119,6 +125,12 @@ class ControlState:
         with self._lock:
             lam, self.style_strength_request = self.style_strength_request, None
             return lam
+
+    def take_pace_request(self) -> float | None:
+        """Return and clear the pending pace request, m/s (0: the model's own pace) (scheduler thread)."""
+        with self._lock:
+            pace, self.pace_request = self.pace_request, None
+            return pace
 
     def apply(self, address: str, args: list) -> bool:
         """Apply one control message. Returns False (and counts it as malformed) when it is not valid."""
@@ -139,6 +151,9 @@ class ControlState:
                 self.style_request = args[0].strip() if isinstance(args[0], str) else int(args[0])
             elif address == f"{PREFIX}/style/strength" and len(args) == 1 and number(args[0]) is not None:
                 self.style_strength_request = min(max(number(args[0]), 0.0), 2.0)
+            elif address == f"{PREFIX}/pace" and len(args) == 1 and number(args[0]) is not None:
+                v = number(args[0])
+                self.pace_request = 0.0 if v <= 0 else min(max(v, 0.05), 3.0)
             elif address == f"{PREFIX}/freeze" and not args:
                 self.frozen = True
             elif address == f"{PREFIX}/resume" and not args:

@@ -743,12 +743,23 @@ class Performer:
         return self._beat_context(t_first, feats, times)
 
     def _apply_style_requests(self, gen: MotionGenerator) -> None:
-        """Scheduler thread, between steps: the pending ``/livedance/style`` and ``/livedance/style/strength``.
+        """Scheduler thread, between steps: the pending ``/livedance/pace``, ``/livedance/style`` and
+        ``/livedance/style/strength``.
 
         A strength alone keeps the current style (the learned dancer's ``set_style(style, strength)``); a request
         the generator cannot apply (no styles, no strength, an unknown name) is logged and counted in
         ``controls.unsupported``, and the dance goes on as it was.
         """
+        pace = self.controls.take_pace_request()
+        if pace is not None:
+            try:
+                setter = getattr(gen, "set_pace", None)
+                if setter is None:
+                    raise ConfigError("the generator has no pace input")
+                setter(None if pace == 0 else pace)
+            except Exception as err:  # noqa: BLE001 - a control never stops the show
+                self.controls.unsupported += 1
+                _log.info("pace %r not applied: %s", pace, err)
         req, lam = self.controls.take_style_request(), self.controls.take_style_strength_request()
         if req is None and lam is None:
             return

@@ -70,7 +70,7 @@ class GeneratorConfig:
         n_heads: attention heads.
         window: W, audio feature frames per slot (43.07 fps; 8 = 186 ms).
         feat_dim: audio feature width (``FeatureConfig().feature_dim`` = 180).
-        cond_dim: beat condition width (10).
+        cond_dim: slot condition width (10: the beat condition; 11 with ``pace``).
         lag_s: audio lag, seconds: slot n sees audio up to ``t_n - lag_s`` (t_n: time of its first frame).
         fps: motion frame rate (25).
         stride: frames per token (4).
@@ -96,6 +96,9 @@ class GeneratorConfig:
             head's per-slot music vectors) is replaced by a learned null vector ``null_music``, so the heads
             also learn the motion prior without the chunk's music (classifier-free guidance training, Ho &
             Salimans 2022; as in MoMask, Guo et al. CVPR 2024, Sec. 3.3). 0 (default): no null vector.
+        pace: the dancer's pace as an input (:mod:`livedance.model.pace`): ``(mean, std)`` of the training dances'
+            per-dance pace codes, from which the engine draws each performance's pace; the slot condition then has
+            one more channel, the pace code (``cond_dim`` = 11). None (default): no pace input.
         guidance: classifier-free guidance scale w of the base level at inference: the chunk head runs with
             the music and with ``null_music`` (one batched call) and samples from
             ``log p_null + w (log p_music - log p_null)``. 1 (default) is plain conditional sampling (no
@@ -127,9 +130,19 @@ class GeneratorConfig:
     dropout: float = 0.0
     music_dropout: float = 0.0
     guidance: float = 1.0
+    pace: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
+        if self.pace is not None:
+            pace = tuple(float(v) for v in self.pace)
+            if len(pace) != 2 or not all(math.isfinite(v) for v in pace) or pace[1] < 0:
+                raise ConfigError(f"GeneratorConfig: pace={self.pace}; expected (mean, std) of pace codes, finite, "
+                                  "std >= 0, or None")
+            object.__setattr__(self, "pace", pace)
+            if self.cond_dim != COND_DIM + 1:
+                raise ConfigError(f"GeneratorConfig: pace needs cond_dim {COND_DIM + 1} (the beat condition and the "
+                                  f"pace code), got {self.cond_dim}")
         if len(self.parts) < 1 or self.levels < 1 or self.codebook_size < 2 or self.chunk < 1 or self.mask_iters < 1:
             raise ConfigError(
                 f"GeneratorConfig: parts={self.parts}, levels={self.levels}, codebook_size={self.codebook_size}, "
@@ -182,6 +195,8 @@ class GeneratorConfig:
         """JSON-ready dict."""
         d = asdict(self)
         d["parts"] = list(self.parts)
+        if self.pace is not None:
+            d["pace"] = list(self.pace)
         return d
 
     @classmethod

@@ -60,6 +60,8 @@ class ClipTokens:
             (:func:`~livedance.model.retrieval.music_window_features`), for the alignment loss; None without it.
         song: the clip's song (its audio path): a mirrored or speed-perturbed copy of a dance shares it, and the
             alignment loss never uses a window's own song as its negative. None: the clip's name stands for it.
+        pace: (N,) float32 pace codes of the slots (:func:`livedance.model.pace.slot_pace_codes`; also the last
+            column of ``cond``), or None when the generator has no pace input.
     """
 
     name: str
@@ -69,6 +71,7 @@ class ClipTokens:
     cond: np.ndarray
     music: np.ndarray | None = None
     song: str | None = None
+    pace: np.ndarray | None = None
 
 
 def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
@@ -89,7 +92,7 @@ def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: 
 
 
 def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: float,
-                  align_music: bool = False) -> list[ClipTokens]:
+                  align_music: bool = False, pace: bool = False) -> list[ClipTokens]:
     """Tokenize clips and compute their causal music inputs (see the module docstring).
 
     Args:
@@ -97,6 +100,8 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         tokenizer: :class:`~livedance.model.tokenizer.Tokenizer` (eval mode). rep: its Representation.
         window: W. lag_s: audio lag, seconds.
         align_music: also compute each clip's retrieval-model music features (``ClipTokens.music``).
+        pace: also give each slot the real dance's pace code (``ClipTokens.pace``), appended to ``cond`` as its last
+            column (the generator's pace input, :mod:`livedance.model.pace`).
     Returns:
         list of :class:`ClipTokens`.
     Raises:
@@ -116,6 +121,12 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         N = c.shape[1]
         t = clip.audio_offset_s + np.arange(N) * tokenizer.stride / clip.fps
         idx, cond = slot_inputs(song, t, window, lag_s, clip.fps, tokenizer.stride)
+        codes_pace = None
+        if pace:
+            from livedance.model.pace import slot_pace_codes
+
+            codes_pace = slot_pace_codes(clip.positions, clip.fps, tokenizer.stride, N)
+            cond = np.concatenate([cond, codes_pace[:, None]], axis=1).astype(np.float32)
         music = None
         if align_music:
             from livedance.model.retrieval import music_window_features
@@ -127,7 +138,7 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
             t_f = np.minimum(clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps, song.duration_s)
             music = music_window_features(song, t_f)
         out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music,
-                              str(clip.audio_path)))
+                              str(clip.audio_path), codes_pace))
     return out
 
 
@@ -295,6 +306,8 @@ class GeneratorRunConfig:
         init: start from these generator weights (a fine-tune: their config, with ``overrides`` applied, and
             their music statistics); None trains from scratch.
         timbre: False mutes the log-mel bands of the music input (:func:`mute_timbre`).
+        pace: give the generator the dancer's pace as an input (:mod:`livedance.model.pace`); its prior comes from the
+            train dances (``--init`` weights without a pace input get one whose weights start at zero, :func:`widen_for_pace`).
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -321,6 +334,7 @@ class GeneratorRunConfig:
     retrieval: Path | None = None
     init: Path | None = None
     timbre: bool = True
+    pace: bool = False
     overrides: dict = field(default_factory=dict)
 
 
@@ -405,7 +419,20 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.motion.speed import speed_clip
 
         train = list(train) + [speed_clip(c, r) for r in speeds for c in train]
-    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s, align_music=acfg.weight > 0)
+    if init_model is not None and gcfg.pace is not None and not cfg.pace:
+        raise ConfigError(f"--init {cfg.init}: those weights have a pace input; pass --pace (a fine-tune keeps the "
+                          "weights' inputs)")
+    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s, align_music=acfg.weight > 0, pace=cfg.pace)
+    init_state = init_model.state_dict() if init_model is not None else None
+    if cfg.pace and gcfg.pace is None:  # from scratch, or --init weights without a pace input (widened below)
+        from dataclasses import replace
+
+        from livedance.model.conditioning import COND_DIM
+        from livedance.model.pace import pace_prior
+
+        gcfg = replace(gcfg, pace=pace_prior([c.pace for c in data]), cond_dim=COND_DIM + 1)
+        if init_state is not None:
+            init_state = widen_for_pace(init_state)
     ds = TokenWindowDataset(data, cfg.tokens, cfg.hop, style_balance=cfg.style_balance)
     seed_everything(cfg.seed)
     model = _build(cfg.model, gcfg)
@@ -413,7 +440,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.model.checkpoint import load_state_into
 
         try:
-            load_state_into(model, init_model.state_dict(), str(cfg.init))
+            load_state_into(model, init_state, str(cfg.init))
         except WeightsError as e:
             raise ConfigError(f"--init {cfg.init}: the options change the model's tensors ({e}); a fine-tune keeps "
                               "the weights' architecture (e.g. --music-dropout needs weights trained with it)") from None
@@ -472,7 +499,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             # a fine-tune without the prior keeps its init weights' judge
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
-            "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre,
+            "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre, "pace": gcfg.pace,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": data_description(cfg.data_root)}
@@ -483,6 +510,31 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         result["shipped"] = [str(p) for p in save_model(model, WEIGHTS_DIR / name, extra)]
     (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def widen_for_pace(state: dict) -> dict:
+    """A generator state dict without a pace input, given one whose weights start at zero (``--init W --pace``).
+
+    The slot condition reaches the model only through the music encoder's query (``music.query.weight``,
+    (d_model, cond_dim)); a zero column for the pace code leaves the model's outputs exactly those of the weights
+    it starts from, whatever the pace, until the fine-tune teaches it the pace.
+
+    Args:
+        state: name -> tensor, ``music.query.weight`` of shape (d_model, 10).
+    Returns:
+        a new dict (the other tensors shared), ``music.query.weight`` of shape (d_model, 11).
+    Raises:
+        ConfigError: the state has no such tensor, or its width is not the beat condition's.
+    """
+    from livedance.model.conditioning import COND_DIM
+
+    w = state.get("music.query.weight")
+    if w is None or w.ndim != 2 or w.shape[1] != COND_DIM:
+        raise ConfigError(f"--pace with --init: expected a music.query.weight of width {COND_DIM}, got "
+                          f"{None if w is None else tuple(w.shape)}")
+    out = dict(state)
+    out["music.query.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 1)], dim=1)
+    return out
 
 
 def upgrade_run_config(saved: dict, run_options: bool = True) -> dict:
