@@ -51,7 +51,8 @@ def main() -> None:
         models[stem] = load_model(Path(stem))[0]  # eval mode: the draws hear every chunk's music
     first = next((m for m in models.values() if m is not None), None)
     window, lag = (first.config.window, first.config.lag_s) if first is not None else (8, 0.16)
-    data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True)
+    pace = any(m is not None and m.config.pace is not None for m in models.values())  # (the last cond column)
+    data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True, pace=pace)
     ds = TokenWindowDataset(data, 64, 8)
     table = Table(title=f"alignment loss on train windows ({args.batches} x 16, draws at T {args.temperature:g})")
     for col in ("judge", "codes", "align loss", "acc"):
@@ -71,7 +72,8 @@ def main() -> None:
                     if model is None:
                         oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
                     else:
-                        oh = model(b["codes"], b["window"], b["cond"], draw_temperature=args.temperature)["drawn"]
+                        cond = b["cond"][..., :model.config.cond_dim]  # a model without a pace input: no pace column
+                        oh = model(b["codes"], b["window"], cond, draw_temperature=args.temperature)["drawn"]
                     places = torch.Generator().manual_seed(k)  # the same retrieval windows for every row
                     out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["song"], places)
                 losses.append(float(out["loss"]))

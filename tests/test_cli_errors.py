@@ -42,6 +42,11 @@ CASES = [
     (["generate", SONG, "-o", "{tmp}/g.npz", "--start", "-1"], "--start"),
     (["export", "-o", "{tmp}/e.xyz"], "expected a .onnx file"),
     (["eval", "--models", "bogus"], "unknown model(s)"),
+    (["eval", "--models", "baseline", "--pace", "0.5"], "--pace apply to the 'livedance' row"),
+    (["eval", "--models", "livedance", "--pace", "0.5", "--no-retrieval"], "has no pace input"),  # the shipped weights
+    (["eval", "--shared-seed"], "--shared-seed applies to the --models rows"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--pace", "0.5", "--duration", "1"], "no pace input"),
+    (["perform", "demo", "--no-vmc", "--no-controls", "--pace", "0.5", "--duration", "1"], "--pace 0.5"),
     (["calibrate", "set", "--output-ms", "-5", "--config", "{tmp}/c.json"], "--output-ms"),
     (["calibrate", "latency", "--loopback", "--clicks", "0"], "--clicks"),
     (["train", "generator", "--threads", "0"], "--threads"),

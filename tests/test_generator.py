@@ -294,12 +294,13 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
     row = {"label": "livedance (generated), T=0.9", "FIDk": 50.0, "FIDg": 30.0, "Divk": 8.0, "Divg": 6.0,
            "BAS": 0.2, "PFC": 0.5}
     sel = tmp_path / "val.json"
-    sel.write_text(json.dumps({"split": "val", "seed": 0, "rows": [{"label": "ground truth"}, row]}))
+    sel.write_text(json.dumps({"split": "val", "seed": 0, "sampling_seeds": "per-clip",
+                               "rows": [{"label": "ground truth"}, row]}))
     tests = []
     for seed, fid_k in ((0, 40.0), (1, 60.0)):  # two seeds: the card shows their mean, 50
         t = tmp_path / f"test{seed}.json"
         t.write_text(json.dumps({"split": "test", "reference_split": "train", "fps": 25.0, "seconds": 20.0, "seed": seed,
-                                 "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)", FIDk=fid_k)]}))
+                                 "sampling_seeds": "per-clip", "rows": [dict(row, label="ground truth"), dict(row, label="baseline (generated)", FIDk=fid_k)]}))
         tests.append(t)
     out = tmp_path / "weights"
     ship_generator(run, 0.9, tests, [sel], weights_dir=out, residual_temperature=0.0, top_k=20, min_p=0.1)
@@ -434,13 +435,19 @@ def test_selection_rows_of_different_weights_stay_apart():
     sampling settings give two rows (named by their weights), two seeds of one run give one."""
     from livedance.model.train_generator import _mean_rows
 
-    def doc(seed, weights, fid):
+    def doc(seed, weights, fid, seeds="per-clip"):
         cmd = "livedance eval --split val --models livedance" + (f" --weights {weights}" if weights else "")
-        return {"seed": seed, "command": cmd, "rows": [{"label": "livedance (generated), T=0.6", "FIDk": fid}]}
+        d = {"seed": seed, "command": cmd, "rows": [{"label": "livedance (generated), T=0.6", "FIDk": fid}]}
+        if seeds is not None:
+            d["sampling_seeds"] = seeds
+        return d
 
     rows = _mean_rows([doc(0, "runs/a/generator", 10.0), doc(1, "runs/a/generator", 20.0), doc(0, "runs/b/generator", 90.0),
-                       doc(0, None, 50.0)], lambda label: "livedance" in label)
+                       doc(0, None, 50.0), doc(1, None, 70.0, seeds=None), doc(2, None, 80.0, seeds="shared")],
+                      lambda label: "livedance" in label)
     by = {r["label"]: r for r in rows}
+    # a JSON written before per-clip seeds (no sampling_seeds) and one with --shared-seed form their own row
+    assert by["livedance (generated), T=0.6, shared seed"]["FIDk"] == pytest.approx(75.0)
     assert by["livedance (generated), T=0.6, weights runs/a/generator"]["FIDk"] == pytest.approx(15.0)
     assert by["livedance (generated), T=0.6, weights runs/a/generator"]["seeds"] == [0, 1]
     assert by["livedance (generated), T=0.6, weights runs/b/generator"]["FIDk"] == pytest.approx(90.0)

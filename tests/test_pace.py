@@ -173,3 +173,22 @@ def test_widened_init_weights_dance_as_before_whatever_the_pace():
             assert torch.equal(got, want)
     with pytest.raises(ConfigError, match="width 10"):
         widen_for_pace(paced.state_dict())
+
+
+def test_training_slots_carry_the_real_dances_pace_as_their_last_condition_channel():
+    """prepare_clips(pace=True) on a real Tang dance: the last cond column is each slot's pace code, the other
+    columns are the beat condition unchanged, and the codes lie inside the clip limits (a real dance is no edge case)."""
+    from livedance.data.dataset import load_split
+    from livedance.model.train_generator import load_tokenizer_for_training, prepare_clips
+
+    clip = load_split("test", progress=False, names=["DANCE_W_4"])
+    tok, rep, _, _ = load_tokenizer_for_training(None)
+    plain, = prepare_clips(clip, tok, rep, 8, 0.16)
+    paced, = prepare_clips(clip, tok, rep, 8, 0.16, pace=True)
+    n = paced.codes.shape[1]
+    assert plain.pace is None and paced.cond.shape == (n, COND_DIM + 1) and paced.cond.dtype == np.float32
+    np.testing.assert_array_equal(paced.cond[:, :COND_DIM], plain.cond)
+    np.testing.assert_array_equal(paced.cond[:, -1], paced.pace)
+    np.testing.assert_allclose(paced.pace, slot_pace_codes(clip[0].positions, clip[0].fps, 4, n))
+    assert (np.abs(paced.pace) < PACE_CODE_LIMIT).all()
+    assert 0.2 < pace_m_s(np.median(paced.pace)) < 0.6  # a waltz: calm limbs (m/s)

@@ -140,9 +140,12 @@ def eval_command(
             raise ConfigError(f"{flag} {name!r}: expected train, val, test or all")
     config = EvalConfig(fps=fps, seed=seed)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
-            or min_p is not None or guidance is not None or style is not None) and "livedance" not in (models or ""):
+            or min_p is not None or guidance is not None or style is not None or pace is not None) and \
+            "livedance" not in (models or ""):
         raise ConfigError("--weights / --temperature / --residual-temperature / --top-k / --min-p / --guidance / --style "
-                          "apply to the 'livedance' row: add --models livedance")
+                          "/ --pace apply to the 'livedance' row: add --models livedance")
+    if shared_seed and not models:
+        raise ConfigError("--shared-seed applies to the --models rows' sampling: add --models livedance and/or baseline")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
     if baseline_temperature is not None and not (math.isfinite(baseline_temperature) and baseline_temperature > 0):
@@ -160,6 +163,17 @@ def eval_command(
 
         if not clears_style(style):
             StylePrior.load().index(style)
+    if pace is not None:  # weights without a pace input fail here, before the data loads
+        from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
+
+        pace_json = weight_paths(weights if weights is not None else WEIGHTS_DIR / "generator")[1]
+        try:
+            has_pace = (json.loads(pace_json.read_text()).get("config") or {}).get("pace") is not None
+        except (OSError, ValueError, AttributeError):
+            has_pace = True  # the generator's own loader names a missing or bad file when it runs
+        if not has_pace:
+            raise ConfigError(f"--pace {pace:g}: {pace_json} has no pace input; pass --weights of a generator trained "
+                              "with `livedance train generator --pace`")
     if retrieval is not None and no_retrieval:
         raise ConfigError("--retrieval and --no-retrieval: give one of them")
     retrieval_model, judge_note = None, None
@@ -241,6 +255,8 @@ def eval_command(
     out.print(f"  - music beat cache: {cache.folder} ({cache.hits} hits, {cache.misses} computed)", highlight=False)
     if json_out is not None:
         data = report.to_dict()
+        if models:  # how the model rows were seeded (docs/eval.md, "Sampling seeds"); older JSONs: shared
+            data["sampling_seeds"] = "shared" if shared_seed else "per-clip"
         data["command"] = (
             f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
             + (f" --motions {motions}" if motions is not None else "")
@@ -254,6 +270,8 @@ def eval_command(
             + (f" --guidance {guidance:g}" if guidance is not None else "")
             + (f" --style {style} --style-strength {style_strength:g}" if style is not None else "")
             + (" --pose-guard" if pose_guard else "")
+            + (f" --pace {pace:g}" if pace is not None else "")
+            + (" --shared-seed" if shared_seed else "")
             + (f" --retrieval {retrieval}" if retrieval is not None else "")
             + (" --no-retrieval" if no_retrieval else "")
             + f" --json {json_out}"

@@ -292,7 +292,7 @@ def perform_command(
         with exit_on_sigterm():
             performer.start()
             if performer.control_port is not None:
-                console.print(f"OSC controls on 127.0.0.1:{performer.control_port} (/livedance/energy, style, style/strength, freeze, resume, nudge, accent)", highlight=False)
+                console.print(f"OSC controls on 127.0.0.1:{performer.control_port} (/livedance/energy, style, style/strength, pace, freeze, resume, nudge, accent)", highlight=False)
             t0 = time.perf_counter()
             if quiet:
                 performer.run(duration)

@@ -248,7 +248,8 @@ class LearnedGenerator:
         Args:
             pace_m_s: mean limb speed relative to the pelvis, m/s, in [0.05, 3] (:mod:`livedance.model.pace`; the
                 Tang train dances span 0.25-0.87); None: draw a pace from the training dances' distribution at each
-                :meth:`reset` (the default), starting now.
+                :meth:`reset` (the default), starting now. The stall guard still acts: a pace so low that the dance
+                nearly stops (under its ``stall_rad_s``) gets its noise boosted, as any stall does.
         Raises:
             ConfigError: the model has no pace input (train one with ``livedance train generator --pace``), or a pace
                 outside [0.05, 3] m/s. The current pace is then unchanged.

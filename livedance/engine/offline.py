@@ -234,7 +234,8 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
     Args:
         model: ``'livedance'`` or ``'baseline'`` (shipped weights unless ``weights`` is given).
         clips: dataset ``MotionClip`` list. folder: where the npz files go (``<model>/<clip>.npz``).
-        seed: sampling seed. backend: engine backend. progress: optional ``rich.progress.Progress``.
+        seed: the run's sampling seed (each clip samples with :func:`clip_seed` of it and its name).
+        backend: engine backend. progress: optional ``rich.progress.Progress``.
         weights: weights stem (None: the shipped ``model`` weights).
         temperature: sampling temperature (None: the one in the weights' config).
         residual_temperature: residual levels' temperature (None: the weights' config; 0: argmax).
@@ -245,7 +246,7 @@ def generate_for_clips(model: str, clips, folder: str | Path, seed: int = 0, bac
         style: a training style for every clip (:meth:`LearnedGenerator.set_style`), ``"label"`` for each clip's
             own labelled style (as a VJ who knows the dance would set it), None: the model's own choice.
         style_strength: the style's lambda.
-        shared_seed: sample every clip with ``seed`` itself (the protocol before session 20) instead of its own
+        shared_seed: sample every clip with ``seed`` itself (the protocol before 2026-11-24) instead of its own
             :func:`clip_seed`.
         pace: dance every clip at this pace, m/s (:meth:`LearnedGenerator.set_pace`; needs a model with a pace
             input); None: each clip's pace is drawn by its seed (models with a pace input).

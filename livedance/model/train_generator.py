@@ -410,6 +410,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     else:
         gcfg = _model_config(cfg, tok)
     train = load_split("train", data_root=cfg.data_root, progress=show)
+    n_dances = len(train)  # the dances themselves come first, then their mirrored / sped-up copies
     if cfg.mirror:
         from livedance.motion.mirror import mirror_clip
 
@@ -430,7 +431,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         from livedance.model.conditioning import COND_DIM
         from livedance.model.pace import pace_prior
 
-        gcfg = replace(gcfg, pace=pace_prior([c.pace for c in data]), cond_dim=COND_DIM + 1)
+        # the prior is the dances' own: sped-up copies are not dancers of other paces
+        gcfg = replace(gcfg, pace=pace_prior([c.pace for c in data[:n_dances]]), cond_dim=COND_DIM + 1)
         if init_state is not None:
             init_state = widen_for_pace(init_state)
     ds = TokenWindowDataset(data, cfg.tokens, cfg.hop, style_balance=cfg.style_balance)
@@ -690,13 +692,18 @@ def _read_eval(p) -> dict:
 def _mean_rows(docs: Sequence[dict], keep) -> list[dict]:
     """Rows with the same label and the same ``--weights`` (read from each JSON's ``command``) across eval JSONs,
     averaged: [{label, n, seeds, FIDk, ...}] in first-seen order; the label names the weights when a JSON gives
-    them, so runs of different weights at the same sampling settings stay apart."""
+    them, so runs of different weights at the same sampling settings stay apart, and it says ", shared seed" for model
+    rows sampled with one seed for every clip (JSONs without ``sampling_seeds``, written before 2026-11-24, were), so
+    the two protocols are never averaged together."""
     groups: dict[str, list[tuple[Any, dict]]] = {}
     for d in docs:
         m = re.search(r"--weights (\S+)", str(d.get("command", "")))
+        shared = d.get("sampling_seeds", "shared") == "shared"
         for r in d.get("rows", []):
             if keep(r.get("label", "")):
                 label = r["label"] + (f", weights {m.group(1)}" if m and "livedance" in r["label"] else "")
+                if shared and "(generated)" in r["label"] and "shared seed" not in r["label"]:
+                    label += ", shared seed"
                 groups.setdefault(label, []).append((d.get("seed"), r))
     out = []
     for label, items in groups.items():
