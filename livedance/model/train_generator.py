@@ -707,7 +707,8 @@ def _mean_rows(docs: Sequence[dict], keep) -> list[dict]:
                 groups.setdefault(label, []).append((d.get("seed"), r))
     out = []
     for label, items in groups.items():
-        row: dict[str, Any] = {"label": label, "n": len(items), "seeds": [s for s, _ in items]}
+        seeds = sorted((s for s, _ in items), key=lambda v: (v is None, v if isinstance(v, (int, float)) else 0))
+        row: dict[str, Any] = {"label": label, "n": len(items), "seeds": seeds}
         for k in ("FIDk", "FIDg", "Divk", "Divg", "BAS", "PFC"):
             vals = [r[k] for _, r in items if r.get(k) is not None]
             row[k] = float(np.mean(vals)) if vals else None
