@@ -163,36 +163,31 @@ def eval_command(
 
         if not clears_style(style):
             StylePrior.load().index(style)
-    if pace is not None:  # weights without a pace input fail here, before the data loads
-        from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
+    from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
 
-        pace_json = weight_paths(weights if weights is not None else WEIGHTS_DIR / "generator")[1]
+    gen_json = weight_paths(weights if weights is not None else WEIGHTS_DIR / "generator")[1]
+    gen_doc: dict = {}  # the livedance row's weights JSON, read once for the checks below
+    if "livedance" in names and gen_json.exists():
         try:
-            has_pace = (json.loads(pace_json.read_text()).get("config") or {}).get("pace") is not None
-        except (OSError, ValueError, AttributeError):
-            has_pace = True  # the generator's own loader names a missing or bad file when it runs
-        if not has_pace:
-            raise ConfigError(f"--pace {pace:g}: {pace_json} has no pace input; pass --weights of a generator trained "
-                              "with `livedance train generator --pace`")
+            gen_doc = json.loads(gen_json.read_text())
+        except (OSError, ValueError):
+            gen_doc = {}  # the generator's own loader names a bad file when it runs
+    if pace is not None and gen_doc and (gen_doc.get("config") or {}).get("pace") is None:
+        # weights without a pace input fail here, before the data loads
+        raise ConfigError(f"--pace {pace:g}: {gen_json} has no pace input; pass --weights of a generator trained "
+                          "with `livedance train generator --pace`")
     if retrieval is not None and no_retrieval:
         raise ConfigError("--retrieval and --no-retrieval: give one of them")
     retrieval_model, judge_note = None, None
     if not no_retrieval:  # missing or mismatched weights fail here, before the data loads
         from livedance.eval.alignment import trained_against
-        from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths
         from livedance.model.retrieval import MusicDanceRetrieval
 
         retrieval_model, retrieval_doc = MusicDanceRetrieval.load(retrieval)
-        gen_json = weight_paths(weights if weights is not None else WEIGHTS_DIR / "generator")[1]
-        if "livedance" in names and gen_json.exists():
-            try:
-                gen_doc = json.loads(gen_json.read_text())
-            except (OSError, ValueError):
-                gen_doc = {}  # the generator's own loader names a bad file when it runs
-            if trained_against(gen_doc, retrieval_doc):
-                judge_note = (f"{gen_json} was trained against this retrieval model (--align-weight): its MM-Dist / R@1 "
-                              "flatter it; judge it with another one (--retrieval, e.g. one trained with "
-                              "`livedance train retrieval --seed 1`)")
+        if gen_doc and trained_against(gen_doc, retrieval_doc):
+            judge_note = (f"{gen_json} was trained against this retrieval model (--align-weight): its MM-Dist / R@1 "
+                          "flatter it; judge it with another one (--retrieval, e.g. one trained with "
+                          "`livedance train retrieval --seed 1`)")
     if json_out is not None:
         from livedance.atomic import check_output_path
 

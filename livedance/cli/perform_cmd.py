@@ -200,7 +200,7 @@ def perform_command(
     from rich.live import Live
 
     from livedance.bridges.shutdown import exit_on_sigterm, finishing
-    from livedance.engine.base import apply_style
+    from livedance.engine.base import apply_pace, apply_style
     from livedance.errors import ConfigError
     from livedance.live.intro import IntroConfig
     from livedance.live.performer import PerformConfig, Performer
@@ -251,11 +251,8 @@ def perform_command(
         if style is not None:
             gen_desc += f", style {style}" + (f" x{style_strength:g}" if style_strength != 1.0 else "")
     if pace is not None:
-        setter = getattr(gen, "set_pace", None)
         try:
-            if setter is None:
-                raise ConfigError("the generator has no pace input")
-            setter(pace)
+            apply_pace(gen, pace)
         except ConfigError as err:
             raise ConfigError(f"--pace {pace:g}: {gen_desc}: {err}") from None
         gen_desc += f", pace {pace:g} m/s"

@@ -80,6 +80,26 @@ class MotionGenerator(Protocol):
         """Produce the next ``frames_per_step`` frames, starting at ``music.t_first_frame_s``."""
 
 
+def apply_pace(gen: object, pace_m_s: float | None) -> None:
+    """Set a generator's pace, where it has a pace input (the optional ``set_pace`` of the
+    :class:`MotionGenerator` protocol: :meth:`~livedance.engine.learned.LearnedGenerator.set_pace`, for a model
+    trained with ``livedance train generator --pace``). Used by ``livedance perform --pace`` at start-up and by the
+    live loop for ``/livedance/pace``.
+
+    Args:
+        gen: the generator. pace_m_s: limb speed about the pelvis, m/s (:mod:`livedance.model.pace`); None: the
+            model's own draw.
+    Raises:
+        ConfigError: the generator has no pace input, or refuses the value (its own message names the range).
+    """
+    from livedance.errors import ConfigError
+
+    setter = getattr(gen, "set_pace", None)
+    if setter is None:
+        raise ConfigError("the generator has no pace input")
+    setter(pace_m_s)
+
+
 def apply_style(gen: object, style: str | int | None, strength: float | None = None) -> None:
     """Set a generator's dance style and / or its strength, where the generator has them.
 

@@ -53,7 +53,7 @@ from livedance.audio.base import AudioSource
 from livedance.beats.tracker import TrackerConfig
 from livedance.bridges.frame import PoseFrame
 from livedance.bridges.osc_raw import MusicState
-from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext, apply_style
+from livedance.engine.base import MotionFrames, MotionGenerator, MusicContext, apply_pace, apply_style
 from livedance.errors import ConfigError
 from livedance.features import FeatureConfig
 from livedance.live.clock import DeadlineClock
@@ -753,10 +753,7 @@ class Performer:
         pace = self.controls.take_pace_request()
         if pace is not None:
             try:
-                setter = getattr(gen, "set_pace", None)
-                if setter is None:
-                    raise ConfigError("the generator has no pace input")
-                setter(None if pace == 0 else pace)
+                apply_pace(gen, None if pace == 0 else pace)
             except Exception as err:  # noqa: BLE001 - a control never stops the show
                 self.controls.unsupported += 1
                 _log.info("pace %r not applied: %s", pace, err)
