@@ -16,8 +16,8 @@ plus the time the recordings take to close):
   timeline at the stream time of the music *heard* at ``t_show``, ``t_show - origin - audio_delay_s``
   (slerp/lerp between model frames), so that motion beats land on the beats as they are heard. No frame ready (the generator is late): it holds
   the newest frame and counts a *miss*. Sink exceptions are caught and counted by the
-  :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too. Its log calls
-  (and the network senders' one send-error warning) only queue the record
+  :class:`~livedance.live.sinks.SinkSet`; anything else in a tick is caught and counted too. Its log calls, the scheduler's
+  and the network senders' one send-error warning only queue the record
   (:class:`~livedance.live.deferlog.DeferredLog`); its own writer thread writes them out, so a blocked terminal
   stalls neither the clock nor the scheduler.
   With a learned generator the clock samples the timeline at a warped *motion time* tau instead
@@ -340,7 +340,7 @@ class Performer:
         rtp = self.config.rt_priority
         self.listener = Listener(source, feature_config, tracker_config, rt_priority=None if rtp is None else max(rtp - 1, 1))
         self.rt_output = False
-        self._clock_log = DeferredLog(_log)  # the output clock's log: written out by its own thread (start / stop)
+        self._clock_log = DeferredLog(_log)  # the output clock's and the scheduler's log: written out by its own thread (start / stop)
         self.sinks = SinkSet(list(sinks or []), logger=self._clock_log)
         self.controls = ControlState()
         self._control_server: ControlServer | None = None
@@ -574,7 +574,7 @@ class Performer:
                 self._stats.clock_errors += 1
                 if not self._warned_sched:
                     self._warned_sched = True
-                    _log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
+                    self._clock_log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
                 self._stop.wait(0.01)
 
     def _intro_wanted(self) -> bool:
@@ -601,7 +601,7 @@ class Performer:
         except Exception as err:  # noqa: BLE001 - the intro is an extra: the learned dance shows alone
             self._stats.intro_errors += 1
             self._intro_next = None
-            _log.debug("intro dancer: %s: %s", type(err).__name__, err)
+            self._clock_log.debug("intro dancer: %s: %s", type(err).__name__, err)
 
     def _warp_wanted(self) -> bool:
         """The warp applies: enabled, and the learned generator (not a procedural dancer, which is
@@ -619,7 +619,7 @@ class Performer:
             self._stats.warp_errors += 1
             self._motion_beats = None
             self._beat_detector.reset()
-            _log.debug("motion beat detector: %s: %s", type(err).__name__, err)
+            self._clock_log.debug("motion beat detector: %s: %s", type(err).__name__, err)
 
     def _warp_grid(self, snap: BeatSnapshot) -> tuple[float, float] | None:
         """The music beat grid the warp aims at, (anchor_s, period_s) on the stream clock, with the live
@@ -756,7 +756,7 @@ class Performer:
                 apply_pace(gen, None if pace == 0 else pace)
             except Exception as err:  # noqa: BLE001 - a control never stops the show
                 self.controls.unsupported += 1
-                _log.info("pace %r not applied: %s", pace, err)
+                self._clock_log.info("pace %r not applied: %s", pace, err)
         req, lam = self.controls.take_style_request(), self.controls.take_style_strength_request()
         if req is None and lam is None:
             return
@@ -764,7 +764,7 @@ class Performer:
             apply_style(gen, req, lam)
         except Exception as err:  # noqa: BLE001 - a control never stops the show
             self.controls.unsupported += 1
-            _log.info("style %r (strength %r) not applied: %s", req, lam, err)
+            self._clock_log.info("style %r (strength %r) not applied: %s", req, lam, err)
 
     def _step(self, gen: MotionGenerator, t_first: float) -> MotionFrames:
         self._apply_style_requests(gen)
@@ -784,7 +784,7 @@ class Performer:
                 raise
             if not self._warned_gen:
                 self._warned_gen = True
-                _log.warning(
+                self._clock_log.warning(
                     "generator failed (%s: %s); switching to the procedural dancer", type(err).__name__, err
                 )
             self.generator = self.fallback

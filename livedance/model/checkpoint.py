@@ -190,20 +190,20 @@ def _check_undigested_pair(st_path: Path, js_path: Path, state: Mapping[str, tor
     listed = doc.get("tensors")
     if not isinstance(listed, dict):
         raise WeightsError(f"{js_path}: records neither a sha256 nor a tensors list, so nothing ties it to {st_path.name}")
-    file_shapes = {k: list(v.shape) for k, v in state.items()}
-    json_shapes = {str(k): list(v) if isinstance(v, (list, tuple)) else v for k, v in listed.items()}
+    file_shapes = {k: tuple(v.shape) for k, v in state.items()}
+    json_shapes = {str(k): tuple(v) if isinstance(v, (list, tuple)) else v for k, v in listed.items()}
     if file_shapes != json_shapes:
         parts = _mismatches(file_shapes, json_shapes, "json", "tensors not in its tensors list", "listed tensors missing")
         raise WeightsError(f"{st_path}: does not match the tensors list of {js_path.name} (which records no sha256): "
                            f"{'; '.join(parts)}")
 
 
-def _mismatches(have: Mapping[str, Any], want: Mapping[str, Any], want_label: str, extra: str, missing: str,
-                extra_kinds: list[str] | None = None) -> list[str]:
-    """Readable differences between two name -> shape maps (file first): extra names, missing names, shapes."""
+def _mismatches(have: Mapping[str, Any], want: Mapping[str, Any], want_label: str, extra: str, missing: str) -> list[str]:
+    """Readable differences between two name -> shape maps (file first; shapes as tuples, or whatever a broken JSON
+    lists): extra names, missing names, shapes."""
     only_have, only_want = sorted(set(have) - set(want)), sorted(set(want) - set(have))
-    shape = sorted(f"{k}: file {tuple(have[k])} vs {want_label} {tuple(want[k])}"
-                   for k in set(have) & set(want) if tuple(have[k]) != tuple(want[k]))
+    shape = sorted(f"{k}: file {have[k]} vs {want_label} {want[k]}"
+                   for k in set(have) & set(want) if have[k] != want[k])
     parts = []
     if only_have:
         parts.append(f"{len(only_have)} {extra} (e.g. {', '.join(only_have[:4])})")
@@ -211,8 +211,6 @@ def _mismatches(have: Mapping[str, Any], want: Mapping[str, Any], want_label: st
         parts.append(f"{len(only_want)} {missing} (e.g. {', '.join(only_want[:4])})")
     if shape:
         parts.append(f"shape mismatch: {'; '.join(shape[:4])}")
-    if extra_kinds:
-        parts.append(f"dtype kind mismatch: {'; '.join(extra_kinds[:4])}")
     return parts
 
 
@@ -231,8 +229,10 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         for k in set(own) & set(state)
         if _dtype_kind(state[k].dtype) != _dtype_kind(own[k].dtype)
     )
-    parts = _mismatches({k: v.shape for k, v in state.items()}, {k: v.shape for k, v in own.items()}, "model",
-                        "unexpected tensors", "missing tensors", kind)
+    parts = _mismatches({k: tuple(v.shape) for k, v in state.items()}, {k: tuple(v.shape) for k, v in own.items()},
+                        "model", "unexpected tensors", "missing tensors")
+    if kind:
+        parts.append(f"dtype kind mismatch: {'; '.join(kind[:4])}")
     if parts:
         raise WeightsError(f"{source}: weights do not match the model built from its config: {'; '.join(parts)}")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
