@@ -135,3 +135,13 @@ def test_the_wrong_song_row_never_pairs_a_dance_with_another_recording_of_its_ow
     tang = [PairedClip(f"d{k}", z + k, z, f"/m/{k}.wav") for k in range(4)]
     al.wrong_song_figures(None, tang)
     assert [w.name for w in seen[1][0]] == ["d0 to d1", "d1 to d2", "d2 to d3", "d3 to d0"]  # one song each: the shift
+
+
+def test_printed_training_commands_name_the_data_root_only_when_one_was_given(tmp_path):
+    from livedance.data.dataset import data_root_option
+    from livedance.model.train_tokenizer import TokenizerRunConfig, _train_command
+
+    assert data_root_option(None) == ""
+    assert _train_command(TokenizerRunConfig()).endswith("--threads 1")  # the Tang default reads as before
+    cmd = _train_command(TokenizerRunConfig(data_root=tmp_path))
+    assert cmd.endswith(f" --data-root {tmp_path}") and cmd.count("--data-root") == 1

@@ -407,3 +407,36 @@ def test_the_deferred_log_restarts_after_a_timed_out_stop_and_loses_nothing():
         assert len(handler.threads) == 2  # "a" and "b" both written
     finally:
         log.removeHandler(handler)
+
+
+def test_dropped_records_are_reported_once_even_by_two_writers():
+    """After a timed-out stop two drains can overlap; the drop count is claimed before it is written."""
+    from livedance.live.deferlog import DeferredLog
+
+    gate = threading.Event()
+    messages = []
+
+    class BlockingOnA(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+            if record.getMessage() == "a":
+                gate.wait(10)
+
+    handler = BlockingOnA(logging.WARNING)
+    log = logging.getLogger("livedance.test.deferlog.dropped")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        d = DeferredLog(log, maxlen=1)
+        for m in "abc":
+            d.warning(m)  # "a" queued, "b" and "c" dropped
+        first = threading.Thread(target=d.drain)
+        first.start()  # blocks in the handler on "a"
+        time.sleep(0.05)
+        threading.Timer(0.2, gate.set).start()  # (the handler's own lock holds the second writer until then)
+        d.drain()  # the second writer: it reports the drops, and the first, once unblocked, must not again
+        first.join(2.0)
+        texts = [m for m in messages if "dropped" in m]
+        assert texts == ["2 log records of the output clock were dropped (the log could not keep up)"]
+    finally:
+        log.removeHandler(handler)

@@ -100,6 +100,16 @@ def data_description(data_root: str | Path | None = None) -> str:
     return AISTPP_DATA if is_aistpp_root(Path(data_root) if data_root is not None else default_data_root()) else TANG_DATA
 
 
+def data_root_option(data_root: str | Path | None) -> str:
+    """The `` --data-root DIR`` suffix of a printed training command (weights' JSON, model cards), or ``""``.
+
+    Args:
+        data_root: as :func:`load_split` takes it; None (the default data) adds nothing, so commands for the Tang
+            data read as before.
+    """
+    return f" --data-root {data_root}" if data_root is not None else ""
+
+
 def card_data_line(data: str | None, clips: object, rest: str) -> str:
     """The ``- Data:`` line of a model card section for weights whose JSON ``"data"`` field is ``data``.
 

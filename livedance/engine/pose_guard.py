@@ -168,7 +168,7 @@ def prior_from_split(split: str = "train", data_root: str | Path | None = None, 
     Raises:
         DataError / ConfigError: from :func:`livedance.data.dataset.load_split`.
     """
-    from livedance.data.dataset import data_description, load_split
+    from livedance.data.dataset import data_description, data_root_option, load_split
     from livedance.eval.geometric import geometric_features
     from livedance.eval.window import protocol_window
 
@@ -177,7 +177,7 @@ def prior_from_split(split: str = "train", data_root: str | Path | None = None, 
     return PosePrior.from_clip_shares(shares, max_mean, floor, source={
         "data": data_description(data_root), "split": split, "window": "20 s protocol windows (livedance.eval.window)",
         "command": f"livedance train pose-prior --split {split} --max-mean {max_mean:g} --floor {floor:g}"
-                   + (f" --data-root {data_root}" if data_root is not None else "")})
+                   + data_root_option(data_root)})
 
 
 class PoseGuard:

@@ -273,10 +273,9 @@ def style_prior_from_split(split: str = "train", data_root: str | Path | None = 
         for i, p in enumerate(cfg.parts):
             for v in range(cfg.levels):
                 n[i, v] += np.bincount(codes[p][0, :, v].numpy(), minlength=cfg.codebook_size)
-    from livedance.data.dataset import data_description
+    from livedance.data.dataset import data_description, data_root_option
 
-    cmd = f"livedance train style-prior --split {split} --alpha {alpha:g}" + (
-        f" --data-root {data_root}" if data_root is not None else "")
+    cmd = f"livedance train style-prior --split {split} --alpha {alpha:g}" + data_root_option(data_root)
     return StylePrior.from_counts(counts, cfg.parts, alpha, sorted(code_lineage(tdoc)),
                                   {"data": data_description(data_root), "split": split, "clips": len(clips),
                                    "command": cmd})

@@ -34,6 +34,7 @@ class DeferredLog:
         self.dropped = 0  #: records not queued because the queue was full
         self._q: deque = deque()
         self._told_dropped = 0
+        self._told_lock = threading.Lock()  # one drain at a time reports drops (writers only; the clock never takes it)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -113,9 +114,12 @@ class DeferredLog:
                 break
             self.logger.log(level, msg, *args)
             n += 1
-        dropped = self.dropped
-        if dropped > self._told_dropped:
-            self.logger.warning("%d log records of the output clock were dropped (the log could not keep up)",
-                                dropped - self._told_dropped)
-            self._told_dropped = dropped
+        if self.dropped > self._told_dropped and self._told_lock.acquire(blocking=False):
+            try:  # claim the drops before writing, so a second writer (after a timed-out stop) cannot report them again
+                dropped = self.dropped
+                new, self._told_dropped = dropped - self._told_dropped, dropped
+            finally:
+                self._told_lock.release()
+            if new > 0:
+                self.logger.warning("%d log records of the output clock were dropped (the log could not keep up)", new)
         return n

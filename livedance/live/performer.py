@@ -509,6 +509,14 @@ class Performer:
         """perf_counter seconds of the source's sample 0."""
         return self.listener.stream_origin
 
+    def heard_stream_time(self, t_perf: float) -> float:
+        """The stream-clock time of the music the audience hears at ``t_perf``, seconds.
+
+        ``t_perf - origin - audio_delay_s`` (module docstring): the one place this is written. ``t_perf`` is
+        perf_counter seconds; a positive ``audio_delay_s`` means the room hears a sound later than it entered.
+        """
+        return t_perf - self.listener.stream_origin - self.config.audio_delay_s
+
     def run(self, duration_s: float | None = None, on_status=None, status_every_s: float = 0.25) -> None:
         """Block until the source finishes, ``duration_s`` passes or :meth:`stop` is called.
 
@@ -556,8 +564,7 @@ class Performer:
         while not self._stop.is_set():
             try:
                 gen = self.generator
-                s_now = self.listener.stream_time()
-                s_show = s_now + cfg.latency_s - cfg.audio_delay_s  # the music heard when this tick's frame is seen
+                s_show = self.heard_stream_time(time.perf_counter() + cfg.latency_s)  # heard when this tick's frame is seen
                 if next_t is None or next_t < s_show - 1.0 / max(gen.fps, 1.0):
                     if next_t is not None:
                         self._stats.resyncs += 1
@@ -698,8 +705,8 @@ class Performer:
             if link.num_peers <= 0:
                 self._link_snap = None
                 return
-            # Link times a beat by when it sounds; the music heard at perf time h is stream time h - origin - D
-            link.stream_start = self.listener.stream_origin + self.config.audio_delay_s
+            # Link times a beat by when it sounds: its stream starts where the heard music's stream time is 0
+            link.stream_start = -self.heard_stream_time(0.0)
             s_now = self.listener.stream_time()
             tr = self.listener.beat
             beat = link.predict_beats(1, s_now)
@@ -851,8 +858,7 @@ class Performer:
     def _tick(self, due: float) -> None:
         cfg, st = self.config, self._stats
         t_show = due + cfg.latency_s  # when this frame is seen
-        origin = self.listener.stream_origin
-        s = t_show - origin - cfg.audio_delay_s  # the stream time of the music heard then
+        s = self.heard_stream_time(t_show)
         snap = self.beat()
         grid = self._warp_grid(snap)  # once per tick: the warp and the intro aim at the same grid
         tau = self._motion_time(s, grid)

@@ -251,11 +251,13 @@ def upgrade_run_config(saved: dict) -> dict:
 
 
 def _train_command(cfg: TokenizerRunConfig) -> str:
+    from livedance.data.dataset import data_root_option
+
     mins = f" --minutes {cfg.minutes:g}" if cfg.minutes else ""
     return (f"livedance train tokenizer --variant {cfg.variant} --steps {cfg.steps}{mins} --seed {cfg.seed} "
             f"--batch-size {cfg.batch_size} --window {cfg.window} --lr {cfg.lr:g} --width {cfg.width} "
             f"--codebook-size {cfg.codebook_size} --threads 1{' --legacy-dropout' if cfg.legacy_dropout else ''}"
-            + (f" --data-root {cfg.data_root}" if cfg.data_root is not None else ""))
+            + data_root_option(cfg.data_root))
 
 
 def run_training(cfg: TokenizerRunConfig) -> dict:
