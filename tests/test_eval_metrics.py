@@ -283,6 +283,24 @@ def test_fid_from_samples_approaches_closed_form():
     assert fid(x, x) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_fid_terms_split_the_distance_into_centres_and_spreads():
+    from livedance.eval.fid import fid_terms
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20000, 3))
+    x -= x.mean(axis=0)  # centred, so that scaling it keeps its centre
+    shifted = x + [1.0, 0.0, 2.0]  # same spread, centres 5 apart: all of the distance is the mean term
+    t = fid_terms(shifted, x)
+    assert t["mean_term"] == pytest.approx(5.0, rel=1e-9) and t["cov_term"] == pytest.approx(0.0, abs=1e-6)
+    wider = 2.0 * x  # same centre, S_1 = 4 S_2: tr(4S + S - 2 * 2S) = tr(S), all of it the covariance term
+    t = fid_terms(wider, x)
+    spread = np.trace(np.cov(x, rowvar=False))
+    assert t["mean_term"] == pytest.approx(0.0, abs=1e-12) and t["cov_term"] == pytest.approx(spread, rel=1e-6)
+    assert t["fid"] == pytest.approx(fid(wider, x)) and t["fid"] == pytest.approx(t["mean_term"] + t["cov_term"])
+    with pytest.raises(DataError, match="at least 2"):
+        fid_terms(x[:1], x)
+
+
 def test_fid_handles_singular_covariances():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(4, 10))  # 4 samples in 10-D: rank-3 covariances

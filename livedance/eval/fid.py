@@ -117,3 +117,24 @@ def fid(features: np.ndarray, reference: np.ndarray) -> float:
     if a.shape[1] != b.shape[1]:
         raise DataError(f"FID: features have {a.shape[1]} dimensions, the reference {b.shape[1]}")
     return frechet_distance(a.mean(axis=0), np.cov(a, rowvar=False), b.mean(axis=0), np.cov(b, rowvar=False))
+
+
+def fid_terms(features: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """:func:`fid` split into its two terms, for reading where a row's distance comes from.
+
+    Args:
+        features: (N, D) normalised features of the dances under test, N >= 2.
+        reference: (M, D) normalised ground-truth features, M >= 2.
+
+    Returns:
+        ``{"fid", "mean_term", "cov_term"}`` floats with ``fid = mean_term + cov_term``: the mean term
+        |mu_1 - mu_2|^2 (the sets' centres apart) and the covariance term tr(S_1) + tr(S_2) - 2 tr((S_1 S_2)^(1/2))
+        (their spreads unlike), Heusel et al. 2017, eq. 6.
+
+    Raises:
+        DataError: as :func:`fid`.
+    """
+    total = fid(features, reference)
+    diff = _as_feature_matrix(features, "features").mean(axis=0) - _as_feature_matrix(reference, "reference").mean(axis=0)
+    mean_term = float(diff @ diff)
+    return {"fid": total, "mean_term": mean_term, "cov_term": total - mean_term}
