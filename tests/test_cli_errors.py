@@ -22,6 +22,12 @@ def files(tmp_path):
     (tmp_path / "take.bvh").write_text("an earlier take")
     (tmp_path / "folder.wav").mkdir()
     (tmp_path / "out.npz").mkdir()
+    (tmp_path / "cm").mkdir()
+    rng = np.random.default_rng(0)
+    pos = rng.normal(scale=10.0, size=(10, 24, 3)) + [0.0, 90.0, 0.0]
+    pos[:, 15] = pos[:, 0] + [0.0, 60.0, 0.0]  # a dance written in centimetres
+    np.savez(tmp_path / "cm" / "a.npz", positions=pos.astype(np.float32), fps=np.float64(25),
+             audio=np.str_("s.wav"), audio_offset_s=np.float64(0))
     return tmp_path
 
 
@@ -61,6 +67,7 @@ CASES = [
     (["eval", "--split", "nosuch"], "--split 'nosuch': expected train, val, test or all"),
     (["eval", "--reference-split", "nosuch"], "--reference-split 'nosuch'"),
     (["eval", "--motions", "{tmp}/take.bvh", "--no-retrieval"], "is a file; expected a folder"),
+    (["eval", "--motions", "{tmp}/cm", "--no-retrieval"], "centimetres? divide by 100"),
     (["data", "split-tang", "--val-frac", "2"], "--val-frac"),
 ]
 

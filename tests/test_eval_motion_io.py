@@ -101,3 +101,28 @@ def test_find_motions(tmp_path):
     assert [m.name for m in find_motions(tmp_path)] == ["a", "b"]
     with pytest.raises(DataError, match="not found"):
         find_motions(tmp_path / "nope")
+
+
+def standing(n: int = 12, scale: float = 1.0) -> np.ndarray:
+    """A person standing, swaying: pelvis at 0.9 m, head 0.6 m above it (y up), other joints around them."""
+    rng = np.random.default_rng(3)
+    p = rng.normal(scale=0.1, size=(n, 24, 3)) + [0.0, 0.9, 0.0]
+    p[:, 15] = p[:, 0] + [0.05, 0.6, 0.0]
+    p += np.linspace(0, 0.5, n)[:, None, None] * [1.0, 0.0, 0.0]  # walking along x
+    return (scale * p).astype(np.float32)
+
+
+def test_body_frame_check_accepts_metres_y_up_and_names_centimetres_and_z_up(tmp_path):
+    from livedance.eval.motion_io import check_body_frame
+
+    check_body_frame(load_motion(save_motion(tmp_path / "ok.npz", standing(), 25, "s.wav", 0)))
+    cm = load_motion(save_motion(tmp_path / "cm.npz", standing(scale=100.0), 25, "s.wav", 0))
+    with pytest.raises(DataError, match=r"cm\.npz: 'positions' has a median pelvis-to-head distance of 60.*centimetres"):
+        check_body_frame(cm)
+    z_up = standing()[..., [0, 2, 1]]  # y and z swapped: the head lies along +z
+    m = load_motion(save_motion(tmp_path / "zup.npz", z_up, 25, "s.wav", 0))
+    with pytest.raises(DataError, match=r"zup\.npz: 'positions' is not y up: the head lies above the pelvis along \+z"):
+        check_body_frame(m)
+    down = load_motion(save_motion(tmp_path / "down.npz", standing() * [1, -1, 1], 25, "s.wav", 0))
+    with pytest.raises(DataError, match="along -y"):
+        check_body_frame(down)

@@ -57,8 +57,10 @@ def dance_on(beats_s: np.ndarray, n_frames: int, seed: int) -> np.ndarray:
     phase = 2 * np.pi * (t - beats_s[0]) / period
     speed = 0.01 * (1.05 - np.cos(phase))  # metres per frame, minima on the beats
     base = rng.normal(scale=0.3, size=(24, 3)) + [0.0, 1.0, 0.0]
+    base[15] = base[0] + [0.0, 0.6, 0.0]  # the head above the pelvis (eval --motions checks metres, y up)
     direction = rng.normal(size=(24, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    direction[15] = direction[0]  # ... and travelling with it
     x = np.concatenate([[0.0], np.cumsum(speed)])
     wobble = 0.02 * np.sin(2 * np.pi * np.arange(n_frames)[:, None, None] / (3 + seed) + direction)
     return (base[None] + x[:, None, None] * direction[None] + wobble).astype(np.float32)

@@ -129,7 +129,7 @@ def eval_command(
 
     from livedance.data.dataset import load_split
     from livedance.errors import ConfigError
-    from livedance.eval.motion_io import find_motions
+    from livedance.eval.motion_io import check_body_frame, find_motions
     from livedance.eval.music_beats import MusicBeatCache
     from livedance.eval.suite import EvalConfig, evaluate
 
@@ -192,14 +192,15 @@ def eval_command(
         from livedance.atomic import check_output_path
 
         check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
-    if motions is not None and not motions.is_dir():  # find_motions names the mistake; before the data loads
-        find_motions(motions)
+    extra = {}
+    if motions is not None:  # find_motions and check_body_frame name the mistake, before the data loads
+        loaded = find_motions(motions)
+        for m in loaded:
+            check_body_frame(m)
+        extra[f"motions ({motions.name or motions})"] = loaded
     # the checks above are cheap; now the data
     split_clips = load_split(split, data_root=data_root)
     reference_clips = load_split(reference_split, data_root=data_root)
-    extra = {}
-    if motions is not None:
-        extra[f"motions ({motions.name or motions})"] = find_motions(motions)
     cache = MusicBeatCache()
     err = Console(stderr=True)
     if models:

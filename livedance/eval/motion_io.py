@@ -27,6 +27,10 @@ from livedance.errors import DataError
 REQUIRED_KEYS = ("positions", "fps", "audio", "audio_offset_s")
 #: Largest accepted deviation of a quaternion's norm from 1.
 QUATERNION_NORM_TOLERANCE = 1e-2
+#: Accepted median pelvis-to-head distance of a dance, metres (a person: about 0.5-0.7 m).
+BODY_SIZE_RANGE_M = (0.1, 3.0)
+#: Smallest accepted median share of the pelvis-to-head direction along +y (the head is above the pelvis).
+MIN_UP_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,37 @@ def load_motion(path: str | Path) -> MotionFile:
     if not audio.is_absolute():
         audio = path.parent / audio
     return MotionFile(path, positions, fps, audio, offset, rotations, root)
+
+
+def check_body_frame(motion: MotionFile) -> None:
+    """Refuse a dance whose positions cannot be metres with y up (the scores would be quietly meaningless).
+
+    Reads the pelvis-to-head vector (SMPL-24 joints 0 and 15) of every frame: its median length must lie in
+    :data:`BODY_SIZE_RANGE_M` (centimetres give about 60, millimetres about 600), and the median share of it
+    along +y must be at least :data:`MIN_UP_SHARE` (a z-up or upside-down file has the head beside or below
+    the pelvis). Medians over frames, so floor work and jumps in a dance do not trip it.
+
+    Args:
+        motion: a loaded :class:`MotionFile` (positions (T, 24, 3) float32).
+    Raises:
+        DataError: naming the file, what was measured, and how to convert it.
+    """
+    d = np.asarray(motion.positions[:, 15] - motion.positions[:, 0], dtype=np.float64)
+    length = np.linalg.norm(d, axis=1)
+    size = float(np.median(length))
+    lo, hi = BODY_SIZE_RANGE_M
+    if not lo <= size <= hi:
+        guess = ("centimetres? divide by 100" if 10 <= size <= 300 else
+                 "millimetres? divide by 1000" if size > 300 else "is it an SMPL-24 body?")
+        raise DataError(f"{motion.path}: 'positions' has a median pelvis-to-head distance of {size:.3g}, expected "
+                        f"metres ({lo:g}-{hi:g}; a person: about 0.5-0.7) ({guess})")
+    share = np.median(d / np.maximum(length, 1e-12)[:, None], axis=0)
+    if share[1] < MIN_UP_SHARE:
+        axis = "xyz"[int(np.argmax(np.abs(share)))]
+        sign = "-" if share[int(np.argmax(np.abs(share)))] < 0 else "+"
+        raise DataError(f"{motion.path}: 'positions' is not y up: the head lies above the pelvis along {sign}{axis} "
+                        f"(median direction {np.round(share, 2).tolist()}), expected +y (docs/formats.md; a z-up "
+                        "file converts with (x, y, z) -> (x, z, -y))")
 
 
 def save_motion(
