@@ -208,11 +208,9 @@ class BVHWriter:
         if self._fh is None:
             return
         self._fh.flush()
-        end = self._fh.tell()
-        self._fh.seek(self._count_pos)
-        self._fh.write(f"{self.frames_written:<{_COUNT_WIDTH}d}".encode("ascii"))
-        self._fh.seek(end)
-        self._fh.flush()
+        # the count goes in with pwrite: the buffered stream never leaves the end of the file, so a failed
+        # header update cannot make later frames overwrite the header (a seek-write-seek could)
+        os.pwrite(self._fh.fileno(), f"{self.frames_written:<{_COUNT_WIDTH}d}".encode("ascii"), self._count_pos)
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:

@@ -19,14 +19,19 @@ Blend shapes are not recorded.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from livedance.bridges.frame import PoseFrame
 from livedance.errors import ConfigError, DataError
+
+_log = logging.getLogger("livedance.bridges")
 
 _FIELDS = ("t_show_s", "local_quats", "root_position")
 
@@ -57,13 +62,20 @@ class NpzRecorder:
 
     Raises:
         ConfigError: missing folder, existing output without ``overwrite``, a parts folder left by a crash
-            (run :func:`recover_npz` first), or a bad ``chunk_frames``.
+            (run :func:`recover_npz` first), or a bad ``chunk_frames`` or ``fps`` (checked before anything is
+            created on disk).
     """
 
     def __init__(self, path: str | Path, *, chunk_frames: int = 60, fps: float = 0.0, overwrite: bool = False) -> None:
         self.path = Path(path)
-        if not isinstance(chunk_frames, int) or chunk_frames < 1:
+        if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
             raise ConfigError(f"npz recorder chunk_frames {chunk_frames!r} is invalid; expected an integer >= 1")
+        try:  # checked before the parts folder exists: a bad value must not leave one behind
+            fps_value = float(fps) if not isinstance(fps, bool) else math.nan
+        except (TypeError, ValueError):
+            fps_value = math.nan
+        if not (math.isfinite(fps_value) and fps_value >= 0.0):
+            raise ConfigError(f"npz recorder fps {fps!r} is invalid; expected a finite number >= 0 (frames per second)")
         if not self.path.parent.is_dir():
             raise ConfigError(f"npz output folder {self.path.parent} does not exist; expected an existing folder")
         if self.path.exists() and not overwrite:
@@ -76,7 +88,7 @@ class NpzRecorder:
             )
         self.parts.mkdir()
         self.chunk_frames = chunk_frames
-        self.fps = float(fps)
+        self.fps = fps_value
         self.frames_written = 0
         self._chunks = 0
         self._buf: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
@@ -153,16 +165,35 @@ def recover_npz(path: str | Path) -> Path:
 
 
 def _merge(path: Path, parts: Path) -> None:
+    """Concatenate the readable chunks of ``parts`` into ``path`` and remove ``parts``.
+
+    A chunk that cannot be read (a damaged disk; chunks are written atomically, so not a crash) is skipped
+    with a warning: the frames keep their own times, so the rest of the take is still right.
+
+    Raises:
+        DataError: chunks exist but none can be read (``parts`` is then kept, for whoever can mend it).
+    """
     chunks = sorted(parts.glob("chunk_*.npz"))  # .tmp files (a chunk cut mid-write) are ignored
     if chunks:
         # one chunk open at a time: a long take has thousands (60 frames each), more than the open-file limit
         pieces: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
-        for i, c in enumerate(chunks):
-            with np.load(c) as z:
-                for k in _FIELDS:
-                    pieces[k].append(z[k])
-                if i == 0:
-                    first = {"rest_offsets": z["rest_offsets"], "fps": z["fps"]}
+        first, bad = None, []
+        for c in chunks:
+            try:
+                with np.load(c, allow_pickle=False) as z:
+                    got = {k: z[k] for k in _FIELDS}
+                    if first is None:
+                        first = {"rest_offsets": z["rest_offsets"], "fps": z["fps"]}
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                bad.append(f"{c.name} ({type(err).__name__})")
+                continue
+            for k in _FIELDS:
+                pieces[k].append(got[k])
+        if first is None:
+            raise DataError(f"{parts}: none of its {len(chunks)} chunks can be read ({', '.join(bad[:3])}); "
+                            f"nothing merged into {path}, the folder is kept")
+        if bad:
+            _log.warning("%s: skipped %d unreadable chunk(s) of %d: %s", path, len(bad), len(chunks), ", ".join(bad))
         arrays = {k: np.concatenate(v) for k, v in pieces.items()}
         arrays.update(first)
         _atomic_savez(path, arrays)

@@ -71,6 +71,38 @@ def test_header_is_valid_after_each_flush_before_close(tmp_path):
         w.write_frame(q[0], root[0])
 
 
+def test_a_failed_header_update_never_costs_the_header_or_the_frames(tmp_path, monkeypatch):
+    """ENOSPC / EIO on the in-place frame count (a copy-on-write file system needs a new block even there) must
+    leave the stream at the end of the file: the frames after it are appended, and the next flush mends the count."""
+    off = skeleton(2)
+    q, root = poses(9, seed=2)
+    path = tmp_path / "take.bvh"
+    real = os.pwrite
+    failed = []
+
+    def flaky(fd, data, offset):
+        if not failed:
+            failed.append(offset)
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", flaky)
+    w = BVHWriter(path, off, fps=30, flush_every=3, unit="m")
+    errors = 0
+    for i in range(9):
+        try:
+            w.write_frame(q[i], root[i])
+        except OSError:
+            errors += 1
+    w.close()
+    assert errors == 1 and failed  # the first flush failed, and was raised to the caller (who counts it)
+    bvh = bvhio.readAsBvh(str(path))
+    assert bvh.FrameCount == 9 and bvh.FrameTime == pytest.approx(1 / 30)
+    got = bvhio_positions(path, 8)
+    _, expected = forward_kinematics(q[8], off, root[8], SMPLX_PARENTS)
+    np.testing.assert_allclose(got["pelvis"], expected[0], atol=2e-5)
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time, numpy as np

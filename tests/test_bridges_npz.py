@@ -113,3 +113,38 @@ def test_a_take_of_more_chunks_than_open_files_merges(tmp_path):
     z = np.load(path)
     assert z["local_quats"].shape == (150, 55, 4) and not (tmp_path / "long.npz.parts").exists()
     np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in frames(150)])
+
+
+@pytest.mark.parametrize("fps", [None, "fast", float("nan"), -1.0, True])
+def test_a_bad_fps_is_refused_before_anything_is_created(tmp_path, fps):
+    path = tmp_path / "take.npz"
+    with pytest.raises(ConfigError, match="fps"):
+        NpzRecorder(path, fps=fps)
+    assert not (tmp_path / "take.npz.parts").exists()  # nothing blocks the next recording to this path
+    with pytest.raises(ConfigError, match="chunk_frames"):
+        NpzRecorder(path, chunk_frames=True)
+    NpzRecorder(path, fps=60.0).close()
+
+
+def test_recovery_skips_an_unreadable_chunk_and_keeps_the_rest(tmp_path, caplog):
+    fs = frames(30)
+    path = tmp_path / "take.npz"
+    rec = NpzRecorder(path, chunk_frames=10, fps=60)
+    for f in fs:
+        rec.append(f)
+    rec.flush()  # three chunks on disk; the process "dies" here
+    (tmp_path / "take.npz.parts" / "chunk_00000001.npz").write_bytes(b"not a zip")  # a damaged disk block
+    with caplog.at_level("WARNING", logger="livedance.bridges"):
+        recover_npz(path)
+    z = np.load(path)
+    np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in fs[:10] + fs[20:]])  # times tell the gap
+    assert "skipped 1 unreadable chunk(s) of 3: chunk_00000001.npz" in caplog.text
+
+
+def test_recovery_with_no_readable_chunk_says_so_and_keeps_the_folder(tmp_path):
+    parts = tmp_path / "take.npz.parts"
+    parts.mkdir()
+    (parts / "chunk_00000000.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="none of its 1 chunks can be read"):
+        recover_npz(tmp_path / "take.npz")
+    assert parts.is_dir() and not (tmp_path / "take.npz").exists()

@@ -386,6 +386,42 @@ def test_a_bvh_recording_repeats_the_last_frame_over_missing_ticks(tmp_path):
     assert frames == 81 and rt.per_recorder[str(tmp_path / "take.bvh")][0] == 81
 
 
+def test_frames_a_recorder_failed_to_write_are_filled_like_missing_ticks(tmp_path):
+    """A disk that refuses frames 11-40 must not leave the rest of a fixed-frame-time take early against the music."""
+    rest = default_rest_offsets()
+
+    class Flaky:
+        fixed_frame_time, fps, path = True, 60.0, "flaky"
+
+        def __init__(self):
+            self.t = []
+
+        def write(self, frame):
+            if 11 <= round((frame.t_show_s - 100.0) * 60.0) <= 40:
+                raise OSError(28, "No space left on device")
+            self.t.append(frame.t_show_s)
+
+        def close(self):
+            pass
+
+    class Fine(Flaky):
+        path = "fine"
+
+        def write(self, frame):
+            self.t.append(frame.t_show_s)
+
+    flaky, fine = Flaky(), Fine()
+    rt = RecorderThread([flaky, fine], max_fill_s=1.0)
+    q = np.tile(np.array([0, 0, 0, 1], np.float32), (55, 1))
+    for k in range(120):
+        rt.send(PoseFrame(t_show_s=100.0 + k / 60.0, local_quats=q, root_position=np.zeros(3, np.float32),
+                          rest_offsets=rest), None)
+    assert rt.close()
+    assert len(fine.t) == 120 and len(flaky.t) == 120  # 90 written + 30 copies: still in time with the music
+    assert flaky.t[11:41] == [100.0 + 10 / 60.0] * 30  # the last frame it wrote, repeated over its outage
+    assert rt.filled == 30 and rt.per_recorder["flaky"] == [120, 30]
+
+
 def test_the_deferred_log_restarts_after_a_timed_out_stop_and_loses_nothing():
     from livedance.live.deferlog import DeferredLog
 

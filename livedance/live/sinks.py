@@ -226,7 +226,8 @@ class RecorderThread:
     fill_capped: int = 0
     _counts: list = field(init=False, repr=False)  # per recorder: [frames written, write/close errors]
     _periods: list = field(init=False, repr=False)  # per recorder: its constant frame period (s), or None
-    _last: object = field(default=None, init=False, repr=False)  # the last frame written (writer thread)
+    _last: list = field(init=False, repr=False)  # per recorder: the last frame it wrote (writer thread)
+    _covered: list = field(init=False, repr=False)  # per recorder: show time (s) its take reaches, fills included
     _q: queue.Queue = field(init=False, repr=False)
     _closing: threading.Event = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -235,6 +236,8 @@ class RecorderThread:
     def __post_init__(self) -> None:
         self._counts = [[0, 0] for _ in self.recorders]
         self._periods = [_fixed_period_s(r) for r in self.recorders]
+        self._last = [None for _ in self.recorders]
+        self._covered = [None for _ in self.recorders]
         self._q = queue.Queue(maxsize=self.max_queue)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
@@ -284,9 +287,10 @@ class RecorderThread:
                 try:
                     rec.write(frame)
                     self._counts[i][0] += 1
+                    self._last[i] = frame  # a frame lost to an error is a gap: the next one written fills it
+                    self._covered[i] = frame.t_show_s
                 except Exception as err:  # noqa: BLE001 - keep recording the others
                     self._error("recording to", i, rec, err)
-            self._last = frame
         for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
@@ -294,12 +298,13 @@ class RecorderThread:
                 self._error("closing recording", i, rec, err)
 
     def _fill_gap(self, i: int, rec, frame) -> None:
-        """Writer thread: before ``frame``, repeat the last frame over a gap in a fixed-frame-time recording."""
-        period, last = self._periods[i], self._last
+        """Writer thread: before ``frame``, repeat the last frame recorder ``i`` wrote over a gap in a
+        fixed-frame-time recording (ticks skipped, dropped, or lost to this recorder's own write errors)."""
+        period, last, covered = self._periods[i], self._last[i], self._covered[i]
         if period is None or last is None:
             return
         try:
-            gap = float(frame.t_show_s) - float(last.t_show_s)
+            gap = float(frame.t_show_s) - float(covered)
         except (AttributeError, TypeError, ValueError):
             return
         if not (math.isfinite(gap) and gap > 1.5 * period):
@@ -317,6 +322,7 @@ class RecorderThread:
                 return
             self._counts[i][0] += 1
             self.filled += 1
+            self._covered[i] = covered = covered + period  # (a frame that then fails is not filled twice)
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued, then close every recorder (the files are complete afterwards).
