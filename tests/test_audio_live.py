@@ -90,8 +90,13 @@ def test_default_channels_is_stereo_at_most_and_mono_passes_through():
 
 def test_rate_and_channel_validation():
     be = FakeBackend()
-    with pytest.raises(AudioError, match=r"Scarlett.*192000 Hz.*8000\.\.96000"):
+    with pytest.raises(AudioError, match=r"Scarlett.*192000 Hz.*8000\.\.96000 Hz; pass a sample rate the device"):
         _source(be, sample_rate=192000)
+    hi = FakeBackend([DeviceInfo(5, "Studio DAC 192k", "ALSA", 2, 2, 192000.0)])
+    assert _source(hi, device="studio").sample_rate == 48000  # its default is out of range: asked for 48 kHz
+    jack_hi = FakeBackend([DeviceInfo(6, "system", "JACK Audio Connection Kit", 2, 2, 192000.0, True, True)])
+    with pytest.raises(AudioError, match="restart jackd with -r 48000"):  # JACK runs at its server's rate
+        _source(jack_hi, device="jack:system")
     with pytest.raises(AudioError, match="channels must be 1..4"):
         _source(be, channels=6)
     with pytest.raises(ConfigError, match="block_size"):
@@ -169,6 +174,47 @@ def test_unexpected_end_of_stream_and_inactive_stream_count_as_lost():
     src.stop()
     src.stop()
     assert src.status is SourceStatus.STOPPED and not src.lost.is_set()
+
+
+def test_a_slow_open_is_not_a_lost_device():
+    """The watchdog counts from the stream's open: a device that takes longer than it to open is not lost."""
+    be = FakeBackend()
+    slow = be.factory
+
+    def slow_factory(**kw):
+        time.sleep(0.4)  # e.g. a USB interface waking up
+        return slow(**kw)
+
+    src = LiveSource("scarlett", device_lister=be.lister, stream_factory=slow_factory, watchdog_s=0.3,
+                     backoff_s=(0.05, 0.1), block_size=256)
+    src.start()
+    be.streams[0].pump(np.full((256, 2), 0.25, np.float32))  # its first block, right after the open
+    time.sleep(0.1)  # the monitor has looked at least once (every 50 ms)
+    assert src.status is SourceStatus.RUNNING and src.lost_count == 0, src.last_error
+    assert src.read(1000).end_index == 256
+    src.stop()
+
+
+def test_a_blocking_read_returns_when_the_device_is_lost():
+    import threading
+
+    be = FakeBackend()
+    src = _source(be, watchdog_s=0.15, auto_reconnect=False)
+    src.start()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(src.read(100, timeout=None)), daemon=True)
+    reader.start()
+    be.present = False  # unplugged: no callback comes
+    reader.join(3.0)
+    assert not reader.is_alive() and got == [None] and src.status is SourceStatus.LOST
+    src.stop()
+
+
+@pytest.mark.parametrize("kw", [dict(ring_seconds=float("nan")), dict(watchdog_s=float("nan")),
+                                dict(watchdog_s=float("inf")), dict(backoff_s=(0.5, float("nan")))])
+def test_nan_timings_are_refused(kw):
+    with pytest.raises(ConfigError, match="must be"):
+        _source(FakeBackend(), **kw)
 
 
 def test_stop_joins_the_monitor_thread():

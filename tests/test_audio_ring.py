@@ -131,3 +131,11 @@ def test_threads_one_producer_one_consumer():
         np.testing.assert_array_equal(frames[:, 0], src[idx : idx + len(frames)])
     delivered = sum(len(f) for f, _ in got)
     assert delivered + ring.overflows == len(src)
+
+
+def test_a_block_of_the_wrong_channel_count_is_refused_before_anything_is_stored():
+    ring = RingBuffer(64, 2)
+    for bad in (np.zeros((8, 1), np.float32), np.zeros(8, np.float32), np.zeros((8, 3), np.float32)):
+        with pytest.raises(ValueError, match=r"expected \(n, 2\)"):
+            ring.write(bad)  # numpy would have broadcast the first two into both channels
+    assert ring.available == 0 and ring.overflows == 0

@@ -216,6 +216,12 @@ def test_bad_input_raises_audio_error():
     assert feats.samples_seen == 0  # rejected blocks leave the state alone
     with pytest.raises(AudioError):
         offline_features(np.full(4096, np.inf, np.float32), CFG)
+    from livedance.features.offline import offline_logmel
+
+    for what, samples in (("float", np.ones(4096, np.int16)), ("NaN", np.full(4096, np.nan)),
+                          ("mono", np.zeros((4096, 2), np.float32))):
+        with pytest.raises(AudioError, match=what):  # the public log-mel twin checks like the rest
+            offline_logmel(samples, CFG)
 
 
 @pytest.mark.parametrize(

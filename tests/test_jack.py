@@ -19,7 +19,7 @@ import pytest
 
 from livedance.audio import FileSource, JackServer, JackSource, SourceStatus, list_devices, portaudio
 from livedance.audio import jack as jack_tools
-from livedance.errors import DeviceNotFoundError
+from livedance.errors import AudioError, DeviceNotFoundError
 
 pytestmark = pytest.mark.jack
 
@@ -274,3 +274,24 @@ def test_jack_server_dying_marks_the_source_lost_and_exits_cleanly():
     assert out["first"] and out["lost"] and out["during"], out
     assert out["status_lost"] == "lost" and out["status_after"] == "stopped", out
     assert out["attempts"] >= 1 and "restart" in out["error"], out
+
+
+def test_a_server_whose_probe_hangs_is_stopped_and_named(tmp_path, monkeypatch):
+    """A jack_lsp that never answers must not leak jackd nor escape as subprocess.TimeoutExpired."""
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "jackd.pid"
+    for name, body in (("jackd", f"echo $$ > {pid_file}\nexec sleep 60\n"), ("jack_lsp", "exec sleep 30\n")):
+        f = bin_dir / name
+        f.write_text("#!/bin/sh\n" + body)
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    t0 = time.monotonic()
+    with pytest.raises(AudioError, match="did not start within 1.0 s"):
+        JackServer(timeout_s=1.0, log_path=tmp_path / "jackd.log")
+    assert time.monotonic() - t0 < 4.0  # the hung probe was cut off at the time left, not after 5 s
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the fake jackd was stopped

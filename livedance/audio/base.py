@@ -23,14 +23,17 @@ from livedance.errors import AudioError
 MIN_SAMPLE_RATE = 8000
 #: Highest sample rate a source accepts (Hz).
 MAX_SAMPLE_RATE = 96000
+#: The rate a live device is opened at when its default rate lies outside the range (e.g. a 192 kHz interface).
+FALLBACK_SAMPLE_RATE = 48000
 
 
-def validate_sample_rate(sample_rate: float, what: str) -> int:
+def validate_sample_rate(sample_rate: float, what: str, fix: str = "") -> int:
     """Check that ``sample_rate`` (Hz) is an integer rate in [8000, 96000] and return it as int.
 
     Args:
         sample_rate: the rate in Hz (a device's default rate may come as a float such as 44100.0).
         what: the input it belongs to, named in the error (a file path or a device name).
+        fix: what the user can do about an out-of-range rate, appended to that error (e.g. how to resample).
 
     Raises:
         AudioError: the rate is not finite, not (close to) an integer, or outside 8 kHz..96 kHz.
@@ -44,7 +47,7 @@ def validate_sample_rate(sample_rate: float, what: str) -> int:
     if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
         raise AudioError(
             f"{what}: sample rate {sr:g} Hz is outside the supported range "
-            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz" + (f"; {fix}" if fix else "")
         )
     return int(round(sr))
 
@@ -226,7 +229,8 @@ class AudioSource(ABC):
         Args:
             max_frames: the most samples returned (>= 1).
             timeout: 0 (default) never blocks; > 0 waits up to that many seconds for audio;
-                None waits until audio arrives or the source stops or finishes.
+                None waits until audio arrives or the source stops, finishes or loses its device (the
+                caller then sees :attr:`status` LOST and decides; an auto-reconnect goes on meanwhile).
 
         Returns:
             An :class:`AudioBlock`, or None when nothing arrived in time, the device is lost,
@@ -237,7 +241,7 @@ class AudioSource(ABC):
             return block
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
-            if self.status in (SourceStatus.STOPPED, SourceStatus.FINISHED):
+            if self.status in (SourceStatus.STOPPED, SourceStatus.FINISHED, SourceStatus.LOST):
                 return self._read_now(max_frames)
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:

@@ -94,7 +94,7 @@ class FileSource(AudioSource):
             raise ConfigError(f"block_size must be 16..16384 frames, got {block_size}")
         self.path = Path(path)
         audio, sr = load_audio(self.path, mono=False, offset_s=offset_s, duration_s=duration_s)
-        self._sr = validate_sample_rate(sr, f"audio file {self.path}")
+        self._sr = validate_sample_rate(sr, f"audio file {self.path}", "resample it, e.g. sox IN -r 48000 OUT")
         self._out_device: DeviceInfo | None = None
         if play:
             devs = device_lister() if device_lister is not None else None

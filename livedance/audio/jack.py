@@ -267,8 +267,11 @@ class JackServer:
             clients that have JACK_DEFAULT_SERVER=<name> in their environment (see :meth:`env`).
         log_path: where jackd's output goes (default: a file in /tmp).
 
+        timeout_s: seconds to wait for the server to answer ``jack_lsp``.
+
     Raises:
-        AudioError: jackd is not installed, or the server did not come up within ``timeout_s``.
+        AudioError: jackd or jack_lsp is not installed, or the server did not come up within ``timeout_s``
+            (jackd is stopped then, as on any other error while waiting).
 
     Call :meth:`stop` (or use ``with``) to end it; stop() is idempotent and waits for the process.
     """
@@ -297,18 +300,34 @@ class JackServer:
         self._proc: subprocess.Popen | None = subprocess.Popen(
             args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            res = subprocess.run(
-                ["jack_lsp"], capture_output=True, text=True, env={**_env(), **self.env()}, timeout=5
-            )
-            if res.returncode == 0:
+        try:
+            if self._wait_until_up(float(timeout_s)):
                 return
-            time.sleep(0.1)
+        except BaseException:  # a probe that cannot run, or Ctrl-C: never leave jackd behind
+            self.stop()
+            raise
         self.stop()
         raise AudioError(f"jackd did not start within {timeout_s} s: {self.log_path.read_text()[-500:]}")
+
+    def _wait_until_up(self, timeout_s: float) -> bool:
+        """Poll with ``jack_lsp`` until the server answers (True) or ``timeout_s`` passes or jackd exits (False);
+        a hung ``jack_lsp`` is cut off at the time left."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self._proc.poll() is not None:
+                return False
+            try:
+                res = subprocess.run(["jack_lsp"], capture_output=True, text=True, env={**_env(), **self.env()},
+                                     timeout=max(min(5.0, left), 0.1))
+            except subprocess.TimeoutExpired:
+                continue
+            except OSError as err:
+                raise AudioError(f"jack_lsp cannot run ({err}): install JACK's tools (Debian/Ubuntu: apt-get "
+                                 "install jackd2)") from None
+            if res.returncode == 0:
+                return True
+            time.sleep(0.1)
+        return False
 
     def env(self) -> dict[str, str]:
         """Environment entries a client needs to reach this server ({} for the default server)."""

@@ -15,6 +15,7 @@ never waits for a lost one, and :meth:`LiveSource.stop` waits at most its ``time
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,16 @@ from typing import Any
 import numpy as np
 
 from livedance.audio import portaudio
-from livedance.audio.base import AudioBlock, AudioSource, CaptureClock, SourceStatus, validate_sample_rate
+from livedance.audio.base import (
+    FALLBACK_SAMPLE_RATE,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    AudioBlock,
+    AudioSource,
+    CaptureClock,
+    SourceStatus,
+    validate_sample_rate,
+)
 from livedance.audio.devices import DeviceInfo, DeviceLister, list_devices, resolve_device
 from livedance.audio.ring import RingBuffer
 from livedance.data.audio_io import to_mono
@@ -47,7 +57,8 @@ class LiveSource(AudioSource):
         device: None (default input), a PortAudio index, a name (case-insensitive substring) or
             "<hostapi>:<name>" such as "jack:system" (see :mod:`livedance.audio.devices`).
         sample_rate: Hz; None takes the device's default rate (a JACK device only runs at the
-            server's rate). Must lie in 8000..96000; the consumer resamples.
+            server's rate), or 48000 when that lies outside 8000..96000 (e.g. a 192 kHz interface).
+            Must lie in 8000..96000; the consumer resamples.
         block_size: frames per PortAudio callback (16..16384; 512 = 11.6 ms at 44.1 kHz).
         channels: input channels to open and mix down (averaged) to mono; None opens
             min(2, the device's input channels).
@@ -89,9 +100,11 @@ class LiveSource(AudioSource):
         super().__init__()
         if not 16 <= int(block_size) <= 16384:
             raise ConfigError(f"block_size must be 16..16384 frames, got {block_size}")
-        if ring_seconds <= 0 or (watchdog_s is not None and watchdog_s <= 0):
-            raise ConfigError(f"ring_seconds and watchdog_s must be > 0, got {ring_seconds}, {watchdog_s}")
-        if not 0 < backoff_s[0] <= backoff_s[1]:
+        if not (math.isfinite(ring_seconds) and ring_seconds > 0) or (
+                watchdog_s is not None and not (math.isfinite(watchdog_s) and watchdog_s > 0)):
+            raise ConfigError(f"ring_seconds and watchdog_s must be finite and > 0 seconds, got {ring_seconds}, "
+                              f"{watchdog_s}")
+        if not (math.isfinite(backoff_s[0]) and math.isfinite(backoff_s[1]) and 0 < backoff_s[0] <= backoff_s[1]):
             raise ConfigError(f"backoff_s must be (first, longest) with 0 < first <= longest, got {backoff_s}")
         self._spec = device
         self._custom_lister = device_lister is not None
@@ -99,9 +112,12 @@ class LiveSource(AudioSource):
         self._stream_factory = stream_factory
         self._device = self._resolve(device)
         what = f"input device {self._device.label()}"
-        self._sr = validate_sample_rate(
-            self._device.default_samplerate if sample_rate is None else sample_rate, what
-        )
+        rate = self._device.default_samplerate if sample_rate is None else sample_rate
+        if sample_rate is None and not self._device.is_jack and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            rate = FALLBACK_SAMPLE_RATE  # e.g. a 192 kHz interface: ask it for 48 kHz (PortAudio says if it can't)
+        self._sr = validate_sample_rate(rate, what, "pass a sample rate the device supports, e.g. 48000"
+                                        + (" (a JACK device runs at its server's rate: restart jackd with -r 48000)"
+                                           if self._device.is_jack else ""))
         max_in = self._device.max_input_channels
         self._channels = min(2, max_in) if channels is None else int(channels)
         if not 1 <= self._channels <= max_in:
@@ -286,6 +302,7 @@ class LiveSource(AudioSource):
             callback=functools.partial(self._callback, gen),
             finished_callback=functools.partial(self._on_finished, gen),
         )
+        self._last_cb = time.perf_counter()  # the watchdog counts from the open, not from before it (a slow open)
 
     def _dispose(self, stream: Any, dead: bool, wait_s: float = 1.0) -> None:
         """Stop and close ``stream`` on a daemon thread, waiting for it at most ``wait_s`` seconds (a close that

@@ -111,13 +111,16 @@ class RingBuffer:
             :attr:`overflows`.
 
         Raises:
-            ValueError: from numpy if the block's channel count does not match (a caller bug).
+            ValueError: the block's channel count does not match the ring's (a caller bug; a 1-D block is one
+                channel). Checked before anything is stored, without allocating.
         """
         n = frames.shape[0]
         if n == 0:
             return 0
         if frames.ndim == 1:
             frames = frames[:, None]
+        if frames.ndim != 2 or frames.shape[1] != self._buf.shape[1]:
+            raise ValueError(f"ring write: block of shape {frames.shape}, expected (n, {self._buf.shape[1]})")
         w = self._w
         free = self._cap - (w - self._r)
         if self._pending_gap:

@@ -32,7 +32,7 @@ def beats(
     from livedance.data.audio_io import load_audio
 
     audio, sr = load_audio(file)
-    validate_sample_rate(sr, f"audio file {file}")  # the range the live inputs take (8..96 kHz)
+    validate_sample_rate(sr, f"audio file {file}", "resample it, e.g. sox IN -r 48000 OUT")  # as live inputs
     if offline:
         try:
             import librosa

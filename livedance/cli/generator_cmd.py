@@ -165,7 +165,8 @@ def generate_cmd(
     from livedance.audio.base import validate_sample_rate
     from livedance.data.audio_io import load_audio
 
-    validate_sample_rate(load_audio(song, duration_s=1.0)[1], f"audio file {song}")  # as a live input (8..96 kHz)
+    validate_sample_rate(load_audio(song, duration_s=1.0)[1], f"audio file {song}",  # as a live input (8..96 kHz)
+                         "resample it, e.g. sox IN -r 48000 OUT")
     check_output_path(output, f"--output {output}", overwrite=True, make_parent=True)  # (before the generation, not after it)
     if bvh is not None:
         check_output_path(bvh, f"--bvh {bvh}", overwrite=True, make_parent=True)

@@ -63,8 +63,12 @@ def offline_logmel(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     Returns:
         (N // hop, n_mels) float64 log-mel power in dB, ``10 log10(max(M @ |X|^2, amin))``, where
         frame k is the window ending at sample (k + 1) * hop (zeros before sample 0).
+
+    Raises:
+        AudioError: if ``audio`` is not a 1-D float array, holds NaN/inf or magnitudes above 1e30 (as
+            :func:`offline_features`; integer PCM must be scaled to [-1, 1] first).
     """
-    x = np.asarray(audio)
+    x = check_samples(audio, "audio")
     out = np.empty((x.shape[0] // cfg.hop, cfg.n_mels), np.float64)
     for s, chunk in _logmel_chunks(x, cfg):
         out[s : s + chunk.shape[0]] = chunk
