@@ -323,7 +323,7 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as err:
-        raise ConfigError(f"cannot write the livedance config {p}: {err}") from None
+        raise ConfigError(f"cannot write the livedance config {p}: {err.strerror or err} (in {p.parent})") from None
     return p
 
 

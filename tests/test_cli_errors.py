@@ -69,6 +69,22 @@ CASES = [
     (["eval", "--motions", "{tmp}/take.bvh", "--no-retrieval"], "is a file; expected a folder"),
     (["eval", "--motions", "{tmp}/cm", "--no-retrieval"], "centimetres? divide by 100"),
     (["data", "split-tang", "--val-frac", "2"], "--val-frac"),
+    # outputs and --resume are checked before any data is read (the data root here does not exist)
+    (["data", "split-tang", "--out", "/proc/x.json"], "--out /proc/x.json: cannot write in folder /proc"),
+    (["train", "style-prior", "--out", "/proc/x"], "--out /proc/x: cannot write in folder /proc"),
+    (["train", "pose-prior", "--out", "/proc/x.json"], "--out /proc/x.json: cannot write in folder /proc"),
+    (["train", "pose-prior", "--max-mean", "-1"], "--max-mean"),
+    (["train", "tokenizer", "--out", "{tmp}/take.bvh"], "is a file; expected a run folder"),
+    (["train", "generator", "--resume", "--out", "{tmp}/nores"], "--resume: no checkpoint"),
+    (["eval", "--models", "livedance", "--models-out", "{tmp}/take.bvh", "--no-retrieval"],
+     "is a file; expected a folder"),
+    (["eval", "--models-out", "{tmp}/gen", "--no-retrieval"], "no --models to generate"),
+    (["data", "ik-report", "--out-png", "{tmp}/ik.txt"], "expected an image file name"),
+    (["data", "ik-report", "--out-md", "/proc/x.md"], "--out-md /proc/x.md: cannot write"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--backend", "torch", "--device", "bogus"], "expected cpu or cuda"),
+    (["generate", SONG, "-o", "{tmp}/g.npz", "--model", "baseline", "--style", "tango"],
+     "the styles are a prior on the livedance model's codes"),
+    (["calibrate", "latency", "--tap", "--visual", "--config", "/proc/x.json"], "--config /proc/x.json: cannot write"),
 ]
 
 

@@ -65,3 +65,21 @@ def test_committed_split_is_reproducible(tmp_path):
     bad.write_text(json.dumps({"train": ["A"], "val": ["A"], "test": []}))
     with pytest.raises(DataError, match="more than one split"):
         split_names("train", bad)
+
+
+def test_fractions_that_leave_a_style_no_train_sequence_are_refused():
+    with pytest.raises(ConfigError, match=r"leave style cha-cha \(4 sequences: 2 val, 2 test\) no train sequence"):
+        make_tang_split(NAMES, val_frac=0.5, test_frac=0.5)
+    split = make_tang_split(NAMES, val_frac=0.5, test_frac=0.25)  # every style keeps at least one train sequence
+    assert all(c["train"] >= 1 for c in split["by_style"].values())
+
+
+def test_align_tang_refuses_an_unknown_sequence_before_it_writes(tmp_path):
+    from livedance.cli import main
+    from livedance.data.tang import default_data_root
+
+    if not (default_data_root() / "dance-tang2018").is_dir():
+        pytest.skip("Tang 2018 data not found")
+    out = tmp_path / "align.json"
+    assert main(["data", "align-tang", "--only", "DANCE_X_99", "--out", str(out)]) == 2
+    assert not out.exists()  # an empty study would have replaced the committed alignment

@@ -192,8 +192,10 @@ def test_load_generator_applies_a_style_and_refuses_one_it_cannot_have(tmp_path)
     assert gen.style == "tango" and gen.style_strength == 0.5 and "waltz" in gen.styles
     with pytest.raises(ConfigError, match="unknown style 'salsa'"):
         load_generator(style="salsa")
-    with pytest.raises(WeightsError, match="style prior was measured with"):
-        load_generator(kind="baseline", style="tango")
+    with pytest.raises(ConfigError, match="the styles are a prior on the livedance model's codes"):
+        load_generator(kind="baseline", style="tango")  # says which model, not to retrain the shipped prior
+    with pytest.raises(WeightsError, match="style prior was measured with"):  # a prior given for the baseline
+        load_generator(kind="baseline", style="tango", style_prior=default_style_prior())
     assert load_generator(kind="baseline").styles == ()  # not asked for: the baseline just has no styles
     with pytest.raises(WeightsError, match="nowhere.json"):
         load_generator(style_prior=tmp_path / "nowhere")

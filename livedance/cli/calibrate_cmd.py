@@ -67,6 +67,12 @@ def latency_command(
     if tap and loopback:
         raise ConfigError("choose one of --tap and --loopback, not both")
     cfg_user = load_user_config(config_file)  # fail early on a malformed file
+    if save:  # ... and on one that cannot be written: a tap session is not lost at its end
+        from livedance.atomic import check_output_path
+        from livedance.calibration.user_config import config_path
+
+        target = Path(config_file).expanduser() if config_file is not None else config_path()
+        check_output_path(target, f"--config {target}", overwrite=True, make_parent=True)
     result: dict
     if loopback:
         from livedance.calibration.latency import LoopbackConfig, measure_loopback

@@ -21,10 +21,18 @@ def align_tang(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from livedance.atomic import check_output_path
     from livedance.data import tang_align as ta
     from livedance.data.tang import list_tang_sequences, load_tang_sequence
+    from livedance.errors import ConfigError
 
-    seqs = [load_tang_sequence(p) for p in list_tang_sequences(data_root)]
+    target = check_output_path(out or ta.ALIGNMENT_PATH, f"--out {out or ta.ALIGNMENT_PATH}", overwrite=True)
+    paths = list_tang_sequences(data_root)
+    unknown = sorted(set(only or ()) - {p.name for p in paths})
+    if unknown:  # an empty study would replace the committed alignment
+        raise ConfigError(f"--only {', '.join(unknown)}: no such Tang sequence; expected names such as "
+                          f"{', '.join(p.name for p in paths[:3])} (the folders of dance-tang2018/)")
+    seqs = [load_tang_sequence(p) for p in paths]
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     ) as prog:
@@ -34,7 +42,7 @@ def align_tang(
             set(only) if only else None,
         )
     entries = list(result["sequences"].values())
-    path = ta.write_alignment(result, out or ta.ALIGNMENT_PATH)
+    path = ta.write_alignment(result, target)
     table = Table(title=f"Tang alignment ({path})")
     table.add_column("sequence", no_wrap=True)
     for col in ("scale", "offset_s", "nominal", "score", "shuf. median", "rank", "locked", "usable"):
@@ -63,12 +71,14 @@ def split_tang(
     from rich.console import Console
     from rich.table import Table
 
+    from livedance.atomic import check_output_path
     from livedance.data.split import SPLIT_PATH, make_tang_split, write_split
     from livedance.data.tang import list_tang_sequences
 
+    target = check_output_path(out or SPLIT_PATH, f"--out {out or SPLIT_PATH}", overwrite=True)
     names = [p.name for p in list_tang_sequences(data_root)]
     split = make_tang_split(names, seed=seed, val_frac=val_frac, test_frac=test_frac)
-    path = write_split(split, out or SPLIT_PATH)
+    path = write_split(split, target)
     table = Table(title=f"Tang split, seed {seed} ({path})")
     for col in ("style", "train", "val", "test"):
         table.add_column(col)

@@ -192,6 +192,17 @@ def eval_command(
         from livedance.atomic import check_output_path
 
         check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
+    if models_out is not None:
+        from livedance.errors import ConfigError
+
+        if not models:
+            raise ConfigError(f"--models-out {models_out}: no --models to generate (e.g. --models livedance,baseline)")
+        if models_out.exists() and not models_out.is_dir():
+            raise ConfigError(f"--models-out {models_out} is a file; expected a folder (one subfolder per model)")
+        from livedance.atomic import check_output_path
+
+        check_output_path(models_out / "probe.npz", f"--models-out {models_out}", overwrite=True,
+                          make_parent=True)
     extra = {}
     if motions is not None:  # find_motions and check_body_frame name the mistake, before the data loads
         loaded = find_motions(motions)

@@ -117,10 +117,15 @@ def train_style_prior_cmd(
     """
     from rich.console import Console
 
+    from livedance.atomic import check_output_path
     from livedance.engine.style_prior import default_style_prior, style_prior_from_split
+    from livedance.model.checkpoint import weight_paths
 
+    stem = out or default_style_prior()
+    for f in weight_paths(stem):  # before the dances are read and counted
+        check_output_path(f, f"--out {stem}", overwrite=True, make_parent=True)
     prior = style_prior_from_split(split, data_root, tokenizer, alpha)
-    st, js = prior.save(out or default_style_prior())
+    st, js = prior.save(stem)
     con = Console()
     for i, s in enumerate(prior.styles):
         top = prior.log_ratio[i, :, 0].max(-1)
@@ -133,18 +138,22 @@ def train_style_prior_cmd(
 @train_app.command("pose-prior")
 def train_pose_prior_cmd(
     split: str = typer.Option("train", help="Split whose real dances give the budgets (never the one you score on)."),
-    max_mean: float = typer.Option(0.1, "--max-mean", help="A static pose feature is rare below this mean share of a clip's frames."),
-    floor: float = typer.Option(0.03, help="Smallest budget (share of frames) of a rare feature."),
+    max_mean: float = typer.Option(0.1, "--max-mean", min=0.0, max=1.0,
+                                   help="A static pose feature is rare below this mean share of a clip's frames (0..1)."),
+    floor: float = typer.Option(0.03, min=0.0, max=1.0, help="Smallest budget (share of frames, 0..1) of a rare feature."),
     out: Optional[Path] = typer.Option(None, help="Output JSON (default: the shipped livedance/weights/pose_prior.json)."),
     data_root: Optional[Path] = typer.Option(None, help=DATA_ROOT_HELP),
 ) -> None:
     """Measure the pose guard's prior (livedance.engine.pose_guard): which static poses the real dances of a split hardly ever hold, and for how large a share of a clip at most. Seconds, not minutes: no training."""
     from rich.console import Console
 
+    from livedance.atomic import check_output_path
     from livedance.engine.pose_guard import default_prior_path, prior_from_split
 
+    target = check_output_path(out or default_prior_path(), f"--out {out or default_prior_path()}", overwrite=True,
+                               make_parent=True)
     prior = prior_from_split(split, data_root, max_mean, floor)
-    path = prior.save(out or default_prior_path())
+    path = prior.save(target)
     doc = prior.to_json()
     con = Console()
     for f in doc["features"]:

@@ -58,6 +58,13 @@ def ik_report(
 
     from livedance.data.tang import tang_root
 
+    from livedance.atomic import check_output_path
+    from livedance.errors import ConfigError
+
+    check_output_path(out_md, f"--out-md {out_md}", overwrite=True, make_parent=True)  # before minutes of IK
+    check_output_path(out_png, f"--out-png {out_png}", overwrite=True, make_parent=True)
+    if out_png.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+        raise ConfigError(f"--out-png {out_png}: expected an image file name (.png, .pdf, .svg or .jpg)")
     seqs = rep.find_sequences(data_dir if data_dir is not None else tang_root())
     if limit:
         seqs = seqs[:limit]

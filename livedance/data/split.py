@@ -40,7 +40,8 @@ def make_tang_split(
         "by_style": {style: {"train": n, "val": n, "test": n}}}`` with sorted name lists.
 
     Raises:
-        ConfigError: a fraction outside [0, 0.5] or duplicate names.
+        ConfigError: a fraction outside [0, 0.5], fractions that leave a style no train sequence, or
+            duplicate names.
         DataError: a name that is not ``DANCE_<C|R|T|W>_<n>``.
     """
     for label, f in (("val_frac", val_frac), ("test_frac", test_frac)):
@@ -60,6 +61,9 @@ def make_tang_split(
         n = len(group)
         n_test = max(1, round(test_frac * n)) if n >= 2 and test_frac > 0 else 0
         n_val = max(1, round(val_frac * n)) if n >= 3 and val_frac > 0 else 0
+        if n - n_test - n_val < 1:
+            raise ConfigError(f"--val-frac {val_frac:g} and --test-frac {test_frac:g} leave style {style} ({n} "
+                              f"sequences: {n_val} val, {n_test} test) no train sequence; lower them")
         out["test"] += group[:n_test]
         out["val"] += group[n_test : n_test + n_val]
         out["train"] += group[n_test + n_val :]

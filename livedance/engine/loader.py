@@ -9,6 +9,7 @@ and the versions of the code that exports them) into ``<cache>/engine/<model>-<k
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,13 +126,16 @@ def build_generator(graph, representation, backend: str = "onnx", onnx_path: str
         a :class:`LearnedGenerator`, warmed up (:meth:`LearnedGenerator.warm_up`: one step on zero inputs,
         state untouched).
     Raises:
-        ConfigError: an unknown backend, or ``device`` / ``cuda_graph`` with a backend other than torch.
+        ConfigError: an unknown backend or device (cpu or cuda[:N]), or ``device`` / ``cuda_graph`` with a backend
+            other than torch.
         WeightsError: the ONNX file cannot be written or loaded. DeviceNotFoundError: no CUDA / no tensorrt.
     """
     from livedance.engine.backends import OnnxBackend, TensorRTBackend, TorchBackend, check_backend, export_onnx
     from livedance.engine.learned import LearnedGenerator
 
     check_backend(backend)
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise ConfigError(f"--device {device!r}: expected cpu or cuda[:N], the torch device of --backend torch")
     if backend != "torch" and (str(device) != "cpu" or cuda_graph):
         raise ConfigError(f"device {device!r} / cuda_graph apply to the torch backend, not {backend!r}")
     if backend == "torch":
@@ -221,6 +225,9 @@ def load_generator(model: str | Path | None = None, backend: str = "onnx", seed:
     from livedance.engine.style_prior import clears_style
 
     wants = not clears_style(style)
+    if wants and style_prior is None and kind == "baseline" and model is None:
+        raise ConfigError(f"--style {style}: the styles are a prior on the livedance model's codes; the baseline's "
+                          "tokenizer has other codes (use --model livedance, or leave out --style)")
     prior = load_style_prior(doc, f"{doc.get('model', kind)} weights", style_prior,
                              required=wants or style_prior is not None)
     if wants and prior is not None:

@@ -133,7 +133,9 @@ def load_motion(path: str | Path) -> MotionFile:
     except DataError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as err:
-        raise DataError(f"{path}: not a readable motion npz ({type(err).__name__}: {err})") from None
+        why = ("not a NumPy .npz archive" if "pickle" in str(err)  # numpy's guess for any unknown bytes
+               else f"{type(err).__name__}: {err}")
+        raise DataError(f"{path}: not a readable motion npz ({why})") from None
     try:
         fps = float(fps_arr)
         offset = float(offset_arr)

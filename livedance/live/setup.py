@@ -268,7 +268,9 @@ def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backe
         _log.warning("model weights did not load (%s); dancing with the procedural dancer", err)
         return proc, f"procedural dancer (model did not load: {err})"
     where = f", {backend}" + (f" on {device}" if backend == "torch" else "") + (" (CUDA graph)" if cuda_graph else "")
-    return gen, f"model {model or '(default)'}" + (where if chosen else "")
+    named = model if model is not None else engine.get("kind", "livedance")
+    shipped = " (shipped)" if model is None else ""
+    return gen, f"model {named}{shipped}" + (where if chosen else "")
 
 
 def build_sinks(

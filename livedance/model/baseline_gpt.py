@@ -338,7 +338,7 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
 
     from livedance.data.dataset import data_description, load_split
     from livedance.model.checkpoint import WEIGHTS_DIR
-    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
+    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, prepare_run_dir, seed_everything
     from livedance.model.train_generator import (TokenWindowDataset, feature_stats, load_tokenizer_for_training,
                                                  prepare_clips, save_model)
 
@@ -346,7 +346,7 @@ def train_baseline(minutes: float | None = 14.0, steps: int = 3000, seed: int = 
         tokenizer = Path(VQ_RUN_TOKENIZER)
         if not tokenizer.with_suffix(".json").is_file():
             tokenizer = WEIGHTS_DIR / BASELINE_TOKENIZER_STEM
-    out = Path(out or "runs/baseline")
+    out = prepare_run_dir(out or "runs/baseline", resume)  # a bad --out or --resume fails before the data is read
     dist = init_distributed()
     show = progress and dist.is_main
     tok, rep, tok_sha, _ = load_tokenizer_for_training(Path(tokenizer))

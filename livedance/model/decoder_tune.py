@@ -223,7 +223,7 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
     from livedance.data.dataset import load_split
     from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
     from livedance.model.train_tokenizer import WindowDataset, clip_raw_features, reconstruction_mpjpe, tokenizer_loss
-    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, seed_everything
+    from livedance.model.trainer import TrainConfig, Trainer, init_distributed, prepare_run_dir, seed_everything
 
     cfg.validate()
     source = cfg.source if cfg.source is not None else WEIGHTS_DIR / SHIPPED_STEMS[cfg.model]
@@ -245,6 +245,7 @@ def run_decoder_tune(cfg: DecoderTuneConfig) -> dict:
                 f"(sha256 {str(shipped.get('sha256', ''))[:12]}...): the shipped models trained on those codes would "
                 "stop loading. "
                 "Tune the shipped tokenizer (leave out --from), or drop --ship")
+    prepare_run_dir(out, cfg.resume)  # a bad --out or --resume fails before the data is read
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     train = load_split("train", data_root=cfg.data_root, progress=show)

@@ -409,6 +409,9 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         gcfg = GeneratorConfig.from_dict({**init_model.config.to_dict(), **cfg.overrides})
     else:
         gcfg = _model_config(cfg, tok)
+    from livedance.model.trainer import prepare_run_dir
+
+    prepare_run_dir(cfg.out, cfg.resume)  # a bad --out or --resume fails before the data is read
     train = load_split("train", data_root=cfg.data_root, progress=show)
     n_dances = len(train)  # the dances themselves come first, then their mirrored / sped-up copies
     if cfg.mirror:

@@ -107,6 +107,9 @@ def run_training(cfg: RetrievalRunConfig) -> dict[str, Any]:
     mcfg = cfg.model or RetrievalConfig()
     dist = init_distributed()
     show = cfg.progress and dist.is_main
+    from livedance.model.trainer import prepare_run_dir
+
+    prepare_run_dir(cfg.out, cfg.resume)  # a bad --out or --resume fails before the data is read
     train = _pairs(load_split("train", data_root=cfg.data_root, progress=show, fps=mcfg.fps), mcfg.fps, show, "train")
     ds = RetrievalWindows(train, mcfg.window, cfg.hop)
     seed_everything(cfg.seed)

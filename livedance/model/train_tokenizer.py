@@ -283,6 +283,9 @@ def run_training(cfg: TokenizerRunConfig) -> dict:
         raise ConfigError(f"--window {cfg.window}: must be a multiple of 4 (the tokenizer's frames per token)")
     dist = init_distributed()
     show = cfg.progress and dist.is_main
+    from livedance.model.trainer import prepare_run_dir
+
+    prepare_run_dir(cfg.out, cfg.resume)  # a bad --out or --resume fails before the data is read
     train = load_split("train", data_root=cfg.data_root, progress=show)
     rep = Representation.fit(train)
     raw = clip_raw_features(train, rep.config)

@@ -77,6 +77,7 @@ __all__ = [
     "seed_everything",
     "lr_at",
     "RESUME_FREE_FIELDS",
+    "prepare_run_dir",
 ]
 
 #: :class:`TrainConfig` fields that a resumed run may change: they only report or set the checkpoint cadence.
@@ -239,6 +240,36 @@ def _differences(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
 def _complete(d: Path) -> bool:
     """Whether folder ``d`` holds a whole checkpoint (``trainer.json`` is written last)."""
     return all((d / n).is_file() for n in ("trainer.json", "model.safetensors", "optimizer.safetensors"))
+
+
+def prepare_run_dir(out_dir: str | Path, resume: bool) -> Path:
+    """Check a training run's folder before any data is read, so a bad ``--out`` or ``--resume`` fails in
+    seconds instead of after the data preparation.
+
+    Args:
+        out_dir: the run folder (created with its parents when missing). resume: ``--resume`` was given.
+    Returns:
+        the folder, as a Path.
+    Raises:
+        ConfigError: ``out_dir`` is a file, cannot be created or written, or (``resume``) holds no complete
+            checkpoint (nor ``checkpoint.tmp`` / ``checkpoint.old``, as :meth:`Trainer.load_checkpoint` reads).
+    """
+    import tempfile
+
+    d = Path(out_dir).expanduser()
+    if d.exists() and not d.is_dir():
+        raise ConfigError(f"--out {d} is a file; expected a run folder")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".livedance-write-check-", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"--out {d}: cannot create or write the run folder ({err.strerror or err})") from None
+    if resume and not any(_complete(c) for c in (d / "checkpoint", d / "checkpoint.tmp", d / "checkpoint.old")):
+        raise ConfigError(f"--resume: no checkpoint in {d / 'checkpoint'} (start without --resume, or point --out "
+                          "at the run to continue)")
+    return d
 
 
 def _json_state(obj: Any) -> Any:
