@@ -65,4 +65,8 @@ def main(n: int = 600) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=600, help="frames timed per sink (default 600)")
+    main(max(ap.parse_args().frames, 1))

@@ -196,6 +196,20 @@ def validate_endpoint(host: object, port: object, what: str) -> tuple[str, int]:
     return host, port
 
 
+def preferred_address(host: str, port: int) -> tuple:
+    """The ``socket.getaddrinfo`` entry (family, type, proto, canonname, sockaddr) to send UDP to ``host:port``.
+
+    An IPv4 address is preferred when the name has one: a host name such as ``localhost`` may resolve to
+    ``::1`` first, while Unity (EVMC4U), VSeeFace, Warudo and most VJ tools listen on IPv4 only, so the first
+    entry would send every frame where nobody listens. An IPv6 literal (or a name with only IPv6) gives IPv6.
+
+    Raises:
+        socket.gaierror: the name does not resolve (:func:`validate_endpoint` reports it first, as ConfigError).
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    return next((i for i in infos if i[0] == socket.AF_INET), infos[0])
+
+
 @dataclass
 class TransportStats:
     """Counters of one transport. ``send_errors`` counts datagrams that failed to go out."""
@@ -241,7 +255,7 @@ class OSCUDPTransport:
         self.stats = TransportStats()
         self._log = logger or logging.getLogger("livedance.bridges")
         self._warned = False
-        family, socktype, proto, _, addr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
+        family, socktype, proto, _, addr = preferred_address(self.host, self.port)
         self._addr = addr
         self._sock: socket.socket | None = socket.socket(family, socktype, proto)
         self._sock.setblocking(False)

@@ -116,3 +116,17 @@ def test_port_types(port, ok):
     else:
         with pytest.raises(ConfigError, match="VMC port"):
             validate_endpoint("127.0.0.1", port, "VMC")
+
+
+def test_a_name_with_ipv4_and_ipv6_addresses_is_sent_to_over_ipv4(monkeypatch):
+    """localhost may resolve to ::1 first; VMC receivers (EVMC4U, VSeeFace, Warudo) listen on IPv4."""
+    import socket
+
+    from livedance.bridges.osc_transport import preferred_address
+
+    v6 = (socket.AF_INET6, socket.SOCK_DGRAM, 17, "", ("::1", 39539, 0, 0))
+    v4 = (socket.AF_INET, socket.SOCK_DGRAM, 17, "", ("127.0.0.1", 39539))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [v6, v4])
+    assert preferred_address("localhost", 39539) == v4
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [v6])
+    assert preferred_address("ip6-localhost", 39539) == v6  # only IPv6: IPv6

@@ -62,6 +62,8 @@ CASES = [
     (["perform", "demo", "--no-vmc", "--no-controls", "--device", "2"], "the audio input is the SOURCE argument"),
     (["perform", "demo", "--no-vmc", "--no-controls", "--backend", "torch", "--device", "tpu"], "expected cpu or cuda"),
     (["perform", "demo", "--no-vmc", "--no-controls", "--preview-port", "9000"], "add --preview"),
+    (["perform", "demo", "--no-vmc", "--vmc", "1.2.3.4:5", "--no-controls"], "contradict each other"),
+    (["perform", "demo", "--no-vmc", "--no-controls", "--control-port", "5000"], "contradict each other"),
     (["calibrate", "set", "--input-ms", "-5", "--config", "{tmp}/c.json"], "--input-ms"),
     (["calibrate", "latency", "--tap", "--visual", "--sample-rate", "1"], "--sample-rate"),
     (["eval", "--split", "nosuch"], "--split 'nosuch': expected train, val, test or all"),

@@ -42,7 +42,7 @@ def latency_command(
     bpm: float = typer.Option(100.0, help="Tap: click tempo in BPM (offsets up to half a beat are measurable)."),
     beats: int = typer.Option(32, help="Tap: number of clicks."),
     lead_in: float = typer.Option(2.0, "--lead-in", help="Tap: seconds of silence before the first click."),
-    discard: int = typer.Option(4, help="Tap: first taps ignored (warm-up)."),
+    discard: int = typer.Option(4, min=0, help="Tap: first taps ignored (warm-up), >= 0."),
     clicks: int = typer.Option(8, min=3, help="Loopback: clicks played (>= 3)."),
     jack_loop: bool = typer.Option(
         False, "--jack-loop", help="Loopback on JACK: connect livedance's own JACK outputs to its inputs (no cable)."

@@ -48,7 +48,8 @@ def render_table(report, title: str):
 
 @app.command("eval")
 def eval_command(
-    split: str = typer.Option("test", "--split", help="Dataset split whose real dances give the reference rows."),
+    split: str = typer.Option("test", "--split", help="Dataset split whose real dances give the reference rows: "
+                              "train, val, test or all."),
     motions: Optional[Path] = typer.Option(
         None, "--motions", help="Folder of motion .npz files (docs/formats.md) to score as an extra row."
     ),

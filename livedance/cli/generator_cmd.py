@@ -177,7 +177,13 @@ def generate_cmd(
                          style=style, style_strength=style_strength)
     if pace is not None:
         gen.set_pace(pace)  # ConfigError for weights without a pace input
-    motion = generate_song(gen, song, start, duration, seed)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]dancing[/] {task.description}"), BarColumn(),
+                  TextColumn("{task.completed:.0f} / {task.total:.0f} s"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(Path(song).name, total=1.0)  # the song's length comes with the first block
+        motion = generate_song(gen, song, start, duration, seed,
+                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     save_generated(motion, output, gen.rep.rest_offsets, bvh)
     dur = len(motion.local_quats) / motion.fps
     Console().print(

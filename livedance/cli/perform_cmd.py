@@ -100,7 +100,8 @@ def perform_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing recordings."),
     preview: bool = typer.Option(False, "--preview", help="Serve the web preview (http://127.0.0.1:8765/)."),
     preview_port: int = typer.Option(8765, "--preview-port", help="Port of the web preview."),
-    fps: float = typer.Option(60.0, "--fps", help="Output frame rate."),
+    fps: float = typer.Option(60.0, "--fps", help="Output frame rate, frames per second (1..1000; 60 for Unity / "
+                              "VSeeFace, match the engine's tick for Unreal Live Link)."),
     latency_ms: float = typer.Option(
         0.0, "--latency-ms",
         help="Visual latency in ms: from a frame's send to its appearing on screen (network + the avatar's "
@@ -216,6 +217,10 @@ def perform_command(
         raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
     if preview_port != 8765 and not preview:
         raise ConfigError(f"--preview-port {preview_port} applies to the web preview: add --preview")
+    if no_vmc and vmc != "127.0.0.1:39539":
+        raise ConfigError(f"--vmc {vmc} and --no-vmc contradict each other: keep one")
+    if no_controls and control_port is not None:
+        raise ConfigError(f"--control-port {control_port} and --no-controls contradict each other: keep one")
     if travel_scale is None:
         travel_scale, travel_from = default_travel_scale()
     else:

@@ -61,7 +61,7 @@ def _blocks_to(n_target: int, fed: int) -> int:
 
 def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, duration_s: float | None = None,
                   seed: int = 0, audio: tuple[np.ndarray, np.ndarray] | None = None,
-                  lookahead_steps: int = LOOKAHEAD_STEPS) -> GeneratedMotion:
+                  lookahead_steps: int = LOOKAHEAD_STEPS, on_progress=None) -> GeneratedMotion:
     """Dance to a song file through the causal step path (see the module docstring).
 
     Scheduling: the audio analysis runs ``lookahead_steps`` steps ahead of the generator (each step's
@@ -82,6 +82,8 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
         seed: sampling seed (``generator.reset(seed)``).
         audio: optional pre-loaded ``(audio at 22050 Hz, audio at 44100 Hz)`` mono float32.
         lookahead_steps: steps heard ahead of the generator, >= 1 (memory: about 10 KB of features each).
+        on_progress: optional ``f(done_s, total_s)``, called after each block of steps with the seconds of
+            dance generated so far and in all (e.g. to move a progress bar).
     Returns:
         :class:`GeneratedMotion` with ``round(duration * fps)`` frames (whole steps, trimmed).
     Raises:
@@ -151,6 +153,8 @@ def generate_song(generator, audio_path: str | Path, start_s: float = 0.0, durat
             qs.append(mf.local_quats)
             rs.append(mf.root_translation - rest_pelvis)  # MotionFrames: pelvis world position -> FK displacement
             n_bad += int(mf.n_bad)
+        if on_progress is not None:
+            on_progress(min(len(qs) * per_step, n_total) / float(generator.fps), n_total / float(generator.fps))
     q = np.concatenate(qs)[:n_total]
     r = np.concatenate(rs)[:n_total]
     return GeneratedMotion(q, r, float(generator.fps), Path(audio_path), float(start_s), n_bad, np.asarray(times),
