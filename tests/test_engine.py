@@ -77,13 +77,31 @@ def test_nan_frames_become_the_last_good_pose_and_are_counted(parts):
     g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
     g.backend = PoisonBackend(g.backend, bad_frames={2}, bad_state={4})
     frames = [g.step(c) for c in _contexts(7)]
-    assert [f.n_bad for f in frames] == [0, 0, 3, 0, 0, 0, 0]
-    assert g.n_bad_total == 3 and g.n_state_resets == 1
+    # step 4's state went non-finite: its own frames came from it, so they are replaced by the last good pose
+    assert [f.n_bad for f in frames] == [0, 0, 3, 0, 8, 0, 0]
+    assert g.n_bad_total == 11 and g.n_state_resets == 1
     f2 = frames[2]
     assert np.isfinite(f2.local_quats).all() and np.isfinite(f2.root_translation).all()
     np.testing.assert_array_equal(f2.local_quats[2], f2.local_quats[1])
     np.testing.assert_array_equal(f2.local_quats[4], f2.local_quats[1])
+    for k in range(8):
+        np.testing.assert_array_equal(frames[4].local_quats[k], frames[3].local_quats[-1])
     assert all(np.isfinite(f.local_quats).all() for f in frames[4:])  # recovered after the state reset
+    assert not np.array_equal(frames[5].local_quats[0], frames[3].local_quats[-1])  # and dancing again
+
+
+def test_bad_step_times_and_out_of_range_tempo_are_bad_inputs_not_errors(parts):
+    from livedance.engine import build_generator
+
+    g = build_generator(parts["graph"], parts["rep"], "torch", seed=0)
+    ctx = list(_contexts(4))
+    g.step(ctx[0])
+    for bad in (MusicContext(ctx[1].features, ctx[1].times_s, 118.0, 0.5, 0.9, float("nan")),
+                MusicContext(ctx[2].features, ctx[2].times_s, 118.0, 0.5, 0.9, None),
+                MusicContext(ctx[3].features, ctx[3].times_s, 118.0, 0.5, 1e39, ctx[3].t_first_frame_s)):
+        f = g.step(bad)
+        assert np.isfinite(f.local_quats).all() and np.isfinite(f.t0_s)
+    assert g.n_bad_inputs == 3 and g.n_state_resets == 0
 
 
 def test_nan_in_the_first_frame_gives_the_rest_pose(parts):

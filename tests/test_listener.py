@@ -83,3 +83,46 @@ def test_a_block_that_fails_restarts_the_analysis_on_the_stream_clock(caplog):
     assert lst.stats.errors == 5 and lst.stats.gaps == 5  # each failure restarts the analysis at the next block
     assert abs(err - clean) < 0.02
     assert sum(r.levelno == logging.WARNING for r in caplog.records) == 1  # warned once, then counted
+
+
+@pytest.mark.parametrize("status", ["lost", "stopped"])
+def test_the_feature_thread_waits_instead_of_spinning_while_the_source_cannot_deliver(status):
+    """A lost or stopped source answers read() at once; the thread must not spin a core on it (the output
+    clock shares the CPU)."""
+    import time
+
+    from livedance.audio.base import AudioSource, SourceStatus
+
+    class Silent(AudioSource):
+        def __init__(self):
+            super().__init__()
+            self.reads = 0
+
+        @property
+        def sample_rate(self):
+            return 22050
+
+        @property
+        def status(self):
+            return SourceStatus(status)
+
+        @property
+        def overflows(self):
+            return 0
+
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+        def _read_now(self, n):
+            self.reads += 1
+            return None
+
+    src = Silent()
+    listener = Listener(src)
+    listener.start()
+    time.sleep(0.5)
+    listener.stop()
+    assert 0 < src.reads < 2000  # a few hundred polls at most; a spinning thread makes hundreds of thousands

@@ -241,7 +241,9 @@ class AudioSource(ABC):
             return block
         deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
-            if self.status in (SourceStatus.STOPPED, SourceStatus.FINISHED, SourceStatus.LOST):
+            status = self.status
+            if status in (SourceStatus.STOPPED, SourceStatus.FINISHED) or (
+                    deadline is None and status is SourceStatus.LOST):  # (a finite wait may see it come back)
                 return self._read_now(max_frames)
             remaining = None if deadline is None else deadline - time.perf_counter()
             if remaining is not None and remaining <= 0:

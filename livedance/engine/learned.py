@@ -37,6 +37,7 @@ Safety (nothing raises out of :meth:`LearnedGenerator.step` for bad music input)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -357,8 +358,8 @@ class LearnedGenerator:
             vals = (float(music.bpm), float(music.beat_phase), float(music.confidence))
         except (TypeError, ValueError, OverflowError):
             return 0.0, 0.0, 0.0, False
-        if not all(np.isfinite(v) for v in vals):
-            return 0.0, 0.0, 0.0, False
+        if not all(np.isfinite(v) for v in vals) or not (0.0 <= vals[2] <= 1.0) or not (0.0 <= vals[0] <= 1000.0):
+            return 0.0, 0.0, 0.0, False  # (a confidence of 1e39 would be inf in the float32 condition)
         return vals[0], vals[1], vals[2], True
 
     def window_before(self, t_s: float) -> np.ndarray:
@@ -403,7 +404,13 @@ class LearnedGenerator:
         K, lag, ts = cfg.chunk, cfg.lag_s, cfg.token_s
         ok_in = self._push_features(music)
         bpm, phase, confidence, ok_tempo = self._tempo(music)
-        t_n = float(music.t_first_frame_s)
+        try:
+            t_n = float(music.t_first_frame_s)
+        except (TypeError, ValueError, OverflowError):
+            t_n = math.nan
+        if not math.isfinite(t_n):  # a bad step time: the step after the last one, counted as bad input
+            t_n = float(self._pend_times[-1] + cfg.token_s) if self.steps else 0.0
+            ok_in = False
         slot_t = t_n + ts * np.arange(K)
         cond = slot_condition(np.full(K, bpm), phase, confidence, t_n, slot_t, cfg.fps, cfg.stride)
         if self.has_pace:  # the pace code is the condition's last channel (livedance.model.pace)
@@ -452,6 +459,9 @@ class LearnedGenerator:
             self._pend_codes = out["codes"].astype(np.int64)
             self._pend_kind = np.ones_like(self._pend_kind)
         else:  # a poisoned recurrent state would never recover: start over from BOS
+            # the run's own frames came from that state (NaN logits sample code 0 everywhere, finite but
+            # meaningless): emit the last good pose instead, counted in n_bad like any replaced frame
+            decoded = self._decode(np.full_like(out["frames"][0], np.nan), t_n)
             self.n_state_resets += 1
             self._states = {n: self._zeros(n) for n in self._state_names}
             self._pend_codes = self._zeros("pend_codes")

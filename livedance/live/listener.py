@@ -270,6 +270,8 @@ class Listener:
                     self._was_lost = True
                     self.stats.lost_events += 1
                     self._beat = _replace(self._beat, lost=True)
+                if status is not SourceStatus.RUNNING:  # a read returns at once then: never spin on a core
+                    self._stop.wait(0.02)
                 continue
             self._handle(block)
 

@@ -779,7 +779,8 @@ class Performer:
         before = _engine_counts(gen)
         try:
             frames = gen.step(music)
-            self._check(frames, gen)
+            self._check(frames, t_first)
+            n_bad = int(getattr(frames, "n_bad", 0))
             # the counters run since the generator's last reset: add this step's increase (all of the counter when
             # it was reset during the step)
             after = _engine_counts(gen)
@@ -797,8 +798,9 @@ class Performer:
             self.generator = self.fallback
             self._stats.fallback = True
             frames = self.fallback.step(music)
+            n_bad = 0
         self._stats.gen_steps += 1
-        self._stats.bad_frames += int(getattr(frames, "n_bad", 0))
+        self._stats.bad_frames += n_bad
         frames = self._sanitise(frames, t_first)
         if gen is not self.fallback:
             frames = self._fade_to_idle(self._leash.apply(frames))
@@ -813,13 +815,22 @@ class Performer:
         return frames
 
     @staticmethod
-    def _check(frames: MotionFrames, gen: MotionGenerator) -> None:
+    def _check(frames: MotionFrames, t_first: float) -> None:
+        """A step's frames must have the right shapes, a usable fps and start where they were asked to (a NaN or
+        stale ``t0_s`` would put NaN times in the timeline, or make the scheduler resync on every step). Raises
+        ValueError, which switches the show to the procedural dancer."""
         q, r = np.asarray(frames.local_quats), np.asarray(frames.root_translation)
         n = q.shape[0] if q.ndim else 0
         if q.ndim != 3 or q.shape[1:] != (55, 4) or r.shape != (n, 3) or n < 1:
             raise ValueError(f"generator returned local_quats {q.shape}, root {r.shape}; expected (N, 55, 4), (N, 3)")
-        if not (math.isfinite(frames.fps) and frames.fps > 0):
+        try:
+            fps, t0 = float(frames.fps), float(frames.t0_s)
+        except (TypeError, ValueError):
+            raise ValueError(f"generator returned fps {frames.fps!r}, t0_s {frames.t0_s!r}; expected numbers") from None
+        if not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"generator returned fps {frames.fps}")
+        if not (math.isfinite(t0) and abs(t0 - t_first) <= 0.5 / fps):
+            raise ValueError(f"generator returned frames from {t0} s for a step asked to start at {t_first:.3f} s")
 
     def _sanitise(self, frames: MotionFrames, t_first: float) -> MotionFrames:
         q = np.asarray(frames.local_quats, np.float32)
