@@ -52,7 +52,9 @@ def main() -> None:
     first = next((m for m in models.values() if m is not None), None)
     window, lag = (first.config.window, first.config.lag_s) if first is not None else (8, 0.16)
     pace = any(m is not None and m.config.pace is not None for m in models.values())  # (the last cond column)
-    data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True, pace=pace)
+    chunk = first.config.chunk if first is not None else 2
+    data = prepare_clips(load_split("train", progress=False), tok, rep, window, lag, align_music=True, pace=pace,
+                         chunk=chunk)
     ds = TokenWindowDataset(data, 64, 8)
     table = Table(title=f"alignment loss on train windows ({args.batches} x 16, draws at T {args.temperature:g})")
     for col in ("judge", "codes", "align loss", "acc"):
@@ -73,7 +75,9 @@ def main() -> None:
                         oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
                     else:
                         cond = b["cond"][..., :model.config.cond_dim]  # a model without a pace input: no pace column
-                        oh = model(b["codes"], b["window"], cond, draw_temperature=args.temperature)["drawn"]
+                        ahead = b["cond_chunk"][..., :model.config.cond_dim]  # the chunk heads' (as the engine's)
+                        oh = model(b["codes"], b["window"], cond, draw_temperature=args.temperature,
+                                   cond_chunk=ahead)["drawn"]
                     places = torch.Generator().manual_seed(k)  # the same retrieval windows for every row
                     out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["song"], places)
                 losses.append(float(out["loss"]))

@@ -256,6 +256,45 @@ def test_slot_inputs_only_use_audio_before_lag():
     assert (ref_t <= slots - 0.16 + 1e-9).all() and (ref_t > slots - 0.16 - 512 / 44100).all()
 
 
+def test_the_chunk_heads_conditions_come_from_the_chunk_start_as_in_the_engine():
+    """Slot n+k of a chunk starting at n is extrapolated from the tracker at t_n - lag (all the engine has at
+    that step), not from its own t_{n+k} - lag."""
+    F = 500
+    times = (np.arange(F) + 1) * 512 / 22050
+    feats = np.zeros((F, 3), np.float32)
+    hops = np.arange(1, 900) * 512 / 44100
+    bpm = np.where(hops < 2.9, 100.0, 130.0).astype(np.float32)  # the tracker changes its mind at 2.9 s
+    phase = ((hops * bpm / 60.0) % 1.0).astype(np.float32)
+    bt = BeatTrack(hops, bpm, phase, np.ones(899, np.float32))
+    song = SongConditioning(feats, times, bt, F * 512 / 22050)
+    slots = 2.0 + 0.16 * np.arange(12)
+    idx, cond, ahead = slot_inputs(song, slots, window=6, lag_s=0.16, chunk=2)
+    assert ahead.shape == (12, 2, 10)
+    np.testing.assert_array_equal(ahead[:, 0], cond)
+    ref_t, b, ph, c = beat_state_before(bt, slots - 0.16)
+    np.testing.assert_allclose(ahead[:, 1], slot_condition(b, ph, c, ref_t, slots + 0.16), atol=1e-6)
+    changed = (ref_t < 2.9) & (slots + 0.16 - 0.16 >= 2.9)  # slot n+1's own tracker state already saw 130 BPM
+    assert changed.any() and not np.allclose(ahead[changed, 1], cond[np.flatnonzero(changed) + 1])
+
+
+def test_forward_takes_the_chunk_conditions():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(d_model=32, n_layers=1, chunk_layers=1, n_heads=2, codebook_size=16, window=4, d_state=4,
+                          feat_dim=6)
+    m = DanceGenerator(cfg).eval()
+    B, N = 2, 10
+    codes = torch.randint(0, 16, (B, N, cfg.n_parts, cfg.levels))
+    window, cond = torch.randn(B, N, 4, 6), torch.randn(B, N, cfg.cond_dim)
+    ahead = torch.stack([cond, torch.randn(B, N, cfg.cond_dim)], dim=2)
+    torch.manual_seed(1)
+    a = m(codes, window, cond, cond_chunk=ahead)["loss"]
+    torch.manual_seed(1)
+    b = m(codes, window, cond, cond_chunk=torch.stack([cond, torch.randn(B, N, cfg.cond_dim)], dim=2))["loss"]
+    torch.manual_seed(1)
+    c = m(codes, window, cond)["loss"]
+    assert torch.isfinite(a) and not torch.allclose(a, b) and not torch.allclose(a, c)
+
+
 DATA = default_data_root()
 
 

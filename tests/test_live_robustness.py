@@ -192,6 +192,33 @@ def test_the_first_malformed_control_is_logged_once_from_the_control_thread(capl
     assert "/livedance/energy" in text and "'s'" in text and "expected one finite number" in text
 
 
+def test_a_blocked_log_cannot_stall_the_control_thread():
+    """With the show's DeferredLog, the malformed-control warning is queued, so controls keep applying while the
+    terminal is blocked (the performer passes its log to the control server)."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livedance.live.deferlog import DeferredLog
+
+    gate = threading.Event()
+    log = logging.getLogger("livedance.test.controls")
+    log.addHandler(Blocking(gate))
+    log.propagate = False
+    deferred = DeferredLog(log)  # its writer is not started here: nothing is written, nothing blocks
+    state = ControlState()
+    srv = ControlServer(state, port=0, logger=deferred)
+    srv.start()
+    try:
+        cl = SimpleUDPClient("127.0.0.1", srv.port)
+        cl.send_message("/livedance/energy", "loud")  # malformed: the one warning
+        cl.send_message("/livedance/freeze", [])
+        assert _wait(lambda: state.frozen, 3.0)
+    finally:
+        srv.stop()
+        gate.set()
+        log.handlers.clear()
+    assert state.malformed == 1 and len(deferred._q) == 1
+
+
 def test_perform_shows_the_malformed_control_count():
     from livedance.cli.perform_cmd import _controls_text, _status_text
     from livedance.live.listener import BeatSnapshot
@@ -476,3 +503,13 @@ def test_dropped_records_are_reported_once_even_by_two_writers():
         assert texts == ["2 log records of the output clock were dropped (the log could not keep up)"]
     finally:
         log.removeHandler(handler)
+
+
+def test_a_stopped_performer_cannot_be_started_again(wav):
+    """Its recordings are closed and its stop flags set: a second start would run a source nobody stops."""
+    src = FileSource(wav, realtime=True)
+    p = Performer(src, [Collect()], config=PerformConfig(gc_freeze=False, control_port=0))
+    p.stop()  # e.g. a cleanup path that ran first
+    with pytest.raises(ConfigError, match="was stopped"):
+        p.start()
+    assert src.status is not SourceStatus.RUNNING

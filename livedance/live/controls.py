@@ -189,6 +189,9 @@ class ControlServer:
         state: where the values go.
         port: UDP port (1..65535), or 0 for a free port chosen by the OS (see :attr:`port`).
         host: interface to bind; 127.0.0.1 by default (only this machine may steer the show).
+        logger: where the one warning about a malformed control goes (a ``logging.Logger`` or the show's
+            :class:`~livedance.live.deferlog.DeferredLog`, so a blocked terminal cannot stall this thread);
+            default the ``livedance.live`` logger.
 
     Raises:
         ConfigError: the port is out of range (here); from :meth:`start`: the port is in use or the host is bad.
@@ -198,7 +201,7 @@ class ControlServer:
 
     poll_s = 0.1
 
-    def __init__(self, state: ControlState, port: int = 9000, host: str = "127.0.0.1") -> None:
+    def __init__(self, state: ControlState, port: int = 9000, host: str = "127.0.0.1", logger=None) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"control port {port!r} is invalid; expected an integer UDP port 1..65535 (0 = any free)")
         self.state = state
@@ -208,6 +211,7 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._warned = False  # the first malformed message was logged
+        self._log = logger if logger is not None else _log  # a show passes its DeferredLog: no I/O on this thread
 
     @property
     def port(self) -> int:
@@ -285,6 +289,6 @@ class ControlServer:
             return
         self._warned = True
         try:
-            _log.warning("%s (further malformed controls are only counted)", text())
+            self._log.warning("%s (further malformed controls are only counted)", text())
         except Exception:  # noqa: BLE001 - a message that cannot be described is still counted
             pass

@@ -194,7 +194,8 @@ class PerformStats:
         misses: ticks for which no model frame was ready (the newest one was held).
         startup_frames: ticks before the first model frame (the safe pose was sent).
         skipped_ticks: ticks skipped because the clock thread woke more than a period late.
-        clock_errors: exceptions caught in a tick outside the sinks.
+        clock_errors: exceptions caught outside the sinks, in an output tick or a scheduler pass (each thread
+            counts its own; both keep running).
         gen_steps: generator steps run.
         gen_errors: generator exceptions / malformed results (each switches to the fallback).
         bad_frames: model frames replaced by the safe pose (NaN/inf or counted by the generator).
@@ -345,7 +346,8 @@ class Performer:
         self.controls = ControlState()
         self._control_server: ControlServer | None = None
         if self.config.control_port is not None:
-            self._control_server = ControlServer(self.controls, self.config.control_port, self.config.control_host)
+            self._control_server = ControlServer(self.controls, self.config.control_port, self.config.control_host,
+                                                 logger=self._clock_log)
         self.timeline = MotionTimeline(capacity=max(256, int(4 * max(self.generator.fps, 60.0) * 4)))
         self._stats = PerformStats()
         self._presence = 0.0  # learned generator's weight against the idle pose (see _fade_to_idle)
@@ -386,8 +388,11 @@ class Performer:
 
         Raises:
             AudioError: the source cannot start.
-            ConfigError: the control port cannot be bound.
+            ConfigError: the control port cannot be bound, or the performer was stopped (a performer runs one
+                show: its sinks are closed; make a new one).
         """
+        if self._stopped:
+            raise ConfigError("this Performer was stopped (its recordings are closed): make a new one for the next show")
         if self._started:
             return
         self._started = True

@@ -415,7 +415,7 @@ class DanceGenerator(nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0,
-                draw_temperature: float | None = None) -> dict[str, Tensor]:
+                draw_temperature: float | None = None, cond_chunk: Tensor | None = None) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
 
         Args:
@@ -432,6 +432,11 @@ class DanceGenerator(nn.Module):
                 gradients (:meth:`draw_chunk_codes`), the rest the window's own codes; the alignment loss's input
                 (:mod:`livedance.model.align`). The draws hear each chunk's music even where music dropout gave
                 the heads the null vector.
+            cond_chunk: (B, N, K, cond_dim) float32, the chunk heads' conditions of a chunk starting at each slot,
+                all K from the beat tracker at the chunk start's ``t_n - lag`` (what the engine has;
+                :func:`livedance.model.train_generator.slot_inputs`). None: each slot's own ``cond`` (which for
+                slots n+1.. holds tracker information the engine does not have yet; the weights before session 21
+                were trained so).
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
@@ -451,7 +456,10 @@ class DanceGenerator(nn.Module):
         ctx = torch.stack([h[i][:, starts] for i in range(P)], dim=2)  # (B, S, P, d)
         W = window.shape[2]
         mw = window[:, starts].unsqueeze(2).expand(B, S, K, W, window.shape[-1])
-        mc = torch.stack([cond[:, starts + k] for k in range(K)], dim=2)
+        if cond_chunk is not None:
+            mc = cond_chunk[:, starts]  # (B, S, K, cond_dim)
+        else:
+            mc = torch.stack([cond[:, starts + k] for k in range(K)], dim=2)
         mk = heard = self.music(mw, mc)  # (B, S, K, d)
         if self.training and cfg.music_dropout > 0:
             drop = torch.rand(B, S, 1, 1, device=mk.device) < cfg.music_dropout

@@ -7,7 +7,10 @@ heading-invariant, so no heading augmentation is needed), and per token slot n (
   (frames before the song's first are replaced by frame 0, as the engine does at a stream's start);
 * the beat condition from the CAUSAL :class:`~livedance.beats.BeatTracker` run over the song, in its
   state at the last hop ending at or before ``t_n - lag_s``, extrapolated to the slot's frames
-  (:func:`livedance.model.conditioning.slot_condition`).
+  (:func:`livedance.model.conditioning.slot_condition`);
+* the chunk head's conditions of a chunk starting at slot n: slots n .. n+K-1 all extrapolated from the
+  tracker state at ``t_n - lag_s`` (``cond_chunk``), as the engine computes them at the chunk's step (before
+  session 21, slot n+k used its own ``t_{n+k} - lag_s``: beat information the engine does not have yet).
 
 :class:`TokenWindowDataset` cuts windows of ``tokens`` consecutive slots (hop ``hop`` slots). The loop
 is the shared :class:`livedance.model.trainer.Trainer` (AdamW, cosine LR over max(step, time)
@@ -62,6 +65,8 @@ class ClipTokens:
             alignment loss never uses a window's own song as its negative. None: the clip's name stands for it.
         pace: (N,) float32 pace codes of the slots (:func:`livedance.model.pace.slot_pace_codes`; also the last
             column of ``cond``), or None when the generator has no pace input.
+        cond_chunk: (N, K, cond_dim) float32: the chunk head's conditions of a chunk starting at slot n (all K
+            slots from the tracker state at ``t_n - lag``, as the engine has them); None: ``cond`` is used.
     """
 
     name: str
@@ -72,27 +77,37 @@ class ClipTokens:
     music: np.ndarray | None = None
     song: str | None = None
     pace: np.ndarray | None = None
+    cond_chunk: np.ndarray | None = None
 
 
-def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4):
+def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4,
+                chunk: int | None = None):
     """Window indices and beat conditions for slots starting at ``slot_times_s`` (song seconds).
 
     Args:
         song: :class:`~livedance.model.conditioning.SongConditioning`.
         slot_times_s: (N,) float64 times of the slots' first frames.
         window: W. lag_s: audio lag, seconds.
+        fps, stride: frames per second and per token.
+        chunk: K; when given, also the chunk head's conditions (see the returns).
     Returns:
-        ``(window_index (N, W) int64, cond (N, 10) float32)``.
+        ``(window_index (N, W) int64, cond (N, 10) float32)``, and with ``chunk`` a third item
+        ``cond_chunk (N, K, 10) float32``: for a chunk starting at slot n, slots n .. n+K-1 extrapolated from
+        the tracker state at ``t_n - lag_s`` (what the engine computes at that step; ``cond_chunk[:, 0] == cond``).
     """
     last = feature_index_before(song.feature_times_s, slot_times_s - lag_s)
     idx = np.clip(last[:, None] + np.arange(-window + 1, 1)[None, :], 0, max(song.features.shape[0] - 1, 0))
     ref_t, bpm, phase, conf = beat_state_before(song.beats, slot_times_s - lag_s)
     cond = slot_condition(bpm, phase, conf, ref_t, slot_times_s, fps, stride)
-    return idx.astype(np.int64), cond
+    if chunk is None:
+        return idx.astype(np.int64), cond
+    ahead = np.stack([cond] + [slot_condition(bpm, phase, conf, ref_t, slot_times_s + k * stride / fps, fps, stride)
+                               for k in range(1, int(chunk))], axis=1).astype(np.float32)
+    return idx.astype(np.int64), cond, ahead
 
 
 def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: float,
-                  align_music: bool = False, pace: bool = False) -> list[ClipTokens]:
+                  align_music: bool = False, pace: bool = False, chunk: int | None = None) -> list[ClipTokens]:
     """Tokenize clips and compute their causal music inputs (see the module docstring).
 
     Args:
@@ -102,6 +117,8 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         align_music: also compute each clip's retrieval-model music features (``ClipTokens.music``).
         pace: also give each slot the real dance's pace code (``ClipTokens.pace``), appended to ``cond`` as its last
             column (the generator's pace input, :mod:`livedance.model.pace`).
+        chunk: the generator's K: also compute ``ClipTokens.cond_chunk`` (the chunk head's conditions as the engine
+            has them); None (the baseline, one slot per step) leaves it None.
     Returns:
         list of :class:`ClipTokens`.
     Raises:
@@ -120,13 +137,18 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
         c = torch.stack([codes[p] for p in tokenizer.config.parts], dim=2).numpy()  # (1, N, P, V)
         N = c.shape[1]
         t = clip.audio_offset_s + np.arange(N) * tokenizer.stride / clip.fps
-        idx, cond = slot_inputs(song, t, window, lag_s, clip.fps, tokenizer.stride)
+        got = slot_inputs(song, t, window, lag_s, clip.fps, tokenizer.stride, chunk)
+        idx, cond = got[0], got[1]
+        cond_chunk = got[2] if chunk is not None else None
         codes_pace = None
         if pace:
             from livedance.model.pace import slot_pace_codes
 
             codes_pace = slot_pace_codes(clip.positions, clip.fps, tokenizer.stride, N)
             cond = np.concatenate([cond, codes_pace[:, None]], axis=1).astype(np.float32)
+            if cond_chunk is not None:  # the engine gives one pace to all K slots of a step: slot n's
+                col = np.broadcast_to(codes_pace[:, None, None], cond_chunk.shape[:2] + (1,))
+                cond_chunk = np.concatenate([cond_chunk, col], axis=2).astype(np.float32)
         music = None
         if align_music:
             from livedance.model.retrieval import music_window_features
@@ -138,7 +160,7 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
             t_f = np.minimum(clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps, song.duration_s)
             music = music_window_features(song, t_f)
         out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music,
-                              str(clip.audio_path), codes_pace))
+                              str(clip.audio_path), codes_pace, cond_chunk))
     return out
 
 
@@ -237,6 +259,8 @@ class TokenWindowDataset(torch.utils.data.Dataset):
             "window": self.feats[i][torch.from_numpy(c.window_index[sl])],
             "cond": torch.from_numpy(c.cond[sl]),
         }
+        if c.cond_chunk is not None:
+            item["cond_chunk"] = torch.from_numpy(c.cond_chunk[sl])
         if c.music is not None:  # the alignment loss's music and song (its own song is no negative)
             stride = c.music.shape[0] // c.codes.shape[1]
             item["music"] = torch.from_numpy(c.music[s * stride:(s + self.tokens) * stride])
@@ -426,7 +450,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     if init_model is not None and gcfg.pace is not None and not cfg.pace:
         raise ConfigError(f"--init {cfg.init}: those weights have a pace input; pass --pace (a fine-tune keeps the "
                           "weights' inputs)")
-    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s, align_music=acfg.weight > 0, pace=cfg.pace)
+    data = prepare_clips(train, tok, rep, gcfg.window, gcfg.lag_s, align_music=acfg.weight > 0, pace=cfg.pace,
+                         chunk=gcfg.chunk)
     init_state = init_model.state_dict() if init_model is not None else None
     if cfg.pace and gcfg.pace is None:  # from scratch, or --init weights without a pace input (widened below)
         from dataclasses import replace
@@ -479,9 +504,10 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
 
     def loss_fn(m, b):
         if align is None:
-            out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt)
+            out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, cond_chunk=b.get("cond_chunk"))
             return out["loss"], {k: v for k, v in out.items() if k != "loss"}
-        out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature)
+        out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature,
+                cond_chunk=b.get("cond_chunk"))
         a = align({p: out["drawn"][:, :, i] for i, p in enumerate(parts)}, b["music"], b["song"])
         logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
         logs.update(align=a["loss"].detach(), align_acc=a["acc"])
