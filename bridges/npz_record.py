@@ -168,7 +168,8 @@ def _merge(path: Path, parts: Path) -> None:
     """Concatenate the readable chunks of ``parts`` into ``path`` and remove ``parts``.
 
     A chunk that cannot be read (a damaged disk; chunks are written atomically, so not a crash) is skipped
-    with a warning: the frames keep their own times, so the rest of the take is still right.
+    with a warning: the frames keep their own times, so the rest of the take is still right. The skipped chunks
+    are kept in ``<path>.bad-chunks/`` (an EIO may be transient), not deleted with the parts folder.
 
     Raises:
         DataError: chunks exist but none can be read (``parts`` is then kept, for whoever can mend it).
@@ -192,9 +193,14 @@ def _merge(path: Path, parts: Path) -> None:
         if first is None:
             raise DataError(f"{parts}: none of its {len(chunks)} chunks can be read ({', '.join(bad[:3])}); "
                             f"nothing merged into {path}, the folder is kept")
-        if bad:
-            _log.warning("%s: skipped %d unreadable chunk(s) of %d: %s", path, len(bad), len(chunks), ", ".join(bad))
         arrays = {k: np.concatenate(v) for k, v in pieces.items()}
         arrays.update(first)
         _atomic_savez(path, arrays)
+        if bad:
+            keep = path.with_name(path.name + ".bad-chunks")
+            keep.mkdir(exist_ok=True)
+            for name in bad:
+                shutil.move(str(parts / name.split(" ", 1)[0]), str(keep / name.split(" ", 1)[0]))
+            _log.warning("%s: skipped %d unreadable chunk(s) of %d (kept in %s): %s", path, len(bad), len(chunks),
+                         keep, ", ".join(bad))
     shutil.rmtree(parts)

@@ -138,7 +138,9 @@ def test_recovery_skips_an_unreadable_chunk_and_keeps_the_rest(tmp_path, caplog)
         recover_npz(path)
     z = np.load(path)
     np.testing.assert_array_equal(z["t_show_s"], [f.t_show_s for f in fs[:10] + fs[20:]])  # times tell the gap
-    assert "skipped 1 unreadable chunk(s) of 3: chunk_00000001.npz" in caplog.text
+    assert "skipped 1 unreadable chunk(s) of 3 (kept in" in caplog.text and "chunk_00000001.npz" in caplog.text
+    assert (tmp_path / "take.npz.bad-chunks" / "chunk_00000001.npz").read_bytes() == b"not a zip"  # kept, not lost
+    assert not (tmp_path / "take.npz.parts").exists()  # the next recording to this path is not blocked
 
 
 def test_recovery_with_no_readable_chunk_says_so_and_keeps_the_folder(tmp_path):

@@ -513,3 +513,29 @@ def test_a_stopped_performer_cannot_be_started_again(wav):
     with pytest.raises(ConfigError, match="was stopped"):
         p.start()
     assert src.status is not SourceStatus.RUNNING
+
+
+def test_a_bvh_frame_kept_despite_a_failed_flush_is_neither_lost_nor_repeated(tmp_path, monkeypatch):
+    """BVHWriter keeps a frame and then raises when the flush after it fails (a full disk): the take must hold
+    every frame once, so it stays in time with the music."""
+    import os as _os
+
+    rest = default_rest_offsets()
+    real, failed = _os.pwrite, []
+
+    def flaky(fd, data, offset):
+        if not failed:
+            failed.append(offset)
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(_os, "pwrite", flaky)
+    rt = RecorderThread([make_recorder(tmp_path / "take.bvh", rest, 60.0)], max_fill_s=1.0)
+    q = np.tile(np.array([0, 0, 0, 1], np.float32), (55, 1))
+    for k in range(90):
+        rt.send(PoseFrame(t_show_s=100.0 + k / 60.0, local_quats=q, root_position=np.zeros(3, np.float32),
+                          rest_offsets=rest), None)
+    assert rt.close()
+    frames = int(re.search(rb"Frames: *(\d+)", (tmp_path / "take.bvh").read_bytes()).group(1))
+    assert failed and frames == 90 and rt.filled == 0
+    assert rt.per_recorder[str(tmp_path / "take.bvh")] == [90, 1]  # every frame in, the one error counted

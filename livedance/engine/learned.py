@@ -27,12 +27,15 @@ Safety (nothing raises out of :meth:`LearnedGenerator.step` for bad music input)
 
 * music input: feature rows holding NaN/inf (or a non-finite time) are dropped with their times; features that
   are not (F, ``feat_dim``) with (F,) times are dropped whole; a non-finite ``bpm``, ``beat_phase`` or
-  ``confidence`` (or one that is not a number) is taken as "no tempo" (bpm 0, phase 0, confidence 0). Each step
-  with any of these counts once in :attr:`LearnedGenerator.n_bad_inputs`.
+  ``confidence`` (or one that is not a number, a bpm outside 0..1000 or a confidence outside 0..1) is taken as
+  "no tempo" (bpm 0, phase 0, confidence 0); a ``t_first_frame_s`` that is not a finite number is replaced by the
+  time after the previous step's slots. Each step with any of these counts once in
+  :attr:`LearnedGenerator.n_bad_inputs`.
 * output: frames holding NaN/inf (or non-unit quaternions) are replaced by the last good frame (the rest
   pose before any), counted in ``MotionFrames.n_bad`` and in :attr:`LearnedGenerator.n_bad_total`; the next step
   continues from the heading and ground position of the frame actually emitted last. A non-finite recurrent
-  state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`.
+  state is reset (a new BOS) and counted in :attr:`LearnedGenerator.n_state_resets`; that step's own frames (sampled
+  from the same broken state) are replaced by the last good frame and counted in ``n_bad``.
 """
 
 from __future__ import annotations
@@ -353,7 +356,8 @@ class LearnedGenerator:
 
     @staticmethod
     def _tempo(music: MusicContext) -> tuple[float, float, float, bool]:
-        """(bpm, beat_phase, confidence, usable): all three as floats, or (0, 0, 0, False) when any is not finite."""
+        """(bpm, beat_phase, confidence, usable): all three as floats, or (0, 0, 0, False) when any is not a finite
+        number, the bpm lies outside 0..1000 or the confidence outside 0..1."""
         try:
             vals = (float(music.bpm), float(music.beat_phase), float(music.confidence))
         except (TypeError, ValueError, OverflowError):

@@ -196,9 +196,10 @@ class RecorderThread:
     ``progress_s`` seconds).
 
     Gaps: for a recorder with a constant frame time (BVH: ``Frame Time`` = 1 / its ``fps``), a frame whose
-    ``t_show_s`` comes more than 1.5 frame periods after the previous frame's is preceded by copies of the
-    previous frame, round(gap / period) - 1 of them (at most ``max_fill_s`` seconds' worth), so that every later
-    frame stays at its time in the take. Recorders that keep each frame's time (npz) get the frames as shown.
+    ``t_show_s`` comes more than 1.5 frame periods after the time that recorder's take already reaches is preceded
+    by copies of the last frame it wrote, round(gap / period) - 1 of them (at most ``max_fill_s`` seconds' worth),
+    so that every later frame stays at its time in the take: ticks skipped or dropped, and frames that failed to
+    write to that file, alike. Recorders that keep each frame's time (npz) get the frames as shown.
 
     Attributes:
         recorders: objects with ``write(frame)`` and ``close()`` (and a ``path``, for messages).
@@ -284,18 +285,30 @@ class RecorderThread:
                 continue
             for i, rec in enumerate(self.recorders):
                 self._fill_gap(i, rec, frame)
-                try:
-                    rec.write(frame)
-                    self._counts[i][0] += 1
-                    self._last[i] = frame  # a frame lost to an error is a gap: the next one written fills it
+                if self._write(i, rec, frame):  # a frame lost to an error is a gap: the next one written fills it
+                    self._last[i] = frame
                     self._covered[i] = frame.t_show_s
-                except Exception as err:  # noqa: BLE001 - keep recording the others
-                    self._error("recording to", i, rec, err)
         for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
             except Exception as err:  # noqa: BLE001
                 self._error("closing recording", i, rec, err)
+
+    def _write(self, i: int, rec, frame) -> bool:
+        """Writer thread: ``rec.write(frame)``; True when the frame is in the recording. A recorder that counts its
+        frames (``frames_written``, as :class:`~livedance.bridges.bvh.BVHWriter`) may keep a frame and still raise
+        (a flush that failed after it): its counter decides, so such a frame is neither lost nor written twice."""
+        before = getattr(rec, "frames_written", None)
+        try:
+            rec.write(frame)
+            kept = True
+        except Exception as err:  # noqa: BLE001 - keep recording the others
+            self._error("recording to", i, rec, err)
+            after = getattr(rec, "frames_written", None)
+            kept = isinstance(before, int) and isinstance(after, int) and after > before
+        if kept:
+            self._counts[i][0] += 1
+        return kept
 
     def _fill_gap(self, i: int, rec, frame) -> None:
         """Writer thread: before ``frame``, repeat the last frame recorder ``i`` wrote over a gap in a
@@ -315,12 +328,8 @@ class RecorderThread:
             n = cap
             self.fill_capped += 1
         for _ in range(n):
-            try:
-                rec.write(last)
-            except Exception as err:  # noqa: BLE001 - counted like any write error; the frame itself is tried next
-                self._error("recording to", i, rec, err)
+            if not self._write(i, rec, last):  # counted like any write error; the frame itself is tried next
                 return
-            self._counts[i][0] += 1
             self.filled += 1
             self._covered[i] = covered = covered + period  # (a frame that then fails is not filled twice)
 

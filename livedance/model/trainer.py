@@ -254,22 +254,22 @@ def prepare_run_dir(out_dir: str | Path, resume: bool) -> Path:
         ConfigError: ``out_dir`` is a file, cannot be created or written, or (``resume``) holds no complete
             checkpoint (nor ``checkpoint.tmp`` / ``checkpoint.old``, as :meth:`Trainer.load_checkpoint` reads).
     """
-    import tempfile
+    from livedance.atomic import check_output_path
 
-    d = Path(out_dir).expanduser()
+    d = Path(out_dir)  # as the Trainer will use it
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--out {d} is a file; expected a run folder")
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".livedance-write-check-", dir=d)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ConfigError(f"--out {d}: cannot create or write the run folder ({err.strerror or err})") from None
-    if resume and not any(_complete(c) for c in (d / "checkpoint", d / "checkpoint.tmp", d / "checkpoint.old")):
+    check_output_path(d / ".livedance-write-check", f"--out {d}", overwrite=True, make_parent=True)  # creates d
+    if resume and not any(_complete(c) for c in checkpoint_candidates(d)):
         raise ConfigError(f"--resume: no checkpoint in {d / 'checkpoint'} (start without --resume, or point --out "
                           "at the run to continue)")
     return d
+
+
+def checkpoint_candidates(out_dir: Path) -> list[Path]:
+    """Where a run's checkpoint may be, in the order :meth:`Trainer.load_checkpoint` reads them: ``checkpoint/``,
+    then ``checkpoint.tmp/`` and ``checkpoint.old/`` (a swap cut short by a crash)."""
+    return [out_dir / "checkpoint", out_dir / "checkpoint.tmp", out_dir / "checkpoint.old"]
 
 
 def _json_state(obj: Any) -> Any:
@@ -442,7 +442,7 @@ class Trainer:
         """
         from livedance.model.checkpoint import load_state_into
 
-        cands = [self.ckpt_dir, self.out_dir / "checkpoint.tmp", self.out_dir / "checkpoint.old"]
+        cands = checkpoint_candidates(self.out_dir)
         d = next((c for c in cands if _complete(c)), None)
         if d is None:
             raise ConfigError(f"--resume: no checkpoint in {self.ckpt_dir} (expected trainer.json, model.safetensors "
