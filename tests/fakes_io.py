@@ -4,6 +4,7 @@
   ``OutputStream`` with the same keyword constructor and start/stop/abort/close; the test calls
   ``pump()`` where PortAudio's audio thread would call the callback.
 * :func:`free_udp_port`: a loopback UDP port nobody listens on (for the senders).
+* :func:`fail_first_pwrite`: the first ``os.pwrite`` fails with ENOSPC (a full disk under a BVH header update).
 """
 
 from __future__ import annotations
@@ -12,6 +13,23 @@ import socket
 from types import SimpleNamespace
 
 import numpy as np
+
+
+def fail_first_pwrite(monkeypatch) -> list:
+    """Make the next ``os.pwrite`` raise ``OSError(ENOSPC)`` once (later ones write); returns a list that holds the
+    offset of the failed write once it happened."""
+    import os
+
+    real, failed = os.pwrite, []
+
+    def flaky(fd, data, offset):
+        if not failed:
+            failed.append(offset)
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", flaky)
+    return failed
 
 
 def free_udp_port() -> int:

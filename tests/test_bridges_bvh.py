@@ -77,16 +77,9 @@ def test_a_failed_header_update_never_costs_the_header_or_the_frames(tmp_path, m
     off = skeleton(2)
     q, root = poses(9, seed=2)
     path = tmp_path / "take.bvh"
-    real = os.pwrite
-    failed = []
+    from fakes_io import fail_first_pwrite
 
-    def flaky(fd, data, offset):
-        if not failed:
-            failed.append(offset)
-            raise OSError(28, "No space left on device")
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", flaky)
+    failed = fail_first_pwrite(monkeypatch)
     w = BVHWriter(path, off, fps=30, flush_every=3, unit="m")
     errors = 0
     for i in range(9):

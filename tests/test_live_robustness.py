@@ -518,18 +518,10 @@ def test_a_stopped_performer_cannot_be_started_again(wav):
 def test_a_bvh_frame_kept_despite_a_failed_flush_is_neither_lost_nor_repeated(tmp_path, monkeypatch):
     """BVHWriter keeps a frame and then raises when the flush after it fails (a full disk): the take must hold
     every frame once, so it stays in time with the music."""
-    import os as _os
+    from fakes_io import fail_first_pwrite
 
     rest = default_rest_offsets()
-    real, failed = _os.pwrite, []
-
-    def flaky(fd, data, offset):
-        if not failed:
-            failed.append(offset)
-            raise OSError(28, "No space left on device")
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(_os, "pwrite", flaky)
+    failed = fail_first_pwrite(monkeypatch)
     rt = RecorderThread([make_recorder(tmp_path / "take.bvh", rest, 60.0)], max_fill_s=1.0)
     q = np.tile(np.array([0, 0, 0, 1], np.float32), (55, 1))
     for k in range(90):
