@@ -287,7 +287,7 @@ class RecorderThread:
                 self._fill_gap(i, rec, frame)
                 if self._write(i, rec, frame):  # a frame lost to an error is a gap: the next one written fills it
                     self._last[i] = frame
-                    self._covered[i] = frame.t_show_s
+                    self._covered[i] = getattr(frame, "t_show_s", None)  # (never raise on the writer thread)
         for i, rec in enumerate(self.recorders):  # the queue is empty and nothing more comes: finish the files
             try:
                 rec.close()
