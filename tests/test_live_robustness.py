@@ -237,6 +237,7 @@ def test_perform_shows_the_malformed_control_count():
 @pytest.mark.parametrize("field,value", [
     ("gil_switch_s", 0.0), ("gil_switch_s", -1e-3), ("gil_switch_s", float("nan")), ("gil_switch_s", 1.0),
     ("gil_switch_s", "fast"), ("rt_priority", 0), ("rt_priority", 100), ("rt_priority", 1.5), ("rt_priority", True),
+    ("spin_s", float("inf")), ("spin_s", float("nan")), ("spin_s", -1e-3), ("spin_s", "1 ms"),
 ])
 def test_perform_config_checks_the_gil_switch_interval_and_the_rt_priority(field, value):
     with pytest.raises(ConfigError, match=rf"PerformConfig\.{field} must be"):

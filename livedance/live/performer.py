@@ -158,8 +158,9 @@ class PerformConfig:
             raise ConfigError(f"--audio-delay-ms must be -2000..2000 ms, got {self.audio_delay_s * 1000:g}")
         if not (math.isfinite(self.ahead_s) and 0.0 < self.ahead_s <= 2.0):
             raise ConfigError(f"PerformConfig.ahead_s must be in (0, 2] seconds, got {self.ahead_s}")
-        if not self.spin_s >= 0:
-            raise ConfigError(f"PerformConfig.spin_s must be >= 0 seconds, got {self.spin_s}")
+        if not (isinstance(self.spin_s, numbers.Real) and not isinstance(self.spin_s, bool)
+                and math.isfinite(self.spin_s) and 0 <= self.spin_s <= 0.1):  # inf would busy-wait the whole show
+            raise ConfigError(f"PerformConfig.spin_s must be 0..0.1 seconds, got {self.spin_s}")
         if not (math.isfinite(self.idle_fade_s) and self.idle_fade_s > 0):
             raise ConfigError(f"PerformConfig.idle_fade_s must be > 0 seconds, got {self.idle_fade_s}")
         gil, rtp = self.gil_switch_s, self.rt_priority
