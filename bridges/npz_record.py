@@ -186,12 +186,13 @@ def _merge(path: Path, parts: Path) -> None:
                     if first is None:
                         first = {"rest_offsets": z["rest_offsets"], "fps": z["fps"]}
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-                bad.append(f"{c.name} ({type(err).__name__})")
+                bad.append((c, type(err).__name__))
                 continue
             for k in _FIELDS:
                 pieces[k].append(got[k])
+        said = [f"{c.name} ({why})" for c, why in bad]
         if first is None:
-            raise DataError(f"{parts}: none of its {len(chunks)} chunks can be read ({', '.join(bad[:3])}); "
+            raise DataError(f"{parts}: none of its {len(chunks)} chunks can be read ({', '.join(said[:3])}); "
                             f"nothing merged into {path}, the folder is kept")
         arrays = {k: np.concatenate(v) for k, v in pieces.items()}
         arrays.update(first)
@@ -199,8 +200,8 @@ def _merge(path: Path, parts: Path) -> None:
         if bad:
             keep = path.with_name(path.name + ".bad-chunks")
             keep.mkdir(exist_ok=True)
-            for name in bad:
-                shutil.move(str(parts / name.split(" ", 1)[0]), str(keep / name.split(" ", 1)[0]))
+            for c, _ in bad:
+                shutil.move(str(c), str(keep / c.name))
             _log.warning("%s: skipped %d unreadable chunk(s) of %d (kept in %s): %s", path, len(bad), len(chunks),
-                         keep, ", ".join(bad))
+                         keep, ", ".join(said))
     shutil.rmtree(parts)

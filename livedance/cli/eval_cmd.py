@@ -189,19 +189,15 @@ def eval_command(
             judge_note = (f"{gen_json} was trained against this retrieval model (--align-weight): its MM-Dist / R@1 "
                           "flatter it; judge it with another one (--retrieval, e.g. one trained with "
                           "`livedance train retrieval --seed 1`)")
-    if json_out is not None:
-        from livedance.atomic import check_output_path
+    from livedance.atomic import check_output_path
 
+    if json_out is not None:
         check_output_path(json_out, f"--json {json_out}", overwrite=True, make_parent=True)
     if models_out is not None:
-        from livedance.errors import ConfigError
-
         if not models:
             raise ConfigError(f"--models-out {models_out}: no --models to generate (e.g. --models livedance,baseline)")
         if models_out.exists() and not models_out.is_dir():
             raise ConfigError(f"--models-out {models_out} is a file; expected a folder (one subfolder per model)")
-        from livedance.atomic import check_output_path
-
         check_output_path(models_out / "probe.npz", f"--models-out {models_out}", overwrite=True,
                           make_parent=True)
     extra = {}
