@@ -256,6 +256,37 @@ def test_slot_inputs_only_use_audio_before_lag():
     assert (ref_t <= slots - 0.16 + 1e-9).all() and (ref_t > slots - 0.16 - 512 / 44100).all()
 
 
+def test_a_slot_that_has_heard_nothing_gets_the_silent_row_as_the_engine_gives_zeros():
+    """Before the first feature frame (t - lag < its time) the engine's buffer is empty and it gives an all-zero
+    window; training points those windows at the clip's silent row, which the feature statistics leave out."""
+    from livedance.model.train_generator import ClipTokens, feature_stats
+
+    F = 50
+    times = 0.023 + np.arange(F) * 512 / 22050
+    feats = np.arange(1, F + 1, dtype=np.float32)[:, None].repeat(3, 1)
+    bt = BeatTrack(np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+    song = SongConditioning(feats, times, bt, 1.2)
+    slots = np.array([0.0, 0.16, 0.2, 0.5])  # t - lag: -0.16, 0.0 (before frame 0 at 23 ms), 0.04, 0.34
+    idx, _ = slot_inputs(song, slots, window=6, lag_s=0.16)
+    assert (idx[:2] == F).all()  # nothing heard: every row of the window is the silent row
+    assert (idx[2] == 0).all() and idx[3, -1] == np.searchsorted(times, 0.34, side="right") - 1
+    with_silence = np.concatenate([feats, np.zeros((1, 3), np.float32)])
+    from types import SimpleNamespace
+
+    from livedance.engine.learned import LearnedGenerator
+
+    engine = SimpleNamespace(config=SimpleNamespace(window=6, feat_dim=3), _feats=feats, _times=times)
+    for n, t in enumerate(slots):  # the engine's window at each slot, all frames buffered, is training's
+        np.testing.assert_array_equal(LearnedGenerator.window_before(engine, t - 0.16), with_silence[idx[n]])
+    with_silence = np.concatenate([feats, np.zeros((1, 3), np.float32)])
+    clip = ClipTokens("c", np.zeros((1, 4, 2, 4), np.int64), with_silence, idx, np.zeros((4, 10), np.float32),
+                      silent_row=F)
+    mean, std = feature_stats([clip])
+    used = np.unique(idx[idx < F])
+    np.testing.assert_allclose(mean.numpy(), feats[used].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std.numpy(), feats[used].std(0), rtol=1e-6)
+
+
 def test_the_chunk_heads_conditions_come_from_the_chunk_start_as_in_the_engine():
     """Slot n+k of a chunk starting at n is extrapolated from the tracker at t_n - lag (all the engine has at
     that step), not from its own t_{n+k} - lag."""

@@ -4,7 +4,8 @@ Data (:func:`prepare_clips`): per train clip, the tokenizer codes of its motion 
 heading-invariant, so no heading augmentation is needed), and per token slot n (first frame at song time ``t_n = audio_offset_s + 4 n / 25``):
 
 * the indices of the W audio feature frames ending at the last frame with time <= ``t_n - lag_s``
-  (frames before the song's first are replaced by frame 0, as the engine does at a stream's start);
+  (frames before the song's first are replaced by frame 0, as the engine does at a stream's start; a slot with
+  no frame at or before ``t_n - lag_s`` gets an all-zero window, as the engine's empty buffer does);
 * the beat condition from the CAUSAL :class:`~livedance.beats.BeatTracker` run over the song, in its
   state at the last hop ending at or before ``t_n - lag_s``, extrapolated to the slot's frames
   (:func:`livedance.model.conditioning.slot_condition`);
@@ -67,6 +68,8 @@ class ClipTokens:
             column of ``cond``), or None when the generator has no pace input.
         cond_chunk: (N, K, cond_dim) float32: the chunk head's conditions of a chunk starting at slot n (all K
             slots from the tracker state at ``t_n - lag``, as the engine has them); None: ``cond`` is used.
+        silent_row: index of an all-zero row appended to ``features`` (the window of a slot that has heard no
+            feature frame yet, :func:`slot_inputs`); :func:`feature_stats` leaves it out. None: no such row.
     """
 
     name: str
@@ -78,6 +81,7 @@ class ClipTokens:
     song: str | None = None
     pace: np.ndarray | None = None
     cond_chunk: np.ndarray | None = None
+    silent_row: int | None = None
 
 
 def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: float = 25.0, stride: int = 4,
@@ -94,9 +98,15 @@ def slot_inputs(song, slot_times_s: np.ndarray, window: int, lag_s: float, fps: 
         ``(window_index (N, W) int64, cond (N, 10) float32)``, and with ``chunk`` a third item
         ``cond_chunk (N, K, 10) float32``: for a chunk starting at slot n, slots n .. n+K-1 extrapolated from
         the tracker state at ``t_n - lag_s`` (what the engine computes at that step; ``cond_chunk[:, 0] == cond``).
+        A window reaching before the song's first frame repeats frame 0; the window of a slot with no frame at
+        or before ``t - lag_s`` is all index F = ``song.features.shape[0]``, one past the song's frames: the
+        caller's silent (all-zero) row, which the engine gives while its feature buffer is empty
+        (:meth:`livedance.engine.learned.LearnedGenerator.window_before`; :func:`prepare_clips` appends that row).
     """
     last = feature_index_before(song.feature_times_s, slot_times_s - lag_s)
-    idx = np.clip(last[:, None] + np.arange(-window + 1, 1)[None, :], 0, max(song.features.shape[0] - 1, 0))
+    F = song.features.shape[0]
+    idx = np.clip(last[:, None] + np.arange(-window + 1, 1)[None, :], 0, max(F - 1, 0))
+    idx[last < 0] = F  # nothing heard yet: the silent row
     ref_t, bpm, phase, conf = beat_state_before(song.beats, slot_times_s - lag_s)
     cond = slot_condition(bpm, phase, conf, ref_t, slot_times_s, fps, stride)
     if chunk is None:
@@ -159,8 +169,10 @@ def prepare_clips(clips: Sequence[Any], tokenizer, rep, window: int, lag_s: floa
             # only the last token's padding frames may run past the song's end: they hear its last moment
             t_f = np.minimum(clip.audio_offset_s + np.arange(N * tokenizer.stride) / clip.fps, song.duration_s)
             music = music_window_features(song, t_f)
-        out.append(ClipTokens(clip.name, c.astype(np.int64), song.features.astype(np.float32), idx, cond, music,
-                              str(clip.audio_path), codes_pace, cond_chunk))
+        F = song.features.shape[0]
+        feats = np.concatenate([song.features, np.zeros((1, song.features.shape[1]))]).astype(np.float32)
+        out.append(ClipTokens(clip.name, c.astype(np.int64), feats, idx, cond, music, str(clip.audio_path),
+                              codes_pace, cond_chunk, silent_row=F))
     return out
 
 
@@ -269,8 +281,12 @@ class TokenWindowDataset(torch.utils.data.Dataset):
 
 
 def feature_stats(clips: Sequence[ClipTokens]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean / std of the audio feature rows used by the clips: ((feat_dim,), (feat_dim,)) float32."""
-    rows = np.concatenate([c.features[np.unique(c.window_index)] for c in clips], axis=0).astype(np.float64)
+    """Mean / std of the audio feature rows used by the clips: ((feat_dim,), (feat_dim,)) float32.
+
+    A clip's silent row (:attr:`ClipTokens.silent_row`, the window before any audio) is not music and is left out.
+    """
+    rows = np.concatenate([c.features[np.setdiff1d(np.unique(c.window_index), [] if c.silent_row is None
+                                                   else [c.silent_row])] for c in clips], axis=0).astype(np.float64)
     return torch.from_numpy(rows.mean(0).astype(np.float32)), torch.from_numpy(rows.std(0).astype(np.float32))
 
 
