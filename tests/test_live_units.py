@@ -216,6 +216,7 @@ def test_control_state_applies_valid_messages_and_counts_malformed_ones():
         ("/livedance/freeze", [1]), ("/livedance/style", [1.5]), ("/livedance/unknown", [1.0]),
         ("/livedance/nudge", [True]), ("/livedance/accent", ["hard"]), ("/livedance/style/strength", [float("inf")]),
         ("/livedance/style/strength", []), ("/livedance/pace", ["fast"]), ("/livedance/pace", [float("nan")]),
+        ("/livedance/pace", [-0.5]),  # no pace is negative: refused, not read as "the model's own" (0)
     ]
     for addr, args in bad:
         assert not c.apply(addr, args)

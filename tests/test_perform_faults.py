@@ -137,6 +137,45 @@ def test_live_nudges_move_the_grid_given_to_the_sinks_and_the_generator_alike(cl
     p.stop()
 
 
+def test_a_nudge_reset_arriving_mid_read_never_pairs_old_and_new_nudges(click_wav):
+    """The clock reads both nudges as one pair (``ControlState.nudges``): a ``/livedance/nudge/reset`` that the
+    control thread applies while the clock is reading waits for the read, so the grid is the old one or the reset
+    one, never the old tempo offset with the reset phase offset."""
+    from livedance.live.controls import ControlState
+    from livedance.live.listener import BeatSnapshot
+
+    class ResetMidRead(ControlState):
+        def __getattribute__(self, name):
+            value = object.__getattribute__(self, name)
+            if name == "bpm_offset" and object.__getattribute__(self, "__dict__").pop("armed", False):
+                t = threading.Thread(target=self.apply, args=("/livedance/nudge/reset", []))
+                t.start()
+                t.join(0.3)  # the reset lands now unless the reader holds the state's lock
+            return value
+
+    path, _ = click_wav
+    p = Performer(FileSource(path, realtime=True), [Collect()], config=PerformConfig())
+    snap = BeatSnapshot(bpm=120.0, beat_s=1.0, confidence=0.9, silent=False)
+    reads = (lambda: p._nudged(snap, 1.3), lambda: p._warp_grid(snap))
+    plain = [read() for read in reads]  # no nudges
+    for read, unnudged in zip(reads, plain):
+        c = ResetMidRead()
+        c.apply("/livedance/nudge", [0.25])
+        c.apply("/livedance/nudge/bpm", [-30.0])
+        p.controls = c
+        nudged = read()
+        assert nudged != pytest.approx(unnudged)
+        c.__dict__["armed"] = True
+        got = read()
+        deadline = time.monotonic() + 2.0
+        while c.bpm_offset != 0.0 and time.monotonic() < deadline:  # the reset, once the read let it in
+            time.sleep(0.01)
+        assert c.bpm_offset == 0.0 and c.phase_offset_beats == 0.0
+        assert got == pytest.approx(nudged)  # the whole old pair, not half of it
+        assert read() == pytest.approx(unnudged)
+    p.stop()
+
+
 # ---------------------------------------------------------------------------------------------- faults
 def test_no_receiver_listening_keeps_running_with_one_warning(click_wav, caplog):
     path, _ = click_wav

@@ -12,7 +12,8 @@ address                       types   effect
 ``/livedance/style/strength`` f|i     how hard the learned dancer's style pulls, in [0, 2] (1 = the
                                       prior-shift correction, 0 = no pull, the style kept); clamped
 ``/livedance/pace``           f|i     the learned dancer's pace, m/s of limb speed (a model trained with
-                                      ``--pace``), clamped to 0.05..3; 0 = the pace the model drew
+                                      ``--pace``), clamped to 0.05..3; 0 = the pace the model drew;
+                                      a negative value is refused as malformed
 ``/livedance/freeze``         (none)  the output holds the current pose (frames keep going out)
 ``/livedance/resume``         (none)  back to live motion
 ``/livedance/nudge``          f|i     shift the beat phase by this many beats (cumulative, -1..1)
@@ -49,7 +50,7 @@ EXPECTED = {
     f"{PREFIX}/energy": "one finite number (f or i), 0..2",
     f"{PREFIX}/style": "one style name (s) or index (i)",
     f"{PREFIX}/style/strength": "one finite number (f or i), 0..2",
-    f"{PREFIX}/pace": "one finite number of m/s (f or i), 0.05..3, or 0 for the model's own pace",
+    f"{PREFIX}/pace": "one finite, non-negative number of m/s (f or i), 0.05..3, or 0 for the model's own pace",
     f"{PREFIX}/freeze": "no arguments",
     f"{PREFIX}/resume": "no arguments",
     f"{PREFIX}/nudge": "one finite number of beats (f or i)",
@@ -126,6 +127,12 @@ class ControlState:
             lam, self.style_strength_request = self.style_strength_request, None
             return lam
 
+    def nudges(self) -> tuple[float, float]:
+        """``(bpm_offset, phase_offset_beats)`` read together (output clock / scheduler threads), so a
+        ``/livedance/nudge/reset`` arriving meanwhile cannot pair one nudge's old value with the other's new one."""
+        with self._lock:
+            return self.bpm_offset, self.phase_offset_beats
+
     def take_pace_request(self) -> float | None:
         """Return and clear the pending pace request, m/s (0: the model's own pace) (scheduler thread)."""
         with self._lock:
@@ -153,7 +160,10 @@ class ControlState:
                 self.style_strength_request = min(max(number(args[0]), 0.0), 2.0)
             elif address == f"{PREFIX}/pace" and len(args) == 1 and number(args[0]) is not None:
                 v = number(args[0])
-                self.pace_request = 0.0 if v <= 0 else min(max(v, 0.05), 3.0)
+                if v < 0:  # no pace is negative: a typo, not a request for the model's own pace
+                    ok = False
+                else:
+                    self.pace_request = 0.0 if v == 0 else min(max(v, 0.05), 3.0)
             elif address == f"{PREFIX}/freeze" and not args:
                 self.frozen = True
             elif address == f"{PREFIX}/resume" and not args:

@@ -637,14 +637,14 @@ class Performer:
     def _warp_grid(self, snap: BeatSnapshot) -> tuple[float, float] | None:
         """The music beat grid the warp aims at, (anchor_s, period_s) on the stream clock, with the live
         nudges applied (beats where :meth:`_tick`'s beat phase is 0); None when not confident or silent."""
-        ctl = self.controls
-        bpm = snap.bpm + ctl.bpm_offset
+        bpm_offset, phase_offset = self.controls.nudges()  # one consistent pair (ControlState.nudges)
+        bpm = snap.bpm + bpm_offset
         if snap.silent or snap.beat_s is None or snap.bpm <= 0 or bpm <= 0:
             return None
         if not snap.confidence >= self.config.warp.min_confidence:
             return None
         period = 60.0 / bpm
-        return (float(snap.beat_s) - float(ctl.phase_offset_beats) * period, period)
+        return (float(snap.beat_s) - float(phase_offset) * period, period)
 
     def _motion_time(self, s: float, grid: tuple[float, float] | None) -> float:
         """Output clock: the timeline time to show at show time ``s`` (warped for a learned generator onto
@@ -743,11 +743,11 @@ class Performer:
     def _nudged(self, snap: BeatSnapshot, t_s: float) -> tuple[float, float]:
         """(bpm, beat phase in [0, 1)) of ``snap`` at stream time ``t_s`` with the live nudges (BPM offset,
         phase offset in beats) applied; (0.0, 0.0) while no tempo is known or the nudged tempo is not positive."""
-        ctl = self.controls
-        bpm = snap.bpm + ctl.bpm_offset if snap.bpm > 0 else 0.0
+        bpm_offset, phase_offset = self.controls.nudges()  # one consistent pair (ControlState.nudges)
+        bpm = snap.bpm + bpm_offset if snap.bpm > 0 else 0.0
         if bpm <= 0:
             return 0.0, 0.0
-        return float(bpm), float((snap.phase(t_s, ctl.bpm_offset) + ctl.phase_offset_beats) % 1.0)
+        return float(bpm), float((snap.phase(t_s, bpm_offset) + phase_offset) % 1.0)
 
     def _music(self, t_first: float) -> MusicContext:
         """Scheduler thread: the learned generator's input: the features heard since the last step and the grid."""
