@@ -351,6 +351,7 @@ class Performer:
                                                  logger=self._clock_log)
         self.timeline = MotionTimeline(capacity=max(256, int(4 * max(self.generator.fps, 60.0) * 4)))
         self._stats = PerformStats()
+        self._count_lock = threading.Lock()  # counters both threads add to (_count)
         self._presence = 0.0  # learned generator's weight against the idle pose (see _fade_to_idle)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -561,6 +562,12 @@ class Performer:
         out.warp_lag_s = w.lag_s
         return out
 
+    def _count(self, name: str) -> None:
+        """Add 1 to the error counter ``name`` of :class:`PerformStats`, under a lock: the scheduler thread and the
+        output clock both count clock, warp and intro errors, and ``+=`` on an attribute is not atomic."""
+        with self._count_lock:
+            setattr(self._stats, name, getattr(self._stats, name) + 1)
+
     # ------------------------------------------------------------------ scheduler
     def _schedule_loop(self) -> None:
         cfg = self.config
@@ -584,7 +591,7 @@ class Performer:
                 self._detect_motion_beats(frames)
                 self._step_intro(frames.t0_s, next_t)
             except Exception as err:  # noqa: BLE001 - never let the scheduler die
-                self._stats.clock_errors += 1
+                self._count("clock_errors")
                 if not self._warned_sched:
                     self._warned_sched = True
                     self._clock_log.warning("scheduler error: %s: %s (counted)", type(err).__name__, err)
@@ -612,7 +619,7 @@ class Performer:
                 self._intro_timeline.append(mf)
                 self._intro_next = mf.t0_s + len(mf) / mf.fps
         except Exception as err:  # noqa: BLE001 - the intro is an extra: the learned dance shows alone
-            self._stats.intro_errors += 1
+            self._count("intro_errors")
             self._intro_next = None
             self._clock_log.debug("intro dancer: %s: %s", type(err).__name__, err)
 
@@ -629,7 +636,7 @@ class Performer:
         try:
             self._motion_beats = self._beat_detector.push(frames)
         except Exception as err:  # noqa: BLE001 - the warp is an extra: without beats it keeps the lag
-            self._stats.warp_errors += 1
+            self._count("warp_errors")
             self._motion_beats = None
             self._beat_detector.reset()
             self._clock_log.debug("motion beat detector: %s: %s", type(err).__name__, err)
@@ -664,7 +671,7 @@ class Performer:
             self._stats.warp_ticks += 1
             return tau
         except Exception as err:  # noqa: BLE001 - the output clock never dies
-            self._stats.warp_errors += 1
+            self._count("warp_errors")
             self._warp.reset()
             self._clock_log.debug("warp: %s: %s", type(err).__name__, err)
             return s
@@ -688,7 +695,7 @@ class Performer:
             self._stats.intro_ticks += 1
             return blend_poses(smp.local_quats, smp.root, q, r, w)
         except Exception as err:  # noqa: BLE001 - the output clock never dies
-            self._stats.intro_errors += 1
+            self._count("intro_errors")
             self._clock_log.debug("intro: %s: %s", type(err).__name__, err)
             return q, r
 
@@ -867,7 +874,7 @@ class Performer:
             try:
                 self._tick(due)
             except Exception as err:  # noqa: BLE001 - the output clock never dies
-                st.clock_errors += 1
+                self._count("clock_errors")
                 if not self._warned_clock:
                     self._warned_clock = True
                     self._clock_log.warning("output clock error: %s: %s (counted)", type(err).__name__, err)
