@@ -254,10 +254,13 @@ def test_resume_refuses_another_world_size(tmp_path):
         tr.fit()
 
 
-def test_resume_after_a_crash_does_not_log_steps_twice(tmp_path):
+@pytest.mark.parametrize("crash", [9, 5])
+def test_resume_after_a_crash_does_not_log_steps_twice(tmp_path, crash):
+    """Crash at 9: steps 1..8 done and logged up to 8, checkpoint at 6. Crash at 5: the checkpoint at 3 falls
+    between two logged steps (every 2), so step 3's loss is in the log accumulators the checkpoint carries."""
     _, tr = _make(tmp_path / "a")
     tr.fit()
-    _, tr = _make(tmp_path / "b", loss=_crash_at(9))  # steps 1..8 done and logged up to 8; checkpoint at 6
+    _, tr = _make(tmp_path / "b", loss=_crash_at(crash))
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
     _, tr = _make(tmp_path / "b", resume=True)

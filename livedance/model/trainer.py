@@ -36,8 +36,8 @@ no save deletes the only complete checkpoint.
 * ``optimizer.safetensors``: AdamW state tensors as ``state.<param index>.<name>``, each rank's torch
   CPU RNG state as ``rng.torch.<rank>`` and, on CUDA, its device's RNG state as ``rng.cuda.<rank>``;
 * ``trainer.json``: step, epoch, batch within the epoch, elapsed seconds, world size, the optimizer's param
-  groups and non-tensor state, python / numpy RNG states per rank, the ``TrainConfig`` and the caller's
-  ``run_config``.
+  groups and non-tensor state, python / numpy RNG states per rank, each rank's loss sums since the last logged
+  step (``log_acc``, so a resumed run logs the same means), the ``TrainConfig`` and the caller's ``run_config``.
 
 Resuming checks the world size, the ``run_config`` and the ``TrainConfig`` (all but the reporting and
 checkpoint-cadence fields in :data:`RESUME_FREE_FIELDS`) and refuses any difference; it cuts ``log.jsonl``
@@ -357,6 +357,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.elapsed_s = 0.0
         self.history: list[dict[str, float]] = []
+        self._acc_loss: dict[str, float] = {}  # loss sums since the last logged step (checkpointed: ``log_acc``)
+        self._acc_n = 0
         self.resume = resume
 
     # --------------------------------------------------------------------------------- checkpoint
@@ -379,6 +381,7 @@ class Trainer:
         rng_c = self._gather(torch.cuda.get_rng_state(self.dist.device) if cuda else None)
         rng_py = self._gather(random.getstate())
         rng_np = self._gather(np.random.get_state())
+        acc = self._gather({"sums": dict(self._acc_loss), "n": self._acc_n})
         if not self.dist.is_main:
             return
         tmp = self.out_dir / "checkpoint.tmp"
@@ -417,6 +420,7 @@ class Trainer:
             "optimizer_scalars": _json_state(scalars),
             "rng_python": _json_state(rng_py),
             "rng_numpy": [_json_state(list(s)) for s in rng_np],
+            "log_acc": acc,
             "train_config": _json_state(asdict(self.cfg)),
             "run_config": self.run_config,
         }
@@ -510,6 +514,8 @@ class Trainer:
         random.setstate((py[0], tuple(py[1]), py[2]))
         npst = doc["rng_numpy"][r]
         np.random.set_state((npst[0], np.asarray(npst[1], dtype=np.uint32), npst[2], npst[3], npst[4]))
+        acc = (doc.get("log_acc") or [None] * (r + 1))[r] or {"sums": {}, "n": 0}  # absent before session 22
+        self._acc_loss, self._acc_n = {k: float(v) for k, v in acc["sums"].items()}, int(acc["n"])
         if self.dist.is_main:
             self._truncate_log()
 
@@ -574,7 +580,6 @@ class Trainer:
         last_ckpt_t = time.perf_counter()
         t0 = time.perf_counter() - self.elapsed_s
         batches = self._batches()
-        acc_loss, acc_n = {}, 0
         try:
             while True:
                 self.elapsed_s = time.perf_counter() - t0
@@ -597,18 +602,19 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
                 self.step += 1
+                acc = self._acc_loss
                 for k, v in {"loss": loss, **dict(metrics)}.items():
-                    acc_loss[k] = acc_loss.get(k, 0.0) + float(v.detach())
-                acc_n += 1
+                    acc[k] = acc.get(k, 0.0) + float(v.detach())
+                self._acc_n += 1
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    vals = torch.tensor([acc_loss[k] / acc_n for k in sorted(acc_loss)], dtype=torch.float64)
+                    vals = torch.tensor([acc[k] / self._acc_n for k in sorted(acc)], dtype=torch.float64)
                     if self.dist.distributed:
                         tdist.all_reduce(vals)
                         vals /= self.dist.world_size
                     rec = {"step": self.step, "lr": lr, "elapsed_s": round(time.perf_counter() - t0, 2)}
-                    rec.update({k: float(v) for k, v in zip(sorted(acc_loss), vals)})
+                    rec.update({k: float(v) for k, v in zip(sorted(acc), vals)})
                     self.history.append(rec)
-                    acc_loss, acc_n = {}, 0
+                    self._acc_loss, self._acc_n = {}, 0
                     if self.dist.is_main:
                         with open(logf, "a") as f:
                             f.write(json.dumps(rec) + "\n")
