@@ -22,7 +22,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            dropout: Optional[float] = None, music_dropout: Optional[float] = None, style_balance: float = 0.0,
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
            retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True,
-           pace: bool = False) -> None:
+           pace: bool = False, continuity_weight: float = 0.0) -> None:
     import torch
     from rich.console import Console
 
@@ -35,7 +35,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
                              align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
-                             pace=pace,
+                             pace=pace, continuity_weight=continuity_weight,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout))
                                         if v is not None})
     res = run_training(cfg)
@@ -87,8 +87,12 @@ def train_generator_cmd(
                                        "by the frozen retrieval model against its music (InfoNCE; "
                                        "livedance.model.align). 0 = off. Needs --tokens 42 or more (with the shipped "
                                        "tokenizer and retrieval model)."),
-    align_temperature: float = typer.Option(0.6, min=0.01, help="Sampling temperature of the alignment loss's "
-                                            "straight-through draws (the shipped sampling uses 0.6)."),
+    align_temperature: float = typer.Option(0.6, min=0.01, help="Sampling temperature of the straight-through draws "
+                                            "of --align-weight and --continuity-weight (the shipped sampling uses 0.6)."),
+    continuity_weight: float = typer.Option(0.0, min=0.0, help="Weight of a kinetic-continuity loss beside the "
+                                            "cross-entropy: the model's drawn codes are decoded and each joint's mean "
+                                            "acceleration is held to the real dance's (log ratio squared; "
+                                            "livedance.model.continuity). 0 = off."),
     retrieval: Optional[Path] = typer.Option(None, help="Retrieval weights stem for --align-weight (default: the "
                                              "shipped livedance/weights/retrieval)."),
     init: Optional[Path] = typer.Option(None, help="Start from these generator weights (a fine-tune; e.g. "
@@ -105,7 +109,7 @@ def train_generator_cmd(
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
            progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
-           align_temperature, retrieval, init, timbre, pace)
+           align_temperature, retrieval, init, timbre, pace, continuity_weight)
 
 
 @app.command("generate")

@@ -343,6 +343,8 @@ class GeneratorRunConfig:
         align_weight: weight of SoulNet's alignment prior (:mod:`livedance.model.align`) beside the
             cross-entropy; 0 (default) trains without it. align_temperature: its draws' sampling temperature.
         retrieval: the alignment loss's retrieval weights stem (None: the shipped ``livedance/weights/retrieval``).
+        continuity_weight: weight of the kinetic-continuity loss on the model's draws (:mod:`livedance.model.continuity`)
+            beside the cross-entropy; 0 (default) trains without it. Its draws use ``align_temperature``.
         init: start from these generator weights (a fine-tune: their config, with ``overrides`` applied, and
             their music statistics); None trains from scratch.
         timbre: False mutes the log-mel bands of the music input (:func:`mute_timbre`).
@@ -372,6 +374,7 @@ class GeneratorRunConfig:
     align_weight: float = 0.0
     align_temperature: float = 0.6
     retrieval: Path | None = None
+    continuity_weight: float = 0.0
     init: Path | None = None
     timbre: bool = True
     pace: bool = False
@@ -427,6 +430,12 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
     if not cfg.align_temperature > 0:
         raise ConfigError(f"--align-temperature {cfg.align_temperature}: expected a temperature > 0")
     acfg = AlignConfig(weight=cfg.align_weight, temperature=cfg.align_temperature)
+    from livedance.model.continuity import ContinuityConfig
+
+    try:
+        ccfg = ContinuityConfig(weight=cfg.continuity_weight, temperature=cfg.align_temperature)
+    except ConfigError:
+        raise ConfigError(f"--continuity-weight {cfg.continuity_weight}: expected a finite weight >= 0 (0 = off)") from None
     dist = init_distributed()
     show = cfg.progress and dist.is_main
     tok, rep, tok_sha, tok_path = load_tokenizer_for_training(cfg.tokenizer)
@@ -506,6 +515,14 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                                      ds.song_ids)
         align = AlignmentLoss(tok, rep, retrieval, bank, bank_song, acfg).to(dist.device)
         align.window_starts(cfg.tokens * tok.stride)  # a clear error now if the windows are too short
+    cont = None
+    if ccfg.weight > 0:
+        from livedance.model.continuity import ContinuityLoss
+
+        if cfg.tokens <= tok.decoder_context_tokens + 1:
+            raise ConfigError(f"--continuity-weight needs training windows longer than the decoder's context "
+                              f"({tok.decoder_context_tokens} slots): --tokens {tok.decoder_context_tokens + 2} or more")
+        cont = ContinuityLoss(tok, rep).to(dist.device)
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
                        progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
@@ -516,18 +533,29 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
                   "timbre": timbre}
     if acfg.weight > 0:  # a resumed run must not silently change its loss
         run_config.update(align_temperature=acfg.temperature, retrieval_sha256=retrieval_doc.get("sha256"))
+    if ccfg.weight > 0:  # (recorded only when used: older checkpoints resume unchanged)
+        run_config.update(continuity_weight=ccfg.weight, draw_temperature=ccfg.temperature)
     parts = tok.config.parts
 
     def loss_fn(m, b):
-        if align is None:
+        if align is None and cont is None:
             out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, cond_chunk=b.get("cond_chunk"))
             return out["loss"], {k: v for k, v in out.items() if k != "loss"}
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature,
                 cond_chunk=b.get("cond_chunk"))
-        a = align({p: out["drawn"][:, :, i] for i, p in enumerate(parts)}, b["music"], b["song"])
+        drawn = {p: out["drawn"][:, :, i] for i, p in enumerate(parts)}
         logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
-        logs.update(align=a["loss"].detach(), align_acc=a["acc"])
-        return out["loss"] + acfg.weight * a["loss"], logs
+        loss = out["loss"]
+        if align is not None:
+            a = align(drawn, b["music"], b["song"])
+            logs.update(align=a["loss"].detach(), align_acc=a["acc"])
+            loss = loss + acfg.weight * a["loss"]
+        if cont is not None:
+            real = torch.nn.functional.one_hot(b["codes"], out["drawn"].shape[-1]).to(out["drawn"].dtype)
+            c = cont(drawn, {p: real[:, :, i] for i, p in enumerate(parts)})
+            logs.update(cont=c["loss"].detach(), ee_ratio=c["ee_ratio"])
+            loss = loss + ccfg.weight * c["loss"]
+        return loss, logs
 
     trainer = Trainer(model, ds, loss_fn, tcfg, cfg.out, resume=cfg.resume, run_config=run_config, dist=dist,
                       upgrade_run_config=upgrade_run_config)
@@ -547,6 +575,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
             "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre, "pace": gcfg.pace,
+            "continuity_weight": ccfg.weight,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": data_description(cfg.data_root)}

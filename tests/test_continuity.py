@@ -1,0 +1,67 @@
+"""The kinetic-continuity loss on the generator's draws (livedance.model.continuity)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from livedance.errors import ConfigError
+from livedance.model.continuity import ContinuityConfig, ContinuityLoss, energy_expenditure
+
+
+def test_energy_expenditure_is_the_mean_acceleration_magnitude():
+    fps, T = 25.0, 50
+    t = np.arange(T) / fps
+    p = np.zeros((1, T, 2, 3))
+    p[0, :, 0, 1] = 0.5 * 9.81 * t ** 2  # joint 0 falls freely: |a| = 9.81 m/s^2 every frame
+    p[0, :, 1, 0] = 0.3 * t  # joint 1 glides: no acceleration
+    ee = energy_expenditure(torch.tensor(p), fps)
+    np.testing.assert_allclose(ee.numpy(), [[9.81, 0.0]], atol=1e-9)
+    with pytest.raises(ConfigError, match="3 or more"):
+        energy_expenditure(torch.zeros(1, 2, 3, 3), fps)
+
+
+def test_config_refuses_bad_values():
+    for bad in (dict(weight=-1.0), dict(weight=float("nan")), dict(temperature=0.0)):
+        with pytest.raises(ConfigError, match="ContinuityConfig"):
+            ContinuityConfig(**bad)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from livedance.model.train_generator import load_tokenizer_for_training
+
+    tok, rep, _, _ = load_tokenizer_for_training(None)
+    return tok, rep
+
+
+def test_the_loss_is_zero_on_the_real_codes_and_pulls_a_busier_draw_back(tokenizer):
+    tok, rep = tokenizer
+    N, C = tok.decoder_context_tokens + 12, tok.config.codebook_size
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, C, (2, N, tok.config.levels), generator=g)
+    real = {p: F.one_hot(codes, C).float() for p in tok.config.parts}
+    loss = ContinuityLoss(tok, rep)
+    same = loss(real, real)
+    assert same["loss"].item() == pytest.approx(0.0, abs=1e-10) and same["ee_ratio"].item() == pytest.approx(1.0)
+    # a draw that jumps between two codes every slot is busier than a held code: its loss is larger, and the
+    # gradient reaches the drawn one-hot vectors (straight-through: the forward pass is one-hot)
+    held = torch.zeros_like(codes)
+    jumpy = held.clone()
+    jumpy[:, 1::2, 0] = 7
+    held_oh = {p: F.one_hot(held, C).float() for p in tok.config.parts}
+    drawn = {p: F.one_hot(jumpy, C).float().requires_grad_(True) for p in tok.config.parts}
+    out = loss(drawn, held_oh)
+    assert out["ee_ratio"].item() > 1.5 and out["loss"].item() > 0.05
+    out["loss"].backward()
+    assert all(d.grad is not None and d.grad.abs().sum() > 0 for d in drawn.values())
+    assert not any(p.requires_grad for p in tok.parameters())  # the tokenizer is frozen
+
+
+def test_training_refuses_a_bad_continuity_weight_before_any_work():
+    from livedance.model.train_generator import GeneratorRunConfig, run_training
+
+    with pytest.raises(ConfigError, match="--continuity-weight"):
+        run_training(GeneratorRunConfig(continuity_weight=-0.5, progress=False))
