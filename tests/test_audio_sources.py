@@ -230,3 +230,15 @@ def test_an_output_device_slow_to_start_is_not_taken_for_a_failed_one(stereo_fil
     made[0].pump(512)
     assert src.read(512).n_frames == 512 and src.last_error is None
     src.stop()
+
+
+def test_an_excerpt_must_start_at_or_after_the_files_start(stereo_file):
+    """A negative excerpt start is refused by name (it used to be clamped to 0 with the duration kept, so the
+    excerpt silently moved)."""
+    from livedance.data.audio_io import load_audio
+
+    path, data = stereo_file  # 0.25 s at 44.1 kHz
+    with pytest.raises(AudioError, match=r"start -1\.0 s is not a finite number >= 0"):
+        load_audio(path, offset_s=-1.0, duration_s=0.1, min_duration_s=0.01)
+    audio, sr = load_audio(path, mono=False, offset_s=0.05, duration_s=0.1, min_duration_s=0.01)
+    np.testing.assert_array_equal(audio, data[round(0.05 * sr):round(0.15 * sr)])

@@ -114,3 +114,15 @@ def test_load_split_builds_then_reads_the_cache(tmp_path, monkeypatch):
     assert (a.name, a.style, a.audio_path) == (b.name, b.style, b.audio_path)
     with pytest.raises(DataError, match="not in split"):
         load_split("test", data_root=DATA, cache_dir=tmp_path, names=[name])
+
+
+def test_a_sequence_folder_without_its_files_gets_a_clear_error(tmp_path):
+    """load_split names the missing files of a Tang sequence folder (it used to fail with a raw FileNotFoundError
+    while hashing them for the cache key)."""
+    from livedance.data.split import split_names
+
+    name = split_names("train")[0]
+    root = tmp_path / "data"
+    (root / "dance-tang2018" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"lacks audio\.mp3, config\.json, skeletons\.json"):
+        load_split("train", data_root=root, cache_dir=tmp_path / "cache", progress=False, names=[name])

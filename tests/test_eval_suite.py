@@ -177,6 +177,21 @@ def test_resampled_motions_row_matches_ground_truth(songs, tmp_path):
     assert mot.metrics["Divg"] == pytest.approx(gt.metrics["Divg"], abs=1e-6)
 
 
+def test_a_dance_left_with_its_own_song_is_named_in_the_wrong_song_rows_notes(songs, tmp_path):
+    """Three dances of which two share a song: every derangement gives some dance its own song back; the row says
+    which (it flatters that row's BAS), and a split without such a clash has no such note."""
+    from dataclasses import replace
+
+    _, clips = songs
+    shared = [clips[0], replace(clips[1], audio_path=clips[0].audio_path), clips[2]]
+    report = evaluate(shared, clips, config=EvalConfig(fps=FPS, seed=0), cache=MusicBeatCache(tmp_path))
+    wrong = report.rows[1]
+    notes = [n for n in wrong.notes if "kept their own song" in n]
+    assert len(notes) == 1 and notes[0].startswith("1 dance(s)")
+    plain = evaluate(clips[:3], clips, config=EvalConfig(fps=FPS, seed=0), cache=MusicBeatCache(tmp_path))
+    assert not any("kept their own song" in n for n in plain.rows[1].notes)
+
+
 def test_evaluate_needs_two_clips(songs, tmp_path):
     _, clips = songs
     with pytest.raises(DataError, match="at least 2"):

@@ -263,6 +263,7 @@ def eval_command(
             data["sampling_seeds"] = "shared" if shared_seed else "per-clip"
         data["command"] = (
             f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
+            + (f" --data-root {data_root}" if data_root is not None else "")
             + (f" --motions {motions}" if motions is not None else "")
             + (f" --models {models}" if models else "")
             + (f" --weights {weights}" if weights is not None else "")

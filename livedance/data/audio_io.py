@@ -61,7 +61,7 @@ def load_audio(
         sr: target sample rate in Hz, may be fractional (resampled with soxr; the rate returned is then
             ``int(sr)``), or None to keep the file's rate.
         mono: mix down to one channel (shape (N,)); otherwise shape (N, C).
-        offset_s, duration_s: the excerpt to read, in seconds of file time.
+        offset_s, duration_s: the excerpt to read, in seconds of file time (offset_s >= 0, duration_s > 0).
         min_duration_s: shorter audio (after the excerpt) raises AudioError.
 
     Returns:
@@ -78,8 +78,9 @@ def load_audio(
         raise AudioError(f"audio file {path} is a folder; expected an audio file (wav, flac, ogg, opus or mp3)")
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
-    if not (isinstance(offset_s, numbers.Real) and np.isfinite(offset_s)):
-        raise AudioError(f"audio file {path}: the excerpt's start {offset_s!r} s is not a finite number")
+    if not (isinstance(offset_s, numbers.Real) and np.isfinite(offset_s) and offset_s >= 0):
+        raise AudioError(f"audio file {path}: the excerpt's start {offset_s!r} s is not a finite number >= 0 "
+                         "(seconds from the file's start)")
     if duration_s is not None and not (isinstance(duration_s, numbers.Real) and np.isfinite(duration_s) and duration_s > 0):
         raise AudioError(f"audio file {path}: the excerpt's duration {duration_s!r} s is not a finite number > 0")
     try:
@@ -90,7 +91,7 @@ def load_audio(
             "Expected wav, flac, ogg, opus or mp3."
         ) from None
     fmt = f"{info.format}/{info.subtype}, {info.samplerate} Hz, {info.channels} ch"
-    start = int(round(max(offset_s, 0.0) * info.samplerate))
+    start = int(round(offset_s * info.samplerate))
     stop = None if duration_s is None else start + int(round(duration_s * info.samplerate))
     try:
         audio, file_sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)

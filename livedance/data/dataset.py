@@ -368,8 +368,14 @@ def load_split(
         if n not in align:
             raise DataError(f"{n} has no entry in tang_alignment.json; run `livedance data align-tang`")
         folder = root / n
+        from livedance.data.tang import TANG_REQUIRED_FILES
+
+        need = ", ".join(TANG_REQUIRED_FILES)
         if not folder.is_dir():
-            raise DataError(f"sequence folder {folder} does not exist; it should contain audio.mp3, config.json, skeletons.json")
+            raise DataError(f"sequence folder {folder} does not exist; it should contain {need}")
+        lacking = [f for f in TANG_REQUIRED_FILES if not (folder / f).is_file()]
+        if lacking:  # before the cache key reads them
+            raise DataError(f"sequence folder {folder} lacks {', '.join(lacking)}; it should contain {need}")
         key = clip_cache_key(folder, align[n], fps, src)[:20]
         todo.append((n, folder, align[n], cache / "tang" / f"{n}-{key}.safetensors"))
 

@@ -526,7 +526,8 @@ def evaluate(
         else f"no clip is beat-aligned: BAS over all {len(gt)} clips"
     )
     own_music = [(c.audio_path, c.audio_offset_s) for c in gt]
-    perm = derangement(len(gt), config.seed, keys=[_song_key(c.audio_path) for c in gt])
+    keys = [_song_key(c.audio_path) for c in gt]
+    perm = derangement(len(gt), config.seed, keys=keys)
     wrong_music = [own_music[int(perm[i])] for i in range(len(gt))]
     bas_clips = [gt[i] for i in bas_idx]
     bas_own = compute_bas(bas_clips, [own_music[i] for i in bas_idx], config, cache, progress, "(own song)")
@@ -546,6 +547,10 @@ def evaluate(
 
     gt_notes = [ref_note, which]
     wrong_notes = [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"]
+    same = [gt[i].name for i in range(len(gt)) if keys[i] == keys[int(perm[i])]]
+    if same:  # every derangement pairs some dance with its own song (a split of copies of one song)
+        wrong_notes.append(f"{len(same)} dance(s) ({', '.join(same)}) kept their own song: no derangement of the "
+                           "split's songs avoids it")
     gt_align = align("ground truth", gt, own_music, gt_notes)
     wrong_align = align("real dance, wrong song", gt, wrong_music, wrong_notes)
     rows = [
