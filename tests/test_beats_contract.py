@@ -155,6 +155,25 @@ def test_midi_tempo_events_at_the_same_tick_keep_file_order(tmp_path) -> None:
     np.testing.assert_allclose(np.diff(beats), 0.4)
 
 
+def test_midi_tempo_of_zero_or_an_endless_grid_is_refused(tmp_path) -> None:
+    """A set_tempo of 0 would never advance the beats (the grid loop would not end); it is named instead."""
+    mido = pytest.importorskip("mido")
+    from livedance.beats.scoring import midi_beat_grid
+    from livedance.errors import DataError
+
+    mid = mido.MidiFile(ticks_per_beat=480)
+    trk = mido.MidiTrack()
+    trk.append(mido.MetaMessage("set_tempo", tempo=0, time=0))
+    trk.append(mido.MetaMessage("end_of_track", time=480))
+    mid.tracks.append(trk)
+    path = tmp_path / "zero.mid"
+    mid.save(str(path))
+    with pytest.raises(DataError, match="set_tempo of 0"):
+        midi_beat_grid(path, 2.0)
+    with pytest.raises(DataError, match="finite"):
+        midi_beat_grid(path, float("inf"))
+
+
 def test_click_track_rejects_a_negative_start() -> None:
     with pytest.raises(ConfigError, match="start_s"):
         click_track(120.0, 2.0, start_s=-0.05)

@@ -184,6 +184,14 @@ def test_bad_input_and_config_raise() -> None:
         BeatTracker(TrackerConfig(sample_rate=4000))
     with pytest.raises(ConfigError, match="hop"):
         BeatTracker(TrackerConfig(hop=10))
+    with pytest.raises(ConfigError, match=r"win must be >= 2 \* hop"):  # aubio would fail with no name
+        BeatTracker(TrackerConfig(win=1024, hop=1024))
+    with pytest.raises(ConfigError, match="odf_power"):
+        BeatTracker(TrackerConfig(odf_power=-1.0))
+    from livedance.beats.tempo import TempoConfig
+
+    with pytest.raises(ConfigError, match="prior_octaves"):
+        BeatTracker(TrackerConfig(tempo=TempoConfig(prior_octaves=0.0)))
     tr = BeatTracker()
     with pytest.raises(AudioError, match="shape"):
         tr.push(np.zeros((100, 2), np.float32))
@@ -623,3 +631,16 @@ def test_onset_max_filter_is_scipys_maximum_filter_across_bands(width):
     ref_prev = maximum_filter1d(prev, size=width, mode="nearest")
     assert flux == pytest.approx(float(np.maximum(env._prev - ref_prev, 0.0).mean()), rel=1e-12, abs=1e-12)
     assert flux > 0
+
+
+def test_the_phase_combs_history_holds_its_longest_period_at_the_widest_search() -> None:
+    """The comb's taps reach phi + P (1 + search) k, k < phase_beats; the envelope history must hold the furthest
+    one at the slowest tempo, or the oldest taps read a clamped (constant) frame instead of the music."""
+    from livedance.beats.tempo import TempoConfig
+
+    for search in (0.0, 0.2):
+        cfg = TrackerConfig(young_period_search=search, tempo=TempoConfig(min_bpm=55.0))
+        tr = BeatTracker(cfg)
+        period = 60.0 / cfg.tempo.min_bpm * tr.fps * (1.0 + search)
+        furthest = np.ceil(period) + period * (cfg.phase_beats - 1) + 1  # the interpolation reads one frame on
+        assert furthest <= tr._hist_len - 1

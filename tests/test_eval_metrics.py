@@ -49,8 +49,10 @@ def still(n: int) -> np.ndarray:
 # Kinetic features
 
 
-def kinetic_reference_loop(positions: np.ndarray, frame_time: float, w: int = 2) -> np.ndarray:
-    """Literal transcription of fairmotion/Bailando KineticFeatures (up_vec 'y')."""
+def kinetic_reference_loop(positions: np.ndarray, frame_time: float, w: int = 2, upstream_ee: bool = False) -> np.ndarray:
+    """Transcription of fairmotion/Bailando KineticFeatures (up_vec 'y'). The reference's acceleration has a
+    precedence slip, ``v1 = (p[n] - p[n-1] / frame_time)``: ``upstream_ee`` keeps it verbatim, the default corrects it
+    (livedance's ``ee="physical"``; livedance.eval.kinetic's docstring)."""
     T, nj, _ = positions.shape
     out = []
     for joint in range(nj):
@@ -69,7 +71,10 @@ def kinetic_reference_loop(positions: np.ndarray, frame_time: float, w: int = 2)
                 if i + j - 1 < 0 or i + j + 1 >= T:
                     continue
                 v2 = (positions[i + j + 1][joint] - positions[i + j][joint]) / frame_time
-                v1 = (positions[i + j][joint] - positions[i + j - 1][joint]) / frame_time
+                if upstream_ee:
+                    v1 = (positions[i + j][joint] - positions[i + j - 1][joint] / frame_time)
+                else:
+                    v1 = (positions[i + j][joint] - positions[i + j - 1][joint]) / frame_time
                 acc += (v2 - v1) / frame_time
                 cnt += 1
             ee += np.linalg.norm(acc / cnt)
@@ -135,6 +140,13 @@ def test_kinetic_matches_reference_loop_on_random_motion():
     ref = kinetic_reference_loop(pos, 1 / 60)
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
     assert ours.shape == (72,) and ours.dtype == np.float32
+    # ee="upstream" is the reference code verbatim, precedence slip included: EE then follows the joint's position
+    up = kinetic_features(pos, fps=60, ee="upstream")
+    np.testing.assert_allclose(up, kinetic_reference_loop(pos, 1 / 60, upstream_ee=True), rtol=1e-5)
+    np.testing.assert_array_equal(up.reshape(24, 3)[:, :2], ours.reshape(24, 3)[:, :2])  # KE_h, KE_v unchanged
+    assert np.all(up.reshape(24, 3)[:, 2] > 10 * ours.reshape(24, 3)[:, 2])
+    with pytest.raises(DataError, match="ee='fixed'"):
+        kinetic_features(pos, fps=60, ee="fixed")
 
 
 def test_kinetic_rejects_too_short_or_nan():

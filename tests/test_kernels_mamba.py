@@ -22,7 +22,10 @@ ATOL, RTOL = 1e-5, 1e-5
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)  # later test modules keep the machine's threads
 
 
 @pytest.fixture(scope="module")

@@ -60,21 +60,30 @@ def midi_beat_grid(path: str | Path, duration_s: float) -> np.ndarray:
         (B,) float64 beat times in seconds, starting at 0.0.
 
     Raises:
-        DataError: if the file cannot be read as MIDI.
+        DataError: if the file cannot be read as MIDI, has no positive ticks per beat or a tempo of 0, or
+            ``duration_s`` is not a finite number of seconds.
     """
     import mido
+
+    if not np.isfinite(duration_s):
+        raise DataError(f"MIDI beat grid of {path}: duration {duration_s} s; expected a finite number of seconds")
 
     try:
         mid = mido.MidiFile(str(path))
     except (OSError, ValueError, EOFError) as err:
         raise DataError(f"cannot read MIDI file {path}: {err}") from err
     tpb = mid.ticks_per_beat
+    if not (isinstance(tpb, int) and tpb > 0):
+        raise DataError(f"MIDI file {path}: ticks_per_beat {tpb!r}; expected a positive whole number")
     changes: list[tuple[int, int]] = []  # (tick, microseconds per beat)
     for track in mid.tracks:
         tick = 0
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo":
+                if msg.tempo <= 0:  # the beats would never advance
+                    raise DataError(f"MIDI file {path}: set_tempo of {msg.tempo} microseconds per beat at tick "
+                                    f"{tick}; expected a positive tempo")
                 changes.append((tick, msg.tempo))
     changes.sort(key=lambda c: c[0])  # stable: at equal ticks the later event in file order wins
     if not changes or changes[0][0] > 0:

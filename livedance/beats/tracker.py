@@ -220,6 +220,14 @@ class TrackerConfig:
             raise ConfigError(f"TrackerConfig.hop must be 64..4096 samples, got {self.hop}")
         if int(self.win) < int(self.hop) or int(self.win) & (int(self.win) - 1):
             raise ConfigError(f"TrackerConfig.win must be a power of two >= hop, got {self.win}")
+        if self.use_aubio and int(self.win) < 2 * int(self.hop):  # aubio's tempo runs on win // 2 >= hop samples
+            raise ConfigError(f"TrackerConfig.win must be >= 2 * hop ({2 * int(self.hop)}) with use_aubio, got "
+                              f"{self.win} (or set use_aubio=False)")
+        if not (np.isfinite(self.odf_power) and self.odf_power > 0):
+            raise ConfigError(f"TrackerConfig.odf_power must be a finite exponent > 0, got {self.odf_power}")
+        if not (np.isfinite(self.tempo.prior_octaves) and self.tempo.prior_octaves > 0):
+            raise ConfigError(f"TrackerConfig.tempo.prior_octaves must be a width > 0 octaves, got "
+                              f"{self.tempo.prior_octaves}")
         if not 0 < self.tempo.min_bpm < self.tempo.max_bpm:
             raise ConfigError(
                 f"TrackerConfig.tempo needs 0 < min_bpm < max_bpm, got {self.tempo.min_bpm}..{self.tempo.max_bpm}"
@@ -346,7 +354,8 @@ class BeatTracker:
             import aubio
 
             self._aubio = aubio.tempo("default", c.win // 2, c.hop, ANALYSIS_RATE)
-        self._hist_len = int(np.ceil((60.0 / c.tempo.min_bpm) * self.fps * (c.phase_beats + 1))) + 4
+        stretch = 1.0 + max(c.period_search, c.young_period_search)  # the comb's longest period (_phase_comb)
+        self._hist_len = int(np.ceil((60.0 / c.tempo.min_bpm) * stretch * self.fps * (c.phase_beats + 1))) + 4
         self._env = np.zeros(self._hist_len)  # smoothed envelope, _env[0] newest
         self._low = np.zeros(self._hist_len)
         self._sound = np.zeros(self._hist_len, dtype=bool)  # non-silent frames, _sound[0] newest

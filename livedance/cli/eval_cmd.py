@@ -114,6 +114,10 @@ def eval_command(
         False, "--no-retrieval", help="Leave out the MM-Dist and R@1 columns (no retrieval model is loaded)."),
     data_root: Optional[Path] = typer.Option(
         None, "--data-root", help=DATA_ROOT_HELP),
+    kinetic_ee: str = typer.Option(
+        "physical", "--kinetic-ee", help="Energy expenditure in the kinetic features (FIDk, Divk): physical (the true "
+        "acceleration, default) or upstream (the AIST++ / Bailando code's precedence slip, to compare with published "
+        "FIDk; livedance.eval.kinetic)."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS), EDGE's PFC, and SoulNet-style music-dance
     retrieval: MM-Dist (0..2, lower is better, 1.41 = unrelated) and R@1 (how often a dance window's own music window
@@ -139,7 +143,11 @@ def eval_command(
     for flag, name in (("--split", split), ("--reference-split", reference_split)):
         if name not in ("train", "val", "test", "all"):
             raise ConfigError(f"{flag} {name!r}: expected train, val, test or all")
-    config = EvalConfig(fps=fps, seed=seed)
+    from livedance.eval.kinetic import EE_VARIANTS
+
+    if kinetic_ee not in EE_VARIANTS:
+        raise ConfigError(f"--kinetic-ee {kinetic_ee!r}: expected {' or '.join(EE_VARIANTS)}")
+    config = EvalConfig(fps=fps, seed=seed, kinetic_ee=kinetic_ee)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
             or min_p is not None or guidance is not None or style is not None or pace is not None) and \
             "livedance" not in (models or ""):
@@ -264,6 +272,7 @@ def eval_command(
         data["command"] = (
             f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
             + (f" --data-root {data_root}" if data_root is not None else "")
+            + (f" --kinetic-ee {kinetic_ee}" if kinetic_ee != "physical" else "")
             + (f" --motions {motions}" if motions is not None else "")
             + (f" --models {models}" if models else "")
             + (f" --weights {weights}" if weights is not None else "")

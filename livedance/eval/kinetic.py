@@ -19,6 +19,13 @@ and the three features of the joint are
 ("kinetic energy" per unit mass, without the factor 1/2, exactly as the reference). The output
 lays them out joint by joint: [KE_h(0), KE_v(0), EE(0), KE_h(1), ...].
 
+**One deliberate deviation: EE.** The reference's ``calc_average_acceleration`` (fairmotion, AIST++ API, Bailando)
+has an operator-precedence slip, ``v1 = (p[n] - p[n-1] / frame_time)``, so its "acceleration" is
+((p[n+1] - p[n]) / dt - p[n] + p[n-1] / dt) / dt, dominated by the joint's position (about 3600 |p| at 60 fps,
+m/s^2 only in name). Some later forks correct it. Published FIDk figures (Bailando and those that reuse its code)
+carry the slip; here the default (``ee="physical"``) is the true second difference above, and ``ee="upstream"``
+reproduces the slip exactly (``livedance eval --kinetic-ee upstream``), for comparing with published figures.
+
 Velocities are divided by the true frame time, so the features are in physical units (m^2/s^2 and
 m/s^2). The window, though, is w frames: at 60 fps (the reference's rate) it spans 5 frames = 83 ms, at
 25 fps 200 ms, which damps dance-rate motion (a 3 Hz sway loses 68 % of its kinetic energy). So a dance at
@@ -52,8 +59,12 @@ def _window_mean(x: np.ndarray, half_width: int) -> np.ndarray:
     return (csum[hi + 1] - csum[lo]) / count
 
 
+#: The energy-expenditure variants of :func:`kinetic_features`.
+EE_VARIANTS: tuple[str, ...] = ("physical", "upstream")
+
+
 def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SLIDING_WINDOW,
-                     reference_fps: float | None = REFERENCE_FPS) -> np.ndarray:
+                     reference_fps: float | None = REFERENCE_FPS, ee: str = "physical") -> np.ndarray:
     """72-d kinetic feature vector of one dance (AIST++ / Bailando ``extract_kinetic_features``).
 
     Args:
@@ -65,15 +76,19 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
         reference_fps: the positions are first resampled to this rate (:func:`resample_positions`), so the
             window keeps the reference's duration (83 ms at 60 fps; :func:`livedance.eval.window.resample_positions`);
             None computes at ``fps`` itself.
+        ee: ``"physical"`` (default): EE from the true second difference (m/s^2); ``"upstream"``: the reference
+            code's expression with its precedence slip (module docstring), for comparison with published FIDk.
 
     Returns:
         (3 * J,) float32: per joint, horizontal kinetic energy (m^2/s^2), vertical kinetic energy
         (m^2/s^2) and energy expenditure (mean acceleration magnitude, m/s^2).
 
     Raises:
-        DataError: fewer than 3 frames, a wrong shape, NaN/inf, a non-positive ``fps`` or a
-            ``sliding_window`` below 1.
+        DataError: fewer than 3 frames, a wrong shape, NaN/inf, a non-positive ``fps``, a
+            ``sliding_window`` below 1, or an unknown ``ee``.
     """
+    if ee not in EE_VARIANTS:
+        raise DataError(f"kinetic features: ee={ee!r}; expected one of {', '.join(EE_VARIANTS)}")
     p = check_positions(positions, fps, "kinetic features", min_frames=3, joints=None)
     if sliding_window < 1:
         raise DataError(f"kinetic features: sliding_window must be >= 1 frame, got {sliding_window}")
@@ -96,7 +111,10 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
 
     # Average acceleration at frame i uses second differences at n in [i-w, i+w] ∩ [1, T-2];
     # with a = n - 1 (row of `acc`) that is the window [i-1-w, i-1+w] ∩ [0, T-3] around c = i-1.
-    acc = (p[2:] - 2.0 * p[1:-1] + p[:-2]) / dt**2  # (T-2, J, 3)
+    if ee == "physical":
+        acc = (p[2:] - 2.0 * p[1:-1] + p[:-2]) / dt**2  # (T-2, J, 3)
+    else:  # the reference's v2 - v1 with v1 = (p[n] - p[n-1] / frame_time), verbatim
+        acc = ((p[2:] - p[1:-1]) / dt - (p[1:-1] - p[:-2] / dt)) / dt
     n_acc = acc.shape[0]
     csum = np.concatenate([np.zeros((1,) + acc.shape[1:]), np.cumsum(acc, axis=0)], axis=0)
     c = np.arange(n_steps)

@@ -52,11 +52,14 @@ class EvalConfig:
         fps: evaluation frame rate (frames per second); every clip is resampled to it.
         seconds: length of the excerpt that FID/Div features read (20 s = 1200 frames at 60 fps).
         seed: seed of the "wrong song" derangement.
+        kinetic_ee: energy expenditure of the kinetic features: ``"physical"`` (default) or ``"upstream"`` (the
+            reference code's precedence slip, for published FIDk; :mod:`livedance.eval.kinetic`).
     """
 
     fps: float = 25.0
     seconds: float = PROTOCOL_SECONDS
     seed: int = 0
+    kinetic_ee: str = "physical"
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,7 @@ def compute_features(clips: Sequence[EvalClip], config: EvalConfig, progress: An
         if clip.positions.shape[0] < 3:
             raise DataError(f"clip {clip.name}: needs at least 3 frames at {config.fps} fps, has {clip.positions.shape[0]}")
         window = protocol_window(clip.positions, config.fps, config.seconds)
-        kin.append(kinetic_features(window, config.fps))
+        kin.append(kinetic_features(window, config.fps, ee=config.kinetic_ee))
         geo.append(geometric_features(window, config.fps))
         pfc.append(physical_foot_contact(window, config.fps))
     return FeatureSet(
