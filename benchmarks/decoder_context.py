@@ -4,8 +4,9 @@ The engine's step graph decodes each step's tokens over the last R = ``Tokenizer
 (``dec_ctx``), which are zeros when a stream starts; the offline decode (``Tokenizer.decode``) has no context at
 all (its causal convolutions pad with zeros inside). This prints, for the real dances of a split encoded by a
 tokenizer, how far the two decodes of the same codes differ: the pelvis-relative SMPL-24 MPJPE (mm) per token slot
-(mean over the clips) for the first slots, and per clip the mean over the first R slots and the largest difference
-after them (the heading the two decodes integrated differently at the start).
+(mean over the clips) for the first slots, and per clip the mean over the first R slots, the largest difference of the
+decoded features after them (the decoder itself: 0 when its receptive field is within R slots), and the largest
+pose difference after them (what the different first slots leave in the integrated root heading).
 
 Usage::
 
@@ -39,6 +40,8 @@ def main() -> int:
     tok, rep, _, _ = load_tokenizer_for_training(args.tokenizer)
     R, s = tok.decoder_context_tokens, tok.stride
     clips = load_split(args.split, progress=False)
+    if not clips:
+        raise SystemExit(f"split {args.split!r} has no clips")
     per_slot = []
     print(f"tokenizer decoder context R = {R} slots ({R * s} frames at {rep.config.fps:g} fps)")
     for clip, raw in zip(clips, clip_raw_features(clips, rep.config)):
@@ -49,12 +52,13 @@ def main() -> int:
             padded = {p: torch.cat([torch.zeros(1, R, z.shape[-1]), z], dim=1) for p, z in zq.items()}
             engine = tok.decode_latents(padded)[:, R * s:]
             a, b = smpl24_positions_torch(rep, offline)[0], smpl24_positions_torch(rep, engine)[0]
+        feat_after = float((offline[:, R * s:] - engine[:, R * s:]).abs().max())
         a, b = a - a[:, :1], b - b[:, :1]  # pelvis-relative: the pose, not the integrated path
         err = 1000.0 * (a - b).norm(dim=-1).mean(-1).numpy()  # (T,) mm
         n = (len(err) // s) * s
         per_slot.append(err[:n].reshape(-1, s).mean(1))
-        print(f"{clip.name:12s} first {R} slots: {err[:R * s].mean():6.1f} mm mean; after them at most "
-              f"{err[R * s:].max():6.1f} mm")
+        print(f"{clip.name:12s} first {R} slots: {err[:R * s].mean():6.1f} mm mean; after them: decoded features "
+              f"differ by at most {feat_after:.1e}, poses by at most {err[R * s:].max():6.1f} mm")
     k = min(args.slots, min(len(p) for p in per_slot))
     mean = np.mean([p[:k] for p in per_slot], axis=0)
     print("per slot (mm, mean over clips): " + " ".join(f"{v:.1f}" for v in mean))

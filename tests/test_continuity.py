@@ -65,3 +65,26 @@ def test_training_refuses_a_bad_continuity_weight_before_any_work():
 
     with pytest.raises(ConfigError, match="--continuity-weight"):
         run_training(GeneratorRunConfig(continuity_weight=-0.5, progress=False))
+
+
+def test_the_training_term_lines_up_the_draws_with_the_real_codes_part_by_part(tokenizer):
+    """``continuity_term`` (what ``livedance train generator --continuity-weight`` adds) splits the (B, N, P, V, C)
+    draws and the (B, N, P, V) real codes along the same part axis: draws equal to the real codes cost nothing,
+    and a change in one part alone costs something and sends a gradient to that part's draws."""
+    from livedance.model.train_generator import continuity_term
+
+    tok, rep = tokenizer
+    parts = tok.config.parts
+    N, C = tok.decoder_context_tokens + 12, tok.config.codebook_size
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, C, (2, N, len(parts), tok.config.levels), generator=g)
+    loss = ContinuityLoss(tok, rep)
+    same = continuity_term(loss, F.one_hot(codes, C).float(), codes, parts)
+    assert same["loss"].item() == pytest.approx(0.0, abs=1e-10)
+    other = codes.clone()
+    other[:, 1::2, -1, 0] = (other[:, 1::2, -1, 0] + 5) % C  # the last part's base codes jump every other slot
+    drawn = F.one_hot(other, C).float().requires_grad_(True)
+    out = continuity_term(loss, drawn, codes, parts)
+    assert out["loss"].item() > 0
+    out["loss"].backward()
+    assert drawn.grad[:, :, -1].abs().sum() > 0

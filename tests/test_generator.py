@@ -278,7 +278,6 @@ def test_a_slot_that_has_heard_nothing_gets_the_silent_row_as_the_engine_gives_z
     engine = SimpleNamespace(config=SimpleNamespace(window=6, feat_dim=3), _feats=feats, _times=times)
     for n, t in enumerate(slots):  # the engine's window at each slot, all frames buffered, is training's
         np.testing.assert_array_equal(LearnedGenerator.window_before(engine, t - 0.16), with_silence[idx[n]])
-    with_silence = np.concatenate([feats, np.zeros((1, 3), np.float32)])
     clip = ClipTokens("c", np.zeros((1, 4, 2, 4), np.int64), with_silence, idx, np.zeros((4, 10), np.float32),
                       silent_row=F)
     mean, std = feature_stats([clip])

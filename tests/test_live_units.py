@@ -204,6 +204,8 @@ def test_control_state_applies_valid_messages_and_counts_malformed_ones():
     assert c.apply("/livedance/style/strength", [0.5]) and c.apply("/livedance/style/strength", [7])
     assert c.take_style_strength_request() == 2.0 and c.take_style_strength_request() is None  # clamped, taken once
     assert c.apply("/livedance/style/strength", [-1]) and c.take_style_strength_request() == 0.0
+    assert c.apply("/livedance/style", [2]) and c.apply("/livedance/style/strength", [1.5])
+    assert c.take_style_requests() == (2, 1.5) and c.take_style_requests() == (None, None)  # together, once
     assert c.accent is None  # the configured accent until a VJ moves the fader
     assert c.apply("/livedance/accent", [0.3]) and c.accent == 0.3
     assert c.apply("/livedance/accent", [2]) and c.accent == 0.5  # clamped
@@ -220,7 +222,7 @@ def test_control_state_applies_valid_messages_and_counts_malformed_ones():
     ]
     for addr, args in bad:
         assert not c.apply(addr, args)
-    assert c.malformed == len(bad) and c.received == 17 and c.energy == 2.0 and c.accent == 0.5
+    assert c.malformed == len(bad) and c.received == 19 and c.energy == 2.0 and c.accent == 0.5
 
 
 def test_control_server_receives_over_udp_and_counts_garbage():

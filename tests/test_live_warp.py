@@ -430,31 +430,33 @@ def test_the_performer_warps_only_a_learned_generator_and_survives_warp_errors(c
 
 def test_warp_errors_counted_by_both_threads_at_once_are_all_counted(clicks_wav):
     """The motion-beat detector (scheduler thread) and the warp (output clock) both count ``warp_errors``: when
-    both fail at once, on their own threads, every failure is counted (``Performer._count`` takes a lock)."""
-    import sys
+    both fail at once, on their own threads, every failure is counted (``Performer._count`` takes a lock). The
+    stats object yields the GIL between reading and writing a counter, as a preempted ``+=`` would."""
     import threading
+    import time as _time
+    from dataclasses import fields
 
     from livedance.audio.file import FileSource
-    from livedance.live.performer import PerformConfig, Performer
+    from livedance.live.performer import PerformConfig, Performer, PerformStats
+
+    class YieldingStats(PerformStats):
+        def __setattr__(self, name, value):
+            _time.sleep(0)  # let the other thread in between the read and the write
+            object.__setattr__(self, name, value)
 
     def boom(*a, **k):
         raise RuntimeError("exploded")
 
     p = Performer(FileSource(clicks_wav, realtime=True), [Keep()], SwingDancer(), PerformConfig())
+    p._stats = YieldingStats(**{f.name: getattr(p._stats, f.name) for f in fields(PerformStats)})
     p._warp.tick = boom
     p._beat_detector.push = boom
-    frames = None  # never read: the detector fails first
-    n = 5000
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows, to interleave the two counters
-    try:
-        ts = [threading.Thread(target=lambda: [p._detect_motion_beats(frames) for _ in range(n)]),
-              threading.Thread(target=lambda: [p._motion_time(1.0, (0.5, 0.5)) for _ in range(n)])]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    n = 2000
+    ts = [threading.Thread(target=lambda: [p._detect_motion_beats(None) for _ in range(n)]),
+          threading.Thread(target=lambda: [p._motion_time(1.0, (0.5, 0.5)) for _ in range(n)])]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
     p.stop()
     assert p.stats().warp_errors == 2 * n

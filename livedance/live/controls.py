@@ -133,6 +133,14 @@ class ControlState:
         with self._lock:
             return self.bpm_offset, self.phase_offset_beats
 
+    def take_style_requests(self) -> tuple[str | int | None, float | None]:
+        """Return and clear the pending style and style strength requests together (scheduler thread), so a style
+        and a strength sent together are applied at the same step."""
+        with self._lock:
+            req, lam = self.style_request, self.style_strength_request
+            self.style_request = self.style_strength_request = None
+            return req, lam
+
     def take_pace_request(self) -> float | None:
         """Return and clear the pending pace request, m/s (0: the model's own pace) (scheduler thread)."""
         with self._lock:

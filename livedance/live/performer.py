@@ -565,8 +565,8 @@ class Performer:
     def _count(self, name: str) -> None:
         """Add 1 to the error counter ``name`` of :class:`PerformStats`, under a lock: the scheduler thread and the
         output clock both count clock, warp and intro errors, and ``+=`` on an attribute is not atomic."""
-        with self._count_lock:
-            setattr(self._stats, name, getattr(self._stats, name) + 1)
+        with self._count_lock:  # (a misspelt name counts in a new attribute rather than raise in an except block)
+            setattr(self._stats, name, getattr(self._stats, name, 0) + 1)
 
     # ------------------------------------------------------------------ scheduler
     def _schedule_loop(self) -> None:
@@ -641,10 +641,11 @@ class Performer:
             self._beat_detector.reset()
             self._clock_log.debug("motion beat detector: %s: %s", type(err).__name__, err)
 
-    def _warp_grid(self, snap: BeatSnapshot) -> tuple[float, float] | None:
+    def _warp_grid(self, snap: BeatSnapshot, nudges: tuple[float, float] | None = None) -> tuple[float, float] | None:
         """The music beat grid the warp aims at, (anchor_s, period_s) on the stream clock, with the live
-        nudges applied (beats where :meth:`_tick`'s beat phase is 0); None when not confident or silent."""
-        bpm_offset, phase_offset = self.controls.nudges()  # one consistent pair (ControlState.nudges)
+        nudges applied (beats where :meth:`_tick`'s beat phase is 0); None when not confident or silent.
+        ``nudges``: the tick's ``(bpm_offset, phase_offset_beats)`` (:meth:`ControlState.nudges`), read now if None."""
+        bpm_offset, phase_offset = nudges if nudges is not None else self.controls.nudges()
         bpm = snap.bpm + bpm_offset
         if snap.silent or snap.beat_s is None or snap.bpm <= 0 or bpm <= 0:
             return None
@@ -747,10 +748,11 @@ class Performer:
             energy=float(self.controls.energy),
         )
 
-    def _nudged(self, snap: BeatSnapshot, t_s: float) -> tuple[float, float]:
+    def _nudged(self, snap: BeatSnapshot, t_s: float, nudges: tuple[float, float] | None = None) -> tuple[float, float]:
         """(bpm, beat phase in [0, 1)) of ``snap`` at stream time ``t_s`` with the live nudges (BPM offset,
-        phase offset in beats) applied; (0.0, 0.0) while no tempo is known or the nudged tempo is not positive."""
-        bpm_offset, phase_offset = self.controls.nudges()  # one consistent pair (ControlState.nudges)
+        phase offset in beats) applied; (0.0, 0.0) while no tempo is known or the nudged tempo is not positive.
+        ``nudges``: as for :meth:`_warp_grid` (one consistent pair, read now if None)."""
+        bpm_offset, phase_offset = nudges if nudges is not None else self.controls.nudges()
         bpm = snap.bpm + bpm_offset if snap.bpm > 0 else 0.0
         if bpm <= 0:
             return 0.0, 0.0
@@ -777,7 +779,7 @@ class Performer:
             except Exception as err:  # noqa: BLE001 - a control never stops the show
                 self.controls.unsupported += 1
                 self._clock_log.info("pace %r not applied: %s", pace, err)
-        req, lam = self.controls.take_style_request(), self.controls.take_style_strength_request()
+        req, lam = self.controls.take_style_requests()  # both under one lock: sent together, applied together
         if req is None and lam is None:
             return
         try:
@@ -884,7 +886,8 @@ class Performer:
         t_show = due + cfg.latency_s  # when this frame is seen
         s = self.heard_stream_time(t_show)
         snap = self.beat()
-        grid = self._warp_grid(snap)  # once per tick: the warp and the intro aim at the same grid
+        nudges = self.controls.nudges()  # once per tick: the warp, the intro and the sinks see one grid
+        grid = self._warp_grid(snap, nudges)
         tau = self._motion_time(s, grid)
         if self.controls.frozen and self._last_pose is not None:
             q, r = self._last_pose
@@ -900,7 +903,7 @@ class Performer:
                 q, r = self._intro(s, snap.silent, grid, q, r)
             self._last_pose = (q, r)
         frame = PoseFrame(t_show_s=t_show, local_quats=q, root_position=r, rest_offsets=self.rest_offsets)
-        bpm, phase = self._nudged(snap, s)
+        bpm, phase = self._nudged(snap, s, nudges)
         music = MusicState(beat_phase=phase, bpm=bpm, energy=float(snap.loudness))
         self.sinks.send(frame, music)
         st.frames_sent += 1

@@ -98,7 +98,7 @@ class ContinuityLoss(nn.Module):
 
     def positions(self, onehot: dict[str, Tensor]) -> Tensor:
         """(B, T', 24, 3) metres: the decoded SMPL-24 joints of one-hot codes (part -> (B, N, V, C) float), from the
-        first frame with the decoder's full context (T' = 4 N - that many frames)."""
+        first frame with the decoder's full context (T' = stride * N - stride * decoder_context_tokens frames)."""
         from livedance.model.align import smpl24_positions_torch
 
         x = self.tokenizer.decode_latents(self.tokenizer.dequantize_onehot(onehot))
@@ -112,7 +112,8 @@ class ContinuityLoss(nn.Module):
             drawn: part -> (B, N, V, C) float one-hot codes with straight-through gradients (the model's draws).
             real: part -> (B, N, V, C) float one-hot codes of the real dance (no gradient needed).
         Returns:
-            ``{"loss": scalar, "ee_ratio": mean over windows and joints of EE_gen / EE_real (detached)}``.
+            ``{"loss": scalar, "ee_ratio": mean over windows and joints of (EE_gen + eps) / (EE_real + eps)
+            (detached)}``.
         Raises:
             ConfigError: windows too short to leave 3 frames after the decoder's context.
         """

@@ -40,6 +40,7 @@ from livedance.model.conditioning import (
 __all__ = [
     "ClipTokens",
     "prepare_clips",
+    "continuity_term",
     "slot_inputs",
     "TokenWindowDataset",
     "clip_style",
@@ -551,8 +552,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             logs.update(align=a["loss"].detach(), align_acc=a["acc"])
             loss = loss + acfg.weight * a["loss"]
         if cont is not None:
-            real = torch.nn.functional.one_hot(b["codes"], out["drawn"].shape[-1]).to(out["drawn"].dtype)
-            c = cont(drawn, {p: real[:, :, i] for i, p in enumerate(parts)})
+            c = continuity_term(cont, out["drawn"], b["codes"], parts)
             logs.update(cont=c["loss"].detach(), ee_ratio=c["ee_ratio"])
             loss = loss + ccfg.weight * c["loss"]
         return loss, logs
@@ -570,6 +570,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "mirror": cfg.mirror, "style_balance": cfg.style_balance,
             "speeds": speeds, "dropout": gcfg.dropout, "align_weight": acfg.weight,
             "align_temperature": acfg.temperature if acfg.weight > 0 else None,
+            "draw_temperature": acfg.temperature if (acfg.weight > 0 or ccfg.weight > 0) else None,
             # eval notes MM-Dist / R@1 measured by this very judge (livedance.eval.alignment.trained_against);
             # a fine-tune without the prior keeps its init weights' judge
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
@@ -586,6 +587,19 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         result["shipped"] = [str(p) for p in save_model(model, WEIGHTS_DIR / name, extra)]
     (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def continuity_term(cont, drawn: torch.Tensor, codes: torch.Tensor, parts: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The continuity loss of a training batch (:class:`~livedance.model.continuity.ContinuityLoss` ``cont``).
+
+    Args:
+        drawn: (B, N, P, V, C) float one-hot draws with straight-through gradients (``forward(..., draw_temperature)``).
+        codes: (B, N, P, V) int64 the real codes. parts: the tokenizer's part names, in the P axis's order.
+    Returns:
+        ``cont``'s dict: ``loss`` and ``ee_ratio``.
+    """
+    real = torch.nn.functional.one_hot(codes, drawn.shape[-1]).to(drawn.dtype)
+    return cont({p: drawn[:, :, i] for i, p in enumerate(parts)}, {p: real[:, :, i] for i, p in enumerate(parts)})
 
 
 def widen_for_pace(state: dict) -> dict:

@@ -562,6 +562,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until the step or time budget is spent; returns a :class:`TrainResult`."""
         cfg = self.cfg
+        self._acc_loss, self._acc_n = {}, 0  # a second fit() starts its log afresh (a checkpoint restores them)
         if self.resume:
             self.load_checkpoint()
         self.model.train()
