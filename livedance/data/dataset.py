@@ -337,7 +337,7 @@ def load_split(
         names: restrict to these sequence names (must belong to the split); for tests and tools.
 
     Returns:
-        list of :class:`MotionClip`, in the split file's order.
+        list of :class:`MotionClip`, in the split file's order (``split='all'``: sorted by name).
 
     Raises:
         ConfigError: unknown split. DataError: missing data folder, split or alignment file, a name

@@ -8,9 +8,9 @@ shared copy lives in ``<data root>/dance-tang2018`` (see its README). Each seque
 (``{"length": T, "center": T x 3, "skeletons": T x 23 x 3}`` at nominally 25 fps, markers relative to
 ``center``).
 
-Units and axes, checked on the data (``DANCE_W_1``): the root ``center`` sits about 0.9 to 1.0 above
-the floor on the second axis, the head markers about 1.75 and the lowest foot markers about 0.05, and
-thigh marker distances come out 0.47 to 0.49, so the raw values are centimetres with y up. This
+Units and axes, checked on the data (``DANCE_W_1``): the raw root ``center`` reads about 91 on the second axis
+and the highest marker (``center`` + marker) about 178 (medians over the frames), so the raw values are centimetres
+with y up. This
 module converts to metres (divide by 100) and keeps y up; world position = ``center`` + marker. The
 file's frame is left-handed (see :mod:`livedance.data.tang_ik`, which mirrors x); the markers here
 stay in the file's frame.
