@@ -459,6 +459,11 @@ class TapRun:
     device: str = ""
 
 
+#: Audio tap sessions wait this long (s) after the last click as heard plus one beat, for taps that come late by the
+#: latency being measured (a Bluetooth output can add 0.2-0.3 s).
+TAP_TAIL_S = 0.5
+
+
 @dataclass
 class TapSession:
     """One tap-along run: play (or print) the beats, collect taps, estimate the offset.
@@ -521,11 +526,16 @@ class TapSession:
             self.player.start(self.click_audio(self.player.sample_rate))
         beats_guess = t_start + rel
         end = beats_guess[-1] + cfg.period_s
+        heard_from: float | None = None  # audio mode: when the first sample reached the DAC, once known
         taps: list[float] = []
         next_mark = 0
         try:
             while True:
                 now = self.clock()
+                if not visual and heard_from is None:
+                    heard_from = self.player.first_sample_time()
+                    if heard_from is not None:  # the clicks are heard from then on, not from t_start: wait for
+                        end = max(end, heard_from + rel[-1] + cfg.period_s + TAP_TAIL_S)  # the last taps
                 if visual:
                     while next_mark < n and now >= beats_guess[next_mark]:
                         accent = cfg.accent_every > 0 and next_mark % cfg.accent_every == 0

@@ -202,6 +202,19 @@ def test_audio_tap_session_uses_the_players_dac_time():
     assert starts[0] / player.sample_rate == pytest.approx(cfg.lead_in_s, abs=0.002)
 
 
+def test_audio_tap_session_waits_for_the_taps_of_a_late_opening_slow_output():
+    """An output that starts 0.5 s after the session (a slow device open) and a tapper 0.1 s behind each click
+    at 240 BPM: the session waits for the last click as heard, so no tap is lost."""
+    clock = FakeClock(50.0)
+    cfg = TapConfig(bpm=240, beats=14, lead_in_s=0.5, discard_first=2, min_kept=6)
+    player = FakePlayer(t0=clock.t + 0.5)
+    script = list(0.5 + cfg.beat_offsets_s() + 0.1)
+    run = TapSession(cfg, StreamTaps(ScriptedTaps(clock, script), clock=clock), player=player, clock=clock,
+                     echo=lambda s: None).run()
+    assert len(run.tap_times_s) == cfg.beats  # the last ones too (they came after t_start + last click + 1 beat)
+    assert run.estimate.offset_ms == pytest.approx(100.0, abs=1e-3)
+
+
 def test_tap_config_validation():
     with pytest.raises(ConfigError, match="--bpm"):
         TapConfig(bpm=5).validate()
