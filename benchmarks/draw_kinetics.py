@@ -1,7 +1,7 @@
 """How busy the generator's own draws are, teacher forced: decoded acceleration on train windows.
 
-For 16 x ``--batches`` train windows (fixed seed, the same for every row) this draws, with each ``--generator``
-weights stem, the codes the model predicts in a training window (the chunks' masked base positions and every
+For 16 x ``--batches`` train windows (fixed seed, the same for every row) this draws, with each generator
+weights stem given as an argument, the codes the model predicts in a training window (the chunks' masked base positions and every
 residual level, straight-through Gumbel at ``--temperature``, the real dance's history elsewhere; as the
 continuity and alignment losses see them), decodes them with the shipped tokenizer and FK, and prints the mean joint
 acceleration (m/s^2), the mean joint speed (m/s) and the rate of mean-speed minima per second, from the first frame
