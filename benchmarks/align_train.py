@@ -35,14 +35,14 @@ def main() -> None:
 
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from rich.console import Console
     from rich.table import Table
 
     from livedance.data.dataset import load_split
     from livedance.model.align import AlignConfig, AlignmentLoss, music_bank
     from livedance.model.retrieval import MusicDanceRetrieval
-    from livedance.model.train_generator import TokenWindowDataset, load_model, load_tokenizer_for_training, prepare_clips
+    from livedance.model.train_generator import (TokenWindowDataset, drawn_codes, fixed_batches, load_model,
+                                                 load_tokenizer_for_training, prepare_clips)
 
     torch.set_num_threads(1)
     tok, rep, _, _ = load_tokenizer_for_training(None)
@@ -65,19 +65,10 @@ def main() -> None:
         loss = AlignmentLoss(tok, rep, retr, bank, owner, AlignConfig(weight=1.0, temperature=args.temperature))
         for name, model in models.items():
             torch.manual_seed(0)
-            g = torch.Generator().manual_seed(0)
             losses, accs = [], []
-            for k in range(args.batches):
-                idx = torch.randint(0, len(ds), (16,), generator=g).tolist()
-                b = {key: torch.stack([ds[i][key] for i in idx]) for key in ds[0]}
+            for k, b in enumerate(fixed_batches(ds, args.batches)):
                 with torch.no_grad():
-                    if model is None:
-                        oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
-                    else:
-                        cond = b["cond"][..., :model.config.cond_dim]  # a model without a pace input: no pace column
-                        ahead = b["cond_chunk"][..., :model.config.cond_dim]  # the chunk heads' (as the engine's)
-                        oh = model(b["codes"], b["window"], cond, draw_temperature=args.temperature,
-                                   cond_chunk=ahead)["drawn"]
+                    oh = drawn_codes(model, b, tok.config.codebook_size, args.temperature)
                     places = torch.Generator().manual_seed(k)  # the same retrieval windows for every row
                     out = loss({p: oh[:, :, i] for i, p in enumerate(tok.config.parts)}, b["music"], b["song"], places)
                 losses.append(float(out["loss"]))

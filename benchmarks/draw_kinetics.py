@@ -27,11 +27,11 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
-    import torch.nn.functional as F
 
     from livedance.data.dataset import load_split
     from livedance.model.continuity import ContinuityLoss
-    from livedance.model.train_generator import TokenWindowDataset, load_model, load_tokenizer_for_training, prepare_clips
+    from livedance.model.train_generator import (TokenWindowDataset, drawn_codes, fixed_batches, load_model,
+                                                 load_tokenizer_for_training, prepare_clips)
 
     torch.set_num_threads(1)
     tok, rep, _, _ = load_tokenizer_for_training(None)
@@ -55,19 +55,8 @@ def main() -> int:
     print(f"{'codes':40s} {'acc m/s^2':>10s} {'speed m/s':>10s} {'minima /s':>10s}")
     for name, model in [("real codes", None)] + list(models.items()):
         torch.manual_seed(0)
-        g = torch.Generator().manual_seed(0)
-        rows = []
-        for _ in range(args.batches):
-            idx = torch.randint(0, len(ds), (16,), generator=g).tolist()
-            b = {key: torch.stack([ds[i][key] for i in idx]) for key in ds[0]}
-            with torch.no_grad():
-                if model is None:
-                    oh = F.one_hot(b["codes"], tok.config.codebook_size).float()
-                else:
-                    d = model.config.cond_dim
-                    oh = model(b["codes"], b["window"], b["cond"][..., :d], draw_temperature=args.temperature,
-                               cond_chunk=b["cond_chunk"][..., :d])["drawn"]
-                rows.append(torch.stack(figures(oh), dim=1))
+        rows = [torch.stack(figures(drawn_codes(model, b, tok.config.codebook_size, args.temperature)), dim=1)
+                for b in fixed_batches(ds, args.batches)]
         m = torch.cat(rows).mean(0)
         print(f"{name:40s} {m[0]:10.3f} {m[1]:10.3f} {m[2]:10.3f}", flush=True)
     return 0

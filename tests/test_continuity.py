@@ -88,3 +88,18 @@ def test_the_training_term_lines_up_the_draws_with_the_real_codes_part_by_part(t
     assert out["loss"].item() > 0
     out["loss"].backward()
     assert drawn.grad[:, :, -1].abs().sum() > 0
+
+
+def test_fixed_batches_repeat_and_drawn_codes_without_a_model_are_the_real_codes():
+    """The benchmarks' shared batch drawing: the same seed gives the same windows; no model gives the real codes."""
+    from livedance.model.train_generator import ClipTokens, TokenWindowDataset, drawn_codes, fixed_batches
+
+    rng = np.random.default_rng(0)
+    clips = [ClipTokens(f"c{k}", rng.integers(0, 8, (1, 20, 2, 3)), np.zeros((5, 4), np.float32),
+                        np.zeros((20, 2), np.int64), np.zeros((20, 10), np.float32)) for k in range(3)]
+    ds = TokenWindowDataset(clips, tokens=8, hop=4)
+    first, again = list(fixed_batches(ds, 3, size=4)), list(fixed_batches(ds, 3, size=4))
+    assert len(first) == 3 and all(torch.equal(a["codes"], b["codes"]) for a, b in zip(first, again))
+    assert first[0]["codes"].shape == (4, 8, 2, 3)
+    oh = drawn_codes(None, first[0], 8, 0.6)
+    assert oh.shape == (4, 8, 2, 3, 8) and torch.equal(oh.argmax(-1), first[0]["codes"])

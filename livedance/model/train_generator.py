@@ -41,6 +41,8 @@ __all__ = [
     "ClipTokens",
     "prepare_clips",
     "continuity_term",
+    "drawn_codes",
+    "fixed_batches",
     "slot_inputs",
     "TokenWindowDataset",
     "clip_style",
@@ -600,6 +602,31 @@ def continuity_term(cont, drawn: torch.Tensor, codes: torch.Tensor, parts: Seque
     """
     real = torch.nn.functional.one_hot(codes, drawn.shape[-1]).to(drawn.dtype)
     return cont({p: drawn[:, :, i] for i, p in enumerate(parts)}, {p: real[:, :, i] for i, p in enumerate(parts)})
+
+
+def fixed_batches(ds: "TokenWindowDataset", batches: int, size: int = 16, seed: int = 0):
+    """Yield ``batches`` batches of ``size`` windows of ``ds`` drawn with a fixed seed (the same for every caller):
+    dicts of stacked tensors, as :class:`TokenWindowDataset` items with a leading batch axis."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(int(batches)):
+        idx = torch.randint(0, len(ds), (size,), generator=g).tolist()
+        yield {key: torch.stack([ds[i][key] for i in idx]) for key in ds[0]}
+
+
+@torch.no_grad()
+def drawn_codes(model, batch: dict[str, torch.Tensor], codebook_size: int, temperature: float) -> torch.Tensor:
+    """The codes a generator would dance in a training batch, as (B, N, P, V, C) float one-hot vectors.
+
+    ``model`` None gives the batch's real codes; a generator draws where it predicts (the chunks' masked base
+    positions and every residual level) at ``temperature`` by straight-through Gumbel, the real history elsewhere
+    (``forward(..., draw_temperature)``), with the chunk heads' conditions as the engine has them. A model without a
+    pace input gets the condition without its pace column.
+    """
+    if model is None:
+        return torch.nn.functional.one_hot(batch["codes"], codebook_size).float()
+    d = model.config.cond_dim
+    return model(batch["codes"], batch["window"], batch["cond"][..., :d], draw_temperature=temperature,
+                 cond_chunk=batch["cond_chunk"][..., :d])["drawn"]
 
 
 def widen_for_pace(state: dict) -> dict:
