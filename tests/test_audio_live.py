@@ -265,7 +265,7 @@ def _pump_paced(stream, n_blocks: int, block: int, sr: int, status=None, skip_be
         due = t_start + (k + 1) * block / sr
         while time.perf_counter() < due:
             time.sleep(0.0002)
-        caps.append(time.perf_counter() - block / sr)
+        caps.append(due - block / sr)  # on the device's timeline: a pump the OS runs late delivers late, not later samples
         flag = status if b == skip_before else None
         stream.kw["callback"](np.zeros((block, stream.kw["channels"]), np.float32), block,
                               SimpleNamespace(inputBufferAdcTime=0.0, currentTime=0.0), flag)
