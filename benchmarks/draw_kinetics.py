@@ -37,6 +37,11 @@ def main() -> int:
     tok, rep, _, _ = load_tokenizer_for_training(None)
     models = {stem: load_model(Path(stem))[0] for stem in args.generator}
     first = next(iter(models.values()))
+    for stem, m in models.items():  # one set of training windows serves every row only if they read the same inputs
+        if (m.config.window, m.config.lag_s, m.config.chunk) != (first.config.window, first.config.lag_s,
+                                                                 first.config.chunk):
+            raise SystemExit(f"{stem}: window / lag / chunk {(m.config.window, m.config.lag_s, m.config.chunk)} differ "
+                             f"from {args.generator[0]}'s; compare them in separate runs")
     data = prepare_clips(load_split("train", progress=False), tok, rep, first.config.window, first.config.lag_s,
                          chunk=first.config.chunk, pace=any(m.config.pace is not None for m in models.values()))
     ds = TokenWindowDataset(data, 64, 8)

@@ -192,6 +192,21 @@ def test_a_dance_left_with_its_own_song_is_named_in_the_wrong_song_rows_notes(so
     assert not any("kept their own song" in n for n in plain.rows[1].notes)
 
 
+def test_the_upstream_ee_reaches_fidk_and_divk_only_and_is_named(songs, tmp_path):
+    """EvalConfig.kinetic_ee="upstream" changes the kinetic features (FIDk, Divk) and nothing else, and the report
+    says so (a row note and the JSON's kinetic_ee), so its numbers are not mixed up with the default's."""
+    _, clips = songs
+    cache = MusicBeatCache(tmp_path)
+    plain = evaluate(clips, clips[:3], config=EvalConfig(fps=FPS, seed=0), cache=cache)
+    up = evaluate(clips, clips[:3], config=EvalConfig(fps=FPS, seed=0, kinetic_ee="upstream"), cache=cache)
+    a, b = plain.rows[0].metrics, up.rows[0].metrics
+    assert a["FIDk"] != b["FIDk"] and a["Divk"] != b["Divk"]
+    assert all(a[k] == b[k] for k in ("FIDg", "Divg", "BAS", "PFC"))
+    assert any("EE 'upstream'" in n for n in up.rows[0].notes)
+    assert not any("EE '" in n for n in plain.rows[0].notes)
+    assert up.to_dict()["kinetic_ee"] == "upstream" and plain.to_dict()["kinetic_ee"] == "physical"
+
+
 def test_evaluate_needs_two_clips(songs, tmp_path):
     _, clips = songs
     with pytest.raises(DataError, match="at least 2"):

@@ -17,7 +17,7 @@ thing in seconds at any rate. Music beats in seconds become fractional frames b 
 Timing. A motion beat k is a minimum of the speed between frames k and k+1, i.e. at (k + 0.5) / fps seconds, but
 it is scored at frame k, as in the reference: half a frame early, 8.3 ms at the reference's 60 fps and 20 ms at
 25 fps. Every row of one evaluation shares it (so comparisons within a run stand), and this code keeps the
-reference's convention; against sigma = 50 ms it lowers a perfectly aligned dance's score to about 0.93 at 25 fps
+reference's convention; against sigma = 50 ms it lowers a perfectly aligned dance's score to about 0.92 at 25 fps
 (0.99 at 60 fps).
 
 A dance without motion beats scores 0 (every music beat is infinitely far); a clip without music

@@ -122,6 +122,6 @@ def kinetic_features(positions: np.ndarray, fps: float, sliding_window: int = SL
     hi = np.minimum(c + sliding_window, n_acc - 1)
     count = (hi - lo + 1)[:, None, None]
     mean_acc = (csum[hi + 1] - csum[lo]) / count  # (T-1, J, 3)
-    ee = np.sum(np.linalg.norm(mean_acc, axis=-1), axis=0) / n_steps
+    ee_feat = np.sum(np.linalg.norm(mean_acc, axis=-1), axis=0) / n_steps
 
-    return np.stack([ke_h, ke_v, ee], axis=1).reshape(-1).astype(np.float32)
+    return np.stack([ke_h, ke_v, ee_feat], axis=1).reshape(-1).astype(np.float32)

@@ -466,6 +466,7 @@ class EvalReport:
             "fps": self.config.fps,
             "seconds": self.config.seconds,
             "seed": self.config.seed,
+            "kinetic_ee": self.config.kinetic_ee,
             "derangement": list(self.derangement),
             "rows": [r.to_dict() for r in self.rows],
         }
@@ -540,6 +541,9 @@ def evaluate(
     if shared:  # e.g. --split all, or --reference-split all: FID against a reference that holds the dances flatters
         ref_note += (f"; it holds {len(shared)} of the {len(gt)} scored dances, so FID here is not the protocol's "
                      "(score a split against another one)")
+    if config.kinetic_ee != "physical":  # FIDk / Divk on another scale: say so on every row
+        ref_note += (f"; kinetic features with EE '{config.kinetic_ee}' (the reference code's precedence slip): "
+                     "FIDk / Divk are not comparable with the default's")
     n_aligned = int(aligned.sum())
     def align(label: str, clips: Sequence[EvalClip], music: Sequence[tuple[Path, float]],
               notes: list[str]) -> dict[str, Any] | None:
@@ -552,8 +556,8 @@ def evaluate(
     wrong_notes = [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"]
     same = [gt[i].name for i in range(len(gt)) if keys[i] == keys[int(perm[i])]]
     if same:  # every derangement pairs some dance with its own song (a split of copies of one song)
-        wrong_notes.append(f"{len(same)} dance(s) ({', '.join(same)}) kept their own song: no derangement of the "
-                           "split's songs avoids it")
+        wrong_notes.append(f"{len(same)} dance(s) ({', '.join(same)}) kept their own song: no pairing that avoids "
+                           "it was found in the derangement's draws")
     gt_align = align("ground truth", gt, own_music, gt_notes)
     wrong_align = align("real dance, wrong song", gt, wrong_music, wrong_notes)
     rows = [

@@ -116,13 +116,14 @@ class ControlState:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take_style_request(self) -> str | int | None:
-        """Return and clear the pending style request (scheduler thread)."""
+        """Return and clear the pending style request alone (the performer takes both at once,
+        :meth:`take_style_requests`)."""
         with self._lock:
             req, self.style_request = self.style_request, None
             return req
 
     def take_style_strength_request(self) -> float | None:
-        """Return and clear the pending style strength request (scheduler thread)."""
+        """Return and clear the pending style strength request alone (see :meth:`take_style_requests`)."""
         with self._lock:
             lam, self.style_strength_request = self.style_strength_request, None
             return lam

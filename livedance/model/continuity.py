@@ -15,8 +15,8 @@ What: per training window (B windows of N token slots),
    positions (:func:`~livedance.model.align.smpl24_positions_torch`), from the first frame the decoder has its full
    context;
 3. each joint's energy expenditure, the mean magnitude of its acceleration (the second difference of its
-   position, m/s^2 at the representation's fps; the kinetic feature of Onuma et al. 2008 that AIST++'s
-   FIDk uses), is compared between the two in log scale:
+   position, m/s^2 at the representation's fps, per frame, without the kinetic features' +-2-frame window; in the
+   spirit of the energy expenditure of Onuma et al. 2008 behind FIDk), is compared between the two in log scale:
 
        L_cont = mean over windows b and joints j of ( log(EE_gen[b, j] + eps) - log(EE_real[b, j] + eps) )^2
 

@@ -60,7 +60,8 @@ class ClipTokens:
     Attributes:
         name: sequence name.
         codes: (1, N, P, V) int64 codes.
-        features: (F, feat_dim) float32 audio features of the song from song time 0.
+        features: (F, feat_dim) float32 audio features of the song from song time 0 (from :func:`prepare_clips`:
+            F + 1 rows, the last the silent row, :attr:`silent_row`).
         window_index: (N, W) int64 rows of ``features`` feeding each slot.
         cond: (N, cond_dim) float32 beat conditions of the slots.
         music: (stride * N, music_dim) float32 retrieval-model music features of the slots' frames
