@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from livedance.data.split import split_names
-from livedance.data.tang import TANG_FPS, default_data_root, load_tang_sequence, tang_root
+from livedance.data.tang import TANG_FPS, check_sequence_folder, default_data_root, load_tang_sequence, tang_root
 from livedance.errors import DataError
 
 #: Bump to invalidate every cached clip (the source hash already covers code edits).
@@ -367,15 +367,7 @@ def load_split(
     for n in wanted:
         if n not in align:
             raise DataError(f"{n} has no entry in tang_alignment.json; run `livedance data align-tang`")
-        folder = root / n
-        from livedance.data.tang import TANG_REQUIRED_FILES
-
-        need = ", ".join(TANG_REQUIRED_FILES)
-        if not folder.is_dir():
-            raise DataError(f"sequence folder {folder} does not exist; it should contain {need}")
-        lacking = [f for f in TANG_REQUIRED_FILES if not (folder / f).is_file()]
-        if lacking:  # before the cache key reads them
-            raise DataError(f"sequence folder {folder} lacks {', '.join(lacking)}; it should contain {need}")
+        folder = check_sequence_folder(root / n)  # before the cache key reads its files
         key = clip_cache_key(folder, align[n], fps, src)[:20]
         todo.append((n, folder, align[n], cache / "tang" / f"{n}-{key}.safetensors"))
 

@@ -10,8 +10,7 @@ shared copy lives in ``<data root>/dance-tang2018`` (see its README). Each seque
 
 Units and axes, checked on the data (``DANCE_W_1``): the raw root ``center`` reads about 91 on the second axis
 and the highest marker (``center`` + marker) about 178 (medians over the frames), so the raw values are centimetres
-with y up. This
-module converts to metres (divide by 100) and keeps y up; world position = ``center`` + marker. The
+with y up. This module converts to metres (divide by 100) and keeps y up; world position = ``center`` + marker. The
 file's frame is left-handed (see :mod:`livedance.data.tang_ik`, which mirrors x); the markers here
 stay in the file's frame.
 
@@ -124,6 +123,23 @@ def style_of(name: str) -> str:
     return TANG_STYLES[parts[1]]
 
 
+def check_sequence_folder(folder: str | Path) -> Path:
+    """``folder`` as a Path, once it is a folder holding :data:`TANG_REQUIRED_FILES`.
+
+    Raises:
+        DataError: the folder or one of its files is missing (the message names the folder and the files it should
+            contain).
+    """
+    folder = Path(folder)
+    need = ", ".join(TANG_REQUIRED_FILES)
+    if not folder.is_dir():
+        raise DataError(f"sequence folder {folder} does not exist; it should contain {need}")
+    missing = [f for f in TANG_REQUIRED_FILES if not (folder / f).is_file()]
+    if missing:
+        raise DataError(f"sequence folder {folder} lacks {', '.join(missing)}; it should contain {need}")
+    return folder
+
+
 def _sort_key(p: Path) -> tuple[str, int]:
     parts = p.name.split("_")
     return (parts[1] if len(parts) > 1 else "", int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else -1)
@@ -186,13 +202,7 @@ def load_tang_sequence(folder: str | Path) -> TangSequence:
             the wrong shape (the message names the file); a coordinate is NaN or infinite (the message
             names the file and the first bad frame index); the folder name is not DANCE_<C|R|T|W>_<n>.
     """
-    folder = Path(folder)
-    need = ", ".join(TANG_REQUIRED_FILES)
-    if not folder.is_dir():
-        raise DataError(f"sequence folder {folder} does not exist; it should contain {need}")
-    missing = [f for f in TANG_REQUIRED_FILES if not (folder / f).is_file()]
-    if missing:
-        raise DataError(f"sequence folder {folder} lacks {', '.join(missing)}; it should contain {need}")
+    folder = check_sequence_folder(folder)
     style = style_of(folder.name)
 
     cfg_path = folder / "config.json"

@@ -555,7 +555,7 @@ def evaluate(
     gt_notes = [ref_note, which]
     wrong_notes = [ref_note, which, f"music from a derangement of the split's clips (seed {config.seed})"]
     same = [gt[i].name for i in range(len(gt)) if keys[i] == keys[int(perm[i])]]
-    if same:  # every derangement pairs some dance with its own song (a split of copies of one song)
+    if same:  # the derangement's draws found no pairing that gives every dance another song
         wrong_notes.append(f"{len(same)} dance(s) ({', '.join(same)}) kept their own song: no pairing that avoids "
                            "it was found in the derangement's draws")
     gt_align = align("ground truth", gt, own_music, gt_notes)
