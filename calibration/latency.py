@@ -210,7 +210,8 @@ class StreamTaps:
     * a terminal (``isatty()``): switched to cbreak mode (keys arrive without Enter, no echo) until
       :meth:`close`; keys are read one byte at a time from the file descriptor under ``select``, so
       timeouts hold.
-    * another file descriptor (a pipe): each newline is a tap, read under ``select``.
+    * another file descriptor (a pipe): each newline is a tap, read under ``select`` (a CRLF line end or a
+      space on the line counts once).
     * no file descriptor (an in-memory stream, as tests use): each ``readline()`` is a tap; it blocks,
       so timeouts are not honoured; an empty read is the end.
 
@@ -266,7 +267,7 @@ class StreamTaps:
                 raise EOFError
             if data[0] in self._QUIT_KEYS:
                 raise EOFError
-            if data[0] in self._TAP_KEYS:
+            if data[0] in (self._TAP_KEYS if self._saved_tty is not None else b"\n"):
                 return t
             if deadline is not None and time.perf_counter() >= deadline:
                 return None

@@ -95,3 +95,24 @@ def test_link_rejects_bad_tempo() -> None:
 
     with pytest.raises(ConfigError, match="BPM"):
         LinkBeatGrid(bpm=5.0)
+
+
+def test_link_that_cannot_join_names_the_cause_and_closes_its_loop(monkeypatch) -> None:
+    from livedance.beats.link import LinkBeatGrid
+    from livedance.errors import LivedanceError
+
+    loops: list[asyncio.AbstractEventLoop] = []
+    real_new_loop = asyncio.new_event_loop
+
+    def tracked_loop():
+        loops.append(real_new_loop())
+        return loops[-1]
+
+    def no_network(bpm):
+        raise OSError("no multicast interface")
+
+    monkeypatch.setattr(asyncio, "new_event_loop", tracked_loop)
+    monkeypatch.setattr(aalink, "Link", no_network)
+    with pytest.raises(LivedanceError, match="no multicast interface.*--link"):
+        LinkBeatGrid(bpm=120.0)
+    assert len(loops) == 1 and loops[0].is_closed()

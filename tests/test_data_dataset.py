@@ -126,3 +126,10 @@ def test_a_sequence_folder_without_its_files_gets_a_clear_error(tmp_path):
     (root / "dance-tang2018" / name).mkdir(parents=True)
     with pytest.raises(DataError, match=r"lacks audio\.mp3, config\.json, skeletons\.json"):
         load_split("train", data_root=root, cache_dir=tmp_path / "cache", progress=False, names=[name])
+
+
+@needs_data
+@pytest.mark.parametrize("entry", [{"scale": 0.0, "offset_s": 1.0}, {"scale": 1.0, "offset_s": float("nan")}])
+def test_bad_alignment_entry_names_the_sequence(entry):
+    with pytest.raises(DataError, match="DANCE_W_22.*finite scale > 0"):
+        build_clip(TANG / "DANCE_W_22", {**entry, "usable_for_beat": False})

@@ -359,3 +359,20 @@ def test_a_row_says_why_bas_or_fid_are_missing():
         row = _row("gen", [clip], one, ref, np.arange(1), np.array([np.nan]), [(Path("song.wav"), 0.0)], None, [])
     text = " ".join(row.notes)
     assert "no music beats within the dance for 1 of 1 clips" in text and "need at least 2 dances" in text
+
+
+def test_song_key_follows_the_bytes_and_sees_a_rewrite(tmp_path):
+    import os
+
+    from livedance.eval.suite import _song_key
+
+    a, b = tmp_path / "a" / "song.mp3", tmp_path / "b" / "song.mp3"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(b"one recording")
+    assert _song_key(a) == _song_key(b)  # two copies are one song
+    b.write_bytes(b"another recording")
+    st = os.stat(b)
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a rewrite within the clock's resolution
+    assert _song_key(a) != _song_key(b)
+    assert _song_key(tmp_path / "missing.mp3") == str((tmp_path / "missing.mp3").resolve())

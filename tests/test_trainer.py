@@ -301,3 +301,60 @@ def test_a_double_crash_never_loses_the_only_checkpoint(tmp_path, monkeypatch):
     _, tr = _make(out, steps=6, resume=True)
     tr.load_checkpoint()  # the step-6 checkpoint survived (moved to checkpoint/ before the new one was begun)
     assert tr.step == 6 and (out / "checkpoint" / "trainer.json").is_file()
+
+
+def _make_ema(out: Path, steps: int, decay: float, resume: bool = False, loss=tok_loss):
+    seed_everything(0)
+    model = Tokenizer(TokenizerConfig(**TINY))
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3,
+                      progress=False, ema_decay=decay)
+    return model, Trainer(model, SineWindows(), loss, cfg, out, resume=resume, run_config={"m": 1})
+
+
+def test_weight_average_follows_the_ema_recursion_and_copies_buffers(tmp_path):
+    seen: list[dict[str, torch.Tensor]] = []  # the parameters each step starts from: theta_0 .. theta_{N-1}
+
+    def recording(model, x):
+        seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        return tok_loss(model, x)
+
+    d = 0.8
+    model, tr = _make_ema(tmp_path / "ema", steps=5, decay=d, loss=recording)
+    tr.fit()
+    thetas = seen[1:] + [{k: v.detach() for k, v in model.named_parameters()}]  # theta_1 .. theta_N
+    avg = dict(thetas[0])
+    for th in thetas[1:]:
+        avg = {k: d * avg[k] + (1 - d) * th[k] for k in avg}
+    got = dict(tr.averaged.named_parameters())
+    for k in avg:
+        torch.testing.assert_close(got[k], avg[k], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(got[k], thetas[-1][k]) for k in got)  # the average is not the last step's weights
+    for (n, b_avg), (_, b) in zip(tr.averaged.named_buffers(), model.named_buffers()):
+        assert torch.equal(b_avg, b), n  # codebooks and counters: the live model's, not averaged
+    assert (tmp_path / "ema" / "checkpoint" / "ema.safetensors").is_file()
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
+def test_weight_average_resumes_exactly(tmp_path):
+    _, tr_a = _make_ema(tmp_path / "a", steps=8, decay=0.7)
+    tr_a.fit()
+
+    calls = {"n": 0}
+
+    def crashing(model, x):
+        calls["n"] += 1
+        if calls["n"] == 5:  # dies during step 5; the last checkpoint is at step 3
+            raise KeyboardInterrupt
+        return tok_loss(model, x)
+
+    _, tr_b = _make_ema(tmp_path / "b", steps=8, decay=0.7, loss=crashing)
+    with pytest.raises(KeyboardInterrupt):
+        tr_b.fit()
+    _, tr_b2 = _make_ema(tmp_path / "b", steps=8, decay=0.7, resume=True)
+    tr_b2.fit()
+    sa, sb = tr_a.averaged.state_dict(), tr_b2.averaged.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    assert tr_b2.ema.n_averaged.item() == 8

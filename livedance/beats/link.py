@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from livedance.errors import ConfigError
+from livedance.errors import ConfigError, LivedanceError
 
 
 class LinkBeatGrid:
@@ -34,6 +34,7 @@ class LinkBeatGrid:
 
     Raises:
         ConfigError: if bpm is outside Link's 20..999 range or quantum is not positive.
+        LivedanceError: if aalink cannot join a session (its error named; the private event loop is closed).
     """
 
     def __init__(
@@ -56,9 +57,15 @@ class LinkBeatGrid:
         async def _make() -> "aalink.Link":
             return aalink.Link(float(bpm))
 
-        self._link = self._loop.run_until_complete(_make())
-        self._link.quantum = float(quantum)
-        self._link.enabled = True
+        try:
+            self._link = self._loop.run_until_complete(_make())
+            self._link.quantum = float(quantum)
+            self._link.enabled = True
+        except Exception as e:  # aalink's own errors (e.g. no network interface for Link's UDP multicast)
+            self._loop.close()
+            self._loop = None
+            raise LivedanceError(f"Ableton Link: aalink could not join a session ({type(e).__name__}: {e}); run "
+                                 "without --link, or check that the network allows Link's UDP multicast") from e
 
     # ------------------------------------------------------------ session
     @property

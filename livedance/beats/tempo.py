@@ -8,7 +8,8 @@ acoustic musical signals", IEEE TASLP 2006, comb-filter resonance over metrical 
 * the onset envelope d[n], with its running mean removed, feeds an exponentially forgetting
   autocorrelation  A[l] <- beta * A[l] + d[n] * d[n - l]  (time constant ``acf_time_s``);
 * the salience of a beat period P (frames) sums the autocorrelation at its first ``n_harmonics``
-  multiples:  S(P) = sum_k A(k P) / k^2, linearly interpolated at fractional lags, times a
+  multiples:  S(P) = sum_k A(k P) / k^2, A read at fractional lags by 3-point (quadratic) Lagrange
+  interpolation (:meth:`TempoEstimator._acf_at`), times a
   log-normal prior over tempo  w(bpm) = exp(-0.5 (log2(bpm / prior_bpm) / prior_octaves)^2);
 * the tracked period follows the best peak inside +-4 % (tempo smoothing), and moves to a peak at
   another metrical level (ratio 2, 1/2, 3/2, 2/3 or anywhere else) only after that peak has beaten the
@@ -71,7 +72,8 @@ class TempoConfig:
             ``max(age / young_time_s, young_min_frac)``, so a tempo chosen on a 1 s history is corrected as soon as the
             evidence for another metrical level is in (:meth:`TempoEstimator._youth`;
             docs/beats.md, "Fourth follow-up"). 0 = off (the fixed hysteresis of earlier rounds).
-        young_min_frac: the smallest such scale factor (0.1: 0.15 s of hysteresis, 0.3 s smoothing).
+        young_min_frac: the smallest such scale factor (0.1 with the defaults: 0.1 s of hysteresis, 0.05 s with
+            the bank, and 0.3 s smoothing with ``young_smooth``).
         young_smooth: also scale the tempo smoothing time while young. Off by default: it moves the
             tempo of a first pick that is a few % off faster to the peak (Armygeddon's lock
             2.85 -> 1.46 s in the benchmark's reaction table), but the learned dancer's

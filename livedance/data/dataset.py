@@ -266,9 +266,15 @@ def build_clip(folder: str | Path, entry: dict, fps: float = TANG_FPS) -> Motion
         usable = bool(entry["usable_for_beat"])
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"alignment entry of {seq.name} lacks scale/offset_s/usable_for_beat ({err})") from err
+    if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
+        raise DataError(f"alignment entry of {seq.name}: scale {scale} and offset_s {offset}; expected a finite "
+                        "scale > 0 (song frames per raw frame) and a finite offset in seconds")
     ik = markers_to_smplx(seq.markers)
-    u = resample_times(seq.length, scale, fps)
-    rot, trans = resample_motion(ik.local_rotmats, ik.root_translation, u)
+    try:
+        u = resample_times(seq.length, scale, fps)
+        rot, trans = resample_motion(ik.local_rotmats, ik.root_translation, u)
+    except DataError as err:  # name the sequence (the resampler knows only its numbers)
+        raise DataError(f"{seq.name} ({folder}): {err}") from None
     rest = np.asarray(ik.rest_offsets, np.float32)
     return MotionClip(
         name=seq.name, style=seq.style, fps=float(fps), local_rotmats=rot, root_translation=trans,

@@ -23,6 +23,7 @@ seeded derangement: only BAS, MM-Dist and R@1 can change), plus optional rows fo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -213,13 +214,22 @@ def derangement(n: int, seed: int, keys: Sequence[Any] | None = None, max_tries:
 
 def _song_key(path: Path) -> str:
     """Identity of a song for the wrong-song pairing: the sha1 of the file's bytes (so two copies of
-    one recording in different folders count as the same song), or its path if unreadable."""
+    one recording in different folders count as the same song), or its path if unreadable. Each file is
+    read once per run of the process while its size and modification time stay the same."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        return _file_sha1(str(p), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return str(p)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha1(path: str, size: int, mtime_ns: int) -> str:
+    """sha1 hex of a file's bytes, memoised on (path, size, mtime) (:func:`_song_key`'s rows share songs)."""
     import hashlib
 
-    try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return str(Path(path).resolve())
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 def _track(progress: Any, items: Sequence[Any], description: str) -> Iterable[Any]:

@@ -354,6 +354,8 @@ class GeneratorRunConfig:
         timbre: False mutes the log-mel bands of the music input (:func:`mute_timbre`).
         pace: give the generator the dancer's pace as an input (:mod:`livedance.model.pace`); its prior comes from the
             train dances (``--init`` weights without a pace input get one whose weights start at zero, :func:`widen_for_pace`).
+        ema_decay: average the weights over training with this decay (:attr:`TrainConfig.ema_decay`; 0 = off). The
+            average is written (and shipped) as the run's weights, the last step's as ``<out>/<name>-last``.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
     """
 
@@ -382,6 +384,7 @@ class GeneratorRunConfig:
     init: Path | None = None
     timbre: bool = True
     pace: bool = False
+    ema_decay: float = 0.0
     overrides: dict = field(default_factory=dict)
 
 
@@ -529,7 +532,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         cont = ContinuityLoss(tok, rep).to(dist.device)
     tcfg = TrainConfig(steps=cfg.steps, minutes=cfg.minutes, batch_size=cfg.batch_size, lr=cfg.lr,
                        weight_decay=0.01, warmup_steps=min(100, max(cfg.steps // 10, 1)), seed=cfg.seed,
-                       progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0)
+                       progress=show, log_every=10, ckpt_every=200, ckpt_every_minutes=2.0, ema_decay=cfg.ema_decay)
     run_config = {"model": cfg.model, "generator": gcfg.to_dict(), "tokens": cfg.tokens, "hop": cfg.hop,
                   "tokenizer_sha256": tok_sha, "train_clips": [c.name for c in data], "corrupt": cfg.corrupt,
                   "mirror": cfg.mirror, "style_balance": cfg.style_balance, "speeds": speeds,
@@ -539,6 +542,8 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         run_config.update(align_temperature=acfg.temperature, retrieval_sha256=retrieval_doc.get("sha256"))
     if ccfg.weight > 0:  # (recorded only when used: older checkpoints resume unchanged)
         run_config.update(continuity_weight=ccfg.weight, draw_temperature=ccfg.temperature)
+    if cfg.ema_decay > 0:
+        run_config.update(ema_decay=cfg.ema_decay)
     parts = tok.config.parts
 
     def loss_fn(m, b):
@@ -579,15 +584,19 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
             "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre, "pace": gcfg.pace,
-            "continuity_weight": ccfg.weight,
+            "continuity_weight": ccfg.weight, "ema_decay": cfg.ema_decay,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": data_description(cfg.data_root)}
     model.eval()
-    paths = save_model(model, Path(cfg.out) / name, extra)
+    final = trainer.averaged.eval()  # the weights' average with --ema, else the model itself
+    paths = save_model(final, Path(cfg.out) / name, extra)
+    if final is not model:  # the last step's weights beside the average, for comparison
+        paths = (*paths, *save_model(model, Path(cfg.out) / f"{name}-last", {**extra, "training": {**info,
+                                                                                               "ema_decay": 0.0}}))
     result["paths"] = [str(p) for p in paths]
     if cfg.ship:
-        result["shipped"] = [str(p) for p in save_model(model, WEIGHTS_DIR / name, extra)]
+        result["shipped"] = [str(p) for p in save_model(final, WEIGHTS_DIR / name, extra)]
     (Path(cfg.out) / "result.json").write_text(json.dumps(result, indent=1, default=str))
     return result
 

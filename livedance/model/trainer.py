@@ -103,6 +103,10 @@ class TrainConfig:
         ckpt_every: steps between checkpoints (0: only by time and at the end).
         ckpt_every_minutes: minutes between checkpoints.
         progress: show a rich progress bar (rank 0).
+        ema_decay: decay d of an exponential moving average of the weights (Polyak averaging; 0 = off, else
+            in (0, 1)): after every step theta_avg <- d theta_avg + (1 - d) theta, the first step copying theta
+            (``torch.optim.swa_utils.AveragedModel``). Buffers (statistics, EMA codebooks) are copied, not
+            averaged. It is checkpointed, and :attr:`Trainer.averaged` is the model to save. About 1 / (1 - d) steps carry its weight: 0.99 averages the last ~100.
     """
 
     steps: int = 1000
@@ -119,9 +123,13 @@ class TrainConfig:
     ckpt_every: int = 500
     ckpt_every_minutes: float = 2.0
     progress: bool = True
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"TrainConfig: ema_decay={self.ema_decay}; expected 0 (off) or a decay in (0, 1), "
+                              "e.g. 0.99")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or (self.minutes is not None and self.minutes <= 0):
             raise ConfigError(
                 f"TrainConfig: steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, minutes={self.minutes}; "
@@ -357,9 +365,20 @@ class Trainer:
         self.batch_in_epoch = 0
         self.elapsed_s = 0.0
         self.history: list[dict[str, float]] = []
+        self.ema = None  # the weights' moving average (TrainConfig.ema_decay), checkpointed as ema.safetensors
+        if config.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                                     use_buffers=False)
         self._acc_loss: dict[str, float] = {}  # loss sums since the last logged step (checkpointed: ``log_acc``)
         self._acc_n = 0
         self.resume = resume
+
+    @property
+    def averaged(self) -> torch.nn.Module:
+        """The model to save: the weights' moving average with ``TrainConfig.ema_decay`` > 0, else :attr:`model`."""
+        return self.ema.module if self.ema is not None else self.model
 
     # --------------------------------------------------------------------------------- checkpoint
     @property
@@ -395,6 +414,8 @@ class Trainer:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         save_tensors(tmp / "model.safetensors", self.model.state_dict())
+        if self.ema is not None:
+            save_tensors(tmp / "ema.safetensors", self.ema.state_dict())  # module.* and n_averaged
         osd = self.optimizer.state_dict()
         tensors: dict[str, Tensor] = {}
         scalars: dict[str, dict[str, Any]] = {}
@@ -486,6 +507,11 @@ class Trainer:
                     "resume with the same settings, or train into a new --out folder"
                 )
         load_state_into(self.model, load_tensors(d / "model.safetensors"), d / "model.safetensors")
+        if self.ema is not None:
+            if not (d / "ema.safetensors").is_file():
+                raise WeightsError(f"{d / 'ema.safetensors'}: missing (the run averages its weights, ema_decay "
+                                   f"{self.cfg.ema_decay}, but its checkpoint holds no average)")
+            load_state_into(self.ema, load_tensors(d / "ema.safetensors"), d / "ema.safetensors")
         ot = load_tensors(d / "optimizer.safetensors")
         state: dict[int, dict[str, Any]] = {}
         for k, v in ot.items():
@@ -602,6 +628,8 @@ class Trainer:
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 self.step += 1
                 acc = self._acc_loss
                 for k, v in {"loss": loss, **dict(metrics)}.items():
