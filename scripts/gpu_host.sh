@@ -5,7 +5,7 @@
 #   scripts/gpu_host.sh PKG_DIR [OUT_DIR]
 #
 # PKG_DIR holds mamba_ssm-*.tar.gz, optionally causal_conv1d-*.tar.gz and aubio-*.tar.gz, any wheels livedance needs that
-# the host lacks (einx, frozendict, loguru, roma, torch-einops-utils, vector-quantize-pytorch), and
+# the host lacks (einx, frozendict, loguru, roma, torch-einops-utils, vector-quantize-pytorch; setuptools >= 77 if the host's is older), and
 # steps.safetensors from `scripts/gpu_check.py record`. The host needs torch with CUDA, nvcc matching
 # torch's CUDA major version, ninja and triton. CUDA_ARCH (default 90, Hopper) picks the one architecture
 # compiled: upstream's setup.py compiles 6 to 9 of them, which takes many times longer.
@@ -60,6 +60,10 @@ $PY -c "import torch, selective_scan_cuda" 2>/dev/null || build "$(ls "$PKG"/mam
 if ls "$PKG"/aubio-*.tar.gz >/dev/null 2>&1; then
   $PY -c "import aubio" 2>/dev/null || $PY -m pip install -q --no-index --no-deps --no-build-isolation --target "$SITE" "$(ls "$PKG"/aubio-*.tar.gz)"
 fi
+$PY -c "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" || {
+  echo "livedance's pyproject needs setuptools >= 77 to build (the host has an older one): put a setuptools wheel in $PKG"
+  exit 1
+}
 $PY -m pip install -q --no-index --no-deps --no-build-isolation --upgrade --target "$SITE" "$REPO"
 
 cd "$OUT"  # not the repo root: `import livedance` must find the installed package (kernels/ -> livedance.kernels)
