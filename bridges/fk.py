@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from livedance.errors import DataError
 from livedance.motion.fk import fk_np
 
 
@@ -39,7 +40,11 @@ def forward_kinematics(
     Raises:
         DataError: mismatched shapes, or a parent index that does not precede its child.
     """
-    local = Rotation.from_quat(np.asarray(local_quats, dtype=np.float64)).as_matrix()  # (J, 3, 3)
+    q = np.asarray(local_quats, dtype=np.float64)
+    if q.ndim != 2 or q.shape[1] != 4 or q.shape[0] != len(parents):
+        raise DataError(f"forward_kinematics: local_quats has shape {q.shape}; expected ({len(parents)}, 4) "
+                        "unit quaternions (x, y, z, w), one per joint")
+    local = Rotation.from_quat(q).as_matrix()  # (J, 3, 3)
     offsets = np.array(rest_offsets, dtype=np.float64)  # a copy: the root rows are zeroed below
     offsets[[j for j, p in enumerate(parents) if p < 0]] = 0.0  # fk_np adds the root's rest offset
     positions, glob = fk_np(local, np.asarray(root_position, dtype=np.float64), offsets, parents, True)

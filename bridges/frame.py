@@ -42,7 +42,9 @@ class PoseFrame:
         root_position: (3,) float32, world position of the pelvis joint in metres (y up, right-handed).
         rest_offsets: (55, 3) float32, rest-pose offset of each joint from its parent in metres, in the
             parent's rest frame (= world axes, since all SMPL-X rest rotations are identity). Row 0 (the
-            pelvis, no parent) is the pelvis rest position; sinks ignore it (they use ``root_position``).
+            pelvis, no parent) is the pelvis rest position: the VMC sender puts the avatar's Hips there and sends
+            ``root_position - rest_offsets[0]`` as the root's travel (/VMC/Ext/Root/Pos), so it must be the
+            skeleton's real standing pelvis height (zero would float or sink the avatar by that height).
         blendshapes: optional facial blend-shape weights in [0, 1] (finite real numbers; sinks clamp to
             [0, 1]), keyed by the receiver's names (str without NUL; VRM: ``A``, ``I``, ``U``, ``E``, ``O``,
             ``Blink``, ``Joy`` ...).
@@ -64,9 +66,11 @@ class PoseFrame:
                 self.t_show_s = float(self.t_show_s)
             except OverflowError:
                 raise DataError(f"PoseFrame.t_show_s {self.t_show_s} is too large; expected a time in seconds") from None
-        self.local_quats = np.asarray(self.local_quats, dtype=np.float32)
-        self.root_position = np.asarray(self.root_position, dtype=np.float32)
-        self.rest_offsets = np.asarray(self.rest_offsets, dtype=np.float32)
+        for name in ("local_quats", "root_position", "rest_offsets"):
+            try:
+                setattr(self, name, np.asarray(getattr(self, name), dtype=np.float32))
+            except (TypeError, ValueError) as err:  # ragged rows, strings, None: name the field
+                raise DataError(f"PoseFrame.{name} is not an array of numbers ({err})") from None
         self.validate()
 
     def validate(self) -> None:

@@ -6,7 +6,7 @@ the rest pose and axes are accounted for (see :mod:`livedance.bridges.retarget`)
 
 | SMPL-X joint | HumanBodyBones | note |
 | --- | --- | --- |
-| pelvis | Hips | root; carries the world position |
+| pelvis | Hips | root; its travel goes on the VMC root (/VMC/Ext/Root/Pos) |
 | left/right_hip | Left/RightUpperLeg | |
 | left/right_knee | Left/RightLowerLeg | |
 | left/right_ankle | Left/RightFoot | SMPL-X "ankle" is Unity's foot bone |

@@ -8,12 +8,17 @@ its left side at +x (the internal convention, *not* Unity's):
 address                         types    value
 ==============================  =======  =====================================================
 ``<prefix>/t``                  f        seconds since the first frame sent (perf_counter clock)
-``<prefix>/<joint>/rot``        ffff     local rotation x, y, z, w (relative to the SMPL-X rest pose), unit, w >= 0
+``<prefix>/<joint>/rot``        ffff     local rotation x, y, z, w (relative to the SMPL-X rest pose), unit (sign: below)
 ``<prefix>/<joint>/pos``        fff      world position x, y, z in metres (forward kinematics)
 ``<prefix>/beat``               f        beat phase in [0, 1): 0 on the beat
 ``<prefix>/bpm``                f        tempo in beats per minute
 ``<prefix>/energy``             f        loudness/energy in [0, 1]
 ==============================  =======  =====================================================
+
+A quaternion and its negation are the same rotation. The sign sent keeps each joint's channels continuous: the
+first frame has w >= 0, and every later one is the sign nearest the joint's previous frame (a positive dot
+product), so a spin through 180 degrees does not make x, y, z, w jump to their negatives, which a Filter or Lag
+CHOP downstream would draw as a wild turn.
 
 With ``layout="scalar"`` each component gets its own single-float address instead:
 ``<prefix>/<joint>/rot/x`` ... ``/rot/w`` and ``<prefix>/<joint>/pos/x`` ... ``/pos/z``.
@@ -124,6 +129,7 @@ class RawOSCSender:
             host, port, max_datagram_bytes=max_datagram_bytes, name="raw OSC", logger=logger
         )
         self._t0: float | None = None
+        self._last_q: np.ndarray | None = None  # (J, 4) the rotations sent last (their sign sets the next frame's)
         self.frames_sent = 0
         self._prefixes = {
             (kind, comps): self._layout_prefixes(kind, comps) for kind, comps in (("rot", "xyzw"), ("pos", "xyz"))
@@ -147,8 +153,8 @@ class RawOSCSender:
 
         Args:
             frame: the pose: ``<prefix>/t`` (float32 seconds since the first frame built, from
-                ``t_show_s`` on the perf_counter clock), ``/rot`` (unit quaternions x, y, z, w with w >= 0,
-                normalised here) and ``/pos`` (metres, FK) of the chosen joints.
+                ``t_show_s`` on the perf_counter clock), ``/rot`` (unit quaternions x, y, z, w, normalised here,
+                with the sign nearest each joint's previous frame: the module's continuity rule) and ``/pos`` (metres, FK) of the chosen joints.
             music: ``<prefix>/beat`` (beat phase in [0, 1), 0 on the beat), ``/bpm`` (beats per minute) and
                 ``/energy`` (loudness in [0, 1]); a value that is not a finite number is left out.
 
@@ -168,7 +174,11 @@ class RawOSCSender:
             if self.send_rotations:
                 q = frame.local_quats[self._idx].astype(np.float64)
                 q /= np.linalg.norm(q, axis=1, keepdims=True)  # PoseFrame rules out zero rows
-                q[q[:, 3] < 0] *= -1.0  # one sign per rotation, as the VMC path sends
+                if self._last_q is None:
+                    q[q[:, 3] < 0] *= -1.0  # the first frame: w >= 0
+                else:  # then each joint's sign nearest its last one: continuous channels through a 180-degree turn
+                    q[(q * self._last_q).sum(axis=1) < 0] *= -1.0
+                self._last_q = q.copy()
                 msgs.extend(self._quantity("rot", "xyzw", q))
             if self.send_positions:
                 _, positions = forward_kinematics(

@@ -30,6 +30,7 @@ import numbers
 import re
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -232,7 +233,14 @@ class OSCUDPTransport:
 
     Raises:
         ConfigError: bad host, port or datagram size.
+
+    The socket is connected to the receiver when it can be (a refused send then reports that nothing listens);
+    a connect that fails, e.g. with no route at start-up, is tried again on a send every :attr:`RECONNECT_S`
+    seconds, and until then the datagrams go out with ``sendto``.
     """
+
+    #: Seconds between connect attempts while the socket is not connected.
+    RECONNECT_S = 1.0
 
     def __init__(
         self,
@@ -262,11 +270,8 @@ class OSCUDPTransport:
         if family == socket.AF_INET:  # VJ rigs broadcast OSC: without this, connect/send to x.x.x.255 gets EACCES
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self._connected = False
-        try:
-            self._sock.connect(addr)
-            self._connected = True
-        except OSError as err:  # e.g. no route yet: fall back to sendto, errors get counted
-            self._note_error(err)
+        self._connect_after = 0.0  # time.monotonic() of the next connect attempt while unconnected
+        self._try_connect()
 
     @property
     def closed(self) -> bool:
@@ -281,6 +286,8 @@ class OSCUDPTransport:
         """
         if self._sock is None:
             return 0
+        if not self._connected and time.monotonic() >= self._connect_after:
+            self._try_connect()
         ok = 0
         for dgram in datagrams:
             try:
@@ -304,8 +311,18 @@ class OSCUDPTransport:
         """
         return self.send_datagrams(pack_bundles(messages, self.max_datagram_bytes))
 
-    def _note_error(self, err: OSError) -> None:
-        self.stats.send_errors += 1
+    def _try_connect(self) -> None:
+        """Connect the socket to the receiver (so that ICMP "port unreachable" comes back as a refused send); on
+        failure (e.g. no route yet at start-up) send with ``sendto`` meanwhile and try again a second later."""
+        try:
+            self._sock.connect(self._addr)
+            self._connected = True
+        except OSError as err:  # not a send: noted and warned about, not counted in send_errors
+            self._connect_after = time.monotonic() + self.RECONNECT_S
+            self._note_error(err, count=False)
+
+    def _note_error(self, err: OSError, count: bool = True) -> None:
+        self.stats.send_errors += int(count)
         self.stats.last_error = f"{type(err).__name__}: {err}"
         if not self._warned:
             self._warned = True

@@ -81,6 +81,16 @@ class CoordinateConvention:
     unit_m: float
 
 
+def _finite_number(v: object) -> bool:
+    """Whether a JSON value is a finite real number (not a bool; an integer too large for a float is not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond 1.8e308
+        return False
+
+
 @dataclass(frozen=True)
 class AvatarProfile:
     """A validated avatar profile (see the module docstring for each field's meaning and units).
@@ -212,14 +222,14 @@ def parse_profile(data: object, source: str = "<dict>", path: Path | None = None
     if rest_pose not in ("T", "A"):
         raise fail(f"'rest_pose' must be \"T\" or \"A\", got {rest_pose!r}")
     arm = data.get("arm_down_deg", 0.0)
-    if isinstance(arm, bool) or not isinstance(arm, (int, float)) or not math.isfinite(arm):
+    if not _finite_number(arm):
         raise fail(f"'arm_down_deg' must be a number of degrees, got {arm!r}")
     if rest_pose == "T" and arm != 0:
         raise fail(f"'arm_down_deg' is {arm} but 'rest_pose' is \"T\" (arms horizontal): expected 0")
     if rest_pose == "A" and not 0 < arm <= 90:
         raise fail(f"'arm_down_deg' is {arm} for an A-pose; expected degrees in (0, 90]")
     yaw = data.get("root_yaw_deg", 0.0)
-    if isinstance(yaw, bool) or not isinstance(yaw, (int, float)) or not math.isfinite(yaw):
+    if not _finite_number(yaw):
         raise fail(f"'root_yaw_deg' must be a number of degrees, got {yaw!r}")
     coords = _parse_coords(data["native_coordinates"], fail)
     frame = data.get("offsets_frame", "unity")
@@ -233,13 +243,12 @@ def parse_profile(data: object, source: str = "<dict>", path: Path | None = None
     for bone, q in offsets_raw.items():
         if bone not in valid:
             raise fail(f"'bone_axis_offsets' has unknown bone {bone!r}; expected a Unity HumanBodyBones name")
-        if not isinstance(q, list) or len(q) != 4 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in q
-        ):
+        if not isinstance(q, list) or len(q) != 4 or not all(_finite_number(v) for v in q):
             raise fail(f"'bone_axis_offsets.{bone}' must be 4 finite numbers [x, y, z, w], got {q!r}")
         arr = np.asarray(q, dtype=np.float64)
+        arr = arr / max(float(np.abs(arr).max()), 1e-300)  # (scaled first: [1e200, 1e200, 0, 0] is a rotation too)
         norm = float(np.linalg.norm(arr))
-        if norm < 1e-6:
+        if norm < 1e-6 or float(np.abs(q).max()) < 1e-6:
             raise fail(f"'bone_axis_offsets.{bone}' is a zero quaternion; expected a rotation [x, y, z, w]")
         offsets[bone] = arr / norm
     names_raw = data.get("bone_names", {})
@@ -283,6 +292,6 @@ def _parse_coords(raw: object, fail) -> CoordinateConvention:
     if raw["up"][1] == raw["forward"][1]:
         raise fail(f"'native_coordinates' up {raw['up']} and forward {raw['forward']} are the same axis")
     unit = raw["unit_m"]
-    if isinstance(unit, bool) or not isinstance(unit, (int, float)) or not (math.isfinite(unit) and unit > 0):
+    if not (_finite_number(unit) and unit > 0):
         raise fail(f"'native_coordinates.unit_m' must be a positive number of metres per unit, got {unit!r}")
     return CoordinateConvention(raw["handedness"], raw["up"], raw["forward"], float(unit))

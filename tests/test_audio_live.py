@@ -157,6 +157,38 @@ def test_device_lost_then_back_reconnects_with_a_gap_in_sample_indices():
     assert src.status is SourceStatus.STOPPED and be.streams[1].closed
 
 
+def test_a_replugged_alsa_card_with_another_number_is_found_again():
+    old = DeviceInfo(1, "USB Audio CODEC: - (hw:1,0)", "ALSA", 2, 2, 48000.0)
+    be = FakeBackend([MIC, old])
+    src = _source(be, device="usb audio codec", watchdog_s=0.15, backoff_s=(0.05, 0.1), block_size=256)
+    src.start()
+    be.streams[0].pump(np.zeros((256, 2), np.float32))
+    be.present = False
+    assert _wait(src.lost.is_set)
+    # back after a hub power blip: ALSA gave it card 2, PortAudio another index
+    be.devices = [MIC, DeviceInfo(4, "USB Audio CODEC: - (hw:2,0)", "ALSA", 2, 2, 48000.0)]
+    be.present = True
+    assert _wait(lambda: src.status is SourceStatus.RUNNING), src.last_error
+    assert src.reconnects == 1 and be.streams[-1].kw["device"] == 4
+    src.stop()
+
+
+def test_a_reader_never_sees_samples_before_their_capture_time():
+    """The callback stamps the block's time before the samples reach the ring: a reader that gets the very
+    first block sees its capture time, not the time of the read."""
+    be = FakeBackend()
+    src = _source(be, block_size=256)
+    src.start()
+    ring = src._ring
+    write = ring.write
+    got = []
+    ring.write = lambda x: (write(x), got.append(src._read_now(10_000)))[0]  # a reader between the two steps
+    be.streams[0].pump(np.zeros((256, 2), np.float32))
+    ring.write = write
+    src.stop()
+    assert got[0] is not None and got[0].t_capture == pytest.approx(src._clock.time_of(0), abs=1e-9)
+
+
 def test_unexpected_end_of_stream_and_inactive_stream_count_as_lost():
     be = FakeBackend()
     src = _source(be, auto_reconnect=False)

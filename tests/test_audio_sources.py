@@ -146,6 +146,27 @@ def test_play_mode_delivers_exactly_what_is_played(stereo_file):
     assert made[0].closed
 
 
+@pytest.mark.parametrize("outputs", [2, 1])
+def test_a_mono_file_plays_on_both_speakers(tmp_path, outputs):
+    path = tmp_path / "mono.wav"
+    x = (0.3 * np.sin(np.arange(8000) / 7.0)).astype(np.float32)
+    sf.write(path, x, 44100, subtype="FLOAT")
+    dev = [DeviceInfo(3, "Speakers", "ALSA", 0, outputs, 44100.0, default_output=True)]
+    made = []
+    src = FileSource(path, play=True, block_size=512, device_lister=lambda: dev,
+                     stream_factory=lambda **kw: made.append(FakeOutputStream(**kw)) or made[-1])
+    src.start()
+    assert made[0].kw["channels"] == outputs
+    played, stopped = [], False
+    while not stopped:
+        out, stopped = made[0].pump(512)
+        played.append(out)
+    played = np.concatenate(played)[: len(x)]
+    for ch in range(outputs):  # the same signal on every speaker (a 1-channel stream sounds on the left only)
+        np.testing.assert_array_equal(played[:, ch], x)
+    src.stop()
+
+
 def test_play_mode_unknown_output_device_lists_outputs(stereo_file):
     devs = [
         DeviceInfo(0, "Mic", "ALSA", 1, 0, 48000.0),

@@ -102,6 +102,15 @@ def test_pose_frame_validation():
         PoseFrame(0.0, bad, np.zeros(3), rest)
     with pytest.raises(DataError, match="root_position"):
         PoseFrame(0.0, f.local_quats, [np.nan, 0, 0], rest)
+    with pytest.raises(DataError, match="local_quats is not an array of numbers"):  # ragged rows
+        PoseFrame(0.0, [[0, 0, 0, 1]] * 54 + [[0, 0]], np.zeros(3), rest)
+    with pytest.raises(DataError, match="rest_offsets is not an array of numbers"):
+        PoseFrame(0.0, f.local_quats, np.zeros(3), "zero")
+    from livedance.bridges.fk import forward_kinematics
+    from livedance.bridges.frame import SMPLX_PARENTS
+
+    with pytest.raises(DataError, match=r"local_quats has shape \(55, 3\)"):
+        forward_kinematics(np.zeros((55, 3)), rest, np.zeros(3), SMPLX_PARENTS)
 
 
 @pytest.mark.parametrize("blend, needle", [

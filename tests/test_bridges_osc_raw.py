@@ -178,6 +178,22 @@ def test_rotations_go_out_unit_length_with_w_not_negative():
     np.testing.assert_allclose(rots, -q / np.linalg.norm(q, axis=1, keepdims=True), atol=1e-6)
 
 
+def test_a_spin_through_180_degrees_keeps_the_channels_continuous():
+    rest = make_frame().rest_offsets
+    with RawOSCSender("127.0.0.1", free_udp_port(), joints=["pelvis"], send_positions=False) as tx:
+        sent = []
+        for yaw in np.arange(170.0, 200.0, 2.0):  # the pelvis turns through 180 degrees (w crosses 0)
+            q = np.tile([0.0, 0.0, 0.0, 1.0], (55, 1))
+            q[0] = Rotation.from_euler("y", yaw, degrees=True).as_quat()
+            msg = [m for m in map(OscMessage, tx.build_messages(PoseFrame(yaw, q, [0, 0.9, 0], rest)))
+                   if m.address.endswith("/rot")][0]
+            sent.append(msg.params)
+    sent = np.array(sent)
+    assert sent[0, 3] >= 0  # the first frame: w >= 0
+    assert (np.sum(sent[1:] * sent[:-1], axis=1) > 0.99).all()  # no jump to the negated quaternion
+    assert sent[-1, 3] < 0  # past 180 degrees: continuity, not w >= 0
+
+
 def test_an_integer_show_time_goes_out_as_a_float():
     frame = make_frame(t=5)
     with RawOSCSender("127.0.0.1", free_udp_port(), joints=[]) as tx:

@@ -130,3 +130,34 @@ def test_a_name_with_ipv4_and_ipv6_addresses_is_sent_to_over_ipv4(monkeypatch):
     assert preferred_address("localhost", 39539) == v4
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [v6])
     assert preferred_address("ip6-localhost", 39539) == v6  # only IPv6: IPv6
+
+
+def test_a_failed_connect_is_retried_and_is_not_a_send_error(monkeypatch):
+    """No route at start-up: the transport sends with sendto meanwhile and connects on a later send, after
+    which a receiver that is not there shows up as refused sends (ICMP port unreachable on a connected socket)."""
+    import socket
+    import time
+
+    from fakes_io import free_udp_port
+    from livedance.bridges.osc_transport import OSCUDPTransport
+
+    real = socket.socket.connect
+    calls = []
+
+    def flaky(self, addr):
+        calls.append(addr)
+        if len(calls) == 1:
+            raise OSError(101, "Network is unreachable")
+        return real(self, addr)
+
+    monkeypatch.setattr(socket.socket, "connect", flaky)
+    with OSCUDPTransport("127.0.0.1", free_udp_port()) as tx:
+        assert not tx._connected and tx.stats.send_errors == 0 and "unreachable" in tx.stats.last_error
+        tx.send_messages([osc_message("/x", [1.0])])  # within RECONNECT_S: no new attempt
+        assert len(calls) == 1 and not tx._connected
+        tx._connect_after = time.monotonic()  # (a second later)
+        for _ in range(20):  # the first send may get through before the ICMP reply; later ones are refused
+            tx.send_messages([osc_message("/x", [1.0])])
+            time.sleep(0.005)
+        assert len(calls) == 2 and tx._connected
+        assert "ConnectionRefusedError" in tx.stats.last_error and tx.stats.send_errors > 0

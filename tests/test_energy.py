@@ -201,6 +201,7 @@ def test_fader_amplitude_mapping_and_bad_values():
     assert fader_amplitude(2.0) == 1.5 and fader_amplitude(9.0) == 1.5 and fader_amplitude(-3.0) == 0.0
     assert fader_amplitude(float("nan")) == 1.0 and fader_amplitude(float("inf")) == 1.0 and fader_amplitude(None) == 1.0
     assert fader_amplitude(2.0, over_gain=1.0) == 2.0
+    assert fader_amplitude("loud") == 1.0 and fader_amplitude([1, 2]) == 1.0  # not a number: the rest position
     with pytest.raises(ConfigError, match="tau_s"):
         EnergyFader(25.0, EnergyConfig(tau_s=0.0))
     with pytest.raises(ConfigError, match="fps"):

@@ -202,8 +202,10 @@ def test_the_pose_guard_never_commits_a_run_whose_state_is_poisoned(graph_parts)
     stub2 = _StubGuard([2.0, 1.0], tries=2)
     g2 = _gen(graph_parts, pose_guard=stub2)
     g2.backend = PoisonBackend(g2.backend, bad_state={0, 1})
-    g2.step(next(music_contexts(1)))
-    assert g2.n_state_resets == 1 and stub2.committed == [1]
+    f2 = g2.step(next(music_contexts(1)))
+    # the guard counts what was shown, the held pose, not the discarded run's frames (seen[0], seen[1])
+    assert g2.n_state_resets == 1 and stub2.committed == [2] and len(stub2.seen) == 3
+    np.testing.assert_array_equal(f2.local_quats, stub2.seen[2])
 
 
 # ---------------------------------------------------------------------------------------------- counters

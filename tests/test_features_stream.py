@@ -234,6 +234,15 @@ def test_bad_config_raises_config_error(kwargs):
         FeatureConfig(**kwargs)
 
 
+@pytest.mark.parametrize("name, value", [("hop", 367.5), ("sr", 22050.5), ("n_mels", "80"), ("phase_frames", True),
+                                         ("n_fft", float("nan"))])
+def test_counts_that_are_not_whole_numbers_are_refused_by_name(name, value):
+    with pytest.raises(ConfigError, match=f"FeatureConfig.{name} must be a whole number"):
+        FeatureConfig(**{name: value})
+    cfg = FeatureConfig(hop=256.0)  # a whole number given as a float (a JSON config) is taken as an int
+    assert cfg.hop == 256 and isinstance(cfg.hop, int)
+
+
 def test_unknown_window_raises_config_error():
     with pytest.raises(ConfigError, match="window"):
         StreamingFeatures(FeatureConfig(window="no-such-window"))

@@ -10,6 +10,7 @@ import torch
 from livedance.errors import ConfigError, DataError
 from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
 from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes
+from livedance.model.music_encoder import Z_MAX
 from livedance.model.maskpredict import (
     cosine_mask_counts,
     gumbel_sample,
@@ -155,11 +156,17 @@ def test_config_round_trip_and_unknown_field():
         GeneratorConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
 
-def test_cosine_schedule_ends_unmasked_and_decreases():
-    for P in (2, 4, 8):
-        for N in (1, 2, 3, 5):
+def test_cosine_schedule_ends_unmasked_and_fixes_a_position_every_iteration():
+    for P in range(1, 17):
+        for N in range(1, 17):
             c = cosine_mask_counts(P, N)
-            assert c[-1] == 0 and all(a >= b for a, b in zip(c, c[1:])) and all(0 <= x < P for x in c)
+            assert len(c) == N and c[-1] == 0 and all(0 <= x < P or (P == 1 and x == 1) for x in c[:-1])
+            if N <= P:  # every iteration fixes at least one new position (MaskGIT's clamp)
+                assert all(a > b for a, b in zip([P] + c, c)), (P, N, c)
+            else:  # more iterations than positions: one position stays masked until the last
+                assert all(a >= b for a, b in zip(c, c[1:])) and min(c[:-1], default=1) >= 1, (P, N, c)
+    assert cosine_mask_counts(4, 3) == [3, 2, 0]  # the shipped chunk (2 slots x 2 parts, 3 iterations): unchanged
+    assert cosine_mask_counts(8, 8) == [7, 6, 5, 4, 3, 2, 1, 0]  # the plain cosine's floor gave 7, 7, 6, 5, 3, 2, 1, 0
 
 
 def test_remask_never_touches_fixed_positions():
@@ -586,3 +593,85 @@ def test_timbre_muted_reads_the_statistics():
     assert not timbre_muted(std) and timbre_muted(mute_timbre(std))
     assert timbre_muted(mute_timbre(mute_timbre(std)))  # muting twice changes nothing
     torch.testing.assert_close(mute_timbre(mute_timbre(std)), mute_timbre(std))
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_committed_tokens_get_the_conditions_the_engine_commits_them_with(offset):
+    """Teacher forcing with committed_conditions == the step path fed each chunk's own predicted conditions."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg).eval()
+    K = cfg.chunk
+    assert K == 2
+    N = 9
+    codes, win, cond = _batch(cfg, B=1, N=N)
+    ahead = torch.stack([cond, torch.randn(1, N, cfg.cond_dim)], dim=2)  # slot n+1 as predicted at n: not cond[n+1]
+    used = DanceGenerator.committed_conditions(cond, ahead, offset)
+    for j in range(N):  # by hand: a slot at position k > 0 of a chunk started in the window takes that chunk's row
+        k = (j - offset) % K
+        want = ahead[:, j - k, k] if j - k >= 0 else cond[:, j]
+        torch.testing.assert_close(used[:, j], want)
+    assert torch.equal(DanceGenerator.committed_conditions(cond, None, offset), cond)
+    with torch.no_grad():
+        x = g.token_inputs(g.music(win, used), codes)
+        seq = [torch.cat([g.bos[i].expand(1, 1, -1), x[i][:, :-1]], 1) for i in range(cfg.n_parts)]
+        H = g.backbone(seq)
+        sh = g.state_shapes(1)
+        cs, ss, h = (torch.zeros(sh[q]) for q in ("conv_state", "ssm_state", "h_last"))
+        gb = torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size)
+        gr = torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size)
+        # the engine's stream starts at the window's first chunk start; before it, the slots were committed singly
+        pc = torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long)
+        pw, pd = torch.zeros(1, K, cfg.window, cfg.feat_dim), torch.zeros(1, K, cfg.cond_dim)
+        kind = torch.tensor([[0.0] * (K - 1) + [2.0]])
+        if offset:  # slot 0 alone (its chunk began before the window): committed with its own condition
+            _, cs, ss, h = g.step(cs, ss, h, pc, pw, pd, kind, win[:, 0], ahead[:, 0], gb, gr)
+            pc = torch.cat([codes[:, :1], codes[:, :1]], 1)
+            pw, pd = torch.cat([win[:, :1], win[:, :1]], 1), torch.cat([cond[:, :1], cond[:, :1]], 1)
+            kind = torch.tensor([[0.0, 1.0]])
+        for n in range(offset, N - K + 1, K):
+            _, cs, ss, h = g.step(cs, ss, h, pc, pw, pd, kind, win[:, n], ahead[:, n], gb, gr)
+            ref = torch.stack([H[i][:, n] for i in range(cfg.n_parts)], 1)
+            torch.testing.assert_close(h, ref, atol=1e-5, rtol=1e-4)
+            pc, pw, pd, kind = codes[:, n:n + K], win[:, n:n + K], ahead[:, n], torch.ones(1, K)
+
+
+def test_forward_commits_the_tokens_with_the_chunk_conditions():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg)
+    codes, win, cond = _batch(cfg, B=2, N=10)
+    ahead = torch.stack([cond, torch.randn(2, 10, cfg.cond_dim)], dim=2)
+    seen = []
+    music = g.music.forward
+    g.music.forward = lambda w, c: (seen.append(c), music(w, c))[1]
+    for seed in range(4):  # both chunk offsets
+        torch.manual_seed(seed)
+        offset = int(torch.randint(0, cfg.chunk, ()))
+        torch.manual_seed(seed)
+        seen.clear()
+        g(codes, win, cond, cond_chunk=ahead)
+        torch.testing.assert_close(seen[0], DanceGenerator.committed_conditions(cond, ahead, offset))
+        assert not torch.allclose(seen[0], cond)
+
+
+def test_absurd_music_and_a_non_finite_bos_slot_leave_the_step_finite():
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg).eval()
+    K, P = cfg.chunk, cfg.n_parts
+    sh = g.state_shapes(1)
+    cs, ss, h = (torch.zeros(sh[q]) for q in ("conv_state", "ssm_state", "h_last"))
+    pc = torch.zeros(1, K, P, cfg.levels, dtype=torch.long)
+    pw = torch.zeros(1, K, cfg.window, cfg.feat_dim)
+    pw[:, -1] = float("nan")  # the BOS slot's window: not used, and must not leak into the fresh state
+    pd, kind = torch.zeros(1, K, cfg.cond_dim), torch.tensor([[0.0] * (K - 1) + [2.0]])
+    gb = torch.randn(1, cfg.mask_iters, K * P, cfg.codebook_size)  # sampling noise: NaN logits would give code 0
+    gr = torch.randn(1, K, P, cfg.levels - 1, cfg.codebook_size)
+    loud = torch.full((1, cfg.window, cfg.feat_dim), 1e30)  # finite, absurd: clamped to Z_MAX sigmas
+    with torch.no_grad():
+        codes, cs2, ss2, h2 = g.step(cs, ss, h, pc, pw, pd, kind, loud, torch.zeros(1, K, cfg.cond_dim), gb, gr)
+        assert all(torch.isfinite(t).all() for t in (cs2, ss2, h2))
+        z = g.music.feat_mean + Z_MAX * g.music.feat_std  # the clamp's edge gives the same codes
+        same, *_ = g.step(cs, ss, h, pc, pw, pd, kind, z.expand_as(loud).clone(), torch.zeros(1, K, cfg.cond_dim), gb, gr)
+    assert torch.equal(codes, same) and codes.any()

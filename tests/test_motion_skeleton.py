@@ -86,6 +86,8 @@ def test_subset_reparents_and_keeps_rest_positions():
         np.testing.assert_allclose(p, full[n])
     with pytest.raises(DataError, match="root"):
         sk.subset(["a", "b"])
+    with pytest.raises(DataError, match=r"index \[-1\] out of range"):  # the root is kept: the index is wrong
+        sk.subset([0, -1])
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,10 @@ BASE = {
         ({"native_coordinates": {"handedness": "up", "up": "+y", "forward": "+z", "unit_m": 1}}, "handedness"),
         ({"native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": -1}}, "unit_m"),
         ({"offsets_frame": "unreal"}, "offsets_frame"),
+        ({"rest_pose": "A", "arm_down_deg": 10**400}, "arm_down_deg"),  # beyond a float: named, not OverflowError
+        ({"root_yaw_deg": -10**400}, "root_yaw_deg"),
+        ({"native_coordinates": {"handedness": "right", "up": "+y", "forward": "+z", "unit_m": 10**400}}, "unit_m"),
+        ({"bone_axis_offsets": {"Head": [10**400, 0, 0, 1]}}, "Head"),
     ],
 )
 def test_invalid_profiles_name_the_file_and_key(tmp_path, patch, needle):
@@ -119,3 +123,8 @@ def test_offsets_are_read_in_unity_frame_and_normalized():
     unity = Rotation.from_quat([0, s, 0, s])
     mirror = np.diag([-1.0, 1.0, 1.0])
     np.testing.assert_allclose(head.as_matrix(), mirror @ unity.as_matrix() @ mirror, atol=1e-12)
+
+
+def test_huge_but_finite_offsets_are_still_a_rotation():
+    p = parse_profile({**BASE, "bone_axis_offsets": {"LeftHand": [1e200, 1e200, 0, 0]}})
+    np.testing.assert_allclose(p.bone_axis_offsets["LeftHand"], [np.sqrt(0.5), np.sqrt(0.5), 0, 0])

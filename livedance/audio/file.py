@@ -219,8 +219,11 @@ class FileSource(AudioSource):
         self._ring.reset()
         dev = self._out_device
         n_ch = self._audio.shape[1]
-        self._out_src = self._audio if n_ch <= dev.max_output_channels else self._mono[:, None]
-        out_ch = self._out_src.shape[1]
+        if 2 <= n_ch <= dev.max_output_channels:
+            self._out_src, out_ch = self._audio, n_ch
+        else:  # a mono file, or more channels than the device has: the mono mix on both speakers (one if the
+            # device has one), broadcast by the callback's copy; a 1-channel stream would sound on the left only
+            self._out_src, out_ch = self._mono[:, None], min(2, dev.max_output_channels)
         factory = self._stream_factory
         if factory is None:
             factory = portaudio.import_sounddevice().OutputStream
@@ -254,6 +257,7 @@ class FileSource(AudioSource):
         src = self._out_src
         pos = self._play_pos
         first = pos
+        self._clock.observe(first, now + portaudio.output_lead_s(time_info))  # before the samples reach the ring
         filled = 0
         while filled < frames:
             if not self._loop and pos >= self._n:
@@ -266,7 +270,6 @@ class FileSource(AudioSource):
             filled += k
             pos += k
         self._play_pos = pos
-        self._clock.observe(first, now + portaudio.output_lead_s(time_info))
         self._last_cb = now
         if not self._loop and pos >= self._n:
             self._play_done = True

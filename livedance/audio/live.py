@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,14 @@ from livedance.audio.devices import DeviceInfo, DeviceLister, list_devices, reso
 from livedance.audio.ring import RingBuffer
 from livedance.data.audio_io import to_mono
 from livedance.errors import AudioError, ConfigError, DeviceNotFoundError
+
+_ALSA_CARD = re.compile(r"\s*\(hw:\d+,\d+\)$")
+
+
+def alsa_base_name(name: str) -> str:
+    """A PortAudio device name without ALSA's trailing card and device numbers: ``"USB Audio CODEC: - (hw:2,0)"``
+    -> ``"USB Audio CODEC: -"``; other names are returned unchanged."""
+    return _ALSA_CARD.sub("", name)
 
 #: A factory with sounddevice.InputStream's keyword signature (tests pass a fake one).
 StreamFactory = Callable[..., Any]
@@ -217,12 +226,17 @@ class LiveSource(AudioSource):
             return resolve_device(spec, "input", None)
 
     def _find_again(self) -> DeviceInfo:
-        """The same device (name and host API) in a fresh list; its index may have changed."""
+        """The same device (name and host API) in a fresh list; its index may have changed, and so may the card
+        number in an ALSA name (:func:`alsa_base_name`), when a re-plugged USB interface comes back as another card."""
         old = self._device
 
         def search() -> DeviceInfo | None:
-            for d in self._lister():
-                if d.name == old.name and d.hostapi == old.hostapi and d.max_input_channels >= self._channels:
+            fits = [d for d in self._lister() if d.hostapi == old.hostapi and d.max_input_channels >= self._channels]
+            for d in fits:
+                if d.name == old.name:
+                    return d
+            for d in fits:  # ALSA names end in the card number, "(hw:1,0)", which a re-plug may change
+                if alsa_base_name(d.name) == alsa_base_name(old.name):
                     return d
             return None
 
@@ -261,8 +275,8 @@ class LiveSource(AudioSource):
             if due is not None and due - ring.write_index > frames // 2:
                 ring.skip(due - ring.write_index)
         first = ring.write_index
+        self._clock.observe(first, now - lag)  # before the write: a reader that sees the samples sees their time
         ring.write(indata)
-        self._clock.observe(first, now - lag)
         self._last_cb = now
         self._callbacks += 1
 

@@ -86,11 +86,15 @@ class EnergyConfig:
 
 
 def fader_amplitude(energy: float | None, over_gain: float = 0.5) -> float:
-    """The amplitude A(e) in [0, 1 + over_gain] for a fader value ``energy`` (clamped to [0, 2]; None, NaN and
-    inf count as 1, the rest position)."""
+    """The amplitude A(e) in [0, 1 + over_gain] for a fader value ``energy`` (clamped to [0, 2]; None, NaN, inf
+    and anything that is not a number count as 1, the rest position). Never raises for a bad ``energy``: the
+    learned dancer calls it after its state has advanced."""
     if energy is None:
         return 1.0
-    e = float(energy)
+    try:
+        e = float(energy)
+    except (TypeError, ValueError, OverflowError):
+        return 1.0
     if not math.isfinite(e):
         return 1.0
     e = min(max(e, 0.0), 2.0)

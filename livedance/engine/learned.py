@@ -455,8 +455,6 @@ class LearnedGenerator:
         self.n_pose_resamples += k
         (poisoned, excess), out, decoded, token = best
         self.n_pose_over += int(excess > 0.0)
-        if guard is not None:
-            guard.commit(token)
         states = {n: out[f"{n}_out"] for n in self._state_names}
         if not poisoned:
             self._states = states
@@ -471,6 +469,10 @@ class LearnedGenerator:
             self._pend_codes = self._zeros("pend_codes")
             self._pend_kind = self._zeros("pend_kind")
             self._pend_kind[0, -1] = 2.0
+            if guard is not None:  # the guard counts the frames shown (the held pose), not the discarded run's
+                _, token = guard.assess(decoded[0].local_quats, decoded[0].root_translation)
+        if guard is not None:
+            guard.commit(token)
         self._pend_cond = cond[None].astype(np.float32)
         self._pend_times = slot_t
         self.steps += 1

@@ -33,7 +33,8 @@ class GeneratedMotion:
         root_translation: (T, 3) float32 metres (pelvis = root_translation + rest_offsets[0]).
         fps: frames per second (25).
         audio_path: the song. audio_offset_s: song time of frame 0, seconds.
-        n_bad: frames replaced by a safe pose. step_s: (S,) wall seconds per generator step.
+        n_bad: frames replaced by a safe pose, counted over whole steps: the last step's frames past the end,
+            which are cut, count too (a step reports how many, not which). step_s: (S,) wall seconds per step.
         n_state_resets: steps whose recurrent state was reset after coming out non-finite
             (``generator.n_state_resets``; 0 for generators without the counter).
         n_bad_inputs: steps whose music input was unusable and dropped / replaced (``generator.n_bad_inputs``; 0

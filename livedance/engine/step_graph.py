@@ -29,7 +29,7 @@ __all__ = ["StepGraph", "GRAPH_FORMAT"]
 #: Version of the step graph's code: bump it whenever a change here, in the generator's ``step``, the tokenizer's
 #: decoder or the exporter changes the exported graph for the same weights (it is part of the ONNX cache key,
 #: :func:`livedance.engine.loader.graph_key`, so a cached ``.onnx`` of the old code is never reused).
-GRAPH_FORMAT = 1
+GRAPH_FORMAT = 2  # 2: the music clamp (Z_MAX) and the BOS select (session 23)
 
 
 class StepGraph(nn.Module):

@@ -5,6 +5,8 @@ See ``docs/features.md`` for what each feature is and why these defaults.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 from livedance.errors import ConfigError
@@ -65,6 +67,13 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phase_bpm", tuple(float(b) for b in self.phase_bpm))
+        for name in ("sr", "n_fft", "hop", "n_mels", "n_onset_bands", "phase_frames"):  # counts: whole numbers
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not float(v).is_integer():
+                raise ConfigError(f"FeatureConfig.{name} must be a whole number (samples, bands or frames), got {v!r}"
+                                  + (" (a hop that is not a whole number of samples cannot be streamed: choose the "
+                                     "sample rate so that sr / hop is the frame rate you need)" if name == "hop" else ""))
+            object.__setattr__(self, name, int(v))
         if self.sr <= 0:
             raise ConfigError(f"FeatureConfig.sr must be a positive sample rate in Hz, got {self.sr}")
         if self.n_fft < 16:

@@ -414,6 +414,32 @@ class DanceGenerator(nn.Module):
         return [self.out_norm[i](x[i]) for i in range(len(x))]
 
     # ------------------------------------------------------------------ training
+    @staticmethod
+    def committed_conditions(cond: Tensor, cond_chunk: Tensor | None, offset: int) -> Tensor:
+        """The beat condition each slot's token is committed with, as the engine commits it.
+
+        The engine commits a chunk's K tokens with the conditions it predicted them with: all K extrapolated from
+        the tracker at the chunk start's ``t_n - lag`` (:meth:`step`'s ``pend_cond``). With chunks starting at
+        ``offset``, ``offset + K``, ..., slot j = start + k gets ``cond_chunk[start, k]``; slots before ``offset``
+        (their chunk started before the window) and k = 0 keep their own ``cond`` (``cond_chunk[:, :, 0] == cond``).
+
+        Args:
+            cond: (B, N, cond_dim) float32 each slot's own condition. cond_chunk: (B, N, K, cond_dim) float32 the
+                chunk heads' conditions (:func:`livedance.model.train_generator.slot_inputs`), or None (``cond`` is
+                returned: the baseline, and weights trained before session 23). offset: the first chunk start, in
+                [0, K).
+        Returns:
+            (B, N, cond_dim) float32.
+        """
+        if cond_chunk is None or cond_chunk.shape[2] < 2:
+            return cond
+        N, K = cond.shape[1], cond_chunk.shape[2]
+        j = torch.arange(N, device=cond.device)
+        k = (j - offset) % K
+        start = j - k
+        picked = cond_chunk[:, start.clamp_min(0), k]  # (B, N, cond_dim)
+        return torch.where((start >= 0).view(1, N, 1), picked, cond)
+
     def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0,
                 draw_temperature: float | None = None, cond_chunk: Tensor | None = None) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
@@ -434,9 +460,10 @@ class DanceGenerator(nn.Module):
                 the heads the null vector.
             cond_chunk: (B, N, K, cond_dim) float32, the chunk heads' conditions of a chunk starting at each slot,
                 all K from the beat tracker at the chunk start's ``t_n - lag`` (what the engine has;
-                :func:`livedance.model.train_generator.slot_inputs`). None: each slot's own ``cond`` (which for
+                :func:`livedance.model.train_generator.slot_inputs`); the committed tokens' inputs get them too, as
+                the engine commits them (:meth:`committed_conditions`). None: each slot's own ``cond`` (which for
                 slots n+1.. holds tracker information the engine does not have yet; the weights before session 21
-                were trained so).
+                were trained so for the heads, those before session 23 for the committed tokens).
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
@@ -446,12 +473,13 @@ class DanceGenerator(nn.Module):
         K = cfg.chunk
         if N <= K:
             raise ConfigError(f"generator training windows need more than chunk={K} tokens, got {N}")
-        m = self.music(window, cond)  # (B, N, d)
+        # chunk starts every K slots from a random offset (inference starts them at 0, K, 2K, ...)
+        offset = int(torch.randint(0, K, ()))
+        m = self.music(window, self.committed_conditions(cond, cond_chunk, offset))  # (B, N, d)
         x = self.token_inputs(m, corrupt_codes(codes, corrupt, cfg.codebook_size) if corrupt > 0 else codes)
         seq = [torch.cat([self.bos[i].expand(B, 1, -1), x[i][:, : N - 1]], dim=1) for i in range(P)]
         h = self.backbone(seq)  # H_n at position n
-        # chunk starts every K slots from a random offset (inference starts them at 0, K, 2K, ...)
-        starts = torch.arange(int(torch.randint(0, K, ())), N - K + 1, K, device=codes.device)
+        starts = torch.arange(offset, N - K + 1, K, device=codes.device)
         S = starts.numel()
         ctx = torch.stack([h[i][:, starts] for i in range(P)], dim=2)  # (B, S, P, d)
         W = window.shape[2]
@@ -578,9 +606,10 @@ class DanceGenerator(nn.Module):
         ssms = [[ssm_state[l, i] for i in range(P)] for l in range(cfg.n_layers)]
         for k in range(K):
             kind = pend_kind[:, k]
-            is_bos = (kind > 1.5).float().unsqueeze(-1)
+            is_bos = (kind > 1.5).unsqueeze(-1)  # (B, 1) bool
             live = (kind > 0.5)
-            hk = [px[i][:, k] * (1 - is_bos) + self.bos[i] * is_bos for i in range(P)]
+            # (a select, not a blend: a non-finite music vector of a BOS slot must not reach the fresh state)
+            hk = [torch.where(is_bos, self.bos[i].expand_as(px[i][:, k]), px[i][:, k]) for i in range(P)]
             for l, layer in enumerate(self.layers):
                 hk, nc, ns = layer.step(hk, convs[l], ssms[l])
                 convs[l] = [torch.where(live.view(B, 1, 1), nc[i], convs[l][i]) for i in range(P)]

@@ -23,10 +23,20 @@ __all__ = ["cosine_mask_counts", "gumbel_sample", "remask_least_confident", "mas
 
 
 def cosine_mask_counts(n_positions: int, n_iters: int) -> list[int]:
-    """Positions still masked after each of the ``n_iters`` iterations (MaskGIT Eq. 3); the last is 0."""
-    counts = [int(math.floor(n_positions * math.cos(math.pi / 2 * (i + 1) / n_iters))) for i in range(n_iters)]
-    counts[-1] = 0
-    return [max(0, min(c, n_positions - 1)) if i < n_iters - 1 else 0 for i, c in enumerate(counts)]
+    """Positions still masked after each of the ``n_iters`` iterations (MaskGIT Eq. 3); the last is 0.
+
+    As in MaskGIT's reference sampler (``mask_len = max(1, min(unknown - 1, mask_len))``), every iteration but the
+    last fixes at least one new position and leaves at least one masked: the counts fall strictly while
+    ``n_iters <= n_positions`` (the cosine's floor alone stalls, e.g. 8 positions in 8 iterations gave
+    7, 7, 6, ...), and stay at 1 until the last iteration when there are more iterations than positions.
+    """
+    counts, unknown = [], int(n_positions)
+    for i in range(n_iters):
+        c = 0 if i == n_iters - 1 else max(1, min(unknown - 1,
+                                                 int(math.floor(n_positions * math.cos(math.pi / 2 * (i + 1) / n_iters)))))
+        counts.append(c)
+        unknown = c
+    return counts
 
 
 def gumbel_sample(logits: Tensor, gumbel: Tensor, temperature: float, top_k: int = 0,

@@ -23,7 +23,10 @@ from torch import Tensor
 
 from livedance.model.attention import GatedCausalAttention
 
-__all__ = ["MusicEncoder"]
+__all__ = ["MusicEncoder", "Z_MAX"]
+
+#: Normalised music features are clamped to +-Z_MAX standard deviations (:meth:`MusicEncoder.forward`).
+Z_MAX = 100.0
 
 
 class MusicEncoder(nn.Module):
@@ -66,7 +69,12 @@ class MusicEncoder(nn.Module):
 
         Returns:
             (..., d_model) float32.
+
+        The normalised features are clamped to +-:data:`Z_MAX` standard deviations: real music stays within
+        about 30 (the Tang songs, the bundled excerpt), and a finite but absurd input (1e30) would otherwise
+        overflow the attention into NaN logits, which sample code 0 without any non-finite output to detect.
         """
-        e = F.gelu(self.frame((window - self.feat_mean) / self.feat_std)) + self.pos
+        z = ((window - self.feat_mean) / self.feat_std).clamp(-Z_MAX, Z_MAX)
+        e = F.gelu(self.frame(z)) + self.pos
         q = (self.query(cond) + self.q0).unsqueeze(-2)  # (..., 1, d)
         return self.norm(q + self.attn(q, e)).squeeze(-2)

@@ -61,10 +61,10 @@ SMPL24_PARENTS: tuple[int, ...] = SMPLX_BODY_PARENTS + (20, 21)
 
 #: For each SMPL-24 joint, the SMPL-X joint index it maps to. The 22 body joints are shared. SMPL's
 #: ``left_hand``/``right_hand`` (one joint per hand, near the knuckles) map to ``left_index1`` /
-#: ``right_index1`` (25 / 40): that is the joint SMPL-H and SMPL-X put in those slots (the first hand
-#: joint after the body, so AMASS/AIST++ pipelines that keep the first 24 SMPL-H joints use it).
-#: ``left_middle1``/``right_middle1`` lie slightly closer to SMPL's hand joint, but no standard
-#: pipeline uses them and the hand joints' rotation is rarely meaningful in SMPL-24 data.
+#: ``right_index1`` (25 / 40), the first finger joint of each hand. Neither richer model's first 24 joints
+#: are SMPL-24: SMPL-X puts the jaw and the left eye in slots 22 / 23, SMPL-H ``left_index1`` / ``left_index2``.
+#: ``left_middle1``/``right_middle1`` lie slightly closer to SMPL's hand joint; the hand joints' rotation is
+#: rarely meaningful in SMPL-24 data, and only their positions enter the metrics (a small, constant offset).
 SMPL24_FROM_SMPLX: tuple[int, ...] = tuple(range(NUM_BODY_JOINTS)) + (
     SMPLX_JOINT_NAMES.index("left_index1"),
     SMPLX_JOINT_NAMES.index("right_index1"),
@@ -161,10 +161,11 @@ class Skeleton:
         idx = sorted({self.index(j) if isinstance(j, str) else int(j) for j in joints})
         if len(idx) != len(joints):
             raise DataError("skeleton subset: a joint is listed twice")
+        bad = [i for i in idx if not 0 <= i < self.num_joints]
+        if bad:
+            raise DataError(f"skeleton subset: joint index {bad} out of range 0..{self.num_joints - 1}")
         if not idx or idx[0] != 0:
             raise DataError("skeleton subset: the root (joint 0) must be kept")
-        if idx[-1] >= self.num_joints or idx[0] < 0:
-            raise DataError(f"skeleton subset: joint index out of range 0..{self.num_joints - 1}")
         new_of = {old: new for new, old in enumerate(idx)}
         parents, offsets = [], []
         for old in idx:
@@ -176,8 +177,3 @@ class Skeleton:
             parents.append(new_of[p] if p >= 0 else -1)
             offsets.append(off)
         return Skeleton(tuple(self.names[i] for i in idx), tuple(parents), np.stack(offsets))
-
-
-def smplx_body_skeleton(rest_offsets: np.ndarray) -> Skeleton:
-    """A :class:`Skeleton` over the 22 SMPL-X body joints with the given (22, 3) rest offsets (metres)."""
-    return Skeleton(SMPLX_BODY_JOINT_NAMES, SMPLX_BODY_PARENTS, rest_offsets)
