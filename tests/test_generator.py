@@ -34,6 +34,20 @@ def _batch(cfg: GeneratorConfig, B: int = 2, N: int = 10, seed: int = 0):
     return codes, win, cond
 
 
+def _stream_start(g: DanceGenerator) -> tuple:
+    """Step inputs at a stream's start: zero states, nothing pending but BOS, zero noise (greedy):
+    (conv_state, ssm_state, h_last, pend_codes, pend_window, pend_cond, pend_kind, gumbel_base, gumbel_res)."""
+    cfg, K = g.config, g.config.chunk
+    sh = g.state_shapes(1)
+    cs, ss, h = (torch.zeros(sh[q]) for q in ("conv_state", "ssm_state", "h_last"))
+    pc = torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long)
+    pw, pd = torch.zeros(1, K, cfg.window, cfg.feat_dim), torch.zeros(1, K, cfg.cond_dim)
+    kind = torch.tensor([[0.0] * (K - 1) + [2.0]])
+    gb = torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size)
+    gr = torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size)
+    return cs, ss, h, pc, pw, pd, kind, gb, gr
+
+
 def test_step_path_equals_teacher_forced_backbone():
     torch.manual_seed(0)
     cfg = GeneratorConfig(**SMALL)
@@ -43,14 +57,8 @@ def test_step_path_equals_teacher_forced_backbone():
         x = g.token_inputs(g.music(win, cond), codes)
         seq = [torch.cat([g.bos[i].expand(1, 1, -1), x[i][:, :-1]], 1) for i in range(cfg.n_parts)]
         H = g.backbone(seq)
-        sh = g.state_shapes(1)
-        cs, ss, h = (torch.zeros(sh[k]) for k in ("conv_state", "ssm_state", "h_last"))
         K = cfg.chunk
-        pc = torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long)
-        pw, pd = torch.zeros(1, K, cfg.window, cfg.feat_dim), torch.zeros(1, K, cfg.cond_dim)
-        kind = torch.tensor([[0.0] * (K - 1) + [2.0]])
-        gb = torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size)
-        gr = torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size)
+        cs, ss, h, pc, pw, pd, kind, gb, gr = _stream_start(g)
         for n in range(0, 8, K):
             out_codes, cs, ss, h = g.step(cs, ss, h, pc, pw, pd, kind, win[:, n], cond[:, n:n + K], gb, gr)
             ref = torch.stack([H[i][:, n] for i in range(cfg.n_parts)], 1)
@@ -616,14 +624,8 @@ def test_committed_tokens_get_the_conditions_the_engine_commits_them_with(offset
         x = g.token_inputs(g.music(win, used), codes)
         seq = [torch.cat([g.bos[i].expand(1, 1, -1), x[i][:, :-1]], 1) for i in range(cfg.n_parts)]
         H = g.backbone(seq)
-        sh = g.state_shapes(1)
-        cs, ss, h = (torch.zeros(sh[q]) for q in ("conv_state", "ssm_state", "h_last"))
-        gb = torch.zeros(1, cfg.mask_iters, K * cfg.n_parts, cfg.codebook_size)
-        gr = torch.zeros(1, K, cfg.n_parts, cfg.levels - 1, cfg.codebook_size)
         # the engine's stream starts at the window's first chunk start; before it, the slots were committed singly
-        pc = torch.zeros(1, K, cfg.n_parts, cfg.levels, dtype=torch.long)
-        pw, pd = torch.zeros(1, K, cfg.window, cfg.feat_dim), torch.zeros(1, K, cfg.cond_dim)
-        kind = torch.tensor([[0.0] * (K - 1) + [2.0]])
+        cs, ss, h, pc, pw, pd, kind, gb, gr = _stream_start(g)
         if offset:  # slot 0 alone (its chunk began before the window): committed with its own condition
             _, cs, ss, h = g.step(cs, ss, h, pc, pw, pd, kind, win[:, 0], ahead[:, 0], gb, gr)
             pc = torch.cat([codes[:, :1], codes[:, :1]], 1)
@@ -660,12 +662,8 @@ def test_absurd_music_and_a_non_finite_bos_slot_leave_the_step_finite():
     cfg = GeneratorConfig(**SMALL)
     g = DanceGenerator(cfg).eval()
     K, P = cfg.chunk, cfg.n_parts
-    sh = g.state_shapes(1)
-    cs, ss, h = (torch.zeros(sh[q]) for q in ("conv_state", "ssm_state", "h_last"))
-    pc = torch.zeros(1, K, P, cfg.levels, dtype=torch.long)
-    pw = torch.zeros(1, K, cfg.window, cfg.feat_dim)
+    cs, ss, h, pc, pw, pd, kind, _, _ = _stream_start(g)
     pw[:, -1] = float("nan")  # the BOS slot's window: not used, and must not leak into the fresh state
-    pd, kind = torch.zeros(1, K, cfg.cond_dim), torch.tensor([[0.0] * (K - 1) + [2.0]])
     gb = torch.randn(1, cfg.mask_iters, K * P, cfg.codebook_size)  # sampling noise: NaN logits would give code 0
     gr = torch.randn(1, K, P, cfg.levels - 1, cfg.codebook_size)
     loud = torch.full((1, cfg.window, cfg.feat_dim), 1e30)  # finite, absurd: clamped to Z_MAX sigmas

@@ -45,11 +45,11 @@ def tok_loss(model, x):
     return rec + out["commit"], {"recon": rec.detach()}
 
 
-def _make(out: Path, steps: int = 12, resume: bool = False, run_config=None, loss=tok_loss):
+def _make(out: Path, steps: int = 12, resume: bool = False, run_config=None, loss=tok_loss, ema_decay: float = 0.0):
     seed_everything(0)
     model = Tokenizer(TokenizerConfig(**TINY))
     cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3,
-                      progress=False)
+                      progress=False, ema_decay=ema_decay)
     return model, Trainer(model, SineWindows(), loss, cfg, out, resume=resume, run_config=run_config or {"m": 1})
 
 
@@ -303,14 +303,6 @@ def test_a_double_crash_never_loses_the_only_checkpoint(tmp_path, monkeypatch):
     assert tr.step == 6 and (out / "checkpoint" / "trainer.json").is_file()
 
 
-def _make_ema(out: Path, steps: int, decay: float, resume: bool = False, loss=tok_loss):
-    seed_everything(0)
-    model = Tokenizer(TokenizerConfig(**TINY))
-    cfg = TrainConfig(steps=steps, batch_size=8, lr=3e-3, warmup_steps=2, seed=0, log_every=2, ckpt_every=3,
-                      progress=False, ema_decay=decay)
-    return model, Trainer(model, SineWindows(), loss, cfg, out, resume=resume, run_config={"m": 1})
-
-
 def test_weight_average_follows_the_ema_recursion_and_copies_buffers(tmp_path):
     seen: list[dict[str, torch.Tensor]] = []  # the parameters each step starts from: theta_0 .. theta_{N-1}
 
@@ -319,7 +311,7 @@ def test_weight_average_follows_the_ema_recursion_and_copies_buffers(tmp_path):
         return tok_loss(model, x)
 
     d = 0.8
-    model, tr = _make_ema(tmp_path / "ema", steps=5, decay=d, loss=recording)
+    model, tr = _make(tmp_path / "ema", steps=5, ema_decay=d, loss=recording)
     tr.fit()
     thetas = seen[1:] + [{k: v.detach() for k, v in model.named_parameters()}]  # theta_1 .. theta_N
     avg = dict(thetas[0])
@@ -337,7 +329,7 @@ def test_weight_average_follows_the_ema_recursion_and_copies_buffers(tmp_path):
 
 
 def test_weight_average_resumes_exactly(tmp_path):
-    _, tr_a = _make_ema(tmp_path / "a", steps=8, decay=0.7)
+    _, tr_a = _make(tmp_path / "a", steps=8, ema_decay=0.7)
     tr_a.fit()
 
     calls = {"n": 0}
@@ -348,10 +340,10 @@ def test_weight_average_resumes_exactly(tmp_path):
             raise KeyboardInterrupt
         return tok_loss(model, x)
 
-    _, tr_b = _make_ema(tmp_path / "b", steps=8, decay=0.7, loss=crashing)
+    _, tr_b = _make(tmp_path / "b", steps=8, ema_decay=0.7, loss=crashing)
     with pytest.raises(KeyboardInterrupt):
         tr_b.fit()
-    _, tr_b2 = _make_ema(tmp_path / "b", steps=8, decay=0.7, resume=True)
+    _, tr_b2 = _make(tmp_path / "b", steps=8, ema_decay=0.7, resume=True)
     tr_b2.fit()
     sa, sb = tr_a.averaged.state_dict(), tr_b2.averaged.state_dict()
     assert set(sa) == set(sb)
