@@ -5,7 +5,10 @@ masked position, samples a code per position (Gumbel-max with noise passed in, s
 deterministic function of the inputs and exports to ONNX), keeps the codes already fixed, and re-masks
 the ``n_i`` least confident new ones, with the cosine schedule of MaskGIT Eq. 3:
 
-    n_i = floor(P * cos(pi / 2 * (i + 1) / N)),    n_{N-1} = 0.
+    n_i = floor(P * cos(pi / 2 * (i + 1) / N)),    n_{N-1} = 0,
+
+clamped to [1, n_{i-1} - 1] before the last iteration as MaskGIT's reference sampler does
+(:func:`cosine_mask_counts`).
 
 Confidence is the sampled code's probability (log-softmax); fixed positions never get re-masked.
 """
