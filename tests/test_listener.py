@@ -126,3 +126,30 @@ def test_the_feature_thread_waits_instead_of_spinning_while_the_source_cannot_de
     time.sleep(0.5)
     listener.stop()
     assert 0 < src.reads < 2000  # a few hundred polls at most; a spinning thread makes hundreds of thousands
+
+
+@pytest.mark.parametrize("dropped_s, fills", [(0.07, True), (1.0, False)])
+def test_a_short_gap_is_filled_with_silence_and_a_long_one_restarts(dropped_s, fills):
+    """An input overflow drops a few blocks: the analysis hears silence there and keeps its tempo and grid; a long
+    gap (a device loss) restarts it."""
+    x = _clicks()
+    clean, _ = _grid_error_after(lambda lst, blk: blk, x)
+    lst = Listener(_Source())
+    drop_at, drop_n = int(10.0 * SR), int(dropped_s * SR)
+    bpm_after = None
+    for i in range(0, x.size - BS + 1, BS):
+        if drop_at <= i < drop_at + drop_n:
+            continue  # lost samples: the next block's index jumps
+        lst._handle(AudioBlock(samples=x[i:i + BS].copy(), sample_index=i, t_capture=time.perf_counter(),
+                               sample_rate=SR))
+        if bpm_after is None and i >= drop_at + drop_n:
+            bpm_after = lst._tracker.bpm  # right after the gap
+    assert lst.beat.bpm == pytest.approx(120.0, abs=1.0)
+    err = (lst.beat.beat_s + 0.25) % 0.5 - 0.25
+    if fills:
+        assert lst.stats.gaps == 0 and lst.stats.filled_gaps == 1
+        assert lst.stats.filled_samples == BS * sum(drop_at <= i < drop_at + drop_n for i in range(0, x.size, BS))
+        assert bpm_after == pytest.approx(120.0, abs=1.0)  # the tracker kept its tempo through the gap
+        assert abs(err - clean) < 0.005
+    else:
+        assert lst.stats.gaps == 1 and lst.stats.filled_gaps == 0 and bpm_after == 0.0  # restarted: relearning

@@ -15,10 +15,11 @@ Clocks. All music times are on the source's *stream clock* (seconds, sample 0 = 
 filter); until the first block arrives a provisional origin (the start time) is used.
 
 Faults. While the source is LOST (device unplugged), no audio arrives; the snapshot keeps the last
-grid (marked ``lost``) so the dancer keeps dancing on the predicted beats. When samples resume after a
-gap in sample indices, the features and the tracker restart at the new position (their times are
-offset back onto the stream clock) and the held grid stays in use until the tracker is confident again
-or ``reacquire_s`` pass.
+grid (marked ``lost``) so the dancer keeps dancing on the predicted beats. A short gap in the sample indices
+(an input overflow, a dropped block: at most ``fill_gap_s``) is filled with silence, so the features and the
+tracker keep their tempo, phase and history. After a longer gap, the features and the tracker restart at the
+new position (their times are offset back onto the stream clock) and the held grid stays in use until the
+tracker is confident again or ``reacquire_s`` pass.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class ListenerStats:
         feature_frames: feature frames produced.
         latency_s: pipeline latency per block that completed a feature frame, seconds (block's last
             sample capture time -> its features published), most recent ``maxlen`` values.
-        gaps: gaps in the sample indices (samples lost, e.g. around a device loss).
+        gaps: gaps in the sample indices after which the analysis restarted (longer than ``fill_gap_s``, e.g.
+            around a device loss, or any gap after a block that failed).
+        filled_gaps: shorter gaps, filled with silence (``filled_samples`` samples in all).
         lost_events: times the source went LOST.
         errors: exceptions caught in the feature thread (the block is skipped and the analysis restarts at the
             next block, so its clock cannot fall behind the stream's).
@@ -102,6 +105,8 @@ class ListenerStats:
     feature_frames: int = 0
     latency_s: deque = field(default_factory=lambda: deque(maxlen=200_000))
     gaps: int = 0
+    filled_gaps: int = 0
+    filled_samples: int = 0
     lost_events: int = 0
     errors: int = 0
     bad_blocks: int = 0
@@ -119,6 +124,9 @@ class Listener:
         silence_db: RMS level (dBFS) under which the fast gate calls the input silent.
         silence_window_s: length of that RMS window, seconds.
         reacquire_s: after a gap, how long the held grid may stay in use while the tracker relearns.
+        fill_gap_s: a gap in the sample indices up to this long (seconds; 0: none) is filled with silence instead
+            of restarting the analysis: one input overflow then costs a few blocks of silence, not the tracker's
+            tempo and the features' 6 s of phase history. Silence is not added to the fast silence gate.
         rt_priority: SCHED_FIFO priority of the feature thread (None: normal priority); see
             :func:`livedance.live.performer.set_realtime_priority`.
 
@@ -137,6 +145,7 @@ class Listener:
         silence_db: float = -55.0,
         silence_window_s: float = 0.3,
         reacquire_s: float = 8.0,
+        fill_gap_s: float = 0.5,
         rt_priority: int | None = None,
     ) -> None:
         self.rt_priority = rt_priority
@@ -149,6 +158,7 @@ class Listener:
         self.silence_db = float(silence_db)
         self.silence_window_s = float(silence_window_s)
         self.reacquire_s = float(reacquire_s)
+        self.fill_gap_s = float(fill_gap_s)
         self.stats = ListenerStats()
         self.finished = threading.Event()  #: set when a file source has delivered its last sample
         self._features = StreamingFeatures(self.feature_config)
@@ -298,7 +308,11 @@ class Listener:
             self._was_lost = False
         restart, self._restart_next = self._restart_next, False
         if self._next_index is not None and (restart or block.sample_index != self._next_index):
-            self._restart_at(block)
+            gap = block.sample_index - self._next_index
+            if not restart and 0 < gap <= self.fill_gap_s * block.sample_rate:
+                self._fill(gap)
+            else:
+                self._restart_at(block)
         elif self._next_index is None and block.sample_index != 0:
             self._offset_s = block.sample_index / block.sample_rate
         self._next_index = block.end_index
@@ -352,6 +366,18 @@ class Listener:
             analysed_s=analysed,
             loudness=loudness,
         )
+
+    def _fill(self, n: int) -> None:
+        """A short gap of ``n`` samples: the analysis hears silence in its place and keeps its state."""
+        z = np.zeros(int(n), np.float32)
+        ff = self._features.push(self._resampler.push(z))
+        if len(ff):
+            with self._fq_lock:
+                self._fq.append((ff.values, ff.times_s + self._offset_s))
+            self.stats.feature_frames += len(ff)
+        self._tracker.push(z)
+        self.stats.filled_gaps += 1
+        self.stats.filled_samples += int(n)
 
     def _restart_at(self, block) -> None:
         """Samples were lost: restart features and tracker at the block's stream time."""
