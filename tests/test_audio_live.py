@@ -88,6 +88,34 @@ def test_default_channels_is_stereo_at_most_and_mono_passes_through():
         np.testing.assert_array_equal(mono.read(1000).samples, x)
 
 
+def test_input_channels_listen_to_the_chosen_inputs_only():
+    """A mic on input 1 of a 2-input interface keeps its level (averaging an empty input 2 halves it), and a line
+    in on inputs 3-4 of a 4-input one is heard without inputs 1-2."""
+    be = FakeBackend()
+    src = _source(be, input_channels=(3, 4), block_size=256)
+    assert src.channels == 4 and src.input_channels == (3, 4)
+    with src:
+        block = np.zeros((256, 4), np.float32)
+        block[:, 0] = 0.9  # a mic left open on input 1
+        block[:, 2] = np.sin(np.arange(256) / 5.0)
+        block[:, 3] = block[:, 2]
+        be.streams[-1].pump(block)
+        np.testing.assert_allclose(src.read(1000).samples, block[:, 2], atol=1e-7)
+    mic = _source(be, input_channels=(1,), block_size=256)
+    assert mic.channels == 1
+    with mic:
+        x = 0.5 * np.sin(np.arange(256, dtype=np.float32) / 3.0)
+        be.streams[-1].pump(x[:, None])
+        np.testing.assert_array_equal(mic.read(1000).samples, x)
+    with pytest.raises(AudioError, match=r"input channels 1..4; input channel\(s\) \[5\] do not exist"):
+        _source(be, input_channels=(3, 5))
+    for bad in ((), (2, 2)):
+        with pytest.raises(ConfigError, match="distinct"):
+            _source(be, input_channels=bad)
+    with pytest.raises(ConfigError, match="does not open input channel 4"):
+        _source(be, input_channels=(4,), channels=2)
+
+
 def test_rate_and_channel_validation():
     be = FakeBackend()
     with pytest.raises(AudioError, match=r"Scarlett.*192000 Hz.*8000\.\.96000 Hz; pass a sample rate the device"):

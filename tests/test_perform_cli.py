@@ -46,6 +46,8 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--intro-s", "nan"], "--intro-s"),
         (["--stage-radius", "-1"], "--stage-radius"),
         (["--accent", "0.9"], "--accent"),
+        (["--input-channels", "3,x"], "--input-channels '3,x'"),
+        (["--input-channels", "3"], "picks channels of an input device"),  # SOURCE is a file
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err

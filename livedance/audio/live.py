@@ -19,7 +19,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ def alsa_base_name(name: str) -> str:
     -> ``"USB Audio CODEC: -"``; other names are returned unchanged."""
     return _ALSA_CARD.sub("", name)
 
+
 #: A factory with sounddevice.InputStream's keyword signature (tests pass a fake one).
 StreamFactory = Callable[..., Any]
 
@@ -71,6 +72,10 @@ class LiveSource(AudioSource):
         block_size: frames per PortAudio callback (16..16384; 512 = 11.6 ms at 44.1 kHz).
         channels: input channels to open and mix down (averaged) to mono; None opens
             min(2, the device's input channels).
+        input_channels: listen to these channels only, numbered from 1 as on the interface (e.g. ``(3, 4)`` for a
+            line in on inputs 3-4, or ``(1,)`` for a mic on input 1 of a 2-input interface, which averaging with an
+            empty input 2 would make 6 dB quieter); they are averaged to mono. The stream opens channels 1 to
+            max(input_channels). None: ``channels``.
         ring_seconds: seconds of audio the ring holds before it drops (and counts) samples.
         watchdog_s: the device counts as lost after this long without a callback; None takes
             max(20 blocks, 1 s).
@@ -86,8 +91,9 @@ class LiveSource(AudioSource):
 
     Raises:
         DeviceNotFoundError: no input device matches ``device`` (the message lists them).
-        AudioError: an unsupported sample rate or channel count.
-        ConfigError: a bad block size, ring size, watchdog or backoff.
+        AudioError: an unsupported sample rate or channel count, or an input channel the device does not have.
+        ConfigError: a bad block size, ring size, watchdog or backoff; ``input_channels`` empty, repeated or given
+            with a ``channels`` that does not cover them.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class LiveSource(AudioSource):
         block_size: int = 512,
         channels: int | None = None,
         *,
+        input_channels: Sequence[int] | None = None,
         ring_seconds: float = 10.0,
         watchdog_s: float | None = None,
         auto_reconnect: bool = True,
@@ -128,6 +135,19 @@ class LiveSource(AudioSource):
                                         + (" (a JACK device runs at its server's rate: restart jackd with -r 48000)"
                                            if self._device.is_jack else ""))
         max_in = self._device.max_input_channels
+        self._pick: np.ndarray | None = None  # 0-based columns averaged to mono (None: all opened)
+        if input_channels is not None:
+            picked = [int(c) for c in input_channels]
+            if not picked or len(set(picked)) != len(picked):
+                raise ConfigError(f"{what}: input_channels must list distinct channel numbers, got {input_channels}")
+            bad = [c for c in picked if not 1 <= c <= max_in]
+            if bad:
+                raise AudioError(f"{what} has input channels 1..{max_in}; input channel(s) {bad} do not exist")
+            if channels is not None and int(channels) < max(picked):
+                raise ConfigError(f"{what}: channels={channels} does not open input channel {max(picked)}; leave "
+                                  "channels out with input_channels")
+            self._pick = np.asarray(sorted(c - 1 for c in picked), dtype=np.intp)
+            channels = max(picked) if channels is None else channels
         self._channels = min(2, max_in) if channels is None else int(channels)
         if not 1 <= self._channels <= max_in:
             raise AudioError(f"{what}: channels must be 1..{max_in}, got {channels}")
@@ -165,8 +185,13 @@ class LiveSource(AudioSource):
 
     @property
     def channels(self) -> int:
-        """Input channels opened (mixed down to mono)."""
+        """Input channels opened (1..channels; all are mixed down to mono unless :attr:`input_channels` picks)."""
         return self._channels
+
+    @property
+    def input_channels(self) -> tuple[int, ...]:
+        """The channels averaged to mono, numbered from 1."""
+        return tuple(range(1, self._channels + 1)) if self._pick is None else tuple(int(c) + 1 for c in self._pick)
 
     @property
     def block_size(self) -> int:
@@ -474,5 +499,7 @@ class LiveSource(AudioSource):
         if got is None:
             return None
         frames, index = got
+        if self._pick is not None:
+            frames = frames[:, self._pick]
         samples = np.ascontiguousarray(to_mono(frames), dtype=np.float32)
         return AudioBlock(samples, int(index), self._clock.time_of(index), self._sr)

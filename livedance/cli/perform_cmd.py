@@ -93,6 +93,10 @@ def perform_command(
         "input), jack:<client> or jack:<client>:<port>.",
     ),
     play: bool = typer.Option(False, "--play", help="Play the audio file aloud (default output device)."),
+    input_channels: Optional[str] = typer.Option(
+        None, "--input-channels", help="Listen to these channels of the input device, numbered from 1 as on the "
+        "interface, averaged to mono: e.g. 3,4 for a line in on inputs 3-4, or 1 for a mic on input 1 alone "
+        "(default: the first two, averaged; `livedance devices` lists each device's channel count)."),
     vmc: str = typer.Option("127.0.0.1:39539", "--vmc", help="VMC receiver HOST:PORT (Unity, VSeeFace, Warudo, Unreal)."),
     no_vmc: bool = typer.Option(False, "--no-vmc", help="Do not send VMC."),
     osc: Optional[str] = typer.Option(None, "--osc", help="Raw OSC receiver HOST:PORT for VJ tools (TouchDesigner, Resolume)."),
@@ -208,7 +212,7 @@ def perform_command(
     from livedance.live.stage import StageConfig
     from livedance.live.rest import default_rest_offsets
     from livedance.live.setup import (build_sinks, default_audio_delay_ms, default_travel_scale, load_generator,
-                                      open_source, parse_endpoint, source_kind)
+                                      open_source, parse_endpoint, parse_input_channels, source_kind)
     from livedance.live.warp import WarpConfig
 
     console = Console(stderr=True)
@@ -271,7 +275,7 @@ def perform_command(
     )
     performer = None
     try:
-        src = open_source(source, play=play)
+        src = open_source(source, play=play, input_channels=parse_input_channels(input_channels))
         if audio_delay_ms is None:  # the calibrated value for this kind of source
             delay_ms, delay_from = default_audio_delay_ms(source_kind(src, play))
             cfg.audio_delay_s = delay_ms / 1000.0

@@ -130,7 +130,22 @@ def default_travel_scale() -> tuple[float, str]:
     return hip / PELVIS_HEIGHT_M, f"avatar hip height {hip:g} m in {path}"
 
 
-def open_source(spec: str | None, play: bool = False, block_size: int = 512):
+def parse_input_channels(text: str | None) -> tuple[int, ...] | None:
+    """``--input-channels``: ``"3,4"`` -> ``(3, 4)``; ``"1"`` -> ``(1,)``; None -> None.
+
+    Raises:
+        ConfigError: anything but comma-separated whole numbers >= 1, naming the option.
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or not all(re.fullmatch(r"[1-9]\d*", p) for p in parts):
+        raise ConfigError(f"--input-channels {text!r}: expected channel numbers from 1, comma-separated, e.g. 3,4")
+    return tuple(int(p) for p in parts)
+
+
+def open_source(spec: str | None, play: bool = False, block_size: int = 512,
+                input_channels: tuple[int, ...] | None = None):
     """The audio source that ``livedance perform [SOURCE]`` names.
 
     Args:
@@ -139,10 +154,12 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512):
             a device index or name; or None (the default input device).
         play: play a file aloud (its blocks are then timed by the output device).
         block_size: samples per block.
+        input_channels: an input device's channels to listen to, from 1 (:class:`~livedance.audio.live.LiveSource`);
+            None: the first two, averaged.
 
     Raises:
-        AudioError / DeviceNotFoundError: unreadable file or no such device.
-        ConfigError: ``--play`` without a file.
+        AudioError / DeviceNotFoundError: unreadable file or no such device, or no such input channel.
+        ConfigError: ``--play`` without a file; ``input_channels`` for a file or a single JACK port.
     """
     if spec is not None and spec.strip().lower() == "demo" and not Path(spec).exists():
         from livedance.assets import demo_song
@@ -155,25 +172,30 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512):
     if spec is not None and Path(spec).expanduser().is_file():
         from livedance.audio.file import FileSource
 
+        if input_channels is not None:
+            raise ConfigError(f"--input-channels picks channels of an input device; SOURCE {spec} is a file")
         return FileSource(Path(spec).expanduser(), realtime=True, play=play, block_size=block_size)
     if play:
         raise ConfigError(f"--play needs an audio file as SOURCE; {spec!r} is not a file")
     if spec is not None and spec.lower().startswith("jack:"):
         rest = spec[5:]
         if ":" in rest:
+            if input_channels is not None:
+                raise ConfigError(f"--input-channels picks channels of an input device; SOURCE {spec} is one JACK "
+                                  "port (name another port, or jack:<client> with --input-channels)")
             from livedance.audio.jack import JackSource
 
             return JackSource(port=rest, block_size=block_size)
         from livedance.audio.live import LiveSource
 
-        return LiveSource(device=spec, block_size=block_size)
+        return LiveSource(device=spec, block_size=block_size, input_channels=input_channels)
     from livedance.audio.live import LiveSource
 
     if spec is not None and re.fullmatch(r"[\w./\\-]+\.(wav|flac|ogg|opus|mp3|aiff?)", spec, re.IGNORECASE):
         from livedance.errors import AudioError
 
         raise AudioError(f"audio file {spec} does not exist; expected a readable file, a device or jack:<port>")
-    return LiveSource(device=spec, block_size=block_size)
+    return LiveSource(device=spec, block_size=block_size, input_channels=input_channels)
 
 
 def load_generator(model: str | None, procedural: bool, fps: float = 60.0, backend: str = "onnx", device: str = "cpu",
