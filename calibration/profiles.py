@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,25 @@ class AvatarProfile:
     def root_rotation_unity(self) -> np.ndarray:
         """The ``/VMC/Ext/Root/Pos`` rotation: a yaw of ``root_yaw_deg`` about +y, Unity frame, (x, y, z, w)."""
         return unity_yaw_quat(self.root_yaw_deg)
+
+    def with_absent(self, bones: Sequence[str]) -> "AvatarProfile":
+        """This profile for an avatar that lacks ``bones`` (HumanBodyBones names, e.g. VRM 0.x's optional
+        ``UpperChest``, ``LeftShoulder``, ``RightShoulder``): they are marked absent (``bone_names`` null), so the
+        VMC sender folds their rotation into their children (:mod:`livedance.bridges.retarget`).
+
+        Raises:
+            ConfigError: an unknown bone name (the message lists the optional ones), or ``Hips``.
+        """
+        valid = set(HUMANOID_BONES)
+        unknown = [b for b in bones if b not in valid]
+        if unknown:
+            raise ConfigError(f"absent bones {unknown}: not Unity HumanBodyBones names; VRM's optional ones are "
+                              "UpperChest, Chest, Neck, LeftShoulder, RightShoulder, LeftToes, RightToes, Jaw, "
+                              "LeftEye, RightEye")
+        if "Hips" in bones:
+            raise ConfigError("absent bones: Hips cannot be absent (every humanoid has its root bone)")
+        return replace(self, name=f"{self.name} without {', '.join(bones)}",
+                       bone_names={**self.bone_names, **{b: None for b in bones}})
 
     def rig_bone_name(self, humanoid: str) -> str | None:
         """The rig's own name of a HumanBodyBones bone (``None`` when the rig lacks it or the profile

@@ -48,6 +48,9 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--accent", "0.9"], "--accent"),
         (["--input-channels", "3,x"], "--input-channels '3,x'"),
         (["--input-channels", "3"], "picks channels of an input device"),  # SOURCE is a file
+        (["--absent-bones", "UpperChest,Tail"], "['Tail']: not Unity HumanBodyBones names"),
+        (["--absent-bones", "Hips"], "Hips cannot be absent"),
+        (["--absent-bones", " , "], "--absent-bones"),
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err

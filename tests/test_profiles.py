@@ -128,3 +128,24 @@ def test_offsets_are_read_in_unity_frame_and_normalized():
 def test_huge_but_finite_offsets_are_still_a_rotation():
     p = parse_profile({**BASE, "bone_axis_offsets": {"LeftHand": [1e200, 1e200, 0, 0]}})
     np.testing.assert_allclose(p.bone_axis_offsets["LeftHand"], [np.sqrt(0.5), np.sqrt(0.5), 0, 0])
+
+
+def test_with_absent_marks_the_bones_absent_as_a_profile_file_would():
+    from livedance.bridges.vmc import VMCSender
+
+    vrm0 = load_profile("vrm0")
+    lacking = vrm0.with_absent(["UpperChest", "LeftShoulder", "RightShoulder"])
+    assert lacking.bone_names["UpperChest"] is None and "without UpperChest" in lacking.name
+    assert vrm0.bone_names.get("UpperChest") is not None or "UpperChest" not in vrm0.bone_names  # unchanged
+    as_file = parse_profile({**BASE, "name": "f", "bone_names": {"UpperChest": None, "LeftShoulder": None,
+                                                                  "RightShoulder": None}})
+    from livedance.bridges.humanoid import HUMANOID_BONES
+
+    with VMCSender(profile=lacking) as a, VMCSender(profile=as_file) as b:
+        sent = [HUMANOID_BONES[j] for j in a._retarget.sent_joints]
+        assert sent == [HUMANOID_BONES[j] for j in b._retarget.sent_joints]
+        assert "UpperChest" not in sent and "LeftShoulder" not in sent and "Neck" in sent
+    with pytest.raises(ConfigError, match="Tail"):
+        vrm0.with_absent(["Tail"])
+    with pytest.raises(ConfigError, match="Hips"):
+        vrm0.with_absent(["Hips"])

@@ -139,6 +139,10 @@ def perform_command(
         help="Sampling seed of the learned dancer: the same song and seed dance alike, another seed dances it differently.",
     ),
     profile: str = typer.Option("vrm0", "--profile", help="Avatar profile for VMC: vrm0, vrm1, mixamo, ue_mannequin or a JSON path."),
+    absent_bones: Optional[str] = typer.Option(
+        None, "--absent-bones", help="HumanBodyBones the avatar lacks, comma-separated (e.g. UpperChest or "
+        "LeftShoulder,RightShoulder: optional in VRM): their rotation is folded into their children, so the neck, "
+        "head and arms still point the right way on such an avatar."),
     travel_scale: Optional[float] = typer.Option(
         None, "--travel-scale", min=0.05, max=20.0,
         help="VMC: factor on the dancer's travel and squats sent on the root, the avatar's hip height over the "
@@ -269,8 +273,16 @@ def perform_command(
     gen_rest = getattr(gen, "rest_offsets", None)  # a model's own skeleton, when it ships one
     if gen_rest is not None and np.shape(gen_rest) == (55, 3) and np.all(np.isfinite(gen_rest)):
         rest = np.asarray(gen_rest, np.float32)
+    avatar = profile
+    if absent_bones is not None:
+        from livedance.calibration.profiles import load_profile
+
+        names = [b.strip() for b in absent_bones.split(",") if b.strip()]
+        if not names:
+            raise ConfigError(f"--absent-bones {absent_bones!r}: expected HumanBodyBones names, e.g. UpperChest")
+        avatar = load_profile(profile).with_absent(names)
     sinks = build_sinks(
-        None if no_vmc else vmc, osc, list(record), preview, profile, fps, rest,
+        None if no_vmc else vmc, osc, list(record), preview, avatar, fps, rest,
         overwrite=overwrite, preview_port=preview_port, travel_scale=travel_scale,
     )
     performer = None

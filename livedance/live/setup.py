@@ -300,7 +300,7 @@ def build_sinks(
     osc: str | None,
     record: list[str],
     preview: bool,
-    profile: str,
+    profile,
     fps: float,
     rest_offsets: np.ndarray,
     overwrite: bool = False,
@@ -308,6 +308,9 @@ def build_sinks(
     travel_scale: float = 1.0,
 ) -> list:
     """The sinks for the given options; validates every endpoint and file before anything opens.
+
+    ``profile`` is the VMC avatar profile: a shipped name, a JSON path or an
+    :class:`~livedance.calibration.profiles.AvatarProfile`.
 
     Raises:
         ConfigError: a bad endpoint, profile, recording path, or an unavailable preview.

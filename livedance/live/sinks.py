@@ -51,14 +51,15 @@ class VMCSink:
     """VMC protocol out (Unity EVMC4U, VSeeFace, Warudo, VMC4UE) via :class:`livedance.bridges.vmc.VMCSender`.
 
     Args:
-        host, port: the receiver. profile: the avatar profile (:mod:`livedance.calibration.profiles`).
+        host, port: the receiver. profile: the avatar profile (:mod:`livedance.calibration.profiles`): a shipped
+            name, a JSON path or an ``AvatarProfile``.
         travel_scale: factor on the dancer's travel sent on the root (avatar hip height / SMPL-X's 0.95 m).
 
     Raises:
         ConfigError: bad host, port, profile or travel scale (at construction).
     """
 
-    def __init__(self, host: str, port: int, profile: str = "vrm0", travel_scale: float = 1.0) -> None:
+    def __init__(self, host: str, port: int, profile="vrm0", travel_scale: float = 1.0) -> None:
         from livedance.bridges.vmc import VMCSender
 
         self.sender = VMCSender(host, port, profile=profile, travel_scale=travel_scale)
