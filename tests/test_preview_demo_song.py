@@ -54,7 +54,9 @@ def test_package_metadata_ships_the_assets():
     assert "livedance.assets" in tool["packages"]
     globs = [g for pats in tool["package-data"].values() for g in pats]
     assert "*.ogg" in globs and "*.txt" in globs
-    assert any(g.startswith("preview_static/") for g in tool["package-data"].get("livedance.bridges", []))
+    # the data-only folders are listed as packages (setuptools installs them without a warning) with their files
+    for pkg, pattern in (("livedance.bridges.preview_static", "*"), ("livedance.calibration.profiles", "*.json")):
+        assert pkg in tool["packages"] and pattern in tool["package-data"].get(pkg, []), pkg
 
 
 def _midi_tempos_bpm(path: Path) -> list[float]:
