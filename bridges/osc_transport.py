@@ -262,7 +262,8 @@ class OSCUDPTransport:
         self.name = name
         self.stats = TransportStats()
         self._log = logger or logging.getLogger("livedance.bridges")
-        self._warned = False
+        self._warned = False  # the one send-error warning
+        self._warned_connect = False  # the one connect-failure warning
         family, socktype, proto, _, addr = preferred_address(self.host, self.port)
         self._addr = addr
         self._sock: socket.socket | None = socket.socket(family, socktype, proto)
@@ -317,12 +318,16 @@ class OSCUDPTransport:
         try:
             self._sock.connect(self._addr)
             self._connected = True
-        except OSError as err:  # not a send: noted and warned about, not counted in send_errors
+        except OSError as err:  # not a send: noted (and warned about once), not counted in send_errors
             self._connect_after = time.monotonic() + self.RECONNECT_S
-            self._note_error(err, count=False)
+            self.stats.last_error = f"{type(err).__name__}: {err}"
+            if not self._warned_connect:
+                self._warned_connect = True
+                self._log.warning("%s: cannot connect to %s:%d yet: %s. Sending anyway; the connect is retried "
+                                  "every %g s.", self.name, self.host, self.port, err, self.RECONNECT_S)
 
-    def _note_error(self, err: OSError, count: bool = True) -> None:
-        self.stats.send_errors += int(count)
+    def _note_error(self, err: OSError) -> None:
+        self.stats.send_errors += 1
         self.stats.last_error = f"{type(err).__name__}: {err}"
         if not self._warned:
             self._warned = True

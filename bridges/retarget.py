@@ -13,7 +13,9 @@ local rotation is
 
 (``O_parent`` = identity for Hips, whose parent is the VMC root). Local positions follow the same frames:
 ``t_b = O_parent^-1 * offset_b`` with ``offset_b`` the SMPL-X rest offset; Hips gets the pelvis rest
-position (``rest_offsets[0]``), and the pelvis's travel from it goes on the VMC root (:meth:`AvatarProfile.root_travel`). For a normalized humanoid (all ``O`` identity, as VRM) (1) is just ``L_b = q_b``.
+position (``rest_offsets[0]``), and the pelvis's travel from it goes on the VMC root
+(:meth:`HumanoidRetargeter.root_travel`). For a normalized humanoid (all ``O`` identity, as VRM) (1) is just
+``L_b = q_b``.
 
 Bones the avatar lacks: a profile's ``bone_names`` may mark a bone absent (``null``: VRM 0.x's optional
 UpperChest, shoulders and toes, VRM 1.0's optional chest and neck, a rig without jaw or eyes). The receiver

@@ -210,8 +210,8 @@ class StreamTaps:
     * a terminal (``isatty()``): switched to cbreak mode (keys arrive without Enter, no echo) until
       :meth:`close`; keys are read one byte at a time from the file descriptor under ``select``, so
       timeouts hold.
-    * another file descriptor (a pipe): each newline is a tap, read under ``select`` (a CRLF line end or a
-      space on the line counts once).
+    * another file descriptor (a pipe): each line end is a tap (``\n``, ``\r`` or ``\r\n``, counted once; a
+      space on the line is not a tap), read under ``select``.
     * no file descriptor (an in-memory stream, as tests use): each ``readline()`` is a tap; it blocks,
       so timeouts are not honoured; an empty read is the end.
 
@@ -230,6 +230,7 @@ class StreamTaps:
         self.clock = clock
         self._fd: int | None = None
         self._saved_tty: Any = None
+        self._prev_byte = -1  # the last byte read from a pipe (a \n right after a \r ends the same line)
         try:
             fd = self.stream.fileno()
         except (AttributeError, OSError, ValueError):
@@ -267,8 +268,13 @@ class StreamTaps:
                 raise EOFError
             if data[0] in self._QUIT_KEYS:
                 raise EOFError
-            if data[0] in (self._TAP_KEYS if self._saved_tty is not None else b"\n"):
-                return t
+            if self._saved_tty is not None:
+                if data[0] in self._TAP_KEYS:
+                    return t
+            else:  # a pipe: a line end is a tap, whether \n, \r or \r\n (the \n after a \r is the same line end)
+                prev, self._prev_byte = self._prev_byte, data[0]
+                if data[0] == 13 or (data[0] == 10 and prev != 13):
+                    return t
             if deadline is not None and time.perf_counter() >= deadline:
                 return None
 

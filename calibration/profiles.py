@@ -145,6 +145,8 @@ class AvatarProfile:
         Raises:
             ConfigError: an unknown bone name (the message lists the optional ones), or ``Hips``.
         """
+        if isinstance(bones, str):
+            raise ConfigError(f"absent bones {bones!r}: expected a list of HumanBodyBones names, e.g. ['UpperChest']")
         valid = set(HUMANOID_BONES)
         unknown = [b for b in bones if b not in valid]
         if unknown:

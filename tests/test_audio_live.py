@@ -112,6 +112,9 @@ def test_input_channels_listen_to_the_chosen_inputs_only():
     for bad in ((), (2, 2)):
         with pytest.raises(ConfigError, match="distinct"):
             _source(be, input_channels=bad)
+    for bad in ((3.7,), (True,), "34"):
+        with pytest.raises(ConfigError, match="input_channels must be channel numbers"):
+            _source(be, input_channels=bad)
     with pytest.raises(ConfigError, match="does not open input channel 4"):
         _source(be, input_channels=(4,), channels=2)
 
@@ -198,6 +201,24 @@ def test_a_replugged_alsa_card_with_another_number_is_found_again():
     be.present = True
     assert _wait(lambda: src.status is SourceStatus.RUNNING), src.last_error
     assert src.reconnects == 1 and be.streams[-1].kw["device"] == 4
+    src.stop()
+
+
+def test_a_twin_interface_plugged_in_all_along_is_not_taken_for_the_lost_one():
+    mine = DeviceInfo(1, "USB Audio CODEC: - (hw:1,0)", "ALSA", 2, 2, 48000.0)
+    theirs = DeviceInfo(2, "USB Audio CODEC: - (hw:2,0)", "ALSA", 2, 2, 48000.0)  # another performer's dongle
+    be = FakeBackend([MIC, mine, theirs])
+    src = _source(be, device="1", watchdog_s=0.15, backoff_s=(0.05, 0.1), block_size=256)
+    src.start()
+    be.streams[0].pump(np.zeros((256, 2), np.float32))
+    be.present = False  # mine is unplugged (index 1 leaves the list); theirs stays
+    assert _wait(src.lost.is_set)
+    assert _wait(lambda: src.reconnect_attempts >= 3)
+    assert src.status is SourceStatus.LOST and len(be.streams) == 1  # never opened theirs
+    be.devices = [MIC, theirs, DeviceInfo(5, "USB Audio CODEC: - (hw:3,0)", "ALSA", 2, 2, 48000.0)]
+    be.present = True  # mine is back as card 3
+    assert _wait(lambda: src.status is SourceStatus.RUNNING), src.last_error
+    assert be.streams[-1].kw["device"] == 5
     src.stop()
 
 

@@ -132,7 +132,7 @@ def test_a_name_with_ipv4_and_ipv6_addresses_is_sent_to_over_ipv4(monkeypatch):
     assert preferred_address("ip6-localhost", 39539) == v6  # only IPv6: IPv6
 
 
-def test_a_failed_connect_is_retried_and_is_not_a_send_error(monkeypatch):
+def test_a_failed_connect_is_retried_and_is_not_a_send_error(monkeypatch, caplog):
     """No route at start-up: the transport sends with sendto meanwhile and connects on a later send, after
     which a receiver that is not there shows up as refused sends (ICMP port unreachable on a connected socket)."""
     import socket
@@ -161,3 +161,6 @@ def test_a_failed_connect_is_retried_and_is_not_a_send_error(monkeypatch):
             time.sleep(0.005)
         assert len(calls) == 2 and tx._connected
         assert "ConnectionRefusedError" in tx.stats.last_error and tx.stats.send_errors > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and "cannot connect" in warnings[0]  # the connect's own warning, then the send's
+    assert "nothing is listening" in warnings[1]

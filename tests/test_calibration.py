@@ -511,11 +511,11 @@ def test_avatar_hip_height_is_stored_checked_and_kept(tmp_path, capsys):
 
 def test_piped_taps_count_each_line_once_whatever_its_line_end():
     r, w = os.pipe()
-    os.write(w, b"\r\n \n\n")  # a CRLF line, a line holding a space, an empty line: three taps
+    os.write(w, b"\r\n \n\n\r")  # CRLF, a line holding a space, an empty line, a bare CR: four taps
     os.close(w)
     with os.fdopen(r, "r") as stream:
         taps = StreamTaps(stream)
-        got = [taps.wait(1.0) for _ in range(3)]
+        got = [taps.wait(1.0) for _ in range(4)]
         assert all(t is not None for t in got)
-        with pytest.raises(EOFError):  # no fourth tap: the input ends
+        with pytest.raises(EOFError):  # no fifth tap: the input ends
             taps.wait(1.0)

@@ -149,3 +149,5 @@ def test_with_absent_marks_the_bones_absent_as_a_profile_file_would():
         vrm0.with_absent(["Tail"])
     with pytest.raises(ConfigError, match="Hips"):
         vrm0.with_absent(["Hips"])
+    with pytest.raises(ConfigError, match="a list of HumanBodyBones names"):
+        vrm0.with_absent("UpperChest")

@@ -127,6 +127,8 @@ class LiveSource(AudioSource):
         self._lister: DeviceLister = device_lister or list_devices
         self._stream_factory = stream_factory
         self._device = self._resolve(device)
+        self._known_names = self._device_names()  # the names listed when the device was opened (see _find_again)
+        self._reopen_failed = False
         what = f"input device {self._device.label()}"
         rate = self._device.default_samplerate if sample_rate is None else sample_rate
         if sample_rate is None and not self._device.is_jack and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -137,6 +139,10 @@ class LiveSource(AudioSource):
         max_in = self._device.max_input_channels
         self._pick: np.ndarray | None = None  # 0-based columns averaged to mono (None: all opened)
         if input_channels is not None:
+            if isinstance(input_channels, (str, bytes)) or not all(
+                    isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in input_channels):
+                raise ConfigError(f"{what}: input_channels must be channel numbers from 1, e.g. (3, 4); got "
+                                  f"{input_channels!r}")
             picked = [int(c) for c in input_channels]
             if not picked or len(set(picked)) != len(picked):
                 raise ConfigError(f"{what}: input_channels must list distinct channel numbers, got {input_channels}")
@@ -250,9 +256,19 @@ class LiveSource(AudioSource):
             portaudio.rescan()
             return resolve_device(spec, "input", None)
 
+    def _device_names(self) -> set[str]:
+        """Names of the devices listed now (empty if the list cannot be read)."""
+        try:
+            return {d.name for d in self._lister()}
+        except Exception:  # noqa: BLE001 - PortAudio trouble: no names, the exact-name match still works
+            return set()
+
     def _find_again(self) -> DeviceInfo:
         """The same device (name and host API) in a fresh list; its index may have changed, and so may the card
-        number in an ALSA name (:func:`alsa_base_name`), when a re-plugged USB interface comes back as another card."""
+        number in an ALSA name (:func:`alsa_base_name`), when a re-plugged USB interface comes back as another card.
+        Only a name that was not in the list when the device was opened counts as the re-plugged card (a twin
+        interface plugged in all along is another performer's input). PortAudio's list is cached: it is rebuilt
+        when the device is not in it, and after a reopen of the device found in it failed (a stale entry)."""
         old = self._device
 
         def search() -> DeviceInfo | None:
@@ -261,12 +277,15 @@ class LiveSource(AudioSource):
                 if d.name == old.name:
                     return d
             for d in fits:  # ALSA names end in the card number, "(hw:1,0)", which a re-plug may change
-                if alsa_base_name(d.name) == alsa_base_name(old.name):
+                if alsa_base_name(d.name) == alsa_base_name(old.name) and d.name not in self._known_names:
                     return d
             return None
 
+        can_rescan = self._rescan and not self._custom_lister and not portaudio.jack_is_dead()
+        if can_rescan and self._reopen_failed:
+            portaudio.rescan()
         found = search()
-        if found is None and self._rescan and not self._custom_lister and not portaudio.jack_is_dead():
+        if found is None and can_rescan and not self._reopen_failed:
             portaudio.rescan()
             found = search()
         if found is None:
@@ -450,7 +469,10 @@ class LiveSource(AudioSource):
                 self._open_and_start()
             except AudioError as err:
                 self.last_error = str(err)
+                self._reopen_failed = True  # the entry may be stale: the next attempt rebuilds the list first
                 return False
+            self._reopen_failed = False
+            self._known_names = self._device_names()
             if self._stop_evt.is_set():  # stop() came while the device reopened (it did not wait for us)
                 stream, self._stream = self._stream, None
                 self._gen += 1

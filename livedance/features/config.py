@@ -69,7 +69,12 @@ class FeatureConfig:
         object.__setattr__(self, "phase_bpm", tuple(float(b) for b in self.phase_bpm))
         for name in ("sr", "n_fft", "hop", "n_mels", "n_onset_bands", "phase_frames"):  # counts: whole numbers
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not float(v).is_integer():
+            try:
+                whole = (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+                         and float(v).is_integer())
+            except OverflowError:  # an int beyond a float
+                whole = False
+            if not whole:
                 raise ConfigError(f"FeatureConfig.{name} must be a whole number (samples, bands or frames), got {v!r}"
                                   + (" (a hop that is not a whole number of samples cannot be streamed: choose the "
                                      "sample rate so that sr / hop is the frame rate you need)" if name == "hop" else ""))
