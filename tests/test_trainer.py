@@ -331,16 +331,8 @@ def test_weight_average_follows_the_ema_recursion_and_copies_buffers(tmp_path):
 def test_weight_average_resumes_exactly(tmp_path):
     _, tr_a = _make(tmp_path / "a", steps=8, ema_decay=0.7)
     tr_a.fit()
-
-    calls = {"n": 0}
-
-    def crashing(model, x):
-        calls["n"] += 1
-        if calls["n"] == 5:  # dies during step 5; the last checkpoint is at step 3
-            raise KeyboardInterrupt
-        return tok_loss(model, x)
-
-    _, tr_b = _make(tmp_path / "b", steps=8, ema_decay=0.7, loss=crashing)
+    # dies during step 5; the last checkpoint is at step 3
+    _, tr_b = _make(tmp_path / "b", steps=8, ema_decay=0.7, loss=_crash_at(5))
     with pytest.raises(KeyboardInterrupt):
         tr_b.fit()
     _, tr_b2 = _make(tmp_path / "b", steps=8, ema_decay=0.7, resume=True)
