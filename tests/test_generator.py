@@ -9,7 +9,7 @@ import torch
 
 from livedance.errors import ConfigError, DataError
 from livedance.model.conditioning import BeatTrack, SongConditioning, beat_state_before, slot_condition
-from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes
+from livedance.model.generator import DanceGenerator, GeneratorConfig, corrupt_codes, hold_codes
 from livedance.model.music_encoder import Z_MAX
 from livedance.model.maskpredict import (
     cosine_mask_counts,
@@ -673,3 +673,28 @@ def test_absurd_music_and_a_non_finite_bos_slot_leave_the_step_finite():
         z = g.music.feat_mean + Z_MAX * g.music.feat_std  # the clamp's edge gives the same codes
         same, *_ = g.step(cs, ss, h, pc, pw, pd, kind, z.expand_as(loud).clone(), torch.zeros(1, K, cfg.cond_dim), gb, gr)
     assert torch.equal(codes, same) and codes.any()
+
+
+def test_hold_codes_freezes_one_run_per_chosen_window_and_forward_keeps_real_targets():
+    torch.manual_seed(0)
+    codes = torch.randint(0, 512, (64, 40, 2, 4))
+    kept = codes.clone()
+    out = hold_codes(codes, 1.0, max_len=12)
+    assert torch.equal(codes, kept) and torch.equal(hold_codes(codes, 0.0), codes)
+    for b in range(64):  # exactly one run: slots s+1 .. s+L-1 equal slot s, 2 <= L <= 12; nothing else changed
+        changed = (out[b] != codes[b]).flatten(1).any(1).nonzero().flatten()
+        assert 1 <= len(changed) <= 11
+        s, e = int(changed[0]) - 1, int(changed[-1])
+        assert torch.equal(out[b, s:e + 1], codes[b, s].expand(e + 1 - s, 2, 4))
+    half = sum(bool((hold_codes(codes, 0.5)[b] != codes[b]).any()) for b in range(64))
+    assert 16 < half < 48
+    with pytest.raises(ConfigError, match="hold"):
+        hold_codes(codes, 1.5)
+    cfg = GeneratorConfig(**SMALL)
+    g = DanceGenerator(cfg)
+    c, win, cond = _batch(cfg, B=2, N=12)
+    torch.manual_seed(3)
+    a = g(c, win, cond)["loss"]
+    torch.manual_seed(3)
+    b = g(c, win, cond, hold=1.0)["loss"]
+    assert torch.isfinite(b) and not torch.allclose(a, b)  # forward takes the option (its history is held)

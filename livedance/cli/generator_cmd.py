@@ -22,7 +22,8 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            dropout: Optional[float] = None, music_dropout: Optional[float] = None, style_balance: float = 0.0,
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
            retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True,
-           pace: bool = False, continuity_weight: float = 0.0, ema_decay: float = 0.0) -> None:
+           pace: bool = False, continuity_weight: float = 0.0, ema_decay: float = 0.0,
+           hold: float = 0.0) -> None:
     import torch
     from rich.console import Console
 
@@ -35,7 +36,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              ship=ship, data_root=data_root, progress=progress, corrupt=corrupt, mirror=mirror,
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
                              align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
-                             pace=pace, continuity_weight=continuity_weight, ema_decay=ema_decay,
+                             pace=pace, continuity_weight=continuity_weight, ema_decay=ema_decay, hold=hold,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout))
                                         if v is not None})
     res = run_training(cfg)
@@ -108,11 +109,14 @@ def train_generator_cmd(
     ema: float = typer.Option(0.0, "--ema", min=0.0, max=0.9999, help="Average the weights over training with this "
                               "decay (Polyak averaging; e.g. 0.99 averages the last ~100 steps) and write the average "
                               "as the run's weights, the last step's as <out>/generator-last. 0 = off."),
+    hold: float = typer.Option(0.0, "--hold", min=0.0, max=1.0, help="Share of training windows whose history holds "
+                               "one run of tokens (2-12 slots repeating one slot), the targets staying real: teaches "
+                               "the model to leave a held code (docs/model.md). 0 = off."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
            progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
-           align_temperature, retrieval, init, timbre, pace, continuity_weight, ema)
+           align_temperature, retrieval, init, timbre, pace, continuity_weight, ema, hold)
 
 
 @app.command("generate")

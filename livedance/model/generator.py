@@ -231,6 +231,30 @@ def corrupt_codes(codes: Tensor, max_rate: float, codebook_size: int) -> Tensor:
     return torch.where(hit, torch.randint_like(codes, codebook_size), codes)
 
 
+def hold_codes(codes: Tensor, rate: float, max_len: int = 12) -> Tensor:
+    """Freeze a run of the committed history, as a sampler that holds a code does (session 23's diagnosis of the FIDg
+    tails, docs/model.md): each window, with probability ``rate``, gets one run where slots s+1 .. s+L-1 repeat slot
+    s's tokens (every part and level), L uniform in 2..``max_len``. Only the backbone's input is changed; the
+    targets stay real, so the model learns to leave a hold rather than continue it.
+
+    Args:
+        codes: (B, N, P, V) int64. rate: in [0, 1]. max_len: the longest run, slots (>= 2).
+    Returns:
+        (B, N, P, V) int64, a new tensor.
+    Raises:
+        ConfigError: rate outside [0, 1] or max_len < 2.
+    """
+    if not 0.0 <= rate <= 1.0 or max_len < 2:
+        raise ConfigError(f"hold augmentation: rate {rate}, max_len {max_len}; expected a rate in [0, 1], max_len >= 2")
+    out = codes.clone()
+    B, N = codes.shape[:2]
+    for b in torch.nonzero(torch.rand(B) < rate).flatten().tolist():
+        L = int(torch.randint(2, min(max_len, N) + 1, ()))
+        s = int(torch.randint(0, N - L + 1, ()))
+        out[b, s + 1:s + L] = out[b, s]
+    return out
+
+
 class _PMMMLayer(nn.Module):
     """One Parallel Mamba Motion Modeling layer: a pre-norm residual Mamba block per part + cross-part exchange."""
 
@@ -441,7 +465,8 @@ class DanceGenerator(nn.Module):
         return torch.where((start >= 0).view(1, N, 1), picked, cond)
 
     def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0,
-                draw_temperature: float | None = None, cond_chunk: Tensor | None = None) -> dict[str, Tensor]:
+                draw_temperature: float | None = None, cond_chunk: Tensor | None = None,
+                hold: float = 0.0) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
 
         Args:
@@ -464,6 +489,8 @@ class DanceGenerator(nn.Module):
                 the engine commits them (:meth:`committed_conditions`). None: each slot's own ``cond`` (which for
                 slots n+1.. holds tracker information the engine does not have yet; the weights before session 21
                 were trained so for the heads, those before session 23 for the committed tokens).
+            hold: the share of windows whose backbone input holds one run of tokens (:func:`hold_codes`); 0 (inference,
+                default) disables it.
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
@@ -476,7 +503,8 @@ class DanceGenerator(nn.Module):
         # chunk starts every K slots from a random offset (inference starts them at 0, K, 2K, ...)
         offset = int(torch.randint(0, K, ()))
         m = self.music(window, self.committed_conditions(cond, cond_chunk, offset))  # (B, N, d)
-        x = self.token_inputs(m, corrupt_codes(codes, corrupt, cfg.codebook_size) if corrupt > 0 else codes)
+        history = corrupt_codes(codes, corrupt, cfg.codebook_size) if corrupt > 0 else codes
+        x = self.token_inputs(m, hold_codes(history, hold) if hold > 0 else history)
         seq = [torch.cat([self.bos[i].expand(B, 1, -1), x[i][:, : N - 1]], dim=1) for i in range(P)]
         h = self.backbone(seq)  # H_n at position n
         starts = torch.arange(offset, N - K + 1, K, device=codes.device)

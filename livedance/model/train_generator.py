@@ -354,6 +354,8 @@ class GeneratorRunConfig:
         timbre: False mutes the log-mel bands of the music input (:func:`mute_timbre`).
         pace: give the generator the dancer's pace as an input (:mod:`livedance.model.pace`); its prior comes from the
             train dances (``--init`` weights without a pace input get one whose weights start at zero, :func:`widen_for_pace`).
+        hold: the share of training windows whose history holds one run of tokens
+            (:func:`~livedance.model.generator.hold_codes`); 0 = off.
         ema_decay: average the weights over training with this decay (:attr:`TrainConfig.ema_decay`; 0 = off). The
             average is written (and shipped) as the run's weights, the last step's as ``<out>/<name>-last``.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
@@ -385,6 +387,7 @@ class GeneratorRunConfig:
     timbre: bool = True
     pace: bool = False
     ema_decay: float = 0.0
+    hold: float = 0.0
     overrides: dict = field(default_factory=dict)
 
 
@@ -544,14 +547,17 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         run_config.update(continuity_weight=ccfg.weight, draw_temperature=ccfg.temperature)
     if cfg.ema_decay > 0:
         run_config.update(ema_decay=cfg.ema_decay)
+    if cfg.hold > 0:
+        run_config.update(hold=cfg.hold)
     parts = tok.config.parts
 
     def loss_fn(m, b):
         if align is None and cont is None:
-            out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, cond_chunk=b.get("cond_chunk"))
+            out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, cond_chunk=b.get("cond_chunk"),
+                    hold=cfg.hold)
             return out["loss"], {k: v for k, v in out.items() if k != "loss"}
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature,
-                cond_chunk=b.get("cond_chunk"))
+                cond_chunk=b.get("cond_chunk"), hold=cfg.hold)
         drawn = {p: out["drawn"][:, :, i] for i, p in enumerate(parts)}
         logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
         loss = out["loss"]
@@ -584,7 +590,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             "align_retrieval_sha256": retrieval_doc.get("sha256") if acfg.weight > 0 else
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
             "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre, "pace": gcfg.pace,
-            "continuity_weight": ccfg.weight, "ema_decay": cfg.ema_decay,
+            "continuity_weight": ccfg.weight, "ema_decay": cfg.ema_decay, "hold": cfg.hold,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": data_description(cfg.data_root)}
