@@ -686,6 +686,8 @@ def test_hold_codes_freezes_one_run_per_chosen_window_and_forward_keeps_real_tar
         assert 1 <= len(changed) <= 11
         s, e = int(changed[0]) - 1, int(changed[-1])
         assert torch.equal(out[b, s:e + 1], codes[b, s].expand(e + 1 - s, 2, 4))
+    longest = max(int((hold_codes(codes, 1.0, max_len=32)[b] != codes[b]).flatten(1).any(1).sum()) for b in range(64))
+    assert 11 < longest <= 31  # --hold-slots 32: runs past the default 12
     half = sum(bool((hold_codes(codes, 0.5)[b] != codes[b]).any()) for b in range(64))
     assert 16 < half < 48
     with pytest.raises(ConfigError, match="hold"):

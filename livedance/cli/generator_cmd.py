@@ -23,7 +23,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
            speeds: tuple[float, ...] = (), align_weight: float = 0.0, align_temperature: float = 0.6,
            retrieval: Optional[Path] = None, init: Optional[Path] = None, timbre: bool = True,
            pace: bool = False, continuity_weight: float = 0.0, ema_decay: float = 0.0,
-           hold: float = 0.0) -> None:
+           hold: float = 0.0, hold_slots: int = 12) -> None:
     import torch
     from rich.console import Console
 
@@ -37,6 +37,7 @@ def _train(model: str, steps: int, minutes: Optional[float], seed: int, out: Opt
                              style_balance=style_balance, speeds=speeds, align_weight=align_weight,
                              align_temperature=align_temperature, retrieval=retrieval, init=init, timbre=timbre,
                              pace=pace, continuity_weight=continuity_weight, ema_decay=ema_decay, hold=hold,
+                             hold_slots=hold_slots,
                              overrides={k: v for k, v in (("dropout", dropout), ("music_dropout", music_dropout))
                                         if v is not None})
     res = run_training(cfg)
@@ -112,11 +113,13 @@ def train_generator_cmd(
     hold: float = typer.Option(0.0, "--hold", min=0.0, max=1.0, help="Share of training windows whose history holds "
                                "one run of tokens (2-12 slots repeating one slot), the targets staying real: teaches "
                                "the model to leave a held code (docs/model.md). 0 = off."),
+    hold_slots: int = typer.Option(12, "--hold-slots", min=2, max=64, help="The longest held run of --hold, in slots "
+                                   "(0.16 s each); the sampler's worst holds last 31 slots (5 s)."),
 ) -> None:
     """Train the causal dance generator (Mamba + chunked mask-predict) on the Tang train split."""
     _train("livedance", steps, minutes, seed, out, resume, batch_size, tokens, lr, threads, tokenizer, ship, data_root,
            progress, corrupt, mirror, dropout, music_dropout, style_balance, tuple(speed), align_weight,
-           align_temperature, retrieval, init, timbre, pace, continuity_weight, ema, hold)
+           align_temperature, retrieval, init, timbre, pace, continuity_weight, ema, hold, hold_slots)
 
 
 @app.command("generate")

@@ -466,7 +466,7 @@ class DanceGenerator(nn.Module):
 
     def forward(self, codes: Tensor, window: Tensor, cond: Tensor, corrupt: float = 0.0,
                 draw_temperature: float | None = None, cond_chunk: Tensor | None = None,
-                hold: float = 0.0) -> dict[str, Tensor]:
+                hold: float = 0.0, hold_slots: int = 12) -> dict[str, Tensor]:
         """Teacher-forced losses over token windows.
 
         Args:
@@ -490,7 +490,7 @@ class DanceGenerator(nn.Module):
                 slots n+1.. holds tracker information the engine does not have yet; the weights before session 21
                 were trained so for the heads, those before session 23 for the committed tokens).
             hold: the share of windows whose backbone input holds one run of tokens (:func:`hold_codes`); 0 (inference,
-                default) disables it.
+                default) disables it. hold_slots: the longest such run, slots (``max_len``).
         Returns:
             dict with scalar ``loss``, ``base`` (masked base-code cross-entropy), ``res`` (residual levels'
             cross-entropy) and ``acc`` (base accuracy on masked positions); and ``drawn`` (above).
@@ -504,7 +504,7 @@ class DanceGenerator(nn.Module):
         offset = int(torch.randint(0, K, ()))
         m = self.music(window, self.committed_conditions(cond, cond_chunk, offset))  # (B, N, d)
         history = corrupt_codes(codes, corrupt, cfg.codebook_size) if corrupt > 0 else codes
-        x = self.token_inputs(m, hold_codes(history, hold) if hold > 0 else history)
+        x = self.token_inputs(m, hold_codes(history, hold, hold_slots) if hold > 0 else history)
         seq = [torch.cat([self.bos[i].expand(B, 1, -1), x[i][:, : N - 1]], dim=1) for i in range(P)]
         h = self.backbone(seq)  # H_n at position n
         starts = torch.arange(offset, N - K + 1, K, device=codes.device)

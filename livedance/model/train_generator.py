@@ -355,7 +355,7 @@ class GeneratorRunConfig:
         pace: give the generator the dancer's pace as an input (:mod:`livedance.model.pace`); its prior comes from the
             train dances (``--init`` weights without a pace input get one whose weights start at zero, :func:`widen_for_pace`).
         hold: the share of training windows whose history holds one run of tokens
-            (:func:`~livedance.model.generator.hold_codes`); 0 = off.
+            (:func:`~livedance.model.generator.hold_codes`); 0 = off. hold_slots: the longest run, slots (2-64).
         ema_decay: average the weights over training with this decay (:attr:`TrainConfig.ema_decay`; 0 = off). The
             average is written (and shipped) as the run's weights, the last step's as ``<out>/<name>-last``.
         overrides: GeneratorConfig fields to change (e.g. ``{"d_model": 96}``).
@@ -388,6 +388,7 @@ class GeneratorRunConfig:
     pace: bool = False
     ema_decay: float = 0.0
     hold: float = 0.0
+    hold_slots: int = 12
     overrides: dict = field(default_factory=dict)
 
 
@@ -549,15 +550,17 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
         run_config.update(ema_decay=cfg.ema_decay)
     if cfg.hold > 0:
         run_config.update(hold=cfg.hold)
+        if cfg.hold_slots != 12:  # (recorded only when changed: the first --hold runs resume unchanged)
+            run_config.update(hold_slots=cfg.hold_slots)
     parts = tok.config.parts
 
     def loss_fn(m, b):
         if align is None and cont is None:
             out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, cond_chunk=b.get("cond_chunk"),
-                    hold=cfg.hold)
+                    hold=cfg.hold, hold_slots=cfg.hold_slots)
             return out["loss"], {k: v for k, v in out.items() if k != "loss"}
         out = m(b["codes"], b["window"], b["cond"], corrupt=cfg.corrupt, draw_temperature=acfg.temperature,
-                cond_chunk=b.get("cond_chunk"), hold=cfg.hold)
+                cond_chunk=b.get("cond_chunk"), hold=cfg.hold, hold_slots=cfg.hold_slots)
         drawn = {p: out["drawn"][:, :, i] for i, p in enumerate(parts)}
         logs = {k: v for k, v in out.items() if k not in ("loss", "drawn")}
         loss = out["loss"]
@@ -591,6 +594,7 @@ def run_training(cfg: GeneratorRunConfig) -> dict:
             (init_doc.get("training") or {}).get("align_retrieval_sha256"),
             "init": str(cfg.init) if cfg.init is not None else None, "timbre": timbre, "pace": gcfg.pace,
             "continuity_weight": ccfg.weight, "ema_decay": cfg.ema_decay, "hold": cfg.hold,
+            "hold_slots": cfg.hold_slots if cfg.hold > 0 else None,
             "world_size": dist.world_size, "final_loss": result["final"]}
     extra = {"model": cfg.model, "tokenizer_sha256": tok_sha, "training": info,
              "data": data_description(cfg.data_root)}
