@@ -181,15 +181,19 @@ def test_visual_tap_session_with_scripted_input_recovers_offset():
     assert sum(s.lower().startswith("beat") for s in lines) == cfg.beats  # every beat was shown
 
 
+def _audio_session(cfg, clock, player, script):
+    """An audio tap session with scripted taps at ``script`` (session seconds), run to the end."""
+    return TapSession(cfg, StreamTaps(ScriptedTaps(clock, script), clock=clock), player=player, clock=clock,
+                      echo=lambda s: None).run()
+
+
 def test_audio_tap_session_uses_the_players_dac_time():
     clock = FakeClock(50.0)
     cfg = TapConfig(bpm=100, beats=14, lead_in_s=0.5, discard_first=2, min_kept=6)
     # The first sample reached the DAC 0.120 s after the session started; taps come 0.040 s after
     # each click as heard. The session must measure 40 ms, not 160 ms.
     player = FakePlayer(t0=clock.t + 0.120)
-    script = list(0.120 + cfg.beat_offsets_s() + 0.040)
-    run = TapSession(cfg, StreamTaps(ScriptedTaps(clock, script), clock=clock), player=player, clock=clock,
-                     echo=lambda s: None).run()
+    run = _audio_session(cfg, clock, player, list(0.120 + cfg.beat_offsets_s() + 0.040))
     assert run.mode == "audio" and run.device == "fake output"
     assert run.estimate.offset_ms == pytest.approx(40.0, abs=1e-3)
     assert player.stopped
@@ -208,9 +212,7 @@ def test_audio_tap_session_waits_for_the_taps_of_a_late_opening_slow_output():
     clock = FakeClock(50.0)
     cfg = TapConfig(bpm=240, beats=14, lead_in_s=0.5, discard_first=2, min_kept=6)
     player = FakePlayer(t0=clock.t + 0.5)
-    script = list(0.5 + cfg.beat_offsets_s() + 0.1)
-    run = TapSession(cfg, StreamTaps(ScriptedTaps(clock, script), clock=clock), player=player, clock=clock,
-                     echo=lambda s: None).run()
+    run = _audio_session(cfg, clock, player, list(0.5 + cfg.beat_offsets_s() + 0.1))
     assert len(run.tap_times_s) == cfg.beats  # the last ones too (they came after t_start + last click + 1 beat)
     assert run.estimate.offset_ms == pytest.approx(100.0, abs=1e-3)
 
