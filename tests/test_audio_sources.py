@@ -167,6 +167,40 @@ def test_a_mono_file_plays_on_both_speakers(tmp_path, outputs):
     src.stop()
 
 
+@pytest.mark.parametrize("takes_file_rate", [True, False])
+def test_play_mode_resamples_for_a_device_that_refuses_the_files_rate(tmp_path, takes_file_rate):
+    """A 44.1 kHz file on a 48 kHz-only output device (many HDMI and USB devices) is played resampled to the
+    device's rate instead of failing at start; a device that takes the file's rate plays it untouched."""
+    path = tmp_path / "song.wav"
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(44100) / 44100)).astype(np.float32)
+    sf.write(path, x, 44100, subtype="FLOAT")
+    dev = [DeviceInfo(5, "HDMI", "ALSA", 0, 2, 48000.0, default_output=True)]
+    asked = []
+
+    def rate_check(d, hz):
+        asked.append((d.index, hz))
+        return takes_file_rate or hz == 48000
+
+    made = []
+    src = FileSource(path, play=True, block_size=512, device_lister=lambda: dev, rate_check=rate_check,
+                     stream_factory=lambda **kw: made.append(FakeOutputStream(**kw)) or made[-1])
+    assert asked == [(5, 44100)]
+    want = 44100 if takes_file_rate else 48000
+    assert src.sample_rate == want and made == []
+    assert src.n_samples == pytest.approx(want, abs=2)  # still 1 s of audio
+    src.start()
+    assert made[0].kw["samplerate"] == want
+    played, stopped = [], False
+    while not stopped:
+        out, stopped = made[0].pump(512)
+        played.append(out)
+    played = np.concatenate(played)[: src.n_samples, 0]
+    spectrum = np.abs(np.fft.rfft(played[want // 4: 3 * want // 4]))
+    peak_hz = np.argmax(spectrum) * want / (want // 2)
+    assert abs(peak_hz - 440) < 4  # the same pitch at either rate
+    src.stop()
+
+
 def test_play_mode_unknown_output_device_lists_outputs(stereo_file):
     devs = [
         DeviceInfo(0, "Mic", "ALSA", 1, 0, 48000.0),

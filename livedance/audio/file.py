@@ -42,6 +42,29 @@ class _CallbackStop(Exception):
     """Stands in for sounddevice.CallbackStop when PortAudio is absent (fake streams)."""
 
 
+def _opens_at(dev: DeviceInfo, hz: int, rate_check: Callable[[DeviceInfo, int], bool] | None,
+              stream_factory: StreamFactory | None) -> bool:
+    """Whether output device ``dev`` opens at ``hz`` Hz (float32, its first two channels at most).
+
+    ``rate_check`` decides when given; with only a fake ``stream_factory`` (tests) every rate is taken; else
+    PortAudio's ``check_output_settings`` (its refusal, e.g. "Invalid sample rate", means no).
+
+    Raises:
+        AudioError: PortAudio cannot be loaded.
+    """
+    if rate_check is not None:
+        return bool(rate_check(dev, hz))
+    if stream_factory is not None:
+        return True
+    sd = portaudio.import_sounddevice()
+    try:
+        sd.check_output_settings(device=dev.index, samplerate=hz, dtype="float32",
+                                 channels=max(1, min(2, dev.max_output_channels)))
+    except Exception:  # sounddevice.PortAudioError or ValueError: the device refuses these settings
+        return False
+    return True
+
+
 class FileSource(AudioSource):
     """Audio from a file (wav, flac, ogg, opus, mp3), delivered as mono float32 blocks.
 
@@ -57,6 +80,10 @@ class FileSource(AudioSource):
         ring_seconds: play mode: seconds buffered for the reader before samples are dropped.
         latency: play mode: PortAudio's suggested output latency.
         device_lister, stream_factory: play mode: replace PortAudio (tests).
+        rate_check: play mode: ``rate_check(device, hz)`` says whether the output device opens at ``hz``
+            (default: PortAudio's ``check_output_settings``; with a ``stream_factory`` and no ``rate_check``
+            every rate is taken as supported). A device that refuses the file's rate gets the file resampled
+            (soxr HQ) to the device's default rate, as JACK always does, and ``sample_rate`` reports that rate.
         time_fn: the clock that paces realtime mode, in seconds (default time.perf_counter;
             tests pass a fake clock).
 
@@ -85,6 +112,7 @@ class FileSource(AudioSource):
         latency: str | float = "high",
         device_lister: DeviceLister | None = None,
         stream_factory: StreamFactory | None = None,
+        rate_check: Callable[[DeviceInfo, int], bool] | None = None,
         time_fn: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__()
@@ -100,8 +128,12 @@ class FileSource(AudioSource):
             devs = device_lister() if device_lister is not None else None
             self._out_device = resolve_device(output_device, "output", devs)
             dev_sr = int(round(self._out_device.default_samplerate))
-            if self._out_device.is_jack and dev_sr != self._sr:
-                # JACK runs at one rate only: convert the file to it.
+            if dev_sr != self._sr and (self._out_device.is_jack
+                                       or not _opens_at(self._out_device, self._sr, rate_check, stream_factory)):
+                # JACK runs at one rate only, and many ALSA / CoreAudio / WASAPI devices take a few rates:
+                # convert the file to the device's own rate rather than fail at start.
+                _log.info("output device %s does not take %d Hz: playing %s resampled to %d Hz",
+                          self._out_device.label(), self._sr, self.path, dev_sr)
                 audio = resample(audio, self._sr, validate_sample_rate(dev_sr, self._out_device.label()))
                 self._sr = dev_sr
         self._audio = np.ascontiguousarray(audio, dtype=np.float32)  # (N, C)
