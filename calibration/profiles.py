@@ -195,7 +195,7 @@ def load_profile(name_or_path: str | Path | AvatarProfile) -> AvatarProfile:
     if isinstance(name_or_path, AvatarProfile):
         return name_or_path
     candidate = Path(name_or_path)
-    if candidate.suffix.lower() != ".json" and not candidate.exists():
+    if candidate.suffix.lower() != ".json" and not candidate.is_file():  # a folder "mixamo" hides no shipped profile
         candidate = PROFILE_DIR / f"{name_or_path}.json"
         if not candidate.exists():
             raise ConfigError(
@@ -206,6 +206,9 @@ def load_profile(name_or_path: str | Path | AvatarProfile) -> AvatarProfile:
         text = candidate.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"avatar profile {candidate}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"avatar profile {candidate}: not UTF-8 text (Windows Notepad's \"Unicode\" is UTF-16); "
+                          "save it as UTF-8") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

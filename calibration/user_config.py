@@ -14,16 +14,19 @@ user config holds what PortAudio does *not* see, which only a measurement finds:
 
 ``output_latency_ms``
     from the time PortAudio reports a sample reaches the DAC until the audience hears it (driver and
-    converter buffers, Bluetooth, a PA system; for tap-along also the keyboard's delay). ``perform``
-    adds it to the time at which a frame is due, so moves land on the beat as heard.
+    converter buffers, Bluetooth, a PA system; for tap-along also the keyboard's delay). ``perform --play``
+    takes it as its default ``--audio-delay-ms``: the music of a played file is heard that much after its DAC
+    time, so the dance is sampled that much later and moves land on the beat as heard. (The delay from a frame
+    leaving livedance to the avatar showing it is the visual latency, ``perform --latency-ms``, not stored here.)
 ``input_latency_ms``
     from the time a sound reaches the input until the time PortAudio reports for its samples.
 ``avatar_hip_height_m``
     the avatar's hip (pelvis) height standing, metres, or null. ``perform`` scales the dancer's travel sent over
     VMC by it over the SMPL-X body's 0.95 m (``--travel-scale``), so a smaller avatar's feet do not slide.
 
-Unknown keys are kept (and written back), so a file that another tool (or a newer livedance of the same
-``version``) added keys to still loads; a file of a newer ``version`` is refused with a message naming it. A key
+Unknown top-level keys are kept (and written back), so a file that another tool (or a newer livedance of the same
+``version``) added keys to still loads; unknown keys inside ``tap``, ``visual_tap`` or ``loopback`` are read past and
+not written back (a record is one measurement's fields); a rewrite keeps the file's permissions; a file of a newer ``version`` is refused with a message naming it. A key
 with the wrong type, a non-finite number, or a file that is not JSON raises :class:`ConfigError` naming the
 file and the key.
 """
@@ -166,9 +169,33 @@ def config_path() -> Path:
     return base / "livedance" / "config.json"
 
 
+def config_exists(path: Path) -> bool:
+    """Whether the config file ``path`` exists.
+
+    Returns:
+        True for an existing entry, False when ``path`` or a folder on it does not exist.
+    Raises:
+        ConfigError: the path cannot be checked (a folder on it that the user may not enter, a name too long);
+            the message names the path and the reason.
+    """
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as err:
+        raise ConfigError(f"cannot check the livedance config {path}: {err.strerror or err} (set {CONFIG_ENV} "
+                          "to a file you can read, or pass --config)") from None
+    return True
+
+
 def _number(path: Path, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ConfigError(f"{path}: {key} must be a finite number, got {value!r}")
+    try:  # an integer too large for a float (JSON has no limit) is no finite number either
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:
+        ok = False
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise ConfigError(f"{path}: {key} must be a finite number, got {shown}")
     return float(value)
 
 
@@ -265,7 +292,7 @@ def load_user_config(path: str | Path | None = None) -> UserConfig:
             names the file and the key).
     """
     p = Path(path).expanduser() if path is not None else config_path()
-    if not p.exists():
+    if not config_exists(p):
         return UserConfig()
     try:
         text = p.read_text(encoding="utf-8")
@@ -303,8 +330,15 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
     parse_user_config(data, p)  # refuse to write what could not be read back
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
+        try:  # keep the file's permissions (a config shared with a service account stays readable to it)
+            mode = p.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # a new file: the usual permissions (mkstemp makes 0600)
         fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=p.parent)
         try:
+            os.chmod(tmp, mode)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2)
                 fh.write("\n")
@@ -333,6 +367,7 @@ __all__ = [
     "LoopbackRecord",
     "TapRecord",
     "UserConfig",
+    "config_exists",
     "config_path",
     "load_user_config",
     "parse_user_config",

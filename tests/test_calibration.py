@@ -426,6 +426,8 @@ def test_config_round_trip_keeps_unknown_keys(monkeypatch, tmp_path):
         ('{"tap": {"offset_ms": 1}}', r"tap\.spread_ms"),
         ('{"loopback": 3}', "loopback"),
         ('{"version": 99}', "newer"),
+        ('{"output_latency_ms": 1' + "0" * 400 + "}", "output_latency_ms must be a finite number"),
+        ('{"tap": {"offset_ms": 1' + "0" * 400 + "}}", r"tap\.offset_ms must be a finite number"),
     ],
 )
 def test_malformed_config_raises_config_error_naming_the_file(tmp_path, text, match):
@@ -444,6 +446,32 @@ def test_save_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
     link.symlink_to(real)
     save_user_config(UserConfig(output_latency_ms=33.0), link)  # as a dotfile manager's link
     assert link.is_symlink() and load_user_config(real).output_latency_ms == 33.0
+
+
+def test_a_config_path_that_cannot_be_checked_is_a_config_error(tmp_path):
+    """A name too long for the file system (or a folder the user may not enter) is a ConfigError naming the
+    path, not an OSError traceback that would stop perform before the show."""
+    from livedance.calibration.user_config import config_exists
+
+    long = tmp_path / ("a" * 300 + ".json")
+    with pytest.raises(ConfigError, match="cannot check the livedance config") as info:
+        load_user_config(long)
+    assert "a" * 300 in str(info.value)
+    assert config_exists(tmp_path / "none.json") is False
+    assert config_exists(tmp_path / "none" / "deeper.json") is False
+    (tmp_path / "file").write_text("x")
+    assert config_exists(tmp_path / "file" / "under-a-file.json") is False  # ENOTDIR: missing, not an error
+
+
+def test_a_rewrite_keeps_the_files_permissions(tmp_path):
+    path = tmp_path / "c.json"
+    save_user_config(UserConfig(output_latency_ms=1.0), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # a new file: the usual permissions, not mkstemp's 0600
+    os.chmod(path, 0o644)
+    save_user_config(UserConfig(output_latency_ms=2.0), path)
+    assert path.stat().st_mode & 0o777 == 0o644 and load_user_config(path).output_latency_ms == 2.0
 
 
 def test_save_refuses_out_of_range(tmp_path):
@@ -490,6 +518,21 @@ def test_cli_set_show_and_malformed_file(tmp_path, capsys):
     assert main(["calibrate", "show", "--config", str(cfg_file)]) == 2
     assert str(cfg_file) in capsys.readouterr().err.replace("\n", "")
     assert main(["calibrate", "latency", "--tap", "--loopback", "--config", str(tmp_path / "x.json")]) == 2
+    capsys.readouterr()
+    # a negative unreported latency is a measurement like any other (the config and the tap accept it)
+    neg = tmp_path / "neg.json"
+    assert main(["calibrate", "set", "--output-ms", "-12", "--input-ms", "-3", "--config", str(neg)]) == 0
+    assert (load_user_config(neg).output_latency_ms, load_user_config(neg).input_latency_ms) == (-12.0, -3.0)
+
+
+def test_cli_show_expands_a_tilde_path(tmp_path, monkeypatch, capsys):
+    from livedance.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_user_config(UserConfig(output_latency_ms=7.0), tmp_path / "home.json")
+    assert main(["calibrate", "show", "--config", "~/home.json"]) == 0
+    out = capsys.readouterr().out
+    assert "not written yet" not in out and '"output_latency_ms": 7.0' in out
 
 
 def test_avatar_hip_height_is_stored_checked_and_kept(tmp_path, capsys):

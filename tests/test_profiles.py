@@ -114,6 +114,16 @@ def test_missing_key_and_broken_json(tmp_path):
         parse_profile([1, 2])
 
 
+def test_a_utf16_file_and_a_folder_named_like_a_profile(tmp_path, monkeypatch):
+    f = tmp_path / "notepad.json"
+    f.write_bytes((PROFILE_DIR / "vrm1.json").read_text().encode("utf-16"))
+    with pytest.raises(ConfigError, match="notepad.json.*save it as UTF-8"):
+        load_profile(f)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vrm1").mkdir()  # a folder in the working directory does not hide the shipped profile
+    assert load_profile("vrm1").path == PROFILE_DIR / "vrm1.json"
+
+
 def test_offsets_are_read_in_unity_frame_and_normalized():
     # Unity yaw +90 deg (about +y) is, in the mirrored right-handed frame, a yaw of -90 deg
     s = np.sqrt(0.5)

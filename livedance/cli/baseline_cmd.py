@@ -24,7 +24,7 @@ def train_baseline_cmd(
     minutes: Optional[float] = typer.Option(
         14.0, min=0.01, help="Wall-clock budget in minutes (the generator's shipped run; the LR anneals over it)."),
     steps: int = typer.Option(3000, min=1, help="Optimiser steps (the LR schedule's length; the wall-clock budget stops first)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, help="Random seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
     out: Optional[Path] = typer.Option(None, help="Run folder; default runs/baseline."),
     tokenizer: Optional[Path] = typer.Option(

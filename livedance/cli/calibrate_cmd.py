@@ -105,8 +105,8 @@ def latency_command(
             "mode": "loopback",
             "round_trip_ms": rec.round_trip_ms,
             "round_trip_samples": est.round_trip_samples,
-            "reported_ms": rec.reported_ms,
-            "extra_ms": rec.extra_ms,
+            "reported_ms": rec.reported_ms if math.isfinite(est.reported_s) else None,  # unknown, not 0
+            "extra_ms": rec.extra_ms if math.isfinite(extra_ms) else None,
             "spread_ms": rec.spread_ms,
             "clicks_found": rec.clicks,
             "clicks_played": est.clicks_played,
@@ -176,7 +176,9 @@ def _print_result(result: dict) -> None:
     for key, value in result.items():
         if key in ("mode", "saved_to"):
             continue
-        if isinstance(value, float):
+        if value is None:
+            text = "n/a"
+        elif isinstance(value, float):
             text = f"{value:.1f}" if math.isfinite(value) else "n/a"
         else:
             text = str(value)
@@ -188,7 +190,12 @@ def _print_result(result: dict) -> None:
             "Visual mode measures keyboard + display + reaction, not audio latency; output_latency_ms is unchanged."
         )
     if result.get("saved_to"):
-        console.print(f"Saved to {result['saved_to']} (livedance perform reads it).", highlight=False)
+        from livedance.calibration.user_config import config_path
+
+        read = Path(result["saved_to"]) == config_path().expanduser().resolve()
+        console.print(f"Saved to {result['saved_to']}" + (" (livedance perform reads it)." if read else
+                      f" (livedance perform reads {config_path()}; set LIVEDANCE_CONFIG to use this file)."),
+                      highlight=False)
 
 
 @calibrate_app.command("show")
@@ -198,19 +205,26 @@ def show_command(
     """Print the user config (JSON) and the file it comes from."""
     from livedance.calibration.user_config import config_path, load_user_config
 
-    path = config_file or config_path()
+    from livedance.calibration.user_config import config_exists
+
+    path = config_file.expanduser() if config_file is not None else config_path()
     cfg = load_user_config(path)
-    typer.echo(f"# {path}{'' if path.exists() else ' (not written yet: defaults)'}")
+    typer.echo(f"# {path}{'' if config_exists(path) else ' (not written yet: defaults)'}")
     typer.echo(json.dumps(cfg.to_dict(), indent=2))
 
 
 @calibrate_app.command("set")
 def set_command(
-    output_ms: Optional[float] = typer.Option(None, "--output-ms", min=0.0, max=2000.0,
-                                              help="Output latency to store, milliseconds (0..2000: the delay between "
-                                              "a frame leaving livedance and the avatar showing it)."),
-    input_ms: Optional[float] = typer.Option(None, "--input-ms", min=0.0, max=2000.0,
-                                             help="Input latency to store, milliseconds (0..2000)."),
+    output_ms: Optional[float] = typer.Option(None, "--output-ms", min=-2000.0, max=2000.0,
+                                              help="Unreported output latency to store, milliseconds (-2000..2000): how "
+                                              "much later than PortAudio's DAC time the room hears playback (driver "
+                                              "buffers, Bluetooth, a PA). It becomes perform's default --audio-delay-ms "
+                                              "with --play. The delay from a frame leaving livedance to the avatar "
+                                              "showing it is not this: that is perform --latency-ms."),
+    input_ms: Optional[float] = typer.Option(None, "--input-ms", min=-2000.0, max=2000.0,
+                                             help="Unreported input latency to store, milliseconds (-2000..2000): how "
+                                             "much earlier than PortAudio's capture time a sound reached the input. "
+                                             "perform with an input device then defaults --audio-delay-ms to minus it."),
     hip_height: Optional[float] = typer.Option(None, "--hip-height", min=0.2, max=5.0, help="Your avatar's standing hip (pelvis) height, "
                                                "metres (0.2..5): perform then scales the dancer's travel over VMC by it "
                                                "over the SMPL-X body's 0.95 m, so the feet do not slide (--travel-scale "

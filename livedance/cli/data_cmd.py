@@ -62,7 +62,7 @@ def align_tang(
 @data_app.command("split-tang")
 def split_tang(
     data_root: Path = typer.Option(None, help="Folder holding dance-tang2018/ (default: $LIVEDANCE_DATA or ../shared/data)."),
-    seed: int = typer.Option(0, help="Seed of numpy.random.default_rng."),
+    seed: int = typer.Option(0, min=0, help="Seed of numpy.random.default_rng."),
     val_frac: float = typer.Option(0.15, min=0.0, max=0.5, help="Fraction of each style for validation (0..0.5)."),
     test_frac: float = typer.Option(0.15, min=0.0, max=0.5, help="Fraction of each style for test (0..0.5)."),
     out: Path = typer.Option(None, help="Output JSON (default: livedance/data/tang_split.json)."),

@@ -55,7 +55,7 @@ def eval_command(
     ),
     fps: float = typer.Option(25.0, "--fps", help="Evaluation frame rate; every clip is resampled to it."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results (with per-clip values) here."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the 'real dance, wrong song' music derangement, of R@1's negative draws, and of the --models rows' sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the 'real dance, wrong song' music derangement, of R@1's negative draws, and of the --models rows' sampling."),
     reference_split: str = typer.Option(
         "train", "--reference-split", help="Split whose real dances are the FID reference statistics."
     ),
@@ -291,5 +291,8 @@ def eval_command(
             + f" --json {json_out}"
         )
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(data, indent=2))
+        from livedance.atomic import atomic_target
+
+        with atomic_target(json_out) as tmp:  # a crash or a full disk never leaves half a results file
+            tmp.write_text(json.dumps(data, indent=2))
         out.print(f"  - wrote {json_out}", highlight=False)

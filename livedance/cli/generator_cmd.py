@@ -53,7 +53,7 @@ _MIN = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops an
 @train_app.command("generator")
 def train_generator_cmd(
     steps: int = _STEPS, minutes: Optional[float] = _MIN,
-    seed: int = typer.Option(0, help="Random seed."),
+    seed: int = typer.Option(0, min=0, help="Random seed."),
     out: Optional[Path] = typer.Option(None, help="Run folder (checkpoints, log); default runs/generator."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),
     batch_size: int = typer.Option(16, min=1, help="Token windows per step (per rank)."),

@@ -16,7 +16,7 @@ def train_retrieval_cmd(
     steps: int = typer.Option(600, min=1, help="Optimiser steps (the LR schedule's length)."),
     minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall-clock budget in minutes (stops and anneals early; "
                                             "default none: --steps decides)."),
-    seed: int = typer.Option(0, help="Seed of the initialisation and the batch order (another seed gives another model; "
+    seed: int = typer.Option(0, min=0, help="Seed of the initialisation and the batch order (another seed gives another model; "
                              "docs/eval.md shows how much the figures move)."),
     out: Path = typer.Option(Path("runs/retrieval"), help="Run folder (checkpoints, log, retrieval.*)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint."),

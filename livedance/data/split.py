@@ -79,7 +79,10 @@ def make_tang_split(
 
 def write_split(split: dict, path: Path = SPLIT_PATH) -> Path:
     """Write a split as indented JSON; returns the path."""
-    path.write_text(json.dumps(split, indent=1) + "\n", encoding="utf-8")
+    from livedance.atomic import atomic_target
+
+    with atomic_target(path) as tmp:  # training reads it: never half a file
+        tmp.write_text(json.dumps(split, indent=1) + "\n", encoding="utf-8")
     return path
 
 

@@ -650,7 +650,10 @@ def write_alignment(result: dict, path: Path = ALIGNMENT_PATH) -> Path:
             return [clean(x) for x in v]
         return v
 
-    path.write_text(json.dumps(clean(result), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    from livedance.atomic import atomic_target
+
+    with atomic_target(path) as tmp:  # training reads it: never half a file
+        tmp.write_text(json.dumps(clean(result), indent=1, sort_keys=False) + "\n", encoding="utf-8")
     return path
 
 
