@@ -106,6 +106,17 @@ def test_timeline_ring_keeps_the_newest_frames():
     assert np.isclose(tl.sample(12.5 / 60).root[0], 0.5, atol=1e-5)
 
 
+def test_an_overwrite_after_the_ring_wrapped_interpolates_between_the_frames_it_kept():
+    tl = MotionTimeline(capacity=4)
+    tl.append(_frames(0.0, 10, 10.0))  # 0.0 .. 0.9 s, root x = 0..9; the ring keeps 0.6 .. 0.9
+    new = _frames(0.7, 1, 10.0)
+    new.root_translation[0, 0] = 50.0  # one new frame at 0.7 s replaces 0.7, 0.8, 0.9
+    tl.append(new)
+    assert tl.count == 2 and np.isclose(tl.end_s, 0.7)
+    np.testing.assert_allclose([tl.sample(t).root[0] for t in (0.6, 0.65, 0.7)], [6.0, 28.0, 50.0], atol=1e-4)
+    assert tl.sample(0.5).root[0] == 6.0  # before the oldest kept frame: held, not a dropped slot
+
+
 # ---------------------------------------------------------------------------------------------- clock
 def test_deadline_clock_stays_on_the_absolute_grid_and_skips_after_a_stall():
     clk = DeadlineClock(fps=100.0, spin_s=0.001)

@@ -115,6 +115,21 @@ def test_motion_beats_land_on_heard_beats_with_output_latency(click_wav, audio_d
     assert np.median(off) < 0.05, (np.median(off), off)
 
 
+@pytest.mark.parametrize("audio_delay_s", [0.0, 0.5])
+def test_the_show_goes_on_until_the_files_end_is_heard(tmp_path, audio_delay_s):
+    """A file's last sample is read audio_delay_s before the room hears it: run() returns only after the frame
+    that shows the music's end was sent, so a recording keeps the song's last hit."""
+    path = tmp_path / "two_seconds.wav"
+    sf.write(path, (0.1 * np.sin(np.arange(2 * SR) * 0.05)).astype(np.float32), SR)
+    col = Collect()
+    p = Performer(FileSource(path, realtime=True), [col], None,
+                  PerformConfig(audio_delay_s=audio_delay_s, gc_freeze=False, rt_priority=None))
+    p.run(duration_s=10.0)
+    p.stop()
+    last_heard = p.heard_stream_time(col.frames[-1][0])
+    assert 2.0 <= last_heard < 2.0 + 0.2  # the end was danced, and the show stopped soon after it
+
+
 def test_live_nudges_move_the_grid_given_to_the_sinks_and_the_generator_alike(click_wav):
     """The VJ's nudges (BPM offset, phase offset in beats) move the grid of ``Performer._nudged`` (which the
     output clock's music state for the sinks uses) and of the generator's music context alike, and a nudge that
@@ -734,6 +749,61 @@ def test_ableton_link_peers_set_the_tempo_of_the_dance(click_wav):
     assert snap.bpm == pytest.approx(100.0, abs=0.01) and snap.beat_s is not None
     assert min(phase, 1.0 - phase) < 0.02
     assert p.stats().clock_errors == 0
+
+
+class Walker:
+    """A 'learned' generator that walks 1 m/s along x (the stage leash pulls it back) and fails at step ``fail_at``."""
+
+    fps = 30.0
+    frames_per_step = 8
+
+    def __init__(self, fail_at: int):
+        self.k, self.fail_at = 0, fail_at
+
+    def reset(self, seed=0):
+        pass
+
+    def step(self, music):
+        from livedance.engine.base import MotionFrames
+
+        self.k += 1
+        if self.k >= self.fail_at:
+            raise RuntimeError("model blew up")
+        q = np.tile(np.array([0, 0, 0, 1.0], np.float32), (8, 55, 1))
+        r = np.zeros((8, 3), np.float32)
+        r[:, 1] = 0.95
+        r[:, 0] = music.t_first_frame_s + np.arange(8) / self.fps
+        return MotionFrames(q, r, self.fps, music.t_first_frame_s)
+
+
+def test_the_fallback_dancer_is_not_leashed_or_faded_like_the_learned_one(tmp_path):
+    """When the learned dancer fails, the procedural dancer's frames must not get the learned dancer's stage-leash
+    offset (which had the avatar flash metres off stage) nor its idle fade; a --procedural dancer neither."""
+    from livedance.live.listener import BeatSnapshot
+    from livedance.live.procedural import ProceduralGenerator
+
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros(SR, np.float32), SR)
+    cfg = PerformConfig(gc_freeze=False, rt_priority=None, gil_switch_s=None)
+    p = Performer(FileSource(path, realtime=True), [], Walker(fail_at=50), cfg)
+    p._presence = 1.0
+    p.listener._beat = BeatSnapshot(bpm=120.0, beat_s=0.0, confidence=0.9, silent=False)
+    t, roots = 0.0, []
+    for _ in range(55):
+        f = p._step(p.generator, t)
+        roots.append(np.asarray(f.root_translation)[:, 0])
+        t = f.t0_s + len(f) / f.fps
+    assert isinstance(p.generator, ProceduralGenerator) and np.abs(p._leash.offset).max() > 5  # it had walked away
+    assert max(np.abs(r).max() for r in roots) < 3.0  # leashed while learned, in place after: never far off stage
+    g = ProceduralGenerator()
+    p = Performer(FileSource(path, realtime=True), [], g, cfg)
+    p.listener._beat = BeatSnapshot(bpm=120.0, beat_s=0.0, confidence=0.9, silent=False)
+    presence = p._presence
+    ours = g.step(p._music(0.0))
+    g.reset()
+    shown = p._step(g, 0.0)
+    assert p._presence == presence  # no learned-dancer fade for the procedural dancer
+    np.testing.assert_allclose(shown.root_translation, ours.root_translation, atol=1e-6)
 
 
 class HoldPose:

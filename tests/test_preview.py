@@ -311,3 +311,15 @@ def test_ipv6_host_listens_on_ipv6():
         conn.close()
     finally:
         srv.stop()
+
+
+def test_the_perform_preview_sink_names_the_port_it_bound():
+    """``--preview-port 0`` picks a free port: the banner must show that port, not 0."""
+    from livedance.live.sinks import PreviewSink
+
+    sink = PreviewSink(port=0)
+    try:
+        port = sink.server.port
+        assert port > 0 and sink.name == f"preview http://127.0.0.1:{port}/"
+    finally:
+        sink.close()

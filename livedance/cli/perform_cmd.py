@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -223,6 +225,9 @@ def perform_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if duration is not None and not duration > 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
+    for opt, value in (("--intro-s", intro_s), ("--stage-radius", stage_radius)):
+        if not math.isfinite(value):  # (typer's min=0 lets inf through)
+            raise ConfigError(f"{opt} must be a finite number >= 0, got {value}")
     if preview_port != 8765 and not preview:
         raise ConfigError(f"--preview-port {preview_port} applies to the web preview: add --preview")
     if no_vmc and vmc != "127.0.0.1:39539":

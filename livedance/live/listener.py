@@ -199,6 +199,13 @@ class Listener:
         """True once the first block arrived (the stream origin is measured, not provisional)."""
         return self._clock.t0 is not None
 
+    @property
+    def end_s(self) -> float:
+        """Stream-clock seconds of the end of the last sample read (0.0 before any); once :attr:`finished` is set,
+        the end of the file."""
+        n = self._next_index
+        return 0.0 if n is None else n / float(self.source.sample_rate)
+
     def stream_time(self, t_perf: float | None = None) -> float:
         """Stream-clock seconds at perf_counter time ``t_perf`` (default now)."""
         return (time.perf_counter() if t_perf is None else t_perf) - self.stream_origin

@@ -525,7 +525,13 @@ class Performer:
         return t_perf - self.listener.stream_origin - self.config.audio_delay_s
 
     def run(self, duration_s: float | None = None, on_status=None, status_every_s: float = 0.25) -> None:
-        """Block until the source finishes, ``duration_s`` passes or :meth:`stop` is called.
+        """Block until the source finishes and its end has been danced, ``duration_s`` passes or :meth:`stop` is
+        called.
+
+        A file's last sample is read before the audience hears it (``audio_delay_s`` later, and for ``--play``
+        the output buffer's latency on top, both in the stream clock's origin), so after the source finishes the
+        show goes on until the frame that shows the music's end has been sent (``heard_stream_time`` of its
+        ``t_show`` past the end, plus one frame): a recording keeps the song's last hit.
 
         Args:
             duration_s: stop after this many seconds (None: until the source ends or forever).
@@ -535,6 +541,14 @@ class Performer:
         t_end = None if duration_s is None else time.perf_counter() + float(duration_s)
         while not self._stop.is_set():
             if self.finished:
+                cfg = self.config
+                # the tick whose frame is seen when the end is heard: origin + end + D - L, and one frame more
+                t_done = self.stream_origin + self.listener.end_s + cfg.audio_delay_s - cfg.latency_s + 1.0 / cfg.fps
+                if t_end is not None:
+                    t_done = min(t_done, t_end)
+                self._stop.wait(max(0.0, t_done - time.perf_counter()))
+                if on_status is not None:
+                    on_status(self.stats())
                 break
             if t_end is not None and time.perf_counter() >= t_end:
                 break
@@ -792,6 +806,7 @@ class Performer:
         self._apply_style_requests(gen)
         music = self._music(t_first)
         before = _engine_counts(gen)
+        made_by = gen  # the generator whose frames these are (the fallback's once ``gen`` failed)
         try:
             frames = gen.step(music)
             self._check(frames, t_first)
@@ -813,11 +828,13 @@ class Performer:
             self.generator = self.fallback
             self._stats.fallback = True
             frames = self.fallback.step(music)
+            made_by = self.fallback
             n_bad = 0
         self._stats.gen_steps += 1
         self._stats.bad_frames += n_bad
         frames = self._sanitise(frames, t_first)
-        if gen is not self.fallback:
+        if not isinstance(made_by, ProceduralGenerator):  # a learned dancer's travel is leashed, its silence faded;
+            # the procedural dancer (the fallback, or --procedural's own) dances in place and idles by itself
             frames = self._fade_to_idle(self._leash.apply(frames))
         return frames
 

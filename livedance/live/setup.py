@@ -16,6 +16,8 @@ from livedance.atomic import check_output_path
 from livedance.errors import ConfigError, LivedanceError
 
 _log = logging.getLogger("livedance.live")
+#: Names ending in these are audio files: a missing one is "file does not exist", not an unknown input device.
+_AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".m4a", ".aac"})
 
 
 def parse_endpoint(text: str, option: str) -> tuple[str, int]:
@@ -191,7 +193,7 @@ def open_source(spec: str | None, play: bool = False, block_size: int = 512,
         return LiveSource(device=spec, block_size=block_size, input_channels=input_channels)
     from livedance.audio.live import LiveSource
 
-    if spec is not None and re.fullmatch(r"[\w./\\-]+\.(wav|flac|ogg|opus|mp3|aiff?)", spec, re.IGNORECASE):
+    if spec is not None and Path(spec).suffix.lower() in _AUDIO_SUFFIXES:  # (spaces and all: "My Song.wav")
         from livedance.errors import AudioError
 
         raise AudioError(f"audio file {spec} does not exist; expected a readable file, a device or jack:<port>")
@@ -339,7 +341,8 @@ def build_sinks(
         for p in seen:
             recs.append(make_recorder(p, rest_offsets, fps, overwrite=overwrite))
         if recs:
-            sinks.append(RecorderThread(recs))
+            # 600 frames (10 s of disk stall at 60 fps) or 30 s' worth at a higher --fps (about 1 KB a frame)
+            sinks.append(RecorderThread(recs, max_queue=max(600, int(30 * fps))))
             recs = []
         if preview:
             from livedance.live.sinks import PreviewSink

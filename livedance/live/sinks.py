@@ -128,7 +128,7 @@ class PreviewSink:
             raise ConfigError("--preview: the web preview (livedance.bridges.preview) is not available") from None
         self.server = preview.PreviewServer(host=host, port=port)
         self.server.start()
-        self.name = f"preview http://{host}:{port}/"
+        self.name = f"preview http://{host}:{self.server.port}/"  # the bound port (port 0 picks a free one)
 
     def send(self, frame: PoseFrame, music: MusicState) -> None:
         """Push the pose (non-blocking)."""

@@ -57,19 +57,21 @@ class MotionTimeline:
         self._q = np.zeros((self._cap, n_joints, 4), np.float32)
         self._r = np.zeros((self._cap, 3), np.float32)
         self._t = np.full(self._cap, np.inf)
-        self._n = 0  # frames ever stored
+        self._n = 0  # frames stored, minus those dropped by an overwrite: the newest frame is slot (_n - 1) % cap
+        self._held = 0  # frames held now (<= cap; an overwrite after the ring wrapped leaves fewer than cap)
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         """Drop every frame."""
         with self._lock:
             self._n = 0
+            self._held = 0
             self._t.fill(np.inf)
 
     @property
     def count(self) -> int:
         """Frames held now (at most ``capacity``)."""
-        return min(self._n, self._cap)
+        return self._held
 
     @property
     def end_s(self) -> float | None:
@@ -89,15 +91,17 @@ class MotionTimeline:
         times = frames.t0_s + np.arange(n) / float(frames.fps)
         with self._lock:
             # drop stored frames at or after the first new time
-            while self._n > 0 and self._t[(self._n - 1) % self._cap] >= times[0] - 1e-9:
+            while self._held > 0 and self._t[(self._n - 1) % self._cap] >= times[0] - 1e-9:
                 self._t[(self._n - 1) % self._cap] = np.inf
                 self._n -= 1
+                self._held -= 1
             for i in range(n):
                 k = self._n % self._cap
                 self._q[k] = frames.local_quats[i]
                 self._r[k] = frames.root_translation[i]
                 self._t[k] = times[i]
                 self._n += 1
+                self._held = min(self._held + 1, self._cap)
 
     def sample(self, t_s: float) -> Sample | None:
         """The pose at stream time ``t_s`` seconds, or None when the timeline is empty."""
