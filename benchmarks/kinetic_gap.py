@@ -94,7 +94,7 @@ def main() -> None:
     from livedance.data.dataset import load_split
     from livedance.errors import ConfigError
     from livedance.eval.motion_io import find_motions
-    from livedance.eval.suite import EvalClip, EvalConfig, compute_features
+    from livedance.eval.suite import EvalClip, EvalConfig, compute_features, shared_skeleton
     from livedance.model.checkpoint import WEIGHTS_DIR
     from tokenizer_fid import reconstruct
 
@@ -106,9 +106,10 @@ def main() -> None:
             raise ConfigError(f"--motions {item!r}: expected LABEL=DIR with DIR a folder of motion npz files")
         rows.setdefault(label, []).append([EvalClip.from_clip(m).at_fps(cfg.fps) for m in find_motions(Path(path))])
     clips = load_split(args.split, progress=False)
-    real = [EvalClip.from_clip(c).at_fps(cfg.fps) for c in clips]
-    reference = compute_features([EvalClip.from_clip(c).at_fps(cfg.fps) for c in load_split("train", progress=False)],
-                                 cfg).kinetic
+    train = load_split("train", progress=False)
+    canon = shared_skeleton(train)  # the real dances on the generators' one skeleton, as `livedance eval` scores them
+    real = [EvalClip.from_clip(c, canon).at_fps(cfg.fps) for c in clips]
+    reference = compute_features([EvalClip.from_clip(c, canon).at_fps(cfg.fps) for c in train], cfg).kinetic
     with tempfile.TemporaryDirectory() as tmp:
         reconstruct(WEIGHTS_DIR / "tokenizer", clips, Path(tmp))
         recon = [EvalClip.from_clip(m).at_fps(cfg.fps) for m in find_motions(Path(tmp))]

@@ -45,10 +45,12 @@ def main() -> None:
     from livedance.model.retrieval import MusicDanceRetrieval
     from livedance.model.retrieval import paired_clip
 
-    from livedance.eval.suite import EvalClip
+    from livedance.eval.suite import EvalClip, shared_skeleton
+
+    canon = shared_skeleton(load_split("train", progress=False))
 
     def pair(clip, fps: float, shift: float = 0.0):  # every dance at the model's frame rate, as livedance eval does
-        c = EvalClip.from_clip(clip).at_fps(fps)
+        c = EvalClip.from_clip(clip, canon).at_fps(fps)  # (real dances on the one skeleton, as eval scores them)
         return paired_clip(c.name, c.positions, fps, c.audio_path, c.audio_offset_s + shift)
 
     fps = MusicDanceRetrieval.load(args.weights[0] if args.weights else None)[0].config.fps

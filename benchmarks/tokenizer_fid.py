@@ -78,9 +78,11 @@ def reconstruct(stem: Path, clips, out: Path) -> float:
         x = torch.from_numpy(rep.encode(c))[None]
         with torch.no_grad():
             y = tok.decode(tok.encode(x))[0, : x.shape[1]].numpy()
-        rot, transl = rep.decode(y, rest_offsets=c.rest_offsets, start_xz=c.root_translation[0, [0, 2]],
+        # decoded onto the representation's one skeleton, as the generators' dances are (and as livedance eval
+        # scores the real dances by default, EvalConfig.skeleton "shared")
+        rot, transl = rep.decode(y, rest_offsets=rep.rest_offsets, start_xz=c.root_translation[0, [0, 2]],
                                  start_heading=pelvis_heading(c.local_rotmats[0, 0]))
-        pos = smpl24_positions(rot, transl, c.rest_offsets)
+        pos = smpl24_positions(rot, transl, rep.rest_offsets)
         quats = np.zeros((len(rot), 55, 4), np.float32)
         quats[..., 3] = 1.0
         quats[:, :22] = rotmat_to_quat(torch.from_numpy(rot)).numpy()

@@ -54,6 +54,11 @@ CASES = [
     (["eval", "--models", "baseline", "--pace", "0.5"], "--pace apply to the 'livedance' row"),
     (["eval", "--models", "livedance", "--pace", "0.5", "--no-retrieval"], "has no pace input"),  # the shipped weights
     (["eval", "--shared-seed"], "--shared-seed applies to the --models rows"),
+    (["eval", "--pose-guard"], "--pose-guard applies to the --models rows"),
+    (["calibrate", "latency", "--tap", "--clicks", "5", "--no-save"], "--clicks applies to --loopback, not to --tap"),
+    (["calibrate", "latency", "--loopback", "--bpm", "90", "--beats", "8", "--no-save"],
+     "--bpm, --beats apply to --tap, not to --loopback"),
+    (["eval", "--models", "livedance", "--style-strength", "2"], "--style-strength 2 applies to a --style"),
     (["generate", SONG, "-o", "{tmp}/g.npz", "--pace", "0.5", "--duration", "1"], "no pace input"),
     (["perform", "demo", "--no-vmc", "--no-controls", "--pace", "0.5", "--duration", "1"], "--pace 0.5"),
     (["calibrate", "set", "--output-ms", "-2500", "--config", "{tmp}/c.json"], "--output-ms"),

@@ -207,6 +207,53 @@ def test_the_upstream_ee_reaches_fidk_and_divk_only_and_is_named(songs, tmp_path
     assert up.to_dict()["kinetic_ee"] == "upstream" and plain.to_dict()["kinetic_ee"] == "physical"
 
 
+@dataclass
+class RotClip(StubClip):
+    """A stub dance with joint rotations, a root path and its dancer's skeleton (as a dataset MotionClip)."""
+
+    local_rotmats: np.ndarray = None
+    root_translation: np.ndarray = None
+    rest_offsets: np.ndarray = None
+
+
+def test_real_dances_are_scored_on_one_skeleton_so_a_dancers_size_is_no_diversity(songs, tmp_path):
+    """The same motion danced by a small and a tall dancer: on their own skeletons the two differ (Divk > 0);
+    on the shared skeleton (the default, the mean of the reference dancers') they are one dance (Divk 0), and the
+    positions scored are FK on that mean."""
+    from scipy.spatial.transform import Rotation
+
+    from livedance.data.dataset import smpl24_positions
+    from livedance.eval import EvalClip, shared_skeleton
+    from livedance.live.rest import default_rest_offsets
+
+    _, clips = songs
+    n = int(SECONDS * FPS)
+    rng = np.random.default_rng(0)
+    t = np.arange(n) / FPS
+    rotvec = 0.3 * np.sin(2 * np.pi * 1.5 * t[:, None, None] + rng.uniform(0, 6, size=(1, 22, 3)))
+    rotmats = Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(n, 22, 3, 3).astype(np.float32)
+    root = np.stack([0.3 * np.sin(t), np.zeros(n), 0.2 * t], axis=1).astype(np.float32)
+    base = default_rest_offsets()[:22]
+    dancers = []
+    for k, scale in enumerate((0.9, 1.1)):
+        off = (base * scale).astype(np.float32)
+        c = clips[k]
+        dancers.append(RotClip(f"dancer{k}", "synthetic", FPS, smpl24_positions(rotmats, root, off), c.audio_path,
+                               c.audio_offset_s, True, rotmats, root, off))
+    canon = shared_skeleton(dancers)
+    np.testing.assert_allclose(canon, base, atol=1e-6)  # the mean of 0.9x and 1.1x
+    np.testing.assert_allclose(EvalClip.from_clip(dancers[1], canon).positions,
+                               smpl24_positions(rotmats, root, canon), atol=1e-6)
+    cache = MusicBeatCache(tmp_path)
+    own = evaluate(dancers, dancers, config=EvalConfig(fps=FPS, skeleton="own"), cache=cache)
+    one = evaluate(dancers, dancers, config=EvalConfig(fps=FPS), cache=cache)
+    assert own.rows[0].metrics["Divk"] > 0.1 and one.rows[0].metrics["Divk"] < 1e-6
+    assert any("own skeletons" in n_ for n_ in own.rows[0].notes)
+    assert one.to_dict()["skeleton"] == "shared" and own.to_dict()["skeleton"] == "own"
+    with pytest.raises(DataError, match="skeleton"):
+        evaluate(dancers, dancers, config=EvalConfig(fps=FPS, skeleton="mine"), cache=cache)
+
+
 def test_evaluate_needs_two_clips(songs, tmp_path):
     _, clips = songs
     with pytest.raises(DataError, match="at least 2"):

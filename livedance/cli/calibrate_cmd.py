@@ -34,6 +34,7 @@ def _now() -> str:
 
 @calibrate_app.command("latency")
 def latency_command(
+    ctx: typer.Context,
     tap: bool = typer.Option(False, "--tap", help="Tap along to a click track (default when no mode is given)."),
     loopback: bool = typer.Option(False, "--loopback", help="Time clicks sent from an output back into an input."),
     output: Optional[str] = typer.Option(None, "--output", help="Output device (index, name or jack:<client>); default output if omitted."),
@@ -66,6 +67,16 @@ def latency_command(
 
     if tap and loopback:
         raise ConfigError("choose one of --tap and --loopback, not both")
+    def typed(name: str) -> bool:  # given on the command line (click's ParameterSource.COMMANDLINE)
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    given = [n for n in ("bpm", "beats", "lead_in", "discard", "visual", "clicks", "jack_loop", "input_dev") if typed(n)]
+    other = [n for n in given if (n in ("clicks", "jack_loop", "input_dev")) != loopback]
+    if other:  # an option of the other mode would be silently ignored
+        flags = ", ".join("--" + {"input_dev": "input"}.get(n, n).replace("_", "-") for n in other)
+        raise ConfigError(f"{flags} appl{'ies' if len(other) == 1 else 'y'} to "
+                          f"{'--tap' if loopback else '--loopback'}, not to {'--loopback' if loopback else '--tap'}")
     cfg_user = load_user_config(config_file)  # fail early on a malformed file
     if save:  # ... and on one that cannot be written: a tap session is not lost at its end
         from livedance.atomic import check_output_path

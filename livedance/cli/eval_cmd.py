@@ -118,6 +118,11 @@ def eval_command(
         "physical", "--kinetic-ee", help="Energy expenditure in the kinetic features (FIDk, Divk): physical (the true "
         "acceleration, default) or upstream (the AIST++ / Bailando code's precedence slip, to compare with published "
         "FIDk; livedance.eval.kinetic)."),
+    skeleton: str = typer.Option(
+        "shared", "--skeleton", help="The body the real dances are scored on: shared (default: each rendered by FK on "
+        "one skeleton, the mean of the train dancers', which the generators decode onto; as Bailando scores every row "
+        "on one SMPL body) or own (each dancer's own skeleton, the protocol before session 24: the dancers' size "
+        "differences then count as diversity of the real rows only)."),
 ) -> None:
     """Score dances with the AIST++ metrics (FIDk, FIDg, Divk, Divg, BAS), EDGE's PFC, and SoulNet-style music-dance
     retrieval: MM-Dist (0..2, lower is better, 1.41 = unrelated) and R@1 (how often a dance window's own music window
@@ -147,7 +152,9 @@ def eval_command(
 
     if kinetic_ee not in EE_VARIANTS:
         raise ConfigError(f"--kinetic-ee {kinetic_ee!r}: expected {' or '.join(EE_VARIANTS)}")
-    config = EvalConfig(fps=fps, seed=seed, kinetic_ee=kinetic_ee)
+    if skeleton not in ("shared", "own"):
+        raise ConfigError(f"--skeleton {skeleton!r}: expected shared or own")
+    config = EvalConfig(fps=fps, seed=seed, kinetic_ee=kinetic_ee, skeleton=skeleton)
     if (weights is not None or temperature is not None or residual_temperature is not None or top_k is not None
             or min_p is not None or guidance is not None or style is not None or pace is not None) and \
             "livedance" not in (models or ""):
@@ -155,6 +162,10 @@ def eval_command(
                           "/ --pace apply to the 'livedance' row: add --models livedance")
     if shared_seed and not models:
         raise ConfigError("--shared-seed applies to the --models rows' sampling: add --models livedance and/or baseline")
+    if pose_guard and not models:
+        raise ConfigError("--pose-guard applies to the --models rows' sampling: add --models livedance and/or baseline")
+    if style_strength != 1.0 and style is None:
+        raise ConfigError(f"--style-strength {style_strength:g} applies to a --style: add --style NAME or label")
     if baseline_temperature is not None and "baseline" not in (models or ""):
         raise ConfigError("--baseline-temperature applies to the 'baseline' row: add --models baseline")
     if baseline_temperature is not None and not (math.isfinite(baseline_temperature) and baseline_temperature > 0):
@@ -273,6 +284,7 @@ def eval_command(
             f"livedance eval --split {split} --fps {fps:g} --seed {seed} --reference-split {reference_split}"
             + (f" --data-root {data_root}" if data_root is not None else "")
             + (f" --kinetic-ee {kinetic_ee}" if kinetic_ee != "physical" else "")
+            + (f" --skeleton {skeleton}" if skeleton != "shared" else "")
             + (f" --motions {motions}" if motions is not None else "")
             + (f" --models {models}" if models else "")
             + (f" --weights {weights}" if weights is not None else "")

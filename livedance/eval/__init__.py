@@ -37,6 +37,7 @@ from livedance.eval.suite import (
     derangement,
     distribution_metrics,
     evaluate,
+    shared_skeleton,
 )
 from livedance.eval.window import PROTOCOL_SECONDS, protocol_window, resample_positions
 
@@ -47,5 +48,5 @@ __all__ = [
     "compute_bas", "compute_features", "default_cache_dir", "derangement", "distribution_metrics",
     "evaluate", "fid", "find_motions", "frechet_distance", "geometric_features", "geometric_frame_features",
     "kinetic_features", "load_motion", "mean_joint_speed", "motion_beats", "normalize_with_reference",
-    "physical_foot_contact", "protocol_window", "resample_positions", "save_motion", "track_beats",
+    "physical_foot_contact", "protocol_window", "resample_positions", "save_motion", "shared_skeleton", "track_beats",
 ]  # fmt: skip

@@ -55,12 +55,20 @@ class EvalConfig:
         seed: seed of the "wrong song" derangement.
         kinetic_ee: energy expenditure of the kinetic features: ``"physical"`` (default) or ``"upstream"`` (the
             reference code's precedence slip, for published FIDk; :mod:`livedance.eval.kinetic`).
+        skeleton: the body the real dances (the split's and the reference's) are scored on: ``"shared"`` (default)
+            renders each by FK of its own joint rotations and root path on one skeleton, the mean of the reference
+            dancers' rest offsets, which is the skeleton the generators decode onto (their representation's); as
+            Bailando's protocol scores every row on one SMPL body, so a dancer's size (bone lengths differ by up
+            to 10 % between the Tang dancers, and kinetic energies grow with their square) is not counted as
+            diversity of the real rows only. ``"own"``: each dancer's own skeleton (the protocol before session
+            24). Motions without joint rotations (generated, read from files) keep their positions either way.
     """
 
     fps: float = 25.0
     seconds: float = PROTOCOL_SECONDS
     seed: int = 0
     kinetic_ee: str = "physical"
+    skeleton: str = "shared"
 
 
 @dataclass(frozen=True)
@@ -90,12 +98,25 @@ class EvalClip:
         return self.positions.shape[0] / self.fps
 
     @classmethod
-    def from_clip(cls, clip: Any) -> "EvalClip":
+    def from_clip(cls, clip: Any, rest_offsets: np.ndarray | None = None) -> "EvalClip":
         """From any object with ``name, positions, fps, audio_path, audio_offset_s`` (and optionally
-        ``beat_aligned``), e.g. a dataset ``MotionClip`` or a :class:`~livedance.eval.motion_io.MotionFile`."""
+        ``beat_aligned``), e.g. a dataset ``MotionClip`` or a :class:`~livedance.eval.motion_io.MotionFile`.
+
+        Args:
+            clip: the dance.
+            rest_offsets: (22, 3) metres: render a clip that has ``local_rotmats`` (T, 22, 3, 3) and
+                ``root_translation`` (T, 3) on this skeleton by FK (:func:`~livedance.data.dataset.smpl24_positions`)
+                instead of taking its ``positions``; None, or a clip without rotations, keeps ``positions``.
+        """
+        positions = clip.positions
+        rotmats, root = getattr(clip, "local_rotmats", None), getattr(clip, "root_translation", None)
+        if rest_offsets is not None and rotmats is not None and root is not None:
+            from livedance.data.dataset import smpl24_positions
+
+            positions = smpl24_positions(rotmats, root, rest_offsets)
         return cls(
             name=str(clip.name),
-            positions=np.asarray(clip.positions),
+            positions=np.asarray(positions),
             fps=float(clip.fps),
             audio_path=Path(clip.audio_path),
             audio_offset_s=float(clip.audio_offset_s),
@@ -112,6 +133,22 @@ class EvalClip:
         if self.fps != fps:
             pos = resample_positions(pos, self.fps, fps)
         return EvalClip(self.name, pos, float(fps), self.audio_path, self.audio_offset_s, self.beat_aligned)
+
+
+def shared_skeleton(reference_clips: Sequence[Any]) -> np.ndarray | None:
+    """The one skeleton real dances are scored on (``EvalConfig.skeleton == "shared"``).
+
+    Args:
+        reference_clips: the FID reference's dances (the train split), each with ``rest_offsets`` (22, 3) metres.
+    Returns:
+        (22, 3) float32 metres, the mean of their rest offsets (the same mean that
+        :meth:`~livedance.model.representation.Representation.fit` keeps as the generators' canonical skeleton),
+        or None when a clip has no ``rest_offsets`` (positions only: nothing to re-render).
+    """
+    offs = [getattr(c, "rest_offsets", None) for c in reference_clips]
+    if not offs or any(o is None for o in offs):
+        return None
+    return np.mean([np.asarray(o, np.float64) for o in offs], axis=0).astype(np.float32)
 
 
 @dataclass
@@ -477,6 +514,7 @@ class EvalReport:
             "seconds": self.config.seconds,
             "seed": self.config.seed,
             "kinetic_ee": self.config.kinetic_ee,
+            "skeleton": self.config.skeleton,
             "derangement": list(self.derangement),
             "rows": [r.to_dict() for r in self.rows],
         }
@@ -526,9 +564,12 @@ def evaluate(
         raise DataError(f"split '{split}' has {len(split_clips)} clips; evaluation needs at least 2")
     if len(reference_clips) < 2:
         raise DataError(f"reference split '{reference_split}' has {len(reference_clips)} clips; need at least 2")
+    if config.skeleton not in ("shared", "own"):
+        raise DataError(f"EvalConfig.skeleton {config.skeleton!r}: expected 'shared' or 'own'")
     cache = cache if cache is not None else MusicBeatCache()
-    gt = [EvalClip.from_clip(c).at_fps(config.fps) for c in split_clips]
-    ref = [EvalClip.from_clip(c).at_fps(config.fps) for c in reference_clips]
+    canon = shared_skeleton(reference_clips) if config.skeleton == "shared" else None
+    gt = [EvalClip.from_clip(c, canon).at_fps(config.fps) for c in split_clips]
+    ref = [EvalClip.from_clip(c, canon).at_fps(config.fps) for c in reference_clips]
     ref_feats = compute_features(ref, config, progress, f"({reference_split}, reference)")
     gt_feats = compute_features(gt, config, progress, f"({split})")
 
@@ -551,6 +592,11 @@ def evaluate(
     if shared:  # e.g. --split all, or --reference-split all: FID against a reference that holds the dances flatters
         ref_note += (f"; it holds {len(shared)} of the {len(gt)} scored dances, so FID here is not the protocol's "
                      "(score a split against another one)")
+    if config.skeleton == "own":
+        ref_note += ("; real dances on their dancers' own skeletons (their size differences count as diversity; "
+                     "the generated rows are on one skeleton)")
+    elif canon is None:
+        ref_note += "; real dances scored on their positions as given (no rest offsets to put them on one skeleton)"
     if config.kinetic_ee != "physical":  # FIDk / Divk on another scale: say so on every row
         ref_note += (f"; kinetic features with EE '{config.kinetic_ee}' (the reference code's precedence slip): "
                      "FIDk / Divk are not comparable with the default's")
