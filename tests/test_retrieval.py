@@ -62,6 +62,36 @@ def test_motion_features_ignore_where_the_dancer_faces_and_stands():
     assert np.abs(fast[:, :72]).mean() > 1.5 * np.abs(a[:, :72]).mean()
 
 
+def test_the_pelvis_height_is_read_above_the_local_floor_in_numpy_and_torch():
+    """A floor that drifts up through a take (the Tang captures: up to 45 cm) must not reach the features: only the
+    real dances carry it (a generated dance's floor is at 0). The torch twin (the alignment prior's) agrees."""
+    from livedance.model.align import motion_features_torch
+
+    pos = _dancer(150, 2)
+    drift = pos.copy()
+    drift[..., 1] += np.linspace(0.0, 0.4, len(pos))[:, None]  # the whole body, floor and all, rises 40 cm in 6 s
+    a, b = motion_window_features(pos, FPS), motion_window_features(drift, FPS)
+    # the opening follows a ramp up to its rise over the half window: 0.4 m / 6 s x 0.5 s = 3.3 cm, against 40 cm
+    assert np.abs(a[:, 72] - b[:, 72]).max() < 0.04
+    assert np.abs(b[:, 72] - drift[:, 0, 1]).max() > 0.3  # the world height would have carried it
+    t = motion_features_torch(torch.from_numpy(drift)[None], FPS)[0].numpy()
+    np.testing.assert_allclose(t, b, atol=1e-4)
+
+
+def test_weights_trained_on_the_old_motion_features_are_refused_by_name(tmp_path):
+    import json
+
+    model = MusicDanceRetrieval(RetrievalConfig(members=1, d_model=8, embed_dim=8))
+    model.save(tmp_path / "r")
+    path = tmp_path / "r.json"
+    doc = json.loads(path.read_text())
+    MusicDanceRetrieval.load(tmp_path / "r")  # today's version loads
+    del doc["config"]["motion_features"]  # weights made before version 2
+    path.write_text(json.dumps(doc))
+    with pytest.raises(WeightsError, match=r"r\.json: motion features version 1.*retrain"):
+        MusicDanceRetrieval.load(tmp_path / "r")
+
+
 @pytest.mark.parametrize("bad, what", [
     (np.zeros((10, 22, 3)), "expected"), (np.zeros((1, 24, 3)), "expected"), (np.full((5, 24, 3), np.nan), "NaN"),
 ])

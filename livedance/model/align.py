@@ -134,7 +134,9 @@ def motion_features_torch(positions: Tensor, fps: float = 25.0) -> Tensor:
         positions: (B, T, 24, 3) SMPL-24 joints, metres, y up, T >= 2. fps: frames per second.
     Returns:
         (B, T, 73) float32: joint velocities (m/s, central differences, one-sided at the ends as ``np.gradient``)
-        turned into the heading frame (the hip line's yaw removed), then the pelvis height (m).
+        turned into the heading frame (the hip line's yaw removed), then the pelvis height above the local floor (m;
+        the lowest foot joint's grey opening over +-``floor_window_s``, edges repeated, as
+        :func:`~livedance.model.representation.local_floor`).
     Raises:
         DataError: a wrong shape or fewer than 2 frames.
     """
@@ -149,7 +151,29 @@ def motion_features_torch(positions: Tensor, fps: float = 25.0) -> Tensor:
     heading = yaw_rotations(torch.atan2(across[..., 2], across[..., 0]))  # as heading_rotations: hip line onto +x
     turned = torch.einsum("btij,btkj->btki", heading, vel)
     B, T = p.shape[:2]
-    return torch.cat([turned.reshape(B, T, -1), p[:, :, 0, 1:2]], dim=-1)
+    height = p[:, :, 0, 1] - local_floor_torch(p, fps)
+    return torch.cat([turned.reshape(B, T, -1), height[..., None]], dim=-1)
+
+
+def local_floor_torch(positions: Tensor, fps: float = 25.0) -> Tensor:
+    """The torch twin of :func:`~livedance.model.representation.local_floor` (scipy's ``grey_opening``, mode
+    "nearest": a minimum filter, then a maximum filter, each over 2 h + 1 frames, h = round(floor_window_s * fps)).
+
+    Args:
+        positions: (B, T, >=22, 3) joints, metres, y up, SMPL-X body order first. fps: frames per second.
+    Returns:
+        (B, T) floor heights, metres.
+    """
+    from livedance.model.representation import CONTACT_JOINTS, RepresentationConfig
+
+    h = max(1, int(round(RepresentationConfig().floor_window_s * float(fps))))
+    lowest = positions[:, :, list(CONTACT_JOINTS), 1].amin(dim=-1)[:, None]  # (B, 1, T)
+
+    def pad(x: Tensor) -> Tensor:
+        return F.pad(x, (h, h), mode="replicate")
+
+    eroded = -F.max_pool1d(pad(-lowest), 2 * h + 1, stride=1)
+    return F.max_pool1d(pad(eroded), 2 * h + 1, stride=1)[:, 0]
 
 
 def music_bank(retrieval, music: list[np.ndarray], hop: int, songs: list[int] | None = None) -> tuple[Tensor, Tensor]:

@@ -11,7 +11,9 @@ The model, top to bottom:
 
 * Motion input, per frame at 25 fps (:func:`motion_window_features`): the 24 SMPL-24 joints' velocities in the
   pelvis's heading frame (m/s; the yaw of the hip line removed, so a dancer's facing and travel direction do not
-  matter) and the pelvis height (m): 73 numbers. Poses themselves are left out: with 26 training dances a pose
+  matter) and the pelvis height above the local floor (m; :func:`~livedance.model.representation.local_floor`, as the
+  representation's root height: the Tang floor drifts by up to 45 cm within a take, and a generated dance's floor is
+  at 0, so the world height would be a cue that only real dances carry): 73 numbers. Poses themselves are left out: with 26 training dances a pose
   identifies its dance, and a model that reads poses learns the 26 dances by heart (a first trial with poses: train
   R@1 0.89, val R@1 0.05-0.18 among 32, chance 0.03).
 * Music input, per frame (:func:`music_window_features`): the rhythm part of the streaming features
@@ -50,6 +52,7 @@ from livedance.errors import ConfigError, DataError
 
 __all__ = [
     "MOTION_DIM",
+    "MOTION_FEATURES_VERSION",
     "RETRIEVAL_FORMAT",
     "RetrievalConfig",
     "WindowEncoder",
@@ -64,6 +67,9 @@ __all__ = [
 
 #: Weights format name checked on load.
 RETRIEVAL_FORMAT = "livedance.retrieval"
+#: Version of :func:`motion_window_features` the weights were trained on (1: the pelvis's world height, before
+#: session 24; 2: its height above the local floor). Weights of another version are refused on load.
+MOTION_FEATURES_VERSION = 2
 #: Motion features per frame: 24 joint velocities (x, y, z) and the pelvis height.
 MOTION_DIM = 24 * 3 + 1
 #: Beat-state numbers appended to the music features: sin / cos of the beat phase, log2(bpm / 120), confidence.
@@ -90,6 +96,7 @@ class RetrievalConfig:
         members: encoder pairs in the ensemble (>= 1).
         dropout: dropout on the encoders' input projections while training (none at inference).
         motion_dim, music_dim: input features per frame (see the module docstring).
+        motion_features: the :data:`MOTION_FEATURES_VERSION` of the motion features (weights without it are 1).
 
     Raises:
         ConfigError: (on construction) a value out of range; the message names the field.
@@ -103,6 +110,7 @@ class RetrievalConfig:
     dropout: float = 0.3
     motion_dim: int = MOTION_DIM
     music_dim: int = 0  # 0: music_dim() of the default feature layout
+    motion_features: int = MOTION_FEATURES_VERSION
 
     def __post_init__(self) -> None:
         if self.music_dim == 0:
@@ -249,9 +257,13 @@ class MusicDanceRetrieval(nn.Module):
         state, doc = load_weights(stem, RETRIEVAL_FORMAT)
         st_path, js_path = weight_paths(stem)
         try:
-            config = RetrievalConfig(**doc["config"])
+            config = RetrievalConfig(**{"motion_features": 1, **doc["config"]})  # (absent: weights before version 2)
         except (TypeError, KeyError, ConfigError) as e:
             raise WeightsError(f"{js_path}: bad retrieval config ({e})") from None
+        if config.motion_features != MOTION_FEATURES_VERSION:
+            raise WeightsError(f"{js_path}: motion features version {config.motion_features}, but today's are "
+                               f"{MOTION_FEATURES_VERSION} (the pelvis height above the local floor, not in the world); "
+                               "retrain with `livedance train retrieval`")
         for name, want in (("motion_dim", MOTION_DIM), ("music_dim", music_dim())):
             if getattr(config, name) != want:
                 raise WeightsError(f"{js_path}: {name} {getattr(config, name)}, but today's features give {want} "
@@ -282,14 +294,15 @@ def heading_rotations(positions: np.ndarray) -> np.ndarray:
 
 
 def motion_window_features(positions: np.ndarray, fps: float = 25.0) -> np.ndarray:
-    """Per-frame motion features of a dance: joint velocities in the heading frame and the pelvis height.
+    """Per-frame motion features of a dance: joint velocities in the heading frame and the pelvis height above the
+    local floor (:data:`MOTION_FEATURES_VERSION` 2).
 
     Args:
         positions: (T, 24, 3) SMPL-24 joint positions, metres, y up, at ``fps`` (T >= 2).
         fps: frames per second.
     Returns:
         (T, 73) float32: 72 velocities (m/s, central differences, turned by :func:`heading_rotations`), then the
-        pelvis height (m).
+        pelvis height above :func:`~livedance.model.representation.local_floor` at ``fps`` (m).
     Raises:
         DataError: wrong shape, fewer than 2 frames, or non-finite values.
     """
@@ -298,9 +311,12 @@ def motion_window_features(positions: np.ndarray, fps: float = 25.0) -> np.ndarr
         raise DataError(f"motion positions: expected (T >= 2, 24, 3) SMPL-24 joints, got {p.shape}")
     if not np.isfinite(p).all():
         raise DataError("motion positions: NaN or inf values")
+    from livedance.model.representation import RepresentationConfig, local_floor
+
     vel = np.gradient(p, axis=0) * float(fps)
     vel = np.einsum("tij,tkj->tki", heading_rotations(p), vel)
-    return np.concatenate([vel.reshape(len(p), -1), p[:, 0, 1:2]], axis=1).astype(np.float32)
+    height = p[:, 0, 1] - local_floor(p, RepresentationConfig(fps=float(fps)))
+    return np.concatenate([vel.reshape(len(p), -1), height[:, None]], axis=1).astype(np.float32)
 
 
 def music_window_features(cond: Any, times_s: np.ndarray) -> np.ndarray:

@@ -155,8 +155,8 @@ def _card(model: MusicDanceRetrieval, extra: dict[str, Any]) -> str:
         "",
         f"- Data: {extra['data']}; {t['train_clips']} dances, {t['train_windows']} windows of {c.window} frames "
         f"({c.window / c.fps:g} s at {c.fps:g} fps).",
-        f"- Inputs: joint velocities in the heading frame and pelvis height ({c.motion_dim}); rhythm features and "
-        f"beat state ({c.music_dim}). An ensemble of {c.members} encoder pairs, each embedding {c.embed_dim} numbers "
+        f"- Inputs: joint velocities in the heading frame and pelvis height above the local floor ({c.motion_dim}; "
+        f"motion features version {c.motion_features}); rhythm features and beat state ({c.music_dim}). An ensemble of {c.members} encoder pairs, each embedding {c.embed_dim} numbers "
         f"({c.members * c.embed_dim} in all); {n:,} parameters.",
         f"- Training: `{t['command']}`; {t['steps']} steps in {t['elapsed_s']:.0f} s (stopped by {t['stopped_by']}).",
         f"- Val split, real dances (first 20 s, 1 s hop, pools of 32, negatives drawn with seed 0): own song R@1 {v['own']['R@1']:.3f}, "
