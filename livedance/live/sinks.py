@@ -232,6 +232,7 @@ class RecorderThread:
     _covered: list = field(init=False, repr=False)  # per recorder: show time (s) its take reaches, fills included
     _q: queue.Queue = field(init=False, repr=False)
     _closing: threading.Event = field(init=False, repr=False)
+    _send_lock: threading.Lock = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _warned: bool = field(default=False, init=False, repr=False)
 
@@ -242,18 +243,20 @@ class RecorderThread:
         self._covered = [None for _ in self.recorders]
         self._q = queue.Queue(maxsize=self.max_queue)
         self._closing = threading.Event()
+        self._send_lock = threading.Lock()  # send()'s closing check and put, against close(): no frame slips past
         self._thread = threading.Thread(target=self._run, name="livedance-recorder", daemon=True)
         self._thread.start()
 
     def send(self, frame: PoseFrame, music: MusicState) -> None:
         """Queue the frame (never blocks; a full queue drops it and counts it; after :meth:`close`, dropped)."""
-        if self._closing.is_set():
-            self.dropped += 1
-            return
-        try:
-            self._q.put_nowait(frame)
-        except queue.Full:
-            self.dropped += 1
+        with self._send_lock:  # (uncontended but for the one close(): never blocks the output clock for long)
+            if self._closing.is_set():
+                self.dropped += 1
+                return
+            try:
+                self._q.put_nowait(frame)
+            except queue.Full:
+                self.dropped += 1
 
     @property
     def per_recorder(self) -> dict[str, list[int]]:
@@ -277,12 +280,15 @@ class RecorderThread:
             _log.warning("%s %s failed: %s (further errors counted)", what, getattr(rec, "path", rec), err)
 
     def _run(self) -> None:
+        closing = False
         while True:
             try:
-                frame = self._q.get(timeout=0.1)
+                # closing is set under send()'s lock, so once seen, the queue only drains
+                frame = self._q.get_nowait() if closing else self._q.get(timeout=0.1)
             except queue.Empty:
-                if self._closing.is_set():
+                if closing:
                     break
+                closing = self._closing.is_set()
                 continue
             for i, rec in enumerate(self.recorders):
                 self._fill_gap(i, rec, frame)
@@ -344,7 +350,8 @@ class RecorderThread:
             True when every recorder was closed; False when ``timeout`` ran out first (the writer then
             finishes on its own, while the process lives; this is logged).
         """
-        self._closing.set()
+        with self._send_lock:  # after this, send() queues nothing: the writer drains what is queued, then closes
+            self._closing.set()
         th = self._thread
         if th is None:
             return True
