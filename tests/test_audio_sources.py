@@ -118,6 +118,15 @@ def test_play_without_realtime_is_a_config_error(stereo_file):
         FileSource(stereo_file[0], realtime=False, play=True)
 
 
+def _play_all(stream) -> np.ndarray:
+    """Pump a FakeOutputStream 512 frames at a time until its callback stops; (N, C) float32 what it played."""
+    played, stopped = [], False
+    while not stopped:
+        out, stopped = stream.pump(512)
+        played.append(out)
+    return np.concatenate(played)
+
+
 def test_play_mode_delivers_exactly_what_is_played(stereo_file):
     path, audio = stereo_file
     speakers = [DeviceInfo(3, "Speakers", "ALSA", 0, 2, 44100.0, default_output=True)]
@@ -131,11 +140,7 @@ def test_play_mode_delivers_exactly_what_is_played(stereo_file):
     assert src.output_device.name == "Speakers"
     src.start()
     assert made[0].kw["device"] == 3 and made[0].kw["channels"] == 2
-    played, stopped = [], False
-    while not stopped:
-        out, stopped = made[0].pump(512)
-        played.append(out)
-    played = np.concatenate(played)
+    played = _play_all(made[0])
     np.testing.assert_array_equal(played[: len(audio)], audio)  # the room hears the stereo file
     assert np.all(played[len(audio) :] == 0)  # then silence
     blocks = _collect(src, 100_000)
@@ -157,11 +162,7 @@ def test_a_mono_file_plays_on_both_speakers(tmp_path, outputs):
                      stream_factory=lambda **kw: made.append(FakeOutputStream(**kw)) or made[-1])
     src.start()
     assert made[0].kw["channels"] == outputs
-    played, stopped = [], False
-    while not stopped:
-        out, stopped = made[0].pump(512)
-        played.append(out)
-    played = np.concatenate(played)[: len(x)]
+    played = _play_all(made[0])[: len(x)]
     for ch in range(outputs):  # the same signal on every speaker (a 1-channel stream sounds on the left only)
         np.testing.assert_array_equal(played[:, ch], x)
     src.stop()
@@ -190,11 +191,7 @@ def test_play_mode_resamples_for_a_device_that_refuses_the_files_rate(tmp_path, 
     assert src.n_samples == pytest.approx(want, abs=2)  # still 1 s of audio
     src.start()
     assert made[0].kw["samplerate"] == want
-    played, stopped = [], False
-    while not stopped:
-        out, stopped = made[0].pump(512)
-        played.append(out)
-    played = np.concatenate(played)[: src.n_samples, 0]
+    played = _play_all(made[0])[: src.n_samples, 0]
     spectrum = np.abs(np.fft.rfft(played[want // 4: 3 * want // 4]))
     peak_hz = np.argmax(spectrum) * want / (want // 2)
     assert abs(peak_hz - 440) < 4  # the same pitch at either rate
