@@ -104,21 +104,7 @@ class RawOSCSender:
         max_datagram_bytes: int = 1400,
         logger: logging.Logger | None = None,
     ) -> None:
-        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
-            raise ConfigError(
-                f"raw OSC prefix {prefix!r} is invalid; expected '/' followed by path segments of letters, "
-                "digits, '_', '-' or '.', e.g. '/livedance'"
-            )
-        if layout not in ("vector", "scalar"):
-            raise ConfigError(f"raw OSC layout {layout!r} is invalid; expected 'vector' or 'scalar'")
-        if isinstance(joints, (str, bytes)) or not (joints is None or isinstance(joints, Iterable)):
-            raise ConfigError(
-                f"raw OSC joints {joints!r} is invalid; expected a list of SMPL-X joint names like ['pelvis']"
-            )
-        names = list(SMPLX_JOINT_NAMES) if joints is None else list(joints)
-        unknown = [n for n in names if n not in SMPLX_JOINT_NAMES]
-        if unknown:
-            raise ConfigError(f"raw OSC joints {unknown} are not SMPL-X joint names; expected names like 'pelvis'")
+        names = self.check_options(prefix=prefix, joints=joints, layout=layout)
         self.prefix = prefix
         self.layout = layout
         self.joints = tuple(names)
@@ -134,6 +120,34 @@ class RawOSCSender:
         self._prefixes = {
             (kind, comps): self._layout_prefixes(kind, comps) for kind, comps in (("rot", "xyzw"), ("pos", "xyz"))
         }
+
+    @staticmethod
+    def check_options(prefix: str = "/livedance", joints: Sequence[str] | None = None, layout: str = "vector",
+                      send_rotations: bool = True, send_positions: bool = True) -> list[str]:
+        """Validate the stream's options without opening a socket (a CLI checks them before loading a model).
+
+        Returns:
+            the joint names to send, in order (all 55 SMPL-X joints when ``joints`` is None).
+        Raises:
+            ConfigError: a bad prefix, layout or joint name, or ``joints`` a str or not a sequence (the message
+                names the value and what is expected).
+        """
+        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+            raise ConfigError(
+                f"raw OSC prefix {prefix!r} is invalid; expected '/' followed by path segments of letters, "
+                "digits, '_', '-' or '.', e.g. '/livedance'"
+            )
+        if layout not in ("vector", "scalar"):
+            raise ConfigError(f"raw OSC layout {layout!r} is invalid; expected 'vector' or 'scalar'")
+        if isinstance(joints, (str, bytes)) or not (joints is None or isinstance(joints, Iterable)):
+            raise ConfigError(
+                f"raw OSC joints {joints!r} is invalid; expected a list of SMPL-X joint names like ['pelvis']"
+            )
+        names = list(SMPLX_JOINT_NAMES) if joints is None else list(joints)
+        unknown = [n for n in names if n not in SMPLX_JOINT_NAMES]
+        if unknown:
+            raise ConfigError(f"raw OSC joints {unknown} are not SMPL-X joint names; expected names like 'pelvis'")
+        return names  # (an empty list is allowed: the music state alone)
 
     def _layout_prefixes(self, kind: str, comps: str) -> list[bytes]:
         """Encoded address + type tags for every (joint[, component]) message of one quantity."""

@@ -51,6 +51,10 @@ def test_bad_options_are_config_errors(short_wav, capsys):
         (["--absent-bones", "UpperChest,Tail"], "['Tail']: not Unity HumanBodyBones names"),
         (["--absent-bones", "Hips"], "Hips cannot be absent"),
         (["--absent-bones", " , "], "--absent-bones"),
+        (["--osc-layout", "scalar"], "apply to raw OSC: add --osc HOST:PORT"),
+        (["--osc", "127.0.0.1:9", "--osc-layout", "matrix"], "layout 'matrix' is invalid"),
+        (["--osc", "127.0.0.1:9", "--osc-joints", "head,tail"], "['tail'] are not SMPL-X joint names"),
+        (["--osc", "127.0.0.1:9", "--osc-prefix", "vj"], "prefix 'vj' is invalid"),
     ]:
         code = main(["perform", str(short_wav), "--quiet", "--no-controls", *args])
         err = capsys.readouterr().err
@@ -229,3 +233,51 @@ def test_the_source_kind_chooses_the_calibrated_delay(tmp_path):
     tap._ports, mic._ports = ["metro:120_bpm"], ["system:capture_1"]
     assert source_kind(tap, play=False) == "played" and source_kind(mic, play=False) == "input"
     assert source_kind(object(), play=True) == "input"
+
+
+def test_raw_osc_options_shape_the_stream_a_vj_tool_receives(short_wav, capsys):
+    """perform --osc with --osc-layout scalar --osc-prefix --osc-joints --osc-no-rotations: one float per address,
+    under the prefix, only the joints asked for, positions only (a TouchDesigner OSC In CHOP's setup)."""
+    import socket
+    import threading
+
+    from pythonosc.osc_bundle import OscBundle
+    from pythonosc.osc_message import OscMessage
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.2)
+    port = rx.getsockname()[1]
+    addresses: set = set()
+    done = threading.Event()
+
+    def collect(content):
+        if OscBundle.dgram_is_bundle(content):
+            for item in OscBundle(content):
+                collect(item.dgram if hasattr(item, "dgram") else item)
+        else:
+            m = OscMessage(content)
+            addresses.add((m.address, len(m.params)))
+
+    def listen():
+        while not done.is_set():
+            try:
+                collect(rx.recv(65536))
+            except socket.timeout:
+                continue
+
+    th = threading.Thread(target=listen, daemon=True)
+    th.start()
+    try:
+        code = main(["perform", str(short_wav), "--no-vmc", "--no-controls", "--procedural", "--quiet",
+                     "--osc", f"127.0.0.1:{port}", "--osc-layout", "scalar", "--osc-prefix", "/vj/dancer1",
+                     "--osc-joints", "head,left_wrist", "--osc-no-rotations"])
+    finally:
+        done.set()
+        th.join(2)
+        rx.close()
+    assert code == 0, capsys.readouterr().err
+    joint_addrs = {a for a, _ in addresses if a.endswith(("/x", "/y", "/z", "/w"))}
+    assert joint_addrs == {f"/vj/dancer1/{j}/pos/{c}" for j in ("head", "left_wrist") for c in "xyz"}
+    assert all(n == 1 for a, n in addresses if a in joint_addrs)
+    assert ("/vj/dancer1/beat", 1) in addresses and all(a.startswith("/vj/dancer1/") for a, _ in addresses)

@@ -102,6 +102,15 @@ def perform_command(
     vmc: str = typer.Option("127.0.0.1:39539", "--vmc", help="VMC receiver HOST:PORT (Unity, VSeeFace, Warudo, Unreal)."),
     no_vmc: bool = typer.Option(False, "--no-vmc", help="Do not send VMC."),
     osc: Optional[str] = typer.Option(None, "--osc", help="Raw OSC receiver HOST:PORT for VJ tools (TouchDesigner, Resolume)."),
+    osc_layout: str = typer.Option(
+        "vector", "--osc-layout", help="Raw OSC: vector (one message per quantity: /livedance/head/pos x y z) or "
+        "scalar (one float per address: /livedance/head/pos/x; TouchDesigner channel names that need no guessing)."),
+    osc_prefix: str = typer.Option("/livedance", "--osc-prefix", help="Raw OSC: address prefix (e.g. /vj/dancer1, so "
+                                   "several dancers share one port)."),
+    osc_joints: Optional[str] = typer.Option(
+        None, "--osc-joints", help="Raw OSC: comma-separated SMPL-X joints to send (default: all 55), e.g. "
+        "pelvis,head,left_wrist,right_wrist to cut the traffic."),
+    osc_no_rotations: bool = typer.Option(False, "--osc-no-rotations", help="Raw OSC: send positions only (no /rot)."),
     record: List[str] = typer.Option([], "--record", help="Record the output to OUT.bvh or OUT.npz (repeatable)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing recordings."),
     preview: bool = typer.Option(False, "--preview", help="Serve the web preview (http://127.0.0.1:8765/)."),
@@ -254,8 +263,18 @@ def perform_command(
     # cheap checks first: a bad endpoint fails before the model loads or anything opens
     if not no_vmc:
         parse_endpoint(vmc, "--vmc")
+    osc_options: dict = {}
     if osc is not None:
         parse_endpoint(osc, "--osc")
+        osc_options = {"layout": osc_layout, "prefix": osc_prefix, "send_rotations": not osc_no_rotations}
+        if osc_joints is not None:
+            osc_options["joints"] = [j.strip() for j in osc_joints.split(",") if j.strip()]
+        from livedance.bridges.osc_raw import RawOSCSender
+
+        RawOSCSender.check_options(**osc_options)  # a bad layout, prefix or joint fails before the model loads
+    elif (osc_layout, osc_prefix, osc_joints, osc_no_rotations) != ("vector", "/livedance", None, False):
+        raise ConfigError("--osc-layout / --osc-prefix / --osc-joints / --osc-no-rotations apply to raw OSC: add "
+                          "--osc HOST:PORT")
     gen, gen_desc = load_generator(model, procedural, backend=backend, device=device, cuda_graph=cuda_graph,
                                    pose_guard=pose_guard)
     gen.reset(seed)
@@ -288,7 +307,7 @@ def perform_command(
         avatar = load_profile(profile).with_absent(names)
     sinks = build_sinks(
         None if no_vmc else vmc, osc, list(record), preview, avatar, fps, rest,
-        overwrite=overwrite, preview_port=preview_port, travel_scale=travel_scale,
+        overwrite=overwrite, preview_port=preview_port, travel_scale=travel_scale, osc_options=osc_options,
     )
     performer = None
     try:

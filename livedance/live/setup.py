@@ -308,11 +308,14 @@ def build_sinks(
     overwrite: bool = False,
     preview_port: int = 8765,
     travel_scale: float = 1.0,
+    osc_options: dict | None = None,
 ) -> list:
     """The sinks for the given options; validates every endpoint and file before anything opens.
 
     ``profile`` is the VMC avatar profile: a shipped name, a JSON path or an
-    :class:`~livedance.calibration.profiles.AvatarProfile`.
+    :class:`~livedance.calibration.profiles.AvatarProfile`. ``osc_options`` are
+    :class:`~livedance.bridges.osc_raw.RawOSCSender` keywords for the raw OSC sink (``layout``, ``prefix``,
+    ``joints``, ``send_rotations``, ``send_positions``).
 
     Raises:
         ConfigError: a bad endpoint, profile, recording path, or an unavailable preview.
@@ -337,7 +340,8 @@ def build_sinks(
     recs: list = []
     try:
         for kind, (host, port) in endpoints:
-            sinks.append(VMCSink(host, port, profile, travel_scale) if kind == "vmc" else RawOSCSink(host, port))
+            sinks.append(VMCSink(host, port, profile, travel_scale) if kind == "vmc"
+                         else RawOSCSink(host, port, **(osc_options or {})))
         for p in seen:
             recs.append(make_recorder(p, rest_offsets, fps, overwrite=overwrite))
         if recs:

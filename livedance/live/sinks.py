@@ -90,11 +90,13 @@ class RawOSCSink:
         ConfigError: bad host or port (at construction).
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, **options) -> None:
+        """``options``: :class:`~livedance.bridges.osc_raw.RawOSCSender` keywords (layout, prefix, joints,
+        send_rotations, send_positions)."""
         from livedance.bridges.osc_raw import RawOSCSender
 
-        self.sender = RawOSCSender(host, port)
-        self.name = f"OSC {host}:{port}"
+        self.sender = RawOSCSender(host, port, **options)
+        self.name = f"OSC {host}:{port}" + (f" ({options['layout']})" if options.get("layout", "vector") != "vector" else "")
 
     def send(self, frame: PoseFrame, music: MusicState) -> None:
         """Send the frame and the music state."""
