@@ -14,7 +14,7 @@ from typing import Iterator
 
 from livedance.errors import ConfigError
 
-__all__ = ["atomic_target", "check_output_path"]
+__all__ = ["atomic_target", "check_output_path", "fsync_path"]
 
 
 @contextmanager
@@ -23,7 +23,8 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
 
     The temporary name ends with ``.tmp`` plus the target's suffix (``x.npz`` -> ``.x.npz.<random>.tmp.npz``),
     so writers that append a suffix of their own (``np.savez``, ``np.save``) keep the name. The folder
-    is created if needed; the file gets the usual permissions (0666 minus the umask). On an exception
+    is created if needed; the file gets the usual permissions (0666 minus the umask), and the file and the folder
+    are fsync'ed around the rename, so a power cut leaves the old file or the new one, never an empty one. On an exception
     the temporary file is removed and the exception propagates; ``path`` is left as it was.
 
     Args:
@@ -43,10 +44,26 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        fsync_path(tmp)  # the data is on disk before the rename makes it the file (a power cut leaves old or new)
         os.replace(tmp, path)
+        fsync_path(path.parent)  # ... and the rename itself
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fsync_path(path: Path) -> None:
+    """``fsync`` a file or a folder by path; a file system that cannot (some network and virtual ones) is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def check_output_path(path: str | Path, what: str, overwrite: bool = False, make_parent: bool = False) -> Path:

@@ -250,3 +250,32 @@ def test_ship_baseline_bakes_the_chosen_temperature(tmp_path):
         assert torch.equal(shipped.state_dict()[k], v), k
     with pytest.raises(ConfigError, match="temperature"):
         ship_baseline(run / "baseline", run / "tokenizer", weights_dir=out, temperature=-1.0)
+
+
+def test_ship_baseline_keeps_a_tokenizer_with_the_runs_codes_and_refuses_other_codes(tmp_path):
+    """Re-shipping a baseline must not undo a decoder fine-tune of its tokenizer (the shipped one has the run's
+    codes: kept), and a run trained on other codes than the given tokenizer is refused before anything is written."""
+    import json
+
+    from livedance.errors import WeightsError
+    from livedance.model.baseline_gpt import ship_baseline
+    from livedance.model.representation import Representation
+    from livedance.model.train_generator import save_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    _tokenizer(1).save(run / "tokenizer", Representation())
+    _tokenizer(2).save(run / "other", Representation())
+    sha = json.loads((run / "tokenizer.json").read_text())["sha256"]
+    save_model(_model(seed=2, context=BASELINE_CONTEXT), run / "baseline", {"model": "baseline", "tokenizer_sha256": sha})
+    out = tmp_path / "weights"
+    out.mkdir()
+    ship_baseline(run / "baseline", run / "tokenizer", weights_dir=out)
+    tuned = (out / "baseline_tokenizer.safetensors").read_bytes()
+    ship_baseline(run / "baseline", run / "other", weights_dir=out)  # the shipped tokenizer has the run's codes
+    assert (out / "baseline_tokenizer.safetensors").read_bytes() == tuned
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with pytest.raises(WeightsError, match="other.json"):
+        ship_baseline(run / "baseline", run / "other", weights_dir=fresh)
+    assert not list(fresh.iterdir())  # refused before anything was written

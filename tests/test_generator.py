@@ -405,6 +405,10 @@ def test_ship_generator_bakes_temperature_and_writes_the_card(tmp_path):
         ship_generator(run, 0.0, weights_dir=out)
     with pytest.raises(DataError, match="missing.json"):
         ship_generator(run, 1.0, [tmp_path / "missing.json"], weights_dir=out)
+    with pytest.raises(ConfigError, match="test-split run: sampling settings are chosen on val"):
+        ship_generator(run, 0.9, tests, [tests[0]], weights_dir=out)
+    with pytest.raises(ConfigError, match="give files of one protocol"):
+        ship_generator(run, 0.9, [*tests, sel], [sel], weights_dir=out)
 
 
 def _chunk_inputs(model: DanceGenerator, seed: int = 0):

@@ -106,6 +106,27 @@ def test_resume_refuses_missing_or_foreign_checkpoints(tmp_path):
         tr.fit()
 
 
+def test_a_fresh_run_into_a_used_folder_is_refused_and_a_fresh_log_starts_empty(tmp_path):
+    """A fresh run must not overwrite an earlier run's checkpoint (the run could no longer be resumed) nor append its
+    log to the earlier run's: ``--out`` with a checkpoint needs ``--resume``."""
+    from livedance.model.trainer import prepare_run_dir
+
+    d = tmp_path / "run"
+    _, tr = _make(d, steps=6)
+    tr.fit()
+    with pytest.raises(ConfigError, match="holds an earlier run's checkpoint.*--resume"):
+        prepare_run_dir(d, resume=False)
+    assert prepare_run_dir(d, resume=True) == d
+    e = tmp_path / "crashed-before-a-save"
+    e.mkdir()
+    (e / "log.jsonl").write_text('{"step": 99, "loss": 1.0}\n')  # no checkpoint: a fresh run may go here
+    prepare_run_dir(e, resume=False)
+    _, tr = _make(e, steps=6)
+    tr.fit()
+    steps = [json.loads(line)["step"] for line in (e / "log.jsonl").read_text().splitlines()]
+    assert steps and 99 not in steps and steps == sorted(steps)
+
+
 def _crash_at(call: int):
     """tok_loss that raises KeyboardInterrupt on its ``call``-th call (during step ``call``)."""
     calls = {"n": 0}

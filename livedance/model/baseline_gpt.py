@@ -400,13 +400,18 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
     ``command``: the training command to record (default: the one in the run's JSON). ``temperature``: the
     sampling temperature to ship (None: the run's; choose it on the val split, as for the generator).
 
+    A tokenizer already in ``weights_dir`` with the run's codes (the same tokenizer, or a decoder fine-tune of it,
+    :mod:`livedance.model.decoder_tune`) is kept, so shipping a retrained baseline does not undo a decoder
+    fine-tune; otherwise ``tokenizer_stem``'s is written, after checking that the run was trained on its codes.
+
     Raises:
-        WeightsError: the run's files are missing or corrupt. ConfigError: temperature <= 0.
+        WeightsError: the run's files are missing or corrupt, or the run was trained on other codes than
+            ``tokenizer_stem``'s (checked before anything is written). ConfigError: temperature <= 0.
     """
     from pathlib import Path
 
-    from livedance.model.checkpoint import WEIGHTS_DIR, write_card_section
-    from livedance.model.tokenizer import Tokenizer
+    from livedance.model.checkpoint import WEIGHTS_DIR, weight_paths, write_card_section
+    from livedance.model.tokenizer import Tokenizer, require_same_codes, same_codes
     from livedance.model.train_generator import load_model, save_model
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
@@ -415,10 +420,20 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
         from dataclasses import replace
 
         net.config = replace(net.config, temperature=float(temperature))
-    tok, rep, tdoc = Tokenizer.load(tokenizer_stem)
-    keep = {k: v for k, v in tdoc.items() if k not in ("format", "format_version", "config", "tensors", "sha256",
-                                                          "representation", "decoder_context_tokens")}
-    tpaths = tok.save(folder / BASELINE_TOKENIZER_STEM, rep, keep)
+    trained_with = doc.get("tokenizer_sha256")
+    tpaths: tuple = ()
+    shipped = folder / BASELINE_TOKENIZER_STEM
+    try:
+        tok, rep, tdoc = Tokenizer.load(shipped)
+        keep_shipped = same_codes(trained_with, tdoc)
+    except Exception:  # noqa: BLE001 - none shipped (or unreadable): write the given one
+        keep_shipped = False
+    if not keep_shipped:
+        tok, rep, tdoc = Tokenizer.load(tokenizer_stem)
+        require_same_codes(weight_paths(run_stem)[1], trained_with, tdoc, str(weight_paths(tokenizer_stem)[1]))
+        keep = {k: v for k, v in tdoc.items() if k not in ("format", "format_version", "config", "tensors", "sha256",
+                                                              "representation", "decoder_context_tokens")}
+        tpaths = tok.save(shipped, rep, keep)
     extra = {k: v for k, v in doc.items() if k not in ("format", "format_version", "config", "tensors", "sha256")}
     extra["tokenizer"] = BASELINE_TOKENIZER_STEM
     if command:

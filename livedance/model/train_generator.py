@@ -782,8 +782,10 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
     Returns:
         the written paths (weights, config, card).
     Raises:
-        WeightsError: the run's files are missing or corrupt. DataError: an eval JSON is unreadable.
-        ConfigError: temperature <= 0 or residual_temperature < 0 (checked by ``GeneratorConfig``).
+        WeightsError: the run's files are missing or corrupt, or the run was trained on other codes than the
+            tokenizer in ``weights_dir`` (checked before anything is written). DataError: an eval JSON is unreadable.
+        ConfigError: temperature <= 0 or residual_temperature < 0 (checked by ``GeneratorConfig``); a selection
+            file of the test split, or files of mixed protocols (split, reference, fps, excerpt, skeleton).
     """
     from dataclasses import replace
 
@@ -791,6 +793,16 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
 
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     model, doc = load_model(Path(run_stem))
+    from livedance.model.checkpoint import weight_paths
+    from livedance.model.tokenizer import Tokenizer, require_same_codes
+
+    tok_stem = folder / "tokenizer"  # the tokenizer the shipped generator will run with: refuse before writing
+    if weight_paths(tok_stem)[1].is_file():
+        require_same_codes(weight_paths(Path(run_stem))[1], doc.get("tokenizer_sha256"), Tokenizer.load(tok_stem)[2],
+                           str(weight_paths(tok_stem)[1]))
+    sel_docs = [_read_eval(p) for p in selection_json]
+    test_docs = [_read_eval(p) for p in eval_json]
+    _check_eval_splits(sel_docs, selection_json, test_docs, eval_json)
     if temperature is not None:
         model.config = replace(model.config, temperature=float(temperature))
     if residual_temperature is not None:
@@ -799,8 +811,6 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
         model.config = replace(model.config, top_k=int(top_k))
     if min_p is not None:
         model.config = replace(model.config, min_p=float(min_p))
-    sel_docs = [_read_eval(p) for p in selection_json]
-    test_docs = [_read_eval(p) for p in eval_json]
     sel = _mean_rows(sel_docs, lambda label: label.startswith("livedance"))
     test = _mean_rows(test_docs, lambda label: True)
     extra = {k: v for k, v in doc.items() if k not in ("format", "format_version", "config", "tensors", "sha256")}
@@ -815,6 +825,26 @@ def ship_generator(run_stem: str | Path, temperature: float | None = None,
     card = write_card_section(folder / "MODEL_CARD.md", "Generator", _generator_card(
         model, extra, sel, sel_docs[0] if sel_docs else None, test, test_docs[0] if test_docs else None))
     return [str(p) for p in (*paths, card)]
+
+
+def _check_eval_splits(sel_docs: Sequence[dict], sel_paths: Sequence, test_docs: Sequence[dict],
+                       test_paths: Sequence) -> None:
+    """Selection files must come from one split that is not test; the metrics files from one split, with one
+    reference split, frame rate, excerpt length and skeleton (their rows are averaged together).
+
+    Raises:
+        ConfigError: naming the file and the mismatch.
+    """
+    for docs, paths, what in ((sel_docs, sel_paths, "--selection"), (test_docs, test_paths, "--eval-json")):
+        keys = [(d.get("split"), d.get("reference_split"), d.get("fps"), d.get("seconds"), d.get("skeleton"))
+                for d in docs]
+        for k, p in zip(keys, paths):
+            if k != keys[0]:
+                raise ConfigError(f"{what} {p}: split / reference / fps / seconds / skeleton {k} differ from "
+                                  f"{paths[0]}'s {keys[0]}; give files of one protocol")
+    for d, p in zip(sel_docs, sel_paths):
+        if d.get("split") == "test":
+            raise ConfigError(f"--selection {p} is a test-split run: sampling settings are chosen on val, never on test")
 
 
 def _read_eval(p) -> dict:

@@ -176,7 +176,9 @@ def init_distributed() -> DistInfo:
     cuda = torch.cuda.is_available()
     if world <= 1:
         return DistInfo(device=torch.device("cuda", 0) if cuda else torch.device("cpu"))
-    backend = "nccl" if cuda else "gloo"
+    # NCCL carries CUDA tensors only; the loop's small progress / stop-vote tensors live on the CPU, so CPU tensors
+    # get gloo in the same group
+    backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
@@ -259,8 +261,9 @@ def prepare_run_dir(out_dir: str | Path, resume: bool) -> Path:
     Returns:
         the folder, as a Path.
     Raises:
-        ConfigError: ``out_dir`` is a file, cannot be created or written, or (``resume``) holds no complete
-            checkpoint (nor ``checkpoint.tmp`` / ``checkpoint.old``, as :meth:`Trainer.load_checkpoint` reads).
+        ConfigError: ``out_dir`` is a file, cannot be created or written, (``resume``) holds no complete
+            checkpoint (nor ``checkpoint.tmp`` / ``checkpoint.old``, as :meth:`Trainer.load_checkpoint` reads), or
+            (not ``resume``) holds an earlier run's checkpoint, which a fresh run would overwrite.
     """
     from livedance.atomic import check_output_path
 
@@ -268,9 +271,13 @@ def prepare_run_dir(out_dir: str | Path, resume: bool) -> Path:
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--out {d} is a file; expected a run folder")
     check_output_path(d / ".livedance-write-check", f"--out {d}", overwrite=True, make_parent=True)  # creates d
-    if resume and not any(_complete(c) for c in checkpoint_candidates(d)):
+    has_checkpoint = any(_complete(c) for c in checkpoint_candidates(d))
+    if resume and not has_checkpoint:
         raise ConfigError(f"--resume: no checkpoint in {d / 'checkpoint'} (start without --resume, or point --out "
                           "at the run to continue)")
+    if not resume and has_checkpoint:
+        raise ConfigError(f"--out {d} holds an earlier run's checkpoint, which a fresh run would overwrite: pass "
+                          "--resume to continue it, or another --out (or delete the folder)")
     return d
 
 
@@ -451,6 +458,9 @@ class Trainer:
         if self.ckpt_dir.exists():
             os.replace(self.ckpt_dir, old)
         os.replace(tmp, self.ckpt_dir)
+        from livedance.atomic import fsync_path
+
+        fsync_path(self.out_dir)  # the swap is on disk before the previous checkpoint goes (each file was fsync'ed)
         if old.exists():
             shutil.rmtree(old)
 
@@ -595,6 +605,8 @@ class Trainer:
         logf = self.out_dir / "log.jsonl"
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if not self.resume and self.step == 0:  # a fresh run's log holds no earlier run's lines
+                logf.unlink(missing_ok=True)
         bar = None
         if cfg.progress and self.dist.is_main:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
