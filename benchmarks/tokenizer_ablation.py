@@ -68,8 +68,13 @@ def main() -> None:
         return
     rows = {}
     for v in args.variants.split(","):
+        # a folder per variant and seed; a rerun into a finished one continues it (--resume), never overwrites it
+        out = args.out / f"{v}-seed{args.seed}"
+        from livedance.model.trainer import checkpoint_candidates
+
+        done = any((c / "trainer.json").is_file() for c in checkpoint_candidates(out))
         cfg = TokenizerRunConfig(variant=v, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                                 out=args.out / v, progress=False)
+                                 out=out, progress=False, resume=done)
         res = run_training(cfg)
         rows[v] = {**res["metrics"], "steps": res["steps"], "minutes": res["elapsed_s"] / 60}
 

@@ -305,6 +305,8 @@ def load_user_config(path: str | Path | None = None) -> UserConfig:
             f"{p} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); fix it or delete it "
             "and calibrate again (livedance calibrate latency)"
         ) from None
+    except ValueError as err:  # e.g. an integer beyond Python's 4300-digit limit
+        raise ConfigError(f"{p}: cannot read it as JSON ({err}); fix it or delete it and calibrate again") from None
     return parse_user_config(data, p)
 
 
@@ -338,7 +340,10 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
             mode = 0o666 & ~umask  # a new file: the usual permissions (mkstemp makes 0600)
         fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=p.parent)
         try:
-            os.chmod(tmp, mode)
+            try:
+                os.fchmod(fd, mode)
+            except OSError:  # a file system without permissions (vfat, some network mounts)
+                pass
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, indent=2)
                 fh.write("\n")

@@ -20,11 +20,14 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-# A distro Python needs python3-venv for .venv, and a C compiler and its headers for aubio (source only).
-"$PYTHON" -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
-command -v cc >/dev/null 2>&1 || missing+=(build-essential)
-"$PYTHON" -c "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
-  || missing+=(python3-dev)
+# A distro Python needs python3-venv for .venv, and a C compiler and its headers for aubio (source only):
+# checked only while .venv or aubio is still to be built.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import aubio" 2>/dev/null; then
+  "$PYTHON" -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  "$PYTHON" -c "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+    || missing+=(python3-dev)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing system packages: ${missing[*]}"
   apt_install "${missing[@]}"

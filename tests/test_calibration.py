@@ -428,6 +428,7 @@ def test_config_round_trip_keeps_unknown_keys(monkeypatch, tmp_path):
         ('{"version": 99}', "newer"),
         ('{"output_latency_ms": 1' + "0" * 400 + "}", "output_latency_ms must be a finite number"),
         ('{"tap": {"offset_ms": 1' + "0" * 400 + "}}", r"tap\.offset_ms must be a finite number"),
+        ('{"output_latency_ms": 1' + "0" * 5000 + "}", "cannot read it as JSON"),
     ],
 )
 def test_malformed_config_raises_config_error_naming_the_file(tmp_path, text, match):

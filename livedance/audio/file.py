@@ -42,9 +42,9 @@ class _CallbackStop(Exception):
     """Stands in for sounddevice.CallbackStop when PortAudio is absent (fake streams)."""
 
 
-def _opens_at(dev: DeviceInfo, hz: int, rate_check: Callable[[DeviceInfo, int], bool] | None,
+def _opens_at(dev: DeviceInfo, hz: int, channels: int, rate_check: Callable[[DeviceInfo, int], bool] | None,
               stream_factory: StreamFactory | None) -> bool:
-    """Whether output device ``dev`` opens at ``hz`` Hz (float32, its first two channels at most).
+    """Whether output device ``dev`` opens at ``hz`` Hz with ``channels`` float32 channels.
 
     ``rate_check`` decides when given; with only a fake ``stream_factory`` (tests) every rate is taken; else
     PortAudio's ``check_output_settings`` (its refusal, e.g. "Invalid sample rate", means no).
@@ -58,8 +58,7 @@ def _opens_at(dev: DeviceInfo, hz: int, rate_check: Callable[[DeviceInfo, int], 
         return True
     sd = portaudio.import_sounddevice()
     try:
-        sd.check_output_settings(device=dev.index, samplerate=hz, dtype="float32",
-                                 channels=max(1, min(2, dev.max_output_channels)))
+        sd.check_output_settings(device=dev.index, samplerate=hz, dtype="float32", channels=int(channels))
     except Exception:  # sounddevice.PortAudioError or ValueError: the device refuses these settings
         return False
     return True
@@ -128,8 +127,10 @@ class FileSource(AudioSource):
             devs = device_lister() if device_lister is not None else None
             self._out_device = resolve_device(output_device, "output", devs)
             dev_sr = int(round(self._out_device.default_samplerate))
-            if dev_sr != self._sr and (self._out_device.is_jack
-                                       or not _opens_at(self._out_device, self._sr, rate_check, stream_factory)):
+            out_ch = audio.shape[1] if 2 <= audio.shape[1] <= self._out_device.max_output_channels else \
+                max(1, min(2, self._out_device.max_output_channels))  # what _open_output will open
+            if dev_sr != self._sr and (self._out_device.is_jack or not _opens_at(
+                    self._out_device, self._sr, out_ch, rate_check, stream_factory)):
                 # JACK runs at one rate only, and many ALSA / CoreAudio / WASAPI devices take a few rates:
                 # convert the file to the device's own rate rather than fail at start.
                 _log.info("output device %s does not take %d Hz: playing %s resampled to %d Hz",
@@ -165,7 +166,7 @@ class FileSource(AudioSource):
     # ------------------------------------------------------------------ properties
     @property
     def sample_rate(self) -> int:
-        """Hz (the file's, or the JACK server's when playing to JACK)."""
+        """Hz: the file's, or when playing, the output device's own rate if it is JACK or refuses the file's."""
         return self._sr
 
     @property

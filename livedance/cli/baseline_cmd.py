@@ -53,7 +53,9 @@ def train_baseline_cmd(
 @train_app.command("ship-baseline")
 def ship_baseline_cmd(
     run: Path = typer.Argument(..., help="Weights stem written by `livedance train baseline`, e.g. runs/baseline/baseline."),
-    tokenizer: Path = typer.Option(Path("runs/baseline-tokenizer-vq/tokenizer"), help="Its vq tokenizer stem."),
+    tokenizer: Path = typer.Option(Path("runs/baseline-tokenizer-vq/tokenizer"), help="Its vq tokenizer stem; written "
+                                   "only when the shipped baseline_tokenizer lacks the run's codes (a shipped decoder "
+                                   "fine-tune of the same codes is kept)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature to ship (choose it on --split val)."),
 ) -> None:
     """Ship a trained baseline (and its tokenizer) as livedance/weights/baseline*.* and rewrite its card section.
@@ -65,4 +67,7 @@ def ship_baseline_cmd(
     from livedance.model.baseline_gpt import ship_baseline
 
     paths = ship_baseline(run, tokenizer, temperature=temperature)
-    Console().print(f"shipped {', '.join(paths)} and the Baseline section of livedance/weights/MODEL_CARD.md", highlight=False)
+    kept = "" if any("baseline_tokenizer" in p for p in paths) else (
+        "; kept the shipped baseline_tokenizer (it has the run's codes), --tokenizer not written")
+    Console().print(f"shipped {', '.join(paths)} and the Baseline section of livedance/weights/MODEL_CARD.md{kept}",
+                    highlight=False)

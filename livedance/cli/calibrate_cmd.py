@@ -74,7 +74,8 @@ def latency_command(
     given = [n for n in ("bpm", "beats", "lead_in", "discard", "visual", "clicks", "jack_loop", "input_dev") if typed(n)]
     other = [n for n in given if (n in ("clicks", "jack_loop", "input_dev")) != loopback]
     if other:  # an option of the other mode would be silently ignored
-        flags = ", ".join("--" + {"input_dev": "input"}.get(n, n).replace("_", "-") for n in other)
+        flags = ", ".join({"input_dev": "--input", "visual": "--visual/--no-play"}.get(n, "--" + n.replace("_", "-"))
+                          for n in other)
         raise ConfigError(f"{flags} appl{'ies' if len(other) == 1 else 'y'} to "
                           f"{'--tap' if loopback else '--loopback'}, not to {'--loopback' if loopback else '--tap'}")
     cfg_user = load_user_config(config_file)  # fail early on a malformed file

@@ -57,7 +57,8 @@ class EvalConfig:
             reference code's precedence slip, for published FIDk; :mod:`livedance.eval.kinetic`).
         skeleton: the body the real dances (the split's and the reference's) are scored on: ``"shared"`` (default)
             renders each by FK of its own joint rotations and root path on one skeleton, the mean of the reference
-            dancers' rest offsets, which is the skeleton the generators decode onto (their representation's); as
+            dancers' rest offsets, which with the train split as the reference (the protocol) is the skeleton the
+            generators decode onto (their representation's; another reference split gives its own mean); as
             Bailando's protocol scores every row on one SMPL body, so a dancer's size (bone lengths differ by up
             to 10 % between the Tang dancers, and kinetic energies grow with their square) is not counted as
             diversity of the real rows only. ``"own"``: each dancer's own skeleton (the protocol before session

@@ -362,6 +362,7 @@ class Performer:
         self._listening_stopped = False
         self._frozen = False  # gc.freeze() done by start(), undone by stop()
         self._last_pose: tuple[np.ndarray, np.ndarray] | None = None
+        self._sent_heard_s = -math.inf  # heard stream time of the last frame sent (output thread writes; run() reads)
         self._warned_clock = False  # output clock thread
         self._warned_sched = False  # scheduler thread
         self._warned_gen = False
@@ -530,8 +531,8 @@ class Performer:
 
         A file's last sample is read before the audience hears it (``audio_delay_s`` later, and for ``--play``
         the output buffer's latency on top, both in the stream clock's origin), so after the source finishes the
-        show goes on until the frame that shows the music's end has been sent (``heard_stream_time`` of its
-        ``t_show`` past the end, plus one frame): a recording keeps the song's last hit.
+        show goes on until a frame that shows the music's end has been sent (``heard_stream_time`` of its
+        ``t_show`` at or past the end; 0.25 s after that frame's tick at most): a recording keeps the song's last hit.
 
         Args:
             duration_s: stop after this many seconds (None: until the source ends or forever).
@@ -542,11 +543,14 @@ class Performer:
         while not self._stop.is_set():
             if self.finished:
                 cfg = self.config
-                # the tick whose frame is seen when the end is heard: origin + end + D - L, and one frame more
-                t_done = self.stream_origin + self.listener.end_s + cfg.audio_delay_s - cfg.latency_s + 1.0 / cfg.fps
+                end_s = self.listener.end_s
+                # the tick whose frame is seen when the end is heard (origin + end + D - L); wait until a frame at
+                # or past the end was sent, 0.25 s longer at most (a late output thread skips ticks)
+                t_cap = self.stream_origin + end_s + cfg.audio_delay_s - cfg.latency_s + 0.25
                 if t_end is not None:
-                    t_done = min(t_done, t_end)
-                self._stop.wait(max(0.0, t_done - time.perf_counter()))
+                    t_cap = min(t_cap, t_end)
+                while self._sent_heard_s < end_s and time.perf_counter() < t_cap and not self._stop.is_set():
+                    self._stop.wait(min(0.005, max(t_cap - time.perf_counter(), 0.0)))
                 if on_status is not None:
                     on_status(self.stats())
                 break
@@ -924,3 +928,4 @@ class Performer:
         music = MusicState(beat_phase=phase, bpm=bpm, energy=float(snap.loudness))
         self.sinks.send(frame, music)
         st.frames_sent += 1
+        self._sent_heard_s = s

@@ -90,7 +90,8 @@ def default_audio_delay_ms(source_kind: str) -> tuple[float, str]:
         ``input_latency_ms`` for ``"input"``, 0 for ``"silent"`` or without a config file.
 
     Raises:
-        ConfigError: an unknown ``source_kind``, or a user config file that exists but is malformed.
+        ConfigError: an unknown ``source_kind``, a user config file that exists but is malformed, or a config path
+            that cannot be checked (a folder the user may not enter, a name too long).
     """
     if source_kind not in ("played", "input", "silent"):
         raise ConfigError(f"source kind {source_kind!r}: expected played, input or silent")

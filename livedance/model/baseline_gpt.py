@@ -401,8 +401,10 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
     sampling temperature to ship (None: the run's; choose it on the val split, as for the generator).
 
     A tokenizer already in ``weights_dir`` with the run's codes (the same tokenizer, or a decoder fine-tune of it,
-    :mod:`livedance.model.decoder_tune`) is kept, so shipping a retrained baseline does not undo a decoder
-    fine-tune; otherwise ``tokenizer_stem``'s is written, after checking that the run was trained on its codes.
+    :mod:`livedance.model.decoder_tune`; the run's JSON must record its ``tokenizer_sha256``) is kept, so shipping a
+    retrained baseline does not undo a decoder fine-tune, and ``tokenizer_stem`` is then not written (the returned
+    paths do not list a tokenizer); otherwise ``tokenizer_stem``'s is written, after checking that the run was
+    trained on its codes.
 
     Raises:
         WeightsError: the run's files are missing or corrupt, or the run was trained on other codes than
@@ -423,11 +425,13 @@ def ship_baseline(run_stem, tokenizer_stem, weights_dir=None, command: str | Non
     trained_with = doc.get("tokenizer_sha256")
     tpaths: tuple = ()
     shipped = folder / BASELINE_TOKENIZER_STEM
-    try:
-        tok, rep, tdoc = Tokenizer.load(shipped)
-        keep_shipped = same_codes(trained_with, tdoc)
-    except Exception:  # noqa: BLE001 - none shipped (or unreadable): write the given one
-        keep_shipped = False
+    keep_shipped = False
+    if trained_with:  # (a run that records no tokenizer sha256 cannot be matched: the given tokenizer is written)
+        try:
+            tok, rep, tdoc = Tokenizer.load(shipped)
+            keep_shipped = same_codes(trained_with, tdoc)
+        except Exception:  # noqa: BLE001 - none shipped (or unreadable): write the given one
+            keep_shipped = False
     if not keep_shipped:
         tok, rep, tdoc = Tokenizer.load(tokenizer_stem)
         require_same_codes(weight_paths(run_stem)[1], trained_with, tdoc, str(weight_paths(tokenizer_stem)[1]))

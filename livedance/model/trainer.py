@@ -161,8 +161,8 @@ class DistInfo:
 def init_distributed() -> DistInfo:
     """Initialise ``torch.distributed`` from ``torchrun``'s environment (idempotent).
 
-    Reads RANK, WORLD_SIZE, LOCAL_RANK; with WORLD_SIZE > 1 initialises ``nccl`` (CUDA) or ``gloo`` (CPU)
-    through ``env://``. Without them returns a single-process :class:`DistInfo` (CUDA device 0 if available).
+    Reads RANK, WORLD_SIZE, LOCAL_RANK; with WORLD_SIZE > 1 initialises ``cpu:gloo,cuda:nccl`` (CUDA: NCCL for the
+    model's tensors, gloo for the loop's small CPU tensors) or ``gloo`` (CPU) through ``env://``. Without them returns a single-process :class:`DistInfo` (CUDA device 0 if available).
 
     Raises:
         ConfigError: when the environment variables are malformed.
