@@ -47,6 +47,7 @@ def main() -> None:
     from livedance.data.dataset import load_split
     from livedance.model.representation import Representation
     from livedance.model.train_tokenizer import TokenizerRunConfig, reconstruction_mpjpe, run_training
+    from livedance.model.trainer import has_checkpoint
 
     if args.mirror_check:
         from livedance.model.tokenizer import Tokenizer
@@ -70,11 +71,8 @@ def main() -> None:
     for v in args.variants.split(","):
         # a folder per variant and seed; a rerun into a finished one continues it (--resume), never overwrites it
         out = args.out / f"{v}-seed{args.seed}"
-        from livedance.model.trainer import checkpoint_candidates
-
-        done = any((c / "trainer.json").is_file() for c in checkpoint_candidates(out))
         cfg = TokenizerRunConfig(variant=v, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                                 out=out, progress=False, resume=done)
+                                 out=out, progress=False, resume=has_checkpoint(out))
         res = run_training(cfg)
         rows[v] = {**res["metrics"], "steps": res["steps"], "minutes": res["elapsed_s"] / 60}
 

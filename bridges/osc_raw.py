@@ -115,15 +115,16 @@ class RawOSCSender:
             host, port, max_datagram_bytes=max_datagram_bytes, name="raw OSC", logger=logger
         )
         self._t0: float | None = None
-        self._last_q: np.ndarray | None = None  # (J, 4) the rotations sent last (their sign sets the next frame's)
+        # (J, 4) the rotations sent last, whose signs set the next frame's; identity rows at first, so the first
+        # frame gets w >= 0 by the same rule
+        self._last_q = np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (len(self._idx), 1))
         self.frames_sent = 0
         self._prefixes = {
             (kind, comps): self._layout_prefixes(kind, comps) for kind, comps in (("rot", "xyzw"), ("pos", "xyz"))
         }
 
     @staticmethod
-    def check_options(prefix: str = "/livedance", joints: Sequence[str] | None = None, layout: str = "vector",
-                      send_rotations: bool = True, send_positions: bool = True) -> list[str]:
+    def check_options(prefix: str = "/livedance", joints: Sequence[str] | None = None, layout: str = "vector") -> list[str]:
         """Validate the stream's options without opening a socket (a CLI checks them before loading a model).
 
         Returns:
@@ -188,11 +189,9 @@ class RawOSCSender:
             if self.send_rotations:
                 q = frame.local_quats[self._idx].astype(np.float64)
                 q /= np.linalg.norm(q, axis=1, keepdims=True)  # PoseFrame rules out zero rows
-                if self._last_q is None:
-                    q[q[:, 3] < 0] *= -1.0  # the first frame: w >= 0
-                else:  # then each joint's sign nearest its last one: continuous channels through a 180-degree turn
-                    q[(q * self._last_q).sum(axis=1) < 0] *= -1.0
-                self._last_q = q.copy()
+                # each joint's sign nearest its last one: continuous channels through a 180-degree turn
+                q[(q * self._last_q).sum(axis=1) < 0] *= -1.0
+                self._last_q = q  # (a fresh array: astype copied it, and nothing below writes to it)
                 msgs.extend(self._quantity("rot", "xyzw", q))
             if self.send_positions:
                 _, positions = forward_kinematics(

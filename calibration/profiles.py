@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from livedance.bridges.frame import is_weight
 from livedance.bridges.humanoid import HUMANOID_BONES, arm_subtree
 from livedance.errors import ConfigError
 
@@ -79,16 +80,6 @@ class CoordinateConvention:
     up: str
     forward: str
     unit_m: float
-
-
-def _finite_number(v: object) -> bool:
-    """Whether a JSON value is a finite real number (not a bool; an integer too large for a float is not)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # an int beyond 1.8e308
-        return False
 
 
 @dataclass(frozen=True)
@@ -246,14 +237,14 @@ def parse_profile(data: object, source: str = "<dict>", path: Path | None = None
     if rest_pose not in ("T", "A"):
         raise fail(f"'rest_pose' must be \"T\" or \"A\", got {rest_pose!r}")
     arm = data.get("arm_down_deg", 0.0)
-    if not _finite_number(arm):
+    if not is_weight(arm):
         raise fail(f"'arm_down_deg' must be a number of degrees, got {arm!r}")
     if rest_pose == "T" and arm != 0:
         raise fail(f"'arm_down_deg' is {arm} but 'rest_pose' is \"T\" (arms horizontal): expected 0")
     if rest_pose == "A" and not 0 < arm <= 90:
         raise fail(f"'arm_down_deg' is {arm} for an A-pose; expected degrees in (0, 90]")
     yaw = data.get("root_yaw_deg", 0.0)
-    if not _finite_number(yaw):
+    if not is_weight(yaw):
         raise fail(f"'root_yaw_deg' must be a number of degrees, got {yaw!r}")
     coords = _parse_coords(data["native_coordinates"], fail)
     frame = data.get("offsets_frame", "unity")
@@ -267,7 +258,7 @@ def parse_profile(data: object, source: str = "<dict>", path: Path | None = None
     for bone, q in offsets_raw.items():
         if bone not in valid:
             raise fail(f"'bone_axis_offsets' has unknown bone {bone!r}; expected a Unity HumanBodyBones name")
-        if not isinstance(q, list) or len(q) != 4 or not all(_finite_number(v) for v in q):
+        if not isinstance(q, list) or len(q) != 4 or not all(is_weight(v) for v in q):
             raise fail(f"'bone_axis_offsets.{bone}' must be 4 finite numbers [x, y, z, w], got {q!r}")
         arr = np.asarray(q, dtype=np.float64)
         arr = arr / max(float(np.abs(arr).max()), 1e-300)  # (scaled first: [1e200, 1e200, 0, 0] is a rotation too)
@@ -316,6 +307,6 @@ def _parse_coords(raw: object, fail) -> CoordinateConvention:
     if raw["up"][1] == raw["forward"][1]:
         raise fail(f"'native_coordinates' up {raw['up']} and forward {raw['forward']} are the same axis")
     unit = raw["unit_m"]
-    if not (_finite_number(unit) and unit > 0):
+    if not (is_weight(unit) and unit > 0):
         raise fail(f"'native_coordinates.unit_m' must be a positive number of metres per unit, got {unit!r}")
     return CoordinateConvention(raw["handedness"], raw["up"], raw["forward"], float(unit))

@@ -34,9 +34,7 @@ file and the key.
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -189,11 +187,9 @@ def config_exists(path: Path) -> bool:
 
 
 def _number(path: Path, key: str, value: Any) -> float:
-    try:  # an integer too large for a float (JSON has no limit) is no finite number either
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
-    except OverflowError:
-        ok = False
-    if not ok:
+    from livedance.bridges.frame import is_weight
+
+    if not is_weight(value):  # (an integer too large for a float, which JSON allows, is no finite number either)
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise ConfigError(f"{path}: {key} must be a finite number, got {shown}")
     return float(value)
@@ -330,37 +326,11 @@ def save_user_config(config: UserConfig, path: str | Path | None = None) -> Path
         raise ConfigError(f"config file {p}: cannot resolve it ({err})") from None
     data = config.to_dict()
     parse_user_config(data, p)  # refuse to write what could not be read back
+    from livedance.atomic import atomic_target
+
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        try:  # keep the file's permissions (a config shared with a service account stays readable to it)
-            mode = p.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask  # a new file: the usual permissions (mkstemp makes 0600)
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=p.parent)
-        try:
-            try:
-                os.fchmod(fd, mode)
-            except OSError:  # a file system without permissions (vfat, some network mounts)
-                pass
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-            try:  # the rename itself survives a power cut
-                dfd = os.open(p.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_target(p) as tmp:  # fsync'ed, keeps the file's permissions; a crash leaves the old file
+            tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot write the livedance config {p}: {err.strerror or err} (in {p.parent})") from None
     return p

@@ -23,7 +23,8 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
 
     The temporary name ends with ``.tmp`` plus the target's suffix (``x.npz`` -> ``.x.npz.<random>.tmp.npz``),
     so writers that append a suffix of their own (``np.savez``, ``np.save``) keep the name. The folder
-    is created if needed; the file gets the usual permissions (0666 minus the umask), and the file and the folder
+    is created if needed; the file keeps the permissions of the one it replaces (a new one gets 0666 minus the umask),
+    and the file and the folder
     are fsync'ed around the rename, so a power cut leaves the old file or the new one, never an empty one. On an exception
     the temporary file is removed and the exception propagates; ``path`` is left as it was.
 
@@ -41,9 +42,16 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+        try:  # an existing file keeps its permissions (a config shared with a service account stays readable)
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # a new file: the usual permissions (mkstemp makes 0600)
+        try:
+            os.chmod(tmp, mode)
+        except OSError:  # a file system without permissions (vfat, some network mounts)
+            pass
         fsync_path(tmp)  # the data is on disk before the rename makes it the file (a power cut leaves old or new)
         os.replace(tmp, path)
         fsync_path(path.parent)  # ... and the rename itself

@@ -412,7 +412,7 @@ def test_config_round_trip_keeps_unknown_keys(monkeypatch, tmp_path):
     assert back == cfg
     assert back.output_latency_s == pytest.approx(0.0425)
     assert json.loads(path.read_text())["future_key"] == {"x": 1}
-    assert not list(path.parent.glob(".config-*"))  # no temporary file left behind
+    assert not list(path.parent.glob(".*.tmp*"))  # no temporary file left behind
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,15 @@ class _CallbackStop(Exception):
     """Stands in for sounddevice.CallbackStop when PortAudio is absent (fake streams)."""
 
 
+def _output_channels(file_channels: int, dev: DeviceInfo) -> int:
+    """Channels of the output stream that plays a file: the file's own when the device has that many (2 or more);
+    else the mono mix on both speakers (one if the device has one), since a 1-channel stream would sound on the
+    left only."""
+    if 2 <= file_channels <= dev.max_output_channels:
+        return int(file_channels)
+    return max(1, min(2, dev.max_output_channels))
+
+
 def _opens_at(dev: DeviceInfo, hz: int, channels: int, rate_check: Callable[[DeviceInfo, int], bool] | None,
               stream_factory: StreamFactory | None) -> bool:
     """Whether output device ``dev`` opens at ``hz`` Hz with ``channels`` float32 channels.
@@ -127,8 +136,7 @@ class FileSource(AudioSource):
             devs = device_lister() if device_lister is not None else None
             self._out_device = resolve_device(output_device, "output", devs)
             dev_sr = int(round(self._out_device.default_samplerate))
-            out_ch = audio.shape[1] if 2 <= audio.shape[1] <= self._out_device.max_output_channels else \
-                max(1, min(2, self._out_device.max_output_channels))  # what _open_output will open
+            out_ch = _output_channels(audio.shape[1], self._out_device)  # what _open_output will open
             if dev_sr != self._sr and (self._out_device.is_jack or not _opens_at(
                     self._out_device, self._sr, out_ch, rate_check, stream_factory)):
                 # JACK runs at one rate only, and many ALSA / CoreAudio / WASAPI devices take a few rates:
@@ -251,12 +259,9 @@ class FileSource(AudioSource):
         assert self._out_device is not None and self._ring is not None
         self._ring.reset()
         dev = self._out_device
-        n_ch = self._audio.shape[1]
-        if 2 <= n_ch <= dev.max_output_channels:
-            self._out_src, out_ch = self._audio, n_ch
-        else:  # a mono file, or more channels than the device has: the mono mix on both speakers (one if the
-            # device has one), broadcast by the callback's copy; a 1-channel stream would sound on the left only
-            self._out_src, out_ch = self._mono[:, None], min(2, dev.max_output_channels)
+        out_ch = _output_channels(self._audio.shape[1], dev)
+        # the file's own channels, or its mono mix broadcast by the callback's copy onto the stream's channels
+        self._out_src = self._audio if out_ch == self._audio.shape[1] else self._mono[:, None]
         factory = self._stream_factory
         if factory is None:
             factory = portaudio.import_sounddevice().OutputStream

@@ -215,9 +215,7 @@ def show_command(
     config_file: Optional[Path] = typer.Option(None, "--config", help="Config file (default: the user config)."),
 ) -> None:
     """Print the user config (JSON) and the file it comes from."""
-    from livedance.calibration.user_config import config_path, load_user_config
-
-    from livedance.calibration.user_config import config_exists
+    from livedance.calibration.user_config import config_exists, config_path, load_user_config
 
     path = config_file.expanduser() if config_file is not None else config_path()
     cfg = load_user_config(path)

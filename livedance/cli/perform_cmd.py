@@ -271,7 +271,7 @@ def perform_command(
             osc_options["joints"] = [j.strip() for j in osc_joints.split(",") if j.strip()]
         from livedance.bridges.osc_raw import RawOSCSender
 
-        RawOSCSender.check_options(**osc_options)  # a bad layout, prefix or joint fails before the model loads
+        RawOSCSender.check_options(osc_prefix, osc_options.get("joints"), osc_layout)  # fails before the model loads
     elif (osc_layout, osc_prefix, osc_joints, osc_no_rotations) != ("vector", "/livedance", None, False):
         raise ConfigError("--osc-layout / --osc-prefix / --osc-joints / --osc-no-rotations apply to raw OSC: add "
                           "--osc HOST:PORT")

@@ -329,14 +329,8 @@ class Listener:
             x = np.clip(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), -self.MAX_ABS, self.MAX_ABS)
             self.stats.bad_blocks += 1
         # 1. features, published at once
-        ff = self._features.push(self._resampler.push(x))
-        if len(ff):
-            times = ff.times_s + self._offset_s
-            with self._fq_lock:
-                self._fq.append((ff.values, times))
-            t_ready = time.perf_counter()
-            self.stats.latency_s.append(t_ready - (block.t_capture + block.duration_s))
-            self.stats.feature_frames += len(ff)
+        if self._push_features(x):
+            self.stats.latency_s.append(time.perf_counter() - (block.t_capture + block.duration_s))
         self.stats.blocks += 1
         self.stats.samples += block.n_frames
         # 3. fast silence gate
@@ -374,14 +368,20 @@ class Listener:
             loudness=loudness,
         )
 
-    def _fill(self, n: int) -> None:
-        """A short gap of ``n`` samples: the analysis hears silence in its place and keeps its state."""
-        z = np.zeros(int(n), np.float32)
-        ff = self._features.push(self._resampler.push(z))
+    def _push_features(self, x: np.ndarray) -> int:
+        """Resample ``x`` (float32 samples at the source rate), compute its feature frames and publish them on the
+        stream clock at once; returns how many frames it completed."""
+        ff = self._features.push(self._resampler.push(x))
         if len(ff):
             with self._fq_lock:
                 self._fq.append((ff.values, ff.times_s + self._offset_s))
             self.stats.feature_frames += len(ff)
+        return len(ff)
+
+    def _fill(self, n: int) -> None:
+        """A short gap of ``n`` samples: the analysis hears silence in its place and keeps its state."""
+        z = np.zeros(int(n), np.float32)
+        self._push_features(z)
         self._tracker.push(z)
         self.stats.filled_gaps += 1
         self.stats.filled_samples += int(n)

@@ -121,13 +121,13 @@ def default_travel_scale() -> tuple[float, str]:
         ConfigError: the user config file exists but is malformed (a hip height outside 0.2..5 m included).
     """
     try:
-        from livedance.calibration.user_config import config_exists, config_path, load_user_config
+        from livedance.calibration.user_config import config_path, load_user_config
     except ImportError:
         return 1.0, "default"
     from livedance.live.rest import PELVIS_HEIGHT_M
 
     path = config_path()
-    hip = load_user_config(path).avatar_hip_height_m if config_exists(path) else None
+    hip = load_user_config(path).avatar_hip_height_m  # (a missing file: the defaults, no hip height)
     if hip is None:
         return 1.0, "default; `livedance calibrate set --hip-height M` stores your avatar's"
     return hip / PELVIS_HEIGHT_M, f"avatar hip height {hip:g} m in {path}"

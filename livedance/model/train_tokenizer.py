@@ -250,19 +250,13 @@ def upgrade_run_config(saved: dict) -> dict:
     return {**saved, "tokenizer": tok}
 
 
-def _torch_threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())  # what the CLI's --threads set: the recorded command reproduces the run
-
-
 def _train_command(cfg: TokenizerRunConfig) -> str:
     from livedance.data.dataset import data_root_option
 
     mins = f" --minutes {cfg.minutes:g}" if cfg.minutes else ""
     return (f"livedance train tokenizer --variant {cfg.variant} --steps {cfg.steps}{mins} --seed {cfg.seed} "
             f"--batch-size {cfg.batch_size} --window {cfg.window} --lr {cfg.lr:g} --width {cfg.width} "
-            f"--codebook-size {cfg.codebook_size} --threads {_torch_threads()}"
+            f"--codebook-size {cfg.codebook_size} --threads {torch.get_num_threads()}"
             f"{' --legacy-dropout' if cfg.legacy_dropout else ''}"
             + data_root_option(cfg.data_root))
 

@@ -77,6 +77,7 @@ __all__ = [
     "seed_everything",
     "lr_at",
     "RESUME_FREE_FIELDS",
+    "has_checkpoint",
     "prepare_run_dir",
 ]
 
@@ -271,14 +272,19 @@ def prepare_run_dir(out_dir: str | Path, resume: bool) -> Path:
     if d.exists() and not d.is_dir():
         raise ConfigError(f"--out {d} is a file; expected a run folder")
     check_output_path(d / ".livedance-write-check", f"--out {d}", overwrite=True, make_parent=True)  # creates d
-    has_checkpoint = any(_complete(c) for c in checkpoint_candidates(d))
-    if resume and not has_checkpoint:
+    found = has_checkpoint(d)
+    if resume and not found:
         raise ConfigError(f"--resume: no checkpoint in {d / 'checkpoint'} (start without --resume, or point --out "
                           "at the run to continue)")
-    if not resume and has_checkpoint:
+    if not resume and found:
         raise ConfigError(f"--out {d} holds an earlier run's checkpoint, which a fresh run would overwrite: pass "
                           "--resume to continue it, or another --out (or delete the folder)")
     return d
+
+
+def has_checkpoint(out_dir: str | Path) -> bool:
+    """Whether a run folder holds a complete checkpoint that ``--resume`` would read (:func:`checkpoint_candidates`)."""
+    return any(_complete(c) for c in checkpoint_candidates(Path(out_dir)))
 
 
 def checkpoint_candidates(out_dir: Path) -> list[Path]:
